@@ -1,0 +1,32 @@
+"""Deployment checks: refuse a database role that row-level security would not apply to."""
+
+from __future__ import annotations
+
+from django.core.checks import Error, Tags, register
+from django.db import connections
+
+
+@register(Tags.database, deploy=True)
+def check_application_role(app_configs=None, databases=None, **kwargs) -> list[Error]:
+    if not databases or "default" not in databases:
+        return []
+    conn = connections["default"]
+    if conn.vendor != "postgresql":
+        return []
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT rolsuper, rolbypassrls, "
+            "(SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid AND c.relkind = 'r') "
+            "FROM pg_roles r WHERE rolname = current_user"
+        )
+        superuser, bypass, owned = cur.fetchone()
+    if superuser or bypass or owned:
+        return [
+            Error(
+                "The application database role is superuser, has BYPASSRLS or owns tables: row-level "
+                "security would not isolate tenants.",
+                hint="Run `manage.py setup_db_roles` and point DATABASE_URL at the application role.",
+                id="healthapp.E001",
+            )
+        ]
+    return []

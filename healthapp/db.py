@@ -1,0 +1,41 @@
+"""Switching a process between the application role and the owner role (PostgreSQL)."""
+
+from __future__ import annotations
+
+import dj_database_url
+from django.conf import settings
+from django.db import connections
+
+
+def is_postgres(alias: str = "default") -> bool:
+    return connections[alias].vendor == "postgresql"
+
+
+def use_owner_role(alias: str = "default") -> None:
+    """Reconnect ``alias`` as the table-owner role from DATABASE_OWNER_URL.
+
+    Only migrations and operator commands call this; web requests and workers stay on the
+    application role, which row-level security applies to.
+    """
+    _reconnect(alias, dj_database_url.parse(settings.DATABASE_OWNER_URL))
+
+
+def use_app_role(alias: str = "default") -> None:
+    _reconnect(alias, dj_database_url.parse(settings.DATABASE_URL))
+
+
+def app_role_name() -> str:
+    return dj_database_url.parse(settings.DATABASE_URL).get("USER") or ""
+
+
+def owner_role_name() -> str:
+    return dj_database_url.parse(settings.DATABASE_OWNER_URL).get("USER") or ""
+
+
+def _reconnect(alias: str, parsed: dict) -> None:
+    conn = connections[alias]
+    if conn.vendor != "postgresql":
+        return
+    conn.close()
+    conn.settings_dict["USER"] = parsed.get("USER", "")
+    conn.settings_dict["PASSWORD"] = parsed.get("PASSWORD", "")

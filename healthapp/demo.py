@@ -1,0 +1,122 @@
+"""The demo data set: two fictional tenants, every role, ~50 roster entries (Faker ja_JP, fixed seed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+
+from django.db import transaction
+from faker import Faker
+
+from accounts.models import Member, Role, User
+from accounts.services import member_create, password_generate, user_create
+from tenants.context import tenant_context
+from tenants.models import Tenant
+from tenants.services import tenant_create, tenant_ensure_structure
+
+SEED = 20261121
+
+DEMO_TENANTS = [
+    {
+        "slug": "demo-corp",
+        "kind": Tenant.Kind.COMPANY,
+        "name": "デモ商事株式会社",
+        "offices": {"東京本社": ["営業部", "総務部", "人事部", "開発部"], "大阪支社": ["営業部", "製造部"]},
+        "members": 30,
+        "users": [
+            Role.EMPLOYEE,
+            Role.PHYSICIAN,
+            Role.HEALTH_STAFF,
+            Role.HR_ADMIN,
+            Role.ORG_ADMIN,
+        ],
+    },
+    {
+        "slug": "demo-kenpo",
+        "kind": Tenant.Kind.INSURER,
+        "name": "デモ健康保険組合",
+        "offices": {"デモ商事 加入事業所": ["本社"], "デモ物流 加入事業所": ["本社"]},
+        "members": 20,
+        "users": [Role.EMPLOYEE, Role.HEALTH_STAFF, Role.INSURER_ADMIN, Role.ORG_ADMIN],
+    },
+]
+OPERATOR_EMAIL = "operator@ops.healthapp.example"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    tenant: str
+    role: str
+    email: str
+    password: str
+
+
+def demo_email(slug: str, role: str) -> str:
+    return f"{role.replace('_', '-')}@{slug}.example"
+
+
+@transaction.atomic
+def seed_demo() -> list[DemoLogin]:
+    """Create the demo tenants once; on every call give each demo login a fresh password.
+
+    Returns the logins with their passwords so the caller can show them once.
+    """
+    fake = Faker("ja_JP")
+    fake.seed_instance(SEED)
+    rng = random.Random(SEED)  # noqa: S311  (reproducible fictional data, not a secret)
+    logins: list[DemoLogin] = []
+    for spec in DEMO_TENANTS:
+        tenant = Tenant.objects.filter(slug=spec["slug"]).first()
+        if tenant is None:
+            tenant = tenant_create(kind=spec["kind"], name=spec["name"], slug=spec["slug"])
+            _seed_roster(tenant, spec, fake, rng)
+        for role in spec["users"]:
+            logins.append(_ensure_login(tenant, role))
+    logins.append(_ensure_login(None, Role.OPERATOR))
+    return logins
+
+
+def _seed_roster(tenant: Tenant, spec: dict, fake: Faker, rng: random.Random) -> None:
+    offices = tenant_ensure_structure(tenant=tenant, offices=spec["offices"])
+    symbol = f"{rng.randint(1000, 9999)}"
+    with tenant_context(tenant):
+        for i in range(spec["members"]):
+            office = rng.choice(list(offices.values()))
+            department = rng.choice(list(office.departments.all()))
+            sex = rng.choice([Member.Sex.MALE, Member.Sex.FEMALE])
+            if sex == Member.Sex.MALE:
+                last, first = fake.last_name_pair(), fake.first_name_male_pair()
+            else:
+                last, first = fake.last_name_pair(), fake.first_name_female_pair()
+            member_create(
+                employee_number=f"E{i + 1:05d}",
+                office=office,
+                department=department,
+                relationship=Member.Relationship.FAMILY if i % 7 == 6 else Member.Relationship.SELF,
+                name=f"{last[0]} {first[0]}",
+                kana_name=f"{last[1]} {first[1]}",
+                birth_date=dt.date(1960, 1, 1) + dt.timedelta(days=rng.randint(0, 365 * 42)),
+                sex=sex,
+                insurance_symbol=symbol,
+                insurance_number=str(rng.randint(1, 99999)),
+                address=fake.address(),
+                phone=fake.phone_number(),
+            )
+
+
+def _ensure_login(tenant: Tenant | None, role: str) -> DemoLogin:
+    email = demo_email(tenant.slug, role) if tenant else OPERATOR_EMAIL
+    password = password_generate()
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        member = None
+        if tenant is not None:
+            # Link each demo login to a roster entry of its own, in order.
+            with tenant_context(tenant):
+                member = Member.objects.filter(user__isnull=True).order_by("employee_number").first()
+        user_create(email=email, role=role, tenant=tenant, password=password, member=member)
+    else:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    return DemoLogin(tenant=tenant.slug if tenant else "-", role=role, email=email, password=password)

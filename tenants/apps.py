@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class TenantsConfig(AppConfig):
+    name = "tenants"
+    verbose_name = "テナント / Tenants"
+
+    def ready(self) -> None:
+        from tenants import rls
+
+        # Runs after every app's migrations, so new tenant tables are covered without remembering to.
+        post_migrate.connect(rls.apply_after_migrate, dispatch_uid="tenants.rls.apply_after_migrate")

@@ -1,0 +1,65 @@
+"""PostgreSQL row-level security for every TenantScopedModel table, and the application role's grants.
+
+Applied after every ``migrate`` (post_migrate), idempotently, by the owner role. A new tenant table
+therefore gets its policy without anyone remembering to; tests/tenants/test_rls_postgres.py checks the
+catalogue so a tenant table that escaped this (e.g. raw DDL) fails CI.
+"""
+
+from __future__ import annotations
+
+from django.apps import AppConfig, apps
+from django.db import connections
+from psycopg import sql
+
+from healthapp.db import app_role_name
+from tenants.context import GUC_NAME
+from tenants.models import TenantScopedModel
+
+POLICY_NAME = "tenant_isolation"
+
+# The sub-select makes PostgreSQL evaluate the setting once per statement (an InitPlan), not per row;
+# nullif maps "unset" to NULL so no row matches instead of a cast error.
+_TENANT_EXPR = f"nullif((select current_setting('{GUC_NAME}', true)), '')::bigint"
+
+
+def tenant_models(app_config: AppConfig | None = None) -> list[type[TenantScopedModel]]:
+    models = app_config.get_models() if app_config else apps.get_models()
+    return [m for m in models if issubclass(m, TenantScopedModel) and not m._meta.proxy]
+
+
+def policy_statements(table: str) -> list[sql.Composed]:
+    ident = sql.Identifier(table)
+    policy = sql.Identifier(POLICY_NAME)
+    predicate = sql.SQL(f"tenant_id = {_TENANT_EXPR}")
+    return [
+        sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(ident),
+        sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(ident),
+        sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(policy, ident),
+        sql.SQL("CREATE POLICY {} ON {} USING ({}) WITH CHECK ({})").format(policy, ident, predicate, predicate),
+    ]
+
+
+def grant_statements(role: str) -> list[sql.Composed]:
+    ident = sql.Identifier(role)
+    return [
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(ident),
+        sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident),
+        # TRUNCATE ignores row-level security: the application role must never hold it.
+        sql.SQL("REVOKE TRUNCATE ON ALL TABLES IN SCHEMA public FROM {}").format(ident),
+    ]
+
+
+def apply_after_migrate(sender: AppConfig, using: str = "default", **kwargs) -> None:
+    conn = connections[using]
+    if conn.vendor != "postgresql":
+        return
+    with conn.cursor() as cur:
+        for model in tenant_models(sender):
+            for statement in policy_statements(model._meta.db_table):
+                cur.execute(statement)
+        role = app_role_name()
+        cur.execute("SELECT current_user")
+        if role and role != cur.fetchone()[0]:
+            for statement in grant_statements(role):
+                cur.execute(statement)

@@ -1,9 +1,12 @@
-"""Deployment checks: refuse a database role that row-level security would not apply to."""
+"""Deployment checks: refuse a database role that row-level security would not apply to, and tenant
+tables without row-level security."""
 
 from __future__ import annotations
 
 from django.core.checks import Error, Tags, register
 from django.db import connections
+
+from tenants.rls import rls_violations
 
 
 @register(Tags.database, deploy=True)
@@ -20,13 +23,19 @@ def check_application_role(app_configs=None, databases=None, **kwargs) -> list[E
             "FROM pg_roles r WHERE rolname = current_user"
         )
         superuser, bypass, owned = cur.fetchone()
+    errors = []
     if superuser or bypass or owned:
-        return [
+        errors.append(
             Error(
                 "The application database role is superuser, has BYPASSRLS or owns tables: row-level "
                 "security would not isolate tenants.",
                 hint="Run `manage.py setup_db_roles` and point DATABASE_URL at the application role.",
                 id="healthapp.E001",
             )
-        ]
-    return []
+        )
+    with conn.cursor() as cur:
+        errors.extend(
+            Error(problem, hint="Run `manage.py migrate` (it applies the policies).", id="healthapp.E002")
+            for problem in rls_violations(cur)
+        )
+    return errors

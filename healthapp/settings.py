@@ -138,6 +138,9 @@ S3_BUCKET = env_str("S3_BUCKET", "")
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = not PRODUCTION  # development serves straight from static/, no collectstatic needed
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 _staticfiles_backend = (
     "whitenoise.storage.CompressedManifestStaticFilesStorage"
     if PRODUCTION

@@ -63,3 +63,42 @@ def apply_after_migrate(sender: AppConfig, using: str = "default", **kwargs) -> 
         if role and role != cur.fetchone()[0]:
             for statement in grant_statements(role):
                 cur.execute(statement)
+
+
+# Tables that carry a tenant_id but are read before any tenant is known (the login directory).
+# Each entry needs a reason; everything else with a tenant_id column must be row-level secured.
+GLOBAL_TABLES_WITH_TENANT_ID = {
+    "accounts_user": "login directory: looked up by e-mail at login, holds no personal data beyond it",
+}
+
+
+def rls_violations(cursor) -> list[str]:
+    """Return one line per table in the current schema that has a ``tenant_id`` column but lacks
+    ENABLE + FORCE row-level security or a policy whose USING and WITH CHECK read app.tenant_id."""
+    cursor.execute(
+        """
+        SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+               count(p.policyname) FILTER (
+                   WHERE p.qual LIKE %(guc)s AND p.with_check LIKE %(guc)s
+               )
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+        LEFT JOIN pg_policies p ON p.schemaname = n.nspname AND p.tablename = c.relname
+        WHERE c.relkind IN ('r', 'p')
+        GROUP BY c.relname, c.relrowsecurity, c.relforcerowsecurity
+        ORDER BY c.relname
+        """,
+        {"guc": f"%{GUC_NAME}%"},
+    )
+    problems = []
+    for table, enabled, forced, policies in cursor.fetchall():
+        if table in GLOBAL_TABLES_WITH_TENANT_ID:
+            continue
+        if not enabled:
+            problems.append(f"{table}: row-level security not enabled")
+        if not forced:
+            problems.append(f"{table}: row-level security not forced")
+        if not policies:
+            problems.append(f"{table}: no policy with USING and WITH CHECK on {GUC_NAME}")
+    return problems

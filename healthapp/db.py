@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dj_database_url
 from django.conf import settings
 from django.db import connections
@@ -18,6 +21,23 @@ def use_owner_role(alias: str = "default") -> None:
     application role, which row-level security applies to.
     """
     _reconnect(alias, dj_database_url.parse(settings.DATABASE_OWNER_URL))
+
+
+@contextmanager
+def owner_role(alias: str = "default") -> Iterator[None]:
+    """Run the block as the owner role, then return to the application role.
+
+    Inside a caller's open transaction (``call_command`` from code or a test) the block joins that
+    transaction on the caller's connection instead: switching would silently split the work in two.
+    """
+    if connections[alias].in_atomic_block:
+        yield
+        return
+    use_owner_role(alias)
+    try:
+        yield
+    finally:
+        use_app_role(alias)
 
 
 def use_app_role(alias: str = "default") -> None:

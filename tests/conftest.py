@@ -20,7 +20,12 @@ TEST_PASSWORD = "Corr3ct-Horse-Battery"
 
 
 def pytest_collection_modifyitems(config, items):
-    # PostgreSQL tests run in the PostgreSQL pass of .ci/run; there, an unreachable server fails them.
+    # PostgreSQL and Redis tests run in the second pass of .ci/run, which sets
+    # HEALTHAPP_TEST_REQUIRE_SERVICES=1: there a missing service is an error, never a skip.
+    if os.environ.get("HEALTHAPP_TEST_REQUIRE_SERVICES") == "1":
+        if not ON_POSTGRES or not os.environ.get("REDIS_URL"):
+            raise pytest.UsageError("HEALTHAPP_TEST_REQUIRE_SERVICES=1 needs DATABASE_URL=postgres://… and REDIS_URL")
+        return
     skip_pg = pytest.mark.skip(reason="needs DATABASE_URL=postgres://… (runs in the PostgreSQL pass)")
     skip_redis = pytest.mark.skip(reason="needs REDIS_URL (runs in the PostgreSQL + Redis pass)")
     for item in items:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from healthapp.db import use_owner_role
+from healthapp.db import owner_role
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
@@ -15,8 +15,8 @@ class OperatorCommand(BaseCommand):
     """A command our operators run: it connects as the owner role, not the application role."""
 
     def execute(self, *args: Any, **options: Any) -> Any:
-        use_owner_role()
-        return super().execute(*args, **options)
+        with owner_role():
+            return super().execute(*args, **options)
 
 
 def resolve_tenant(slug: str) -> Tenant:
@@ -44,9 +44,10 @@ class TenantCommand(OperatorCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> str | None:
-        if not options.get("tenant"):
+        slug = options.pop("tenant", None)
+        if not slug:
             return self.handle_tenant(None, *args, **options)
-        tenant = resolve_tenant(options["tenant"])
+        tenant = resolve_tenant(slug)
         with tenant_context(tenant):
             return self.handle_tenant(tenant, *args, **options)
 

@@ -181,3 +181,17 @@ def test_interleaved_requests_for_two_tenants_on_one_connection_leak_nothing(com
     with connection.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         assert cur.fetchone()[0] == pid, "the test must really reuse one server connection"
+
+
+def test_operator_commands_switch_to_the_owner_role_and_back(transactional_db):
+    from healthapp.db import owner_role, owner_role_name
+
+    def whoami() -> str:
+        with connection.cursor() as cur:
+            cur.execute("SELECT current_user")
+            return cur.fetchone()[0]
+
+    app_user = whoami()
+    with owner_role():
+        assert whoami() == owner_role_name() != app_user
+    assert whoami() == app_user

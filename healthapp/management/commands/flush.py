@@ -1,6 +1,6 @@
 from django.core.management.commands.flush import Command as DjangoFlush
 
-from healthapp.db import use_app_role, use_owner_role
+from healthapp.db import owner_role
 
 
 class Command(DjangoFlush):
@@ -8,9 +8,5 @@ class Command(DjangoFlush):
     role is never granted it. The connection returns to the application role afterwards."""
 
     def execute(self, *args, **options):
-        alias = options.get("database") or "default"
-        use_owner_role(alias)
-        try:
+        with owner_role(options.get("database") or "default"):
             return super().execute(*args, **options)
-        finally:
-            use_app_role(alias)

@@ -1,0 +1,138 @@
+"""Operator commands: create tenants and users, seed the demo, fail clearly on bad input."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import Member, User
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_create_tenant(db):
+    out = run(
+        "create_tenant",
+        "--kind",
+        "insurer",
+        "--name",
+        "サンプル健康保険組合",
+        "--slug",
+        "sample-kenpo",
+        "--contract-end",
+        "2030-03-31",
+    )
+    tenant = Tenant.objects.get(slug="sample-kenpo")
+    assert "sample-kenpo" in out
+    assert tenant.kind == "insurer" and str(tenant.contract_end) == "2030-03-31" and tenant.is_active
+
+
+def test_create_tenant_rejects_a_duplicate_slug_and_a_bad_date(db, world):
+    with pytest.raises(CommandError, match="使用済み"):
+        run("create_tenant", "--kind", "company", "--name", "x", "--slug", "tenant-a")
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        run("create_tenant", "--kind", "company", "--name", "x", "--slug", "new", "--contract-end", "31/03/2030")
+    with pytest.raises(CommandError):
+        run(
+            "create_tenant",
+            "--kind",
+            "company",
+            "--name",
+            "x",
+            "--slug",
+            "new2",
+            "--contract-start",
+            "2030-01-01",
+            "--contract-end",
+            "2029-01-01",
+        )
+
+
+def test_create_user_with_generated_password_shown_once(db, world):
+    out = run(
+        "create_user",
+        "--tenant",
+        "tenant-a",
+        "--email",
+        "Nurse@A.example",
+        "--role",
+        "health_staff",
+        "--employee-number",
+        "A2",
+        "--generate-password",
+    )
+    user = User.objects.get(email="nurse@a.example")
+    password = out.split("): ")[-1].strip()
+    assert user.tenant == world.tenant_a and user.role == "health_staff"
+    assert user.check_password(password) and len(password) >= 12
+    with tenant_context(world.tenant_a):
+        assert Member.objects.get(employee_number="A2").user == user
+
+
+def test_wrong_tenant_slug_fails_clearly_and_lists_known_ones(db, world):
+    with pytest.raises(CommandError) as exc:
+        run("create_user", "--tenant", "tenant-x", "--email", "a@x.example", "--role", "employee")
+    assert "tenant-x" in str(exc.value) and "tenant-a" in str(exc.value)
+
+
+def test_create_user_refuses_operator_with_tenant_and_staff_without(db, world):
+    with pytest.raises(CommandError, match="--tenant"):
+        run("create_user", "--tenant", "tenant-a", "--email", "op@x.example", "--role", "operator")
+    with pytest.raises(CommandError, match="--tenant"):
+        run("create_user", "--email", "hr@x.example", "--role", "hr_admin")
+
+
+def test_create_user_refuses_an_existing_email_and_unknown_employee_number(db, world):
+    with pytest.raises(CommandError, match="登録済み"):
+        run("create_user", "--tenant", "tenant-a", "--email", "member@a.example", "--role", "employee")
+    with pytest.raises(CommandError, match="社員番号"):
+        run(
+            "create_user",
+            "--tenant",
+            "tenant-a",
+            "--email",
+            "n@a.example",
+            "--role",
+            "employee",
+            "--employee-number",
+            "B1",
+        )  # B1 exists, but in tenant B
+
+
+def test_create_operator_without_tenant(db):
+    out = run("create_user", "--email", "ops@healthapp.example", "--role", "operator")
+    user = User.objects.get(email="ops@healthapp.example")
+    assert user.tenant is None and user.is_staff and "shown once" in out
+
+
+def test_seed_demo_creates_both_tenants_every_role_and_prints_working_logins(db):
+    out = run("seed_demo")
+    corp, kenpo = Tenant.objects.get(slug="demo-corp"), Tenant.objects.get(slug="demo-kenpo")
+    assert corp.kind == "company" and kenpo.kind == "insurer"
+    with tenant_context(corp):
+        assert Member.objects.count() == 30
+        assert Member.objects.values("office").distinct().count() == 2
+    with tenant_context(kenpo):
+        assert Member.objects.count() == 20
+    roles = set(User.objects.values_list("role", flat=True))
+    assert roles == {"employee", "physician", "health_staff", "hr_admin", "insurer_admin", "org_admin", "operator"}
+    line = next(line for line in out.splitlines() if "org-admin@demo-corp.example" in line)
+    password = line.split()[-1]
+    assert User.objects.get(email="org-admin@demo-corp.example").check_password(password)
+
+
+def test_seed_demo_again_keeps_data_and_gives_fresh_passwords(db):
+    first = run("seed_demo")
+    second = run("seed_demo")
+    assert Tenant.objects.filter(slug__startswith="demo-").count() == 2
+    with tenant_context(Tenant.objects.get(slug="demo-corp")):
+        assert Member.objects.count() == 30
+    pick = lambda out: next(x for x in out.splitlines() if "employee@demo-corp" in x).split()[-1]  # noqa: E731
+    assert pick(first) != pick(second)
+    assert User.objects.get(email="employee@demo-corp.example").check_password(pick(second))

@@ -207,3 +207,9 @@ def test_expired_session_on_the_api_answers_401_json(client, world):
     response = client.get("/api/v1/me/")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "session_expired"
+
+
+def test_japanese_even_when_the_browser_asks_for_english(client):
+    page = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
+    assert page.headers["Content-Language"] == "ja"
+    assert "メールアドレス" in page.content.decode()

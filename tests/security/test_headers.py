@@ -51,4 +51,5 @@ def test_server_errors_show_no_details(client, settings):
     assert settings.DEBUG is False
     page = client.get("/no-such-page/")
     assert page.status_code == 404
-    assert "Traceback" not in page.content.decode()
+    text = page.content.decode()
+    assert "Traceback" not in text and "ページが見つかりません" in text

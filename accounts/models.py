@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from healthapp.crypto.blind_index import blind_index, insurance_card_index
+from healthapp.crypto.fields import EncryptedDateField, EncryptedTextField
 from tenants.models import Department, Office, Tenant, TenantScopedModel
 
 
@@ -84,8 +88,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 class Member(TenantScopedModel):
     """A person on the tenant's roster (被保険者・被扶養者・従業員).
 
-    Personal fields are listed in PERSONAL_FIELDS: they never go to logs, audit events, __str__ or
-    error messages (the personal-data issue encrypts them at rest).
+    Personal fields are encrypted at rest (healthapp.crypto.fields) and found through blind indexes
+    (``*_index``); they never go to logs, audit events, __str__ or error messages. ``uid`` is the
+    pseudonymous id other data (checkups, audit events) refers to.
     """
 
     class Relationship(models.TextChoices):
@@ -97,32 +102,35 @@ class Member(TenantScopedModel):
         FEMALE = "female", _("女性")
 
     PERSONAL_FIELDS = (
-        "name",
-        "kana_name",
-        "birth_date",
-        "sex",
-        "insurance_symbol",
-        "insurance_number",
-        "address",
-        "phone",
-    )
+        "employee_number", "name", "kana_name", "birth_date", "sex", "insurance_symbol", "insurance_number",
+        "address", "phone",
+    )  # fmt: skip
 
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.OneToOneField(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="member")
-    employee_number = models.CharField(_("社員番号"), max_length=32, null=True, blank=True)  # noqa: DJ001
     office = models.ForeignKey(Office, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
-    department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
-    relationship = models.CharField(_("続柄"), max_length=8, choices=Relationship.choices, default=Relationship.SELF)
+    department = models.ForeignKey(
+        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
+    )
+    relationship = models.CharField(
+        _("続柄"), max_length=8, choices=Relationship.choices, default=Relationship.SELF
+    )
     qualification_end = models.DateField(_("資格喪失日"), null=True, blank=True)
     is_active = models.BooleanField(default=True)
 
-    name = models.CharField(_("氏名"), max_length=100)
-    kana_name = models.CharField(_("フリガナ"), max_length=100, blank=True)
-    birth_date = models.DateField(_("生年月日"), null=True, blank=True)
-    sex = models.CharField(_("性別"), max_length=8, choices=Sex.choices, blank=True)
-    insurance_symbol = models.CharField(_("保険者記号"), max_length=20, blank=True)
-    insurance_number = models.CharField(_("保険者番号"), max_length=20, blank=True)
-    address = models.CharField(_("住所"), max_length=300, blank=True)
-    phone = models.CharField(_("電話番号"), max_length=30, blank=True)
+    employee_number = EncryptedTextField(_("社員番号"), null=True, blank=True)
+    name = EncryptedTextField(_("氏名"))
+    kana_name = EncryptedTextField(_("フリガナ"), default="", blank=True)
+    birth_date = EncryptedDateField(_("生年月日"), null=True, blank=True)
+    sex = EncryptedTextField(_("性別"), choices=Sex.choices, default="", blank=True)
+    insurance_symbol = EncryptedTextField(_("保険者記号"), default="", blank=True)
+    insurance_number = EncryptedTextField(_("保険者番号"), default="", blank=True)
+    address = EncryptedTextField(_("住所"), default="", blank=True)
+    phone = EncryptedTextField(_("電話番号"), default="", blank=True)
+
+    employee_number_index = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
+    name_index = models.CharField(max_length=64, blank=True, editable=False)
+    insurance_card_index = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -132,15 +140,47 @@ class Member(TenantScopedModel):
         verbose_name_plural = _("名簿")
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "employee_number"],
-                condition=models.Q(employee_number__isnull=False),
+                fields=["tenant", "employee_number_index"],
+                condition=models.Q(employee_number_index__isnull=False),
                 name="member_unique_employee_number",
             )
         ]
-        indexes = [models.Index(fields=["tenant", "department"]), models.Index(fields=["tenant", "office"])]
+        indexes = [
+            models.Index(fields=["tenant", "department"]),
+            models.Index(fields=["tenant", "office"]),
+            models.Index(fields=["tenant", "name_index"]),
+            models.Index(fields=["tenant", "insurance_card_index"]),
+        ]
 
     def __str__(self) -> str:
         return f"Member #{self.pk}"
 
     def __repr__(self) -> str:
         return f"<Member #{self.pk} tenant={self.tenant_id}>"
+
+    _INDEXED = frozenset(
+        {"employee_number", "name", "insurance_symbol", "insurance_number", "relationship", "sex", "birth_date"}
+    )
+
+    def before_save(self, *, update_fields=None) -> tuple[str, ...]:
+        if update_fields is not None and not self._INDEXED & set(update_fields):
+            return ()
+        tenant_id = self.tenant_id
+        self.employee_number_index = (
+            blind_index(tenant_id, "employee-number", self.employee_number) if self.employee_number else None
+        )
+        self.name_index = blind_index(tenant_id, "name", self.name, kana=True) if self.name else ""
+        card = (self.insurance_symbol, self.insurance_number, self.sex, self.birth_date)
+        self.insurance_card_index = (
+            insurance_card_index(
+                tenant_id,
+                symbol=self.insurance_symbol,
+                number=self.insurance_number,
+                relationship=self.relationship,
+                sex=self.sex,
+                birth_year_month=self.birth_date.strftime("%Y-%m"),
+            )
+            if all(card)
+            else None
+        )
+        return ("employee_number_index", "name_index", "insurance_card_index")

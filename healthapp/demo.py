@@ -114,7 +114,7 @@ def _ensure_login(tenant: Tenant | None, role: str) -> DemoLogin:
         if tenant is not None:
             # Link each demo login to a roster entry of its own, in order.
             with tenant_context(tenant):
-                member = Member.objects.filter(user__isnull=True).order_by("employee_number").first()
+                member = Member.objects.filter(user__isnull=True).order_by("pk").first()
         user_create(email=email, role=role, tenant=tenant, password=password, member=member)
     else:
         user.set_password(password)

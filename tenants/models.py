@@ -4,7 +4,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from tenants.context import CrossTenantError, current_tenant, require_tenant
+from tenants.context import CrossTenantError, require_tenant
 
 
 class Tenant(models.Model):
@@ -75,11 +75,17 @@ class TenantScopedModel(models.Model):
         abstract = True
 
     def save(self, *args, **kwargs) -> None:
-        tenant = current_tenant()
-        if tenant is None:
-            require_tenant()  # raises: writes happen inside a tenant context only
-        self._bind_tenant(tenant)
+        # Writes happen inside a tenant context only (require_tenant raises otherwise).
+        self._bind_tenant(require_tenant())
+        derived = self.before_save(update_fields=kwargs.get("update_fields"))
+        if kwargs.get("update_fields") is not None and derived:
+            kwargs["update_fields"] = {*kwargs["update_fields"], *derived}
         super().save(*args, **kwargs)
+
+    def before_save(self, *, update_fields=None) -> tuple[str, ...]:
+        """Hook for derived columns (e.g. blind indexes), run once the tenant is bound; returns the
+        names of the columns it set, so a ``save(update_fields=…)`` writes them too."""
+        return ()
 
     def _bind_tenant(self, tenant: Tenant) -> None:
         if self.tenant_id is None:
@@ -116,3 +122,42 @@ class Department(TenantScopedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TenantKey(TenantScopedModel):
+    """A tenant's key, wrapped under the master key (healthapp.crypto.keyring).
+
+    ``data`` keys encrypt field values and are versioned (rotation adds a version; old versions stay
+    readable); the ``index`` key seeds the blind indexes. Destroying them (crypto-shredding) leaves
+    every encrypted value of the tenant unreadable, in the database and in every backup.
+    """
+
+    class Purpose(models.TextChoices):
+        DATA = "data", _("データ暗号鍵")
+        INDEX = "index", _("検索用索引鍵")
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("使用中")
+        RETIRED = "retired", _("復号のみ")
+        DESTROYED = "destroyed", _("破棄済み")
+
+    purpose = models.CharField(max_length=8, choices=Purpose.choices)
+    version = models.PositiveIntegerField()
+    wrapped_key = models.BinaryField(null=True)
+    kek_id = models.CharField(max_length=100)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("テナント鍵")
+        verbose_name_plural = _("テナント鍵")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "purpose", "version"], name="tenantkey_unique_version"),
+            models.UniqueConstraint(
+                fields=["tenant", "purpose"], condition=models.Q(state="active"), name="tenantkey_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"TenantKey {self.tenant_id}/{self.purpose}/v{self.version} ({self.state})"

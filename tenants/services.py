@@ -5,6 +5,7 @@ import datetime as dt
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from healthapp.crypto.keyring import tenant_keys_create
 from tenants.context import tenant_context
 from tenants.models import Department, Office, Tenant
 
@@ -23,6 +24,7 @@ def tenant_create(
         tenant.contract_start = contract_start
     tenant.full_clean()
     tenant.save()
+    tenant_keys_create(tenant=tenant)
     return tenant
 
 

@@ -51,6 +51,9 @@ def django_db_setup(django_test_environment, django_db_blocker):
 
 @pytest.fixture(autouse=True)
 def _fast_hasher_and_eager_celery(settings):
+    from healthapp.crypto.keyring import forget_cached_keys
+
+    forget_cached_keys()  # rolled-back tests reuse tenant ids; a real process never sees stale keys
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from healthapp.celery import app
 

@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import Member, User
+from accounts.selectors import member_get_by_employee_number
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
@@ -72,7 +73,7 @@ def test_create_user_with_generated_password_shown_once(db, world):
     assert user.tenant == world.tenant_a and user.role == "health_staff"
     assert user.check_password(password) and len(password) >= 12
     with tenant_context(world.tenant_a):
-        assert Member.objects.get(employee_number="A2").user == user
+        assert member_get_by_employee_number("A2").user == user
 
 
 def test_wrong_tenant_slug_fails_clearly_and_lists_known_ones(db, world):

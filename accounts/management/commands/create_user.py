@@ -4,7 +4,8 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from accounts.models import Member, Role, User
+from accounts.models import Role, User
+from accounts.selectors import member_get_by_employee_number
 from accounts.services import password_generate, user_create
 from tenants.management.base import TenantCommand
 
@@ -35,7 +36,7 @@ class Command(TenantCommand):
             raise CommandError("このメールアドレスは登録済みです / This e-mail address is already registered")
         member = None
         if options.get("employee_number"):
-            member = Member.objects.filter(employee_number=options["employee_number"]).first()
+            member = member_get_by_employee_number(options["employee_number"])
             if member is None:
                 raise CommandError("社員番号が名簿にありません / No roster entry with that employee number")
         generated = options["generate_password"] or not sys.stdin.isatty()

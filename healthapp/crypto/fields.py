@@ -1,0 +1,198 @@
+"""Encrypted model fields: text, date and JSON.
+
+The column holds the sealed value (healthapp.crypto.primitives). The attribute on a loaded instance
+is decrypted lazily on first access, with AAD = tenant id | model | field | row uid, so a ciphertext
+copied to another field, row or tenant does not decrypt. Serialisation (dumpdata, model_to_dict)
+sees the ciphertext as base64, never the plaintext. Filtering on these columns is refused: use the
+blind indexes (healthapp.crypto.blind_index).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.db import models
+from django.db.models.query_utils import DeferredAttribute
+
+from healthapp.crypto import keyring
+from healthapp.crypto.errors import DecryptionError
+from healthapp.crypto.primitives import key_version_of, open_sealed, seal
+
+
+class Sealed(bytes):
+    """Ciphertext as loaded from the database; prints as a placeholder, never as data."""
+
+    def __repr__(self) -> str:
+        return "<encrypted>"
+
+    __str__ = __repr__
+
+
+class Verbatim(Sealed):
+    """Ciphertext restored from a dump (loaddata): written back as is, never decrypted through the
+    instance that carries it, so a restore needs no key (and works for a shredded tenant too)."""
+
+
+class PlainText(str):
+    """A decrypted string that remembers the ciphertext it came from: saving it unchanged (also a raw
+    save, as loaddata does) writes that ciphertext back instead of encrypting again."""
+
+    sealed: bytes
+
+
+class PlainDate(dt.date):
+    """A decrypted date that remembers its ciphertext (see PlainText)."""
+
+    sealed: bytes
+
+
+def _remember(value: Any, sealed: bytes) -> Any:
+    if isinstance(value, str):
+        value = PlainText(value)
+    elif isinstance(value, dt.date):
+        value = PlainDate(value.year, value.month, value.day)
+    else:
+        return value  # JSON values are mutable: they are re-encrypted on every save
+    value.sealed = sealed
+    return value
+
+
+def fresh(value: Any) -> Any:
+    """The same value without its remembered ciphertext, so the next save seals it anew."""
+    if isinstance(value, PlainText):
+        return str(value)
+    if isinstance(value, PlainDate):
+        return dt.date(value.year, value.month, value.day)
+    return value
+
+
+def _aad(instance: models.Model, field: models.Field) -> bytes:
+    tenant_id = getattr(instance, "tenant_id", None)
+    if tenant_id is None:
+        raise DecryptionError(f"{field.model.__name__}.{field.name} needs a tenant to encrypt or decrypt")
+    row = getattr(instance, "uid", "")
+    return f"{tenant_id}|{field.model._meta.label_lower}|{field.name}|{row}".encode()
+
+
+class EncryptedAttribute(DeferredAttribute):
+    """A data descriptor (unlike Django's DeferredAttribute), so every read passes through it and a
+    freshly loaded ciphertext is decrypted on first access."""
+
+    def __set__(self, instance, value) -> None:
+        instance.__dict__[self.field.attname] = value
+
+    def __get__(self, instance, cls=None):
+        if instance is None:
+            return self
+        value = super().__get__(instance, cls)
+        if isinstance(value, Sealed) and not isinstance(value, Verbatim):
+            value = _remember(self.field.decrypt_for(instance, value), bytes(value))
+            instance.__dict__[self.field.attname] = value
+        return value
+
+
+class EncryptedMixin:
+    descriptor_class = EncryptedAttribute
+    empty_strings_allowed = False
+
+    # --- conversions implemented by the concrete fields --------------------------------------------
+    def encode_plain(self, value: Any) -> bytes:
+        raise NotImplementedError
+
+    def decode_plain(self, raw: bytes) -> Any:
+        raise NotImplementedError
+
+    # --- encryption ------------------------------------------------------------------------------
+    def encrypt_for(self, instance: models.Model, value: Any) -> bytes:
+        tenant_id = instance.tenant_id
+        version = keyring.active_version(tenant_id)
+        aead = AESGCM(keyring.key_bytes(tenant_id, "data", version))
+        return seal(aead, version, self.encode_plain(value), _aad(instance, self))
+
+    def decrypt_for(self, instance: models.Model, sealed: bytes) -> Any:
+        version = key_version_of(sealed)
+        aead = AESGCM(keyring.key_bytes(instance.tenant_id, "data", version))
+        return self.decode_plain(open_sealed(aead, bytes(sealed), _aad(instance, self)))
+
+    # --- Django field protocol -------------------------------------------------------------------
+    def get_internal_type(self) -> str:
+        return "BinaryField"
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else Sealed(bytes(value))
+
+    def to_python(self, value):
+        # Accepts the base64 form that value_to_string writes, so loaddata restores ciphertext as is.
+        if isinstance(value, str) and value.startswith("sealed:"):
+            return Verbatim(base64.b64decode(value[7:]))
+        return value
+
+    def pre_save(self, model_instance, add):
+        value = model_instance.__dict__.get(self.attname)
+        if value is None or isinstance(value, Sealed):
+            return value  # untouched since loading: keep the stored ciphertext (and its key version)
+        if isinstance(value, PlainText | PlainDate):
+            return value.sealed  # read but not changed
+        return self.encrypt_for(model_instance, value)
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None:
+            return None
+        if isinstance(value, PlainText | PlainDate):
+            value = value.sealed
+        if not isinstance(value, bytes):
+            raise DecryptionError(f"{self.name}: refusing to write a plaintext value to an encrypted column")
+        return connection.Database.Binary(bytes(value))
+
+    def value_from_object(self, obj):
+        raw = obj.__dict__.get(self.attname)
+        if raw is None:
+            return None
+        if isinstance(raw, PlainText | PlainDate):
+            raw = raw.sealed
+        elif not isinstance(raw, Sealed):
+            raw = self.encrypt_for(obj, raw)
+        return "sealed:" + base64.b64encode(raw).decode()
+
+    def value_to_string(self, obj) -> str:
+        return self.value_from_object(obj)
+
+    def get_lookup(self, lookup_name: str):
+        if lookup_name != "isnull":
+            return None  # FieldError: encrypted columns are searched through blind indexes
+        return super().get_lookup(lookup_name)
+
+    def formfield(self, **kwargs):
+        return None  # never edited through generic model forms; pages and the API use explicit fields
+
+
+class EncryptedTextField(EncryptedMixin, models.Field):
+    def encode_plain(self, value: Any) -> bytes:
+        return str(value).encode("utf-8")
+
+    def decode_plain(self, raw: bytes) -> str:
+        return raw.decode("utf-8")
+
+
+class EncryptedDateField(EncryptedMixin, models.Field):
+    def encode_plain(self, value: Any) -> bytes:
+        if isinstance(value, str):
+            value = dt.date.fromisoformat(value)
+        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+            raise TypeError(f"{self.name} expects a date")
+        return value.isoformat().encode()
+
+    def decode_plain(self, raw: bytes) -> dt.date:
+        return dt.date.fromisoformat(raw.decode())
+
+
+class EncryptedJSONField(EncryptedMixin, models.Field):
+    def encode_plain(self, value: Any) -> bytes:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+    def decode_plain(self, raw: bytes) -> Any:
+        return json.loads(raw)

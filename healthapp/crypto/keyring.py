@@ -1,0 +1,154 @@
+"""Per-tenant keys: creation, lookup (cached unwrapped in process memory only), rotation, destruction."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from healthapp.crypto.errors import KeyDestroyedError, KeyUnavailableError
+from healthapp.crypto.kek import master_keys
+from tenants.context import tenant_context
+from tenants.models import Tenant, TenantKey
+
+_cache: dict[tuple[int, str, int], tuple[float, bytes]] = {}
+_active: dict[tuple[int, str], tuple[float, int]] = {}
+_lock = threading.Lock()
+
+
+def _ttl() -> float:
+    # Bounded so that a key destroyed or rotated in another process is forgotten here soon after.
+    return float(getattr(settings, "HEALTHAPP_KEY_CACHE_SECONDS", 300))
+
+
+def _context(tenant_id: int, purpose: str, version: int) -> bytes:
+    return f"healthapp-tenant-key|{tenant_id}|{purpose}|{version}".encode()
+
+
+def forget_cached_keys(tenant_id: int | None = None) -> None:
+    with _lock:
+        for store in (_cache, _active):
+            for key in [k for k in store if tenant_id is None or k[0] == tenant_id]:
+                del store[key]
+
+
+def tenant_keys_create(*, tenant: Tenant) -> None:
+    """Give a new tenant its first data key and its index key (called by tenants.services.tenant_create)."""
+    # SQLite reuses the id of a tenant whose creation was rolled back: never serve that one's keys.
+    forget_cached_keys(tenant.pk)
+    with tenant_context(tenant):
+        for purpose in (TenantKey.Purpose.DATA, TenantKey.Purpose.INDEX):
+            if not TenantKey.objects.filter(purpose=purpose).exists():
+                _new_key(tenant, purpose, version=1)
+
+
+def _new_key(tenant: Tenant, purpose: str, *, version: int) -> TenantKey:
+    current, _ = master_keys()
+    raw = AESGCM.generate_key(bit_length=256) if purpose == TenantKey.Purpose.DATA else os.urandom(32)
+    key = TenantKey(
+        tenant=tenant,
+        purpose=purpose,
+        version=version,
+        wrapped_key=current.wrap(raw, _context(tenant.pk, purpose, version)),
+        kek_id=current.kek_id,
+    )
+    key.save()
+    return key
+
+
+def _load(tenant_id: int, purpose: str, version: int) -> bytes:
+    row = (
+        TenantKey.all_tenants.filter(tenant_id=tenant_id, purpose=purpose, version=version)
+        .values_list("wrapped_key", "kek_id", "state")
+        .first()
+    )
+    if row is None:
+        raise KeyUnavailableError(f"tenant {tenant_id} has no {purpose} key version {version}")
+    wrapped, kek_id, state = row
+    if state == TenantKey.State.DESTROYED or not wrapped:
+        raise KeyDestroyedError(f"the {purpose} keys of tenant {tenant_id} were destroyed")
+    _, known = master_keys()
+    kek = known.get(kek_id)
+    if kek is None:
+        raise KeyUnavailableError(f"master key {kek_id} is not configured (see HEALTHAPP_PREVIOUS_MASTER_KEYS)")
+    return kek.unwrap(bytes(wrapped), _context(tenant_id, purpose, version))
+
+
+def key_bytes(tenant_id: int, purpose: str, version: int) -> bytes:
+    now = time.monotonic()
+    cache_key = (tenant_id, purpose, version)
+    hit = _cache.get(cache_key)
+    if hit and now - hit[0] < _ttl():
+        return hit[1]
+    raw = _load(tenant_id, purpose, version)
+    with _lock:
+        _cache[cache_key] = (now, raw)
+    return raw
+
+
+def active_version(tenant_id: int, purpose: str = TenantKey.Purpose.DATA) -> int:
+    now = time.monotonic()
+    hit = _active.get((tenant_id, purpose))
+    if hit and now - hit[0] < _ttl():
+        return hit[1]
+    version = (
+        TenantKey.all_tenants.filter(tenant_id=tenant_id, purpose=purpose, state=TenantKey.State.ACTIVE)
+        .values_list("version", flat=True)
+        .first()
+    )
+    if version is None:
+        if TenantKey.all_tenants.filter(tenant_id=tenant_id, state=TenantKey.State.DESTROYED).exists():
+            raise KeyDestroyedError(f"the keys of tenant {tenant_id} were destroyed")
+        raise KeyUnavailableError(f"tenant {tenant_id} has no active {purpose} key")
+    with _lock:
+        _active[(tenant_id, purpose)] = (now, version)
+    return version
+
+
+@transaction.atomic
+def data_key_rotate(*, tenant: Tenant) -> int:
+    """Start a new data-key version for ``tenant``; the previous one is kept for reading. Returns it."""
+    with tenant_context(tenant):
+        current = TenantKey.objects.select_for_update().get(purpose=TenantKey.Purpose.DATA, state="active")
+        current.state = TenantKey.State.RETIRED
+        current.save(update_fields=["state"])
+        new = _new_key(tenant, TenantKey.Purpose.DATA, version=current.version + 1)
+    forget_cached_keys(tenant.pk)
+    return new.version
+
+
+def master_key_rewrap() -> int:
+    """Re-wrap every non-destroyed tenant key under the current master key; rows are not touched.
+
+    Operator code (owner role): it crosses tenants on purpose. Returns the number of keys re-wrapped.
+    """
+    current, known = master_keys()
+    count = 0
+    keys = TenantKey.all_tenants.exclude(state=TenantKey.State.DESTROYED).exclude(kek_id=current.kek_id)
+    for key in keys.iterator():
+        old = known.get(key.kek_id)
+        if old is None:
+            raise KeyUnavailableError(f"master key {key.kek_id} is not configured; cannot re-wrap")
+        context = _context(key.tenant_id, key.purpose, key.version)
+        raw = old.unwrap(bytes(key.wrapped_key), context)
+        # A conditional update: a concurrent re-wrap of the same key cannot be overwritten.
+        count += TenantKey.all_tenants.filter(pk=key.pk, kek_id=key.kek_id).update(
+            wrapped_key=current.wrap(raw, context), kek_id=current.kek_id
+        )
+    forget_cached_keys()
+    return count
+
+
+@transaction.atomic
+def tenant_keys_destroy(*, tenant: Tenant) -> int:
+    """Crypto-shredding: erase the wrapped keys of ``tenant``. Irreversible by design."""
+    with tenant_context(tenant):
+        live = TenantKey.objects.exclude(state=TenantKey.State.DESTROYED)
+        count = live.update(wrapped_key=None, state=TenantKey.State.DESTROYED, destroyed_at=timezone.now())
+    forget_cached_keys(tenant.pk)
+    return count

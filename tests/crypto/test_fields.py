@@ -1,0 +1,155 @@
+"""Personal fields are ciphertext at rest, bound to their tenant, table, field and row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from io import StringIO
+
+import pytest
+from django.core.exceptions import FieldError
+from django.core.management import call_command
+from django.db import connection
+
+from accounts.models import Member
+from accounts.services import member_create
+from healthapp.crypto.errors import DecryptionError
+from healthapp.crypto.fields import EncryptedJSONField
+from tenants.context import tenant_context
+
+CANARY = {
+    "employee_number": "E-77123",
+    "name": "暗号 花子",
+    "kana_name": "アンゴウ ハナコ",
+    "birth_date": dt.date(1984, 7, 9),
+    "sex": "female",
+    "insurance_symbol": "4711",
+    "insurance_number": "90210",
+    "address": "東京都千代田区試験町1-2-3",
+    "phone": "03-5555-0199",
+}
+
+
+@pytest.fixture
+def secret_member(world):
+    with tenant_context(world.tenant_a):
+        return member_create(office=world.office_a, **CANARY)
+
+
+def _raw(world, pk: int) -> dict:
+    # Read as the database sees it (inside the tenant, so row-level security lets the row through).
+    with tenant_context(world.tenant_a), connection.cursor() as cur:
+        cur.execute("SELECT * FROM accounts_member WHERE id = %s", [pk])
+        columns = [c[0] for c in cur.description]
+        return dict(zip(columns, cur.fetchone(), strict=True))
+
+
+def test_the_table_holds_ciphertext_only(world, secret_member):
+    row = _raw(world, secret_member.pk)
+    dump = b"".join(bytes(v) if isinstance(v, bytes | memoryview) else str(v).encode() for v in row.values())
+    for value in CANARY.values():
+        text = value.isoformat() if isinstance(value, dt.date) else value
+        assert text.encode() not in dump, f"{text!r} stored in clear"
+    assert bytes(row["name"])[0] == 1  # format version byte
+    assert len(bytes(row["name"])) > len(CANARY["name"].encode()) + 16
+
+
+def test_round_trip_after_reload(world, secret_member):
+    with tenant_context(world.tenant_a):
+        again = Member.objects.get(pk=secret_member.pk)
+        for field, value in CANARY.items():
+            assert getattr(again, field) == value
+
+
+def test_same_value_encrypts_differently_each_time(world):
+    with tenant_context(world.tenant_a):
+        a = member_create(name="同姓 同名")
+        b = member_create(name="同姓 同名")
+    assert bytes(_raw(world, a.pk)["name"]) != bytes(_raw(world, b.pk)["name"])
+
+
+def _copy_column(world, src_pk: int, src_col: str, dst_pk: int, dst_col: str, tenant=None) -> None:
+    with tenant_context(world.tenant_a), connection.cursor() as cur:
+        cur.execute(f"SELECT {src_col} FROM accounts_member WHERE id = %s", [src_pk])
+        value = cur.fetchone()[0]
+    with tenant_context(tenant or world.tenant_a), connection.cursor() as cur:
+        cur.execute(f"UPDATE accounts_member SET {dst_col} = %s WHERE id = %s", [value, dst_pk])
+
+
+def test_ciphertext_moved_to_another_field_does_not_decrypt(world, secret_member):
+    _copy_column(world, secret_member.pk, "name", secret_member.pk, "address")
+    with tenant_context(world.tenant_a):
+        moved = Member.objects.get(pk=secret_member.pk)
+        assert moved.name == CANARY["name"]
+        with pytest.raises(DecryptionError):
+            _ = moved.address
+
+
+def test_ciphertext_moved_to_another_row_does_not_decrypt(world, secret_member):
+    other = world.roster_a[1]
+    _copy_column(world, secret_member.pk, "name", other.pk, "name")
+    with tenant_context(world.tenant_a), pytest.raises(DecryptionError):
+        _ = Member.objects.get(pk=other.pk).name
+
+
+def test_ciphertext_moved_to_another_tenant_does_not_decrypt(world, secret_member):
+    victim = world.roster_b[1]
+    _copy_column(world, secret_member.pk, "name", victim.pk, "name", tenant=world.tenant_b)
+    with tenant_context(world.tenant_b), pytest.raises(DecryptionError):
+        _ = Member.objects.get(pk=victim.pk).name
+
+
+def test_tampered_ciphertext_raises_a_clear_error_not_garbage(world, secret_member):
+    with tenant_context(world.tenant_a), connection.cursor() as cur:
+        cur.execute("SELECT name FROM accounts_member WHERE id = %s", [secret_member.pk])
+        blob = bytearray(bytes(cur.fetchone()[0]))
+        blob[-1] ^= 0x01
+        cur.execute("UPDATE accounts_member SET name = %s WHERE id = %s", [bytes(blob), secret_member.pk])
+        member = Member.objects.get(pk=secret_member.pk)
+        with pytest.raises(DecryptionError, match="does not authenticate") as exc:
+            _ = member.name
+    assert CANARY["name"] not in str(exc.value)
+
+
+def test_filtering_on_an_encrypted_column_is_refused(world):
+    with tenant_context(world.tenant_a), pytest.raises(FieldError):
+        Member.objects.filter(name="甲野 0").count()
+
+
+def test_dumpdata_shows_ciphertext_only_and_loaddata_restores_it(world, secret_member, tmp_path):
+    out = StringIO()
+    with tenant_context(world.tenant_a):
+        call_command("dumpdata", "accounts.Member", stdout=out)
+    dump = out.getvalue()
+    assert "sealed:" in dump
+    for value in CANARY.values():
+        assert (value.isoformat() if isinstance(value, dt.date) else value) not in dump
+    entry = next(e for e in json.loads(dump) if e["pk"] == secret_member.pk)
+    path = tmp_path / "backup.json"
+    path.write_text(json.dumps([entry]))
+    with tenant_context(world.tenant_a):
+        Member.objects.filter(pk=secret_member.pk).delete()
+        call_command("loaddata", str(path), verbosity=0)
+        assert Member.objects.get(pk=secret_member.pk).address == CANARY["address"]
+
+
+def test_repr_and_str_never_show_personal_data(world, secret_member):
+    with tenant_context(world.tenant_a):
+        loaded = Member.objects.get(pk=secret_member.pk)
+        assert CANARY["name"] not in repr(loaded) + str(loaded)
+        assert str(loaded.__dict__["name"]) == "<encrypted>"
+
+
+def test_json_variant_round_trips_and_is_bound_to_its_field(world, secret_member):
+    field = EncryptedJSONField()
+    field.set_attributes_from_name("questionnaire")
+    field.model = Member
+    answers = {"喫煙": True, "服薬": ["血圧"], "空腹時": 10}
+    with tenant_context(world.tenant_a):
+        sealed = field.encrypt_for(secret_member, answers)
+        assert field.decrypt_for(secret_member, sealed) == answers
+        other = EncryptedJSONField()
+        other.set_attributes_from_name("notes")
+        other.model = Member
+        with pytest.raises(DecryptionError):
+            other.decrypt_for(secret_member, sealed)

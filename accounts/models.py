@@ -109,12 +109,8 @@ class Member(TenantScopedModel):
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.OneToOneField(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="member")
     office = models.ForeignKey(Office, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
-    department = models.ForeignKey(
-        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
-    )
-    relationship = models.CharField(
-        _("続柄"), max_length=8, choices=Relationship.choices, default=Relationship.SELF
-    )
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
+    relationship = models.CharField(_("続柄"), max_length=8, choices=Relationship.choices, default=Relationship.SELF)
     qualification_end = models.DateField(_("資格喪失日"), null=True, blank=True)
     is_active = models.BooleanField(default=True)
 
@@ -178,7 +174,7 @@ class Member(TenantScopedModel):
                 number=self.insurance_number,
                 relationship=self.relationship,
                 sex=self.sex,
-                birth_year_month=self.birth_date.strftime("%Y-%m"),
+                birth_year_month=f"{self.birth_date.year:04d}-{self.birth_date.month:02d}",
             )
             if all(card)
             else None

@@ -7,7 +7,6 @@ the same person has unrelated index values in two tenants, and a bare hash of a 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import unicodedata
 from functools import lru_cache
@@ -19,34 +18,43 @@ from healthapp.crypto import keyring
 
 INDEX_KEY_VERSION = 1
 SEPARATOR = "\x1f"
-_KATAKANA_START, _KATAKANA_END = 0x30A1, 0x30F6  # ァ … ヶ
-_KANA_OFFSET = 0x60  # katakana → hiragana
+# Katakana ァ (U+30A1) … ヶ (U+30F6) → the hiragana 0x60 code points below.
+_KANA_TO_HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
 
 
 def normalise(value: object, *, kana: bool = False) -> str:
     """NFKC (full-width ASCII → half-width, half-width kana → full-width), no whitespace at all,
     case-folded; with ``kana=True`` katakana is folded to hiragana as well."""
-    text = unicodedata.normalize("NFKC", str(value))
-    text = "".join(ch for ch in text if not ch.isspace()).casefold()
-    if kana:
-        text = "".join(
-            chr(ord(ch) - _KANA_OFFSET) if _KATAKANA_START <= ord(ch) <= _KATAKANA_END else ch for ch in text
-        )
+    text = str(value)
+    if text.isascii():  # NFKC leaves ASCII alone and case folding keeps it ASCII: one pass suffices
+        return "".join(text.split()).lower()
+    # Case folding can leave text that NFKC would change again (and that NFKC can expose spaces):
+    # repeat until stable, so normalising a normalised value is a no-op and typed input always meets
+    # the stored index. Only folding can break stability, and is_normalized detects that cheaply.
+    for _ in range(4):
+        text = "".join(unicodedata.normalize("NFKC", text).split()).casefold()
+        if kana:
+            text = text.translate(_KANA_TO_HIRAGANA)
+        if unicodedata.is_normalized("NFKC", text):
+            break
     return text
 
 
 @lru_cache(maxsize=1024)
-def _purpose_key(tenant_id: int, purpose: str, secret: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"blind-index|{purpose}".encode()).derive(
-        secret
-    )
+def _derive(secret: bytes, purpose: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"blind-index|{purpose}".encode()).derive(secret)
+
+
+def _purpose_key(tenant_id: int, purpose: str) -> bytes:
+    # key_bytes keeps the cache period (and raises once the keys are destroyed); _derive is keyed by
+    # the secret itself, so a new tenant that reuses an id never gets another tenant's index key.
+    return _derive(keyring.key_bytes(tenant_id, "index", INDEX_KEY_VERSION), purpose)
 
 
 def blind_index(tenant_id: int, purpose: str, *parts: object, kana: bool = False) -> str:
     """The hex HMAC of the normalised ``parts`` (joined with a separator that normalisation removes)."""
-    secret = keyring.key_bytes(tenant_id, "index", INDEX_KEY_VERSION)
-    message = SEPARATOR.join(normalise(part, kana=kana) for part in parts)
-    return hmac.new(_purpose_key(tenant_id, purpose, secret), message.encode(), hashlib.sha256).hexdigest()
+    message = SEPARATOR.join([normalise(part, kana=kana) for part in parts])
+    return hmac.digest(_purpose_key(tenant_id, purpose), message.encode(), "sha256").hex()
 
 
 def insurance_card_index(

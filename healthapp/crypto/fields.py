@@ -14,13 +14,12 @@ import datetime as dt
 import json
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
 
 from healthapp.crypto import keyring
 from healthapp.crypto.errors import DecryptionError
-from healthapp.crypto.primitives import key_version_of, open_sealed, seal
+from healthapp.crypto.primitives import seal, unseal
 
 
 class Sealed(bytes):
@@ -70,12 +69,31 @@ def fresh(value: Any) -> Any:
     return value
 
 
-def _aad(instance: models.Model, field: models.Field) -> bytes:
-    tenant_id = getattr(instance, "tenant_id", None)
+def _aad(instance: models.Model, field: EncryptedMixin) -> bytes:
+    """``tenant id | app.model | field | row uid`` (the uid only on models that have one)."""
+    state = instance.__dict__
+    tenant_id = state.get("tenant_id")
     if tenant_id is None:
         raise DecryptionError(f"{field.model.__name__}.{field.name} needs a tenant to encrypt or decrypt")
-    row = getattr(instance, "uid", "")
-    return f"{tenant_id}|{field.model._meta.label_lower}|{field.name}|{row}".encode()
+    cached = state.get("_aad_cache")
+    if cached is not None and cached[0] == tenant_id and field.name in cached[1]:
+        return cached[1][field.name]
+    aad = _build_aad(instance, field, tenant_id)
+    if cached is None or cached[0] != tenant_id:
+        cached = state["_aad_cache"] = (tenant_id, {})
+    cached[1][field.name] = aad
+    return aad
+
+
+def _build_aad(instance: models.Model, field: EncryptedMixin, tenant_id: int) -> bytes:
+    suffix = field.__dict__.get("_aad_suffix")
+    if suffix is None:
+        suffix = field._aad_suffix = f"|{field.model._meta.label_lower}|{field.name}|".encode()
+        field._aad_has_uid = any(f.attname == "uid" for f in field.model._meta.concrete_fields)
+    if not field._aad_has_uid:
+        return b"%d" % tenant_id + suffix
+    uid = instance.__dict__["uid"] if "uid" in instance.__dict__ else instance.uid  # loads if deferred
+    return b"%d" % tenant_id + suffix + uid.bytes
 
 
 class EncryptedAttribute(DeferredAttribute):
@@ -108,15 +126,12 @@ class EncryptedMixin:
 
     # --- encryption ------------------------------------------------------------------------------
     def encrypt_for(self, instance: models.Model, value: Any) -> bytes:
-        tenant_id = instance.tenant_id
-        version = keyring.active_version(tenant_id)
-        aead = AESGCM(keyring.key_bytes(tenant_id, "data", version))
-        return seal(aead, version, self.encode_plain(value), _aad(instance, self))
+        aead, header = keyring.active_cipher(instance.tenant_id)
+        return seal(aead, header, self.encode_plain(value), _aad(instance, self))
 
     def decrypt_for(self, instance: models.Model, sealed: bytes) -> Any:
-        version = key_version_of(sealed)
-        aead = AESGCM(keyring.key_bytes(instance.tenant_id, "data", version))
-        return self.decode_plain(open_sealed(aead, bytes(sealed), _aad(instance, self)))
+        plain = unseal(sealed, _aad(instance, self), keyring.aead_for, instance.tenant_id)
+        return self.decode_plain(plain)
 
     # --- Django field protocol -------------------------------------------------------------------
     def get_internal_type(self) -> str:

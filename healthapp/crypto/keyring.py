@@ -13,17 +13,25 @@ from django.utils import timezone
 
 from healthapp.crypto.errors import KeyDestroyedError, KeyUnavailableError
 from healthapp.crypto.kek import master_keys
+from healthapp.crypto.primitives import header_for
 from tenants.context import tenant_context
 from tenants.models import Tenant, TenantKey
 
-_cache: dict[tuple[int, str, int], tuple[float, bytes]] = {}
+# (tenant id, purpose, version) → (expires at, raw key, AES-GCM cipher or None for index keys)
+_cache: dict[tuple[int, str, int], tuple[float, bytes, AESGCM | None]] = {}
 _active: dict[tuple[int, str], tuple[float, int]] = {}
+_active_cipher: dict[int, tuple[float, AESGCM, bytes]] = {}
+_ciphers: dict[tuple[int, int], tuple[float, AESGCM]] = {}
 _lock = threading.Lock()
+_ttl_seconds: float | None = None
 
 
 def _ttl() -> float:
     # Bounded so that a key destroyed or rotated in another process is forgotten here soon after.
-    return float(getattr(settings, "HEALTHAPP_KEY_CACHE_SECONDS", 300))
+    global _ttl_seconds
+    if _ttl_seconds is None:
+        _ttl_seconds = float(getattr(settings, "HEALTHAPP_KEY_CACHE_SECONDS", 300))
+    return _ttl_seconds
 
 
 def _context(tenant_id: int, purpose: str, version: int) -> bytes:
@@ -31,10 +39,14 @@ def _context(tenant_id: int, purpose: str, version: int) -> bytes:
 
 
 def forget_cached_keys(tenant_id: int | None = None) -> None:
+    global _ttl_seconds
     with _lock:
-        for store in (_cache, _active):
+        _ttl_seconds = None
+        for store in (_cache, _active, _ciphers):
             for key in [k for k in store if tenant_id is None or k[0] == tenant_id]:
                 del store[key]
+        for key in [k for k in _active_cipher if tenant_id is None or k == tenant_id]:
+            del _active_cipher[key]
 
 
 def tenant_keys_create(*, tenant: Tenant) -> None:
@@ -79,22 +91,50 @@ def _load(tenant_id: int, purpose: str, version: int) -> bytes:
     return kek.unwrap(bytes(wrapped), _context(tenant_id, purpose, version))
 
 
-def key_bytes(tenant_id: int, purpose: str, version: int) -> bytes:
-    now = time.monotonic()
+def _entry(tenant_id: int, purpose: str, version: int) -> tuple[float, bytes, AESGCM | None]:
     cache_key = (tenant_id, purpose, version)
     hit = _cache.get(cache_key)
-    if hit and now - hit[0] < _ttl():
-        return hit[1]
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit
     raw = _load(tenant_id, purpose, version)
+    entry = (now + _ttl(), raw, AESGCM(raw) if purpose == TenantKey.Purpose.DATA else None)
     with _lock:
-        _cache[cache_key] = (now, raw)
-    return raw
+        _cache[cache_key] = entry
+    return entry
+
+
+def key_bytes(tenant_id: int, purpose: str, version: int) -> bytes:
+    return _entry(tenant_id, purpose, version)[1]
+
+
+def aead_for(tenant_id: int, version: int) -> AESGCM:
+    """The AES-GCM cipher of a tenant's data-key version, built once per cache period."""
+    hit = _ciphers.get((tenant_id, version))
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    entry = _entry(tenant_id, TenantKey.Purpose.DATA, version)
+    with _lock:
+        _ciphers[(tenant_id, version)] = (entry[0], entry[2])
+    return entry[2]
+
+
+def active_cipher(tenant_id: int) -> tuple[AESGCM, bytes]:
+    """The cipher of the tenant's active data key and the sealed-value header naming its version."""
+    hit = _active_cipher.get(tenant_id)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1], hit[2]
+    version = active_version(tenant_id)
+    entry = _entry(tenant_id, TenantKey.Purpose.DATA, version)
+    with _lock:
+        _active_cipher[tenant_id] = (entry[0], entry[2], header_for(version))
+    return entry[2], header_for(version)
 
 
 def active_version(tenant_id: int, purpose: str = TenantKey.Purpose.DATA) -> int:
     now = time.monotonic()
     hit = _active.get((tenant_id, purpose))
-    if hit and now - hit[0] < _ttl():
+    if hit is not None and hit[0] > now:
         return hit[1]
     version = (
         TenantKey.all_tenants.filter(tenant_id=tenant_id, purpose=purpose, state=TenantKey.State.ACTIVE)
@@ -106,7 +146,7 @@ def active_version(tenant_id: int, purpose: str = TenantKey.Purpose.DATA) -> int
             raise KeyDestroyedError(f"the keys of tenant {tenant_id} were destroyed")
         raise KeyUnavailableError(f"tenant {tenant_id} has no active {purpose} key")
     with _lock:
-        _active[(tenant_id, purpose)] = (now, version)
+        _active[(tenant_id, purpose)] = (now + _ttl(), version)
     return version
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -16,26 +17,33 @@ _HEADER = struct.Struct(">BI")
 HEADER_SIZE = _HEADER.size + NONCE_SIZE
 
 
-def seal(aead: AESGCM, key_version: int, plaintext: bytes, aad: bytes) -> bytes:
+def header_for(key_version: int) -> bytes:
+    return _HEADER.pack(FORMAT_V1, key_version)
+
+
+def seal(aead: AESGCM, header: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """Encrypt under a fresh random 96-bit nonce; the header is authenticated as part of the AAD."""
-    header = _HEADER.pack(FORMAT_V1, key_version)
     nonce = os.urandom(NONCE_SIZE)
     return header + nonce + aead.encrypt(nonce, plaintext, header + aad)
 
 
 def key_version_of(sealed: bytes) -> int:
+    """The data-key version a sealed value names; raises on a truncated value or an unknown format."""
     if len(sealed) < HEADER_SIZE + 16:
         raise DecryptionError("sealed value is truncated")
-    fmt, version = _HEADER.unpack_from(sealed)
-    if fmt != FORMAT_V1:
-        raise DecryptionError(f"unknown sealed-value format {fmt}")
-    return version
+    if sealed[0] != FORMAT_V1:
+        raise DecryptionError(f"unknown sealed-value format {sealed[0]}")
+    return int.from_bytes(sealed[1:5], "big")
 
 
-def open_sealed(aead: AESGCM, sealed: bytes, aad: bytes) -> bytes:
-    key_version_of(sealed)  # validates format and length
-    header, nonce, body = sealed[: _HEADER.size], sealed[_HEADER.size : HEADER_SIZE], sealed[HEADER_SIZE:]
+def unseal(sealed: bytes, aad: bytes, cipher_for: Callable[[int, int], AESGCM], owner: int) -> bytes:
+    """Decrypt with the cipher ``cipher_for(owner, key version)`` returns; raises DecryptionError,
+    never returns anything but the authenticated plaintext."""
+    if len(sealed) < HEADER_SIZE + 16 or sealed[0] != FORMAT_V1:
+        key_version_of(sealed)  # raises with the precise reason
+    header = sealed[:5]
+    aead = cipher_for(owner, int.from_bytes(header[1:], "big"))
     try:
-        return aead.decrypt(nonce, body, header + aad)
+        return aead.decrypt(sealed[5:HEADER_SIZE], sealed[HEADER_SIZE:], header + aad)
     except InvalidTag:
         raise DecryptionError("value does not authenticate (wrong key, moved or altered ciphertext)") from None

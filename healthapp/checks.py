@@ -4,6 +4,7 @@ tables without row-level security."""
 from __future__ import annotations
 
 from django.core.checks import Error, Tags, register
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from tenants.rls import rls_violations
@@ -39,3 +40,23 @@ def check_application_role(app_configs=None, databases=None, **kwargs) -> list[E
             for problem in rls_violations(cur)
         )
     return errors
+
+
+@register(Tags.security, deploy=True)
+def check_master_key(app_configs=None, **kwargs) -> list[Error]:
+    """Production must be given its master key (or KMS); it never generates one."""
+    from healthapp.crypto.errors import CryptoError
+    from healthapp.crypto.kek import master_keys, reset_master_keys
+
+    reset_master_keys()
+    try:
+        master_keys()
+    except (CryptoError, ImproperlyConfigured) as exc:
+        return [
+            Error(
+                f"Master key unusable: {exc}",
+                hint="Set HEALTHAPP_MASTER_KEY (base64 of 32 bytes).",
+                id="healthapp.E003",
+            )
+        ]
+    return []

@@ -1,5 +1,6 @@
 """Settings come from the environment; production refuses to start half-configured."""
 
+import base64
 import os
 import subprocess
 import sys
@@ -52,18 +53,33 @@ def test_production_without_secret_key_refuses_to_start(tmp_path):
     assert "HEALTHAPP_SECRET_KEY" in result.stderr
 
 
+PRODUCTION = {
+    "HEALTHAPP_ENV": "production",
+    "HEALTHAPP_SECRET_KEY": "x" * 60 + "-production-like-secret-value",
+    "ALLOWED_HOSTS": "health.example",
+}
+
+
 def test_production_check_deploy_is_clean(tmp_path):
+    master = base64.b64encode(os.urandom(32)).decode()
     result = _manage(
-        "check",
-        "--deploy",
-        "--fail-level",
-        "WARNING",
-        HEALTHAPP_ENV="production",
-        HEALTHAPP_SECRET_KEY="x" * 60 + "-production-like-secret-value",
-        ALLOWED_HOSTS="health.example",
-        HEALTHAPP_VAR_DIR=str(tmp_path),
-    )
+        "check", "--deploy", "--fail-level", "WARNING",
+        HEALTHAPP_VAR_DIR=str(tmp_path), HEALTHAPP_MASTER_KEY=master, **PRODUCTION,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def test_production_without_master_key_fails_the_deploy_check(tmp_path):
+    result = _manage("check", "--deploy", HEALTHAPP_VAR_DIR=str(tmp_path), **PRODUCTION)
+    assert result.returncode != 0 and "healthapp.E003" in result.stderr
+    assert not (tmp_path / "keys" / "master.key").exists()  # production never generates one
+
+
+def test_a_malformed_master_key_is_named(tmp_path):
+    result = _manage(
+        "check", "--deploy", HEALTHAPP_VAR_DIR=str(tmp_path), HEALTHAPP_MASTER_KEY="c2hvcnQ=", **PRODUCTION
+    )
+    assert "must decode to 32 bytes" in result.stderr
 
 
 def test_embedded_default_generates_its_secret_key_once(tmp_path):

@@ -2,6 +2,8 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
+from accounts.labels import LABEL_CHOICES, Scope
+
 
 class LoginForm(AuthenticationForm):
     username = forms.EmailField(
@@ -17,3 +19,36 @@ class LoginForm(AuthenticationForm):
 
     def clean_username(self) -> str:
         return self.cleaned_data["username"].strip().lower()
+
+
+class GrantForm(forms.Form):
+    target_kind = forms.ChoiceField(
+        label=_("付与対象"),
+        choices=[("employee", _("社員番号")), ("department", _("部署名"))],
+        widget=forms.RadioSelect,
+        initial="employee",
+    )
+    target = forms.CharField(label=_("社員番号または部署名"), max_length=100)
+    labels = forms.MultipleChoiceField(label=_("ラベル"), choices=LABEL_CHOICES, widget=forms.CheckboxSelectMultiple)
+    scope = forms.ChoiceField(label=_("範囲"), choices=Scope.CHOICES, initial=Scope.SELF)
+    valid_from = forms.DateField(label=_("有効開始日"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    valid_until = forms.DateField(label=_("有効終了日"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class GrantEditForm(GrantForm):
+    """Editing keeps the target: labels, scope and validity change."""
+
+    target_kind = None
+    target = None
+
+
+class TeamForm(forms.Form):
+    name = forms.CharField(label=_("チーム名"), max_length=100)
+    description = forms.CharField(
+        label=_("説明"), required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    join_policy = forms.ChoiceField(
+        label=_("参加方法"),
+        choices=[("approval", _("承認制")), ("open", _("誰でも参加できる"))],
+        initial="approval",
+    )

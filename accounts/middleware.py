@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 SESSION_STARTED = "_session_started"
@@ -44,3 +47,52 @@ class SessionTimeoutMiddleware:
             request.session[SESSION_STARTED] = started
             request.session[SESSION_LAST_SEEN] = now
         return self.get_response(request)
+
+
+# What a user who still owes a second factor may reach: enrolment, verification, leaving, language.
+MFA_EXEMPT_PREFIXES = (
+    "/accounts/mfa/setup/",
+    "/accounts/mfa/verify/",
+    "/accounts/mfa/email/",
+    "/accounts/logout/",
+    "/i18n/",
+    "/static/",
+)
+MFA_EXEMPT_UNTIL = "_mfa_not_required_until"
+MFA_EXEMPT_RECHECK_SECONDS = 300
+
+
+class MfaRequiredMiddleware:
+    """Until a user who needs MFA (accounts.mfa.mfa_required) has verified a second factor in this
+    session, every page and API call — the OTP admin site included — sends them to enrolment or
+    verification (pages) or answers 403 (API). Runs inside the tenant context (after TenantMiddleware)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from accounts import mfa
+
+        user = getattr(request, "user", None)
+        if (
+            user is None
+            or not user.is_authenticated
+            or user.is_verified()
+            or request.path.startswith(MFA_EXEMPT_PREFIXES)
+        ):
+            return self.get_response(request)
+        # Employees without MFA are most requests: remember "not required" for a few minutes rather
+        # than asking the database on every request.
+        now = time.time()
+        if not user.is_privileged and request.session.get(MFA_EXEMPT_UNTIL, 0) > now:
+            return self.get_response(request)
+        if not mfa.mfa_required(user):
+            request.session[MFA_EXEMPT_UNTIL] = now + MFA_EXEMPT_RECHECK_SECONDS
+            return self.get_response(request)
+        request.session.pop(MFA_EXEMPT_UNTIL, None)
+        if request.path.startswith("/api/"):
+            message = _("多要素認証が必要です。画面からログインして確認コードを入力してください。")
+            return JsonResponse({"error": {"code": "mfa_required", "message": message}}, status=403)
+        target = "accounts:mfa-verify" if mfa.has_confirmed_device(user) else "accounts:mfa-setup"
+        next_url = request.get_full_path() if request.method == "GET" else "/"
+        return redirect(f"{reverse(target)}?{urlencode({'next': next_url})}")

@@ -8,6 +8,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.labels import Scope
 from healthapp.crypto.blind_index import blind_index, insurance_card_index
 from healthapp.crypto.fields import EncryptedDateField, EncryptedTextField
 from tenants.models import Department, Office, Tenant, TenantScopedModel
@@ -103,7 +104,7 @@ class Member(TenantScopedModel):
 
     PERSONAL_FIELDS = (
         "employee_number", "name", "kana_name", "birth_date", "sex", "insurance_symbol", "insurance_number",
-        "address", "phone",
+        "address", "phone", "email",
     )  # fmt: skip
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -123,9 +124,11 @@ class Member(TenantScopedModel):
     insurance_number = EncryptedTextField(_("保険者番号"), default="", blank=True)
     address = EncryptedTextField(_("住所"), default="", blank=True)
     phone = EncryptedTextField(_("電話番号"), default="", blank=True)
+    email = EncryptedTextField(_("メールアドレス"), default="", blank=True)  # the roster's, not the login
 
     employee_number_index = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
     name_index = models.CharField(max_length=64, blank=True, editable=False)
+    email_index = models.CharField(max_length=64, blank=True, editable=False)
     insurance_card_index = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -155,8 +158,9 @@ class Member(TenantScopedModel):
         return f"<Member #{self.pk} tenant={self.tenant_id}>"
 
     _INDEXED = frozenset(
-        {"employee_number", "name", "insurance_symbol", "insurance_number", "relationship", "sex", "birth_date"}
-    )
+        {"employee_number", "name", "email", "insurance_symbol", "insurance_number", "relationship", "sex",
+         "birth_date"}
+    )  # fmt: skip
 
     def before_save(self, *, update_fields=None) -> tuple[str, ...]:
         if update_fields is not None and not self._INDEXED & set(update_fields):
@@ -166,6 +170,7 @@ class Member(TenantScopedModel):
             blind_index(tenant_id, "employee-number", self.employee_number) if self.employee_number else None
         )
         self.name_index = blind_index(tenant_id, "name", self.name, kana=True) if self.name else ""
+        self.email_index = blind_index(tenant_id, "email", self.email) if self.email else ""
         card = (self.insurance_symbol, self.insurance_number, self.sex, self.birth_date)
         self.insurance_card_index = (
             insurance_card_index(
@@ -179,4 +184,114 @@ class Member(TenantScopedModel):
             if all(card)
             else None
         )
-        return ("employee_number_index", "name_index", "insurance_card_index")
+        return ("employee_number_index", "name_index", "email_index", "insurance_card_index")
+
+
+class LabelGrant(TenantScopedModel):
+    """権限ラベルの付与: labels with a scope for one employee number or one department, entered under an
+    office exactly as the customer's admin does it (Settings → Access rights → office → entry).
+
+    A department grant applies to whoever is in the department when rights are evaluated, so it follows
+    people as the roster changes.
+    """
+
+    class Target(models.TextChoices):
+        EMPLOYEE = "employee", _("社員番号")
+        DEPARTMENT = "department", _("部署")
+
+    office = models.ForeignKey(Office, on_delete=models.PROTECT, related_name="label_grants")
+    target_kind = models.CharField(_("付与対象"), max_length=12, choices=Target.choices)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, null=True, blank=True, related_name="label_grants")
+    department = models.ForeignKey(
+        Department, on_delete=models.CASCADE, null=True, blank=True, related_name="label_grants"
+    )
+    labels = models.JSONField(_("ラベル"), default=list)
+    scope = models.CharField(_("範囲"), max_length=12, choices=Scope.CHOICES, default=Scope.SELF)
+    valid_from = models.DateField(_("有効開始日"), null=True, blank=True)
+    valid_until = models.DateField(_("有効終了日"), null=True, blank=True)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("権限ラベルの付与")
+        verbose_name_plural = _("権限ラベルの付与")
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(target_kind="employee", member__isnull=False, department__isnull=True))
+                | (models.Q(target_kind="department", department__isnull=False, member__isnull=True)),
+                name="labelgrant_one_target",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_until__isnull=True)
+                | models.Q(valid_from__isnull=True)
+                | models.Q(valid_until__gte=models.F("valid_from")),
+                name="labelgrant_valid_period",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "office"])]
+
+    def __str__(self) -> str:
+        return f"LabelGrant #{self.pk}"
+
+    def is_valid_on(self, day) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_until is None or day <= self.valid_until
+        )
+
+
+class Team(TenantScopedModel):
+    """チーム: anyone creates one; others ask to join; the creator and team admins decide."""
+
+    class JoinPolicy(models.TextChoices):
+        OPEN = "open", _("誰でも参加できる")
+        APPROVAL = "approval", _("承認制")
+
+    name = models.CharField(_("チーム名"), max_length=100)
+    description = models.TextField(_("説明"), blank=True, max_length=1000)
+    join_policy = models.CharField(
+        _("参加方法"), max_length=10, choices=JoinPolicy.choices, default=JoinPolicy.APPROVAL
+    )
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    dissolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("チーム")
+        verbose_name_plural = _("チーム")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "name"], condition=models.Q(dissolved_at__isnull=True), name="team_unique_live_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMembership(TenantScopedModel):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("承認待ち")
+        MEMBER = "member", _("参加中")
+        REJECTED = "rejected", _("見送り")
+        LEFT = "left", _("退会")
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="team_memberships")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    is_team_admin = models.BooleanField(default=False)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "user"],
+                condition=models.Q(status__in=["pending", "member"]),
+                name="teammembership_one_live",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"TeamMembership #{self.pk}"

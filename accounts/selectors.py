@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-from accounts.models import Member, User
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from accounts import policy
+from accounts.labels import Perm
+from accounts.models import LabelGrant, Member, Team, TeamMembership, User
 from healthapp.crypto.blind_index import blind_index
 from tenants.context import require_tenant
 from tenants.models import Department, Office
@@ -48,3 +55,165 @@ def member_for_user(*, user: User) -> Member | None:
     if user.tenant_id is None:
         return None
     return Member.objects.select_related("office", "department").filter(user=user).first()
+
+
+# --- Scoped reads (every one asks accounts.policy) -----------------------------------------------
+
+
+def members_visible_to(*, user: User, perm: str = Perm.MEMBER_VIEW) -> QuerySet[Member]:
+    """Roster entries ``user`` may see under ``perm``: none without it."""
+    return policy.scope(user, perm, Member.objects.select_related("office", "department").order_by("pk"))
+
+
+def member_get_for_user(*, user: User, member_id: int, perm: str = Perm.MEMBER_VIEW) -> Member:
+    """One roster entry inside the user's tenant and scope; anything else (missing, out of scope,
+    another tenant's) is the same 404."""
+    member = members_visible_to(user=user, perm=perm).filter(pk=member_id).first()
+    if member is None:
+        raise Http404
+    return member
+
+
+def members_search(*, user: User, query: str) -> list[Member]:
+    """Exact search by employee number or full name (blind indexes), inside the user's scope."""
+    query = query.strip()
+    if not query:
+        return list(members_visible_to(user=user)[:200])
+    tenant = require_tenant()
+    by_number = blind_index(tenant.pk, "employee-number", query)
+    by_name = blind_index(tenant.pk, "name", query, kana=True)
+    return list(members_visible_to(user=user).filter(Q(employee_number_index=by_number) | Q(name_index=by_name)))
+
+
+def offices_for_access_settings(*, user: User) -> QuerySet[Office]:
+    if not policy.can(user, Perm.ACCESS_MANAGE):
+        raise Http404
+    return Office.objects.order_by("name")
+
+
+def grants_for_office(*, user: User, office_id: int) -> tuple[Office, list[LabelGrant]]:
+    office = offices_for_access_settings(user=user).filter(pk=office_id).first()
+    if office is None:
+        raise Http404
+    grants = LabelGrant.objects.filter(office=office).select_related("member", "department").order_by("pk")
+    return office, list(grants)
+
+
+def grant_get_for_user(*, user: User, grant_id: int) -> LabelGrant:
+    if not policy.can(user, Perm.ACCESS_MANAGE):
+        raise Http404
+    grant = LabelGrant.objects.select_related("office", "member", "department").filter(pk=grant_id).first()
+    if grant is None:
+        raise Http404
+    return grant
+
+
+def teams_for_user(*, user: User) -> list[tuple[Team, TeamMembership | None]]:
+    """Live teams with the user's own membership (None if not a member), the user's teams first."""
+    mine = {
+        m.team_id: m
+        for m in TeamMembership.objects.filter(
+            user=user, status__in=[TeamMembership.Status.PENDING, TeamMembership.Status.MEMBER]
+        )
+    }
+    teams = Team.objects.filter(dissolved_at__isnull=True).annotate(
+        member_count=Count("memberships", filter=Q(memberships__status=TeamMembership.Status.MEMBER))
+    )
+    return sorted(((t, mine.get(t.pk)) for t in teams), key=lambda pair: (pair[1] is None, pair[0].name))
+
+
+def team_get(*, team_id: int) -> Team:
+    team = Team.objects.filter(pk=team_id, dissolved_at__isnull=True).first()
+    if team is None:
+        raise Http404
+    return team
+
+
+def team_memberships(*, team: Team) -> list[TeamMembership]:
+    return list(
+        TeamMembership.objects.filter(
+            team=team, status__in=[TeamMembership.Status.PENDING, TeamMembership.Status.MEMBER]
+        )
+        .select_related("user")
+        .order_by("status", "requested_at")
+    )
+
+
+@dataclass(frozen=True)
+class AccessReviewRow:
+    user_id: int
+    email: str
+    role: str
+    role_display: str
+    labels: list[str]
+    scopes: list[str]
+    sources: list[str]
+    last_login: dt.datetime | None
+    mfa: bool
+    flags: list[str]
+
+    @property
+    def grants(self) -> list[tuple[str, str, str]]:
+        return list(zip(self.labels, self.scopes, self.sources, strict=True))
+
+
+def access_review(*, today: dt.date | None = None) -> list[AccessReviewRow]:
+    """Who holds what in the current tenant, with the findings a quarterly review looks for."""
+    from django_otp import devices_for_user
+
+    tenant = require_tenant()
+    today = today or timezone.localdate()
+    rows = []
+    members = {m.user_id: m for m in Member.objects.filter(user__isnull=False)}
+    departments = {d.pk: d.name for d in Department.objects.all()}
+    for user in User.objects.filter(tenant=tenant).order_by("email"):
+        grants = policy.effective_grants(user, on=today)
+        member = members.get(user.pk)
+        has_mfa = any(True for _ in devices_for_user(user, confirmed=True))
+        flags = []
+        if user.is_privileged and not has_mfa:
+            flags.append("privileged_without_mfa")
+        if user.last_login is None or user.last_login < timezone.now() - dt.timedelta(days=90):
+            flags.append("inactive_90_days")
+        if any(g.valid_until and g.valid_until <= today + dt.timedelta(days=30) for g in grants):
+            flags.append("grant_expiring_30_days")
+        if member is not None and member.qualification_end and member.qualification_end <= today:
+            flags.append("qualification_ended")
+        rows.append(
+            AccessReviewRow(
+                user_id=user.pk,
+                email=user.email,
+                role=user.role,
+                role_display=str(user.get_role_display()),
+                labels=[g.label for g in grants],
+                scopes=[g.scope for g in grants],
+                sources=[_source(g, member, departments) for g in grants],
+                last_login=user.last_login,
+                mfa=has_mfa,
+                flags=flags,
+            )
+        )
+    return rows
+
+
+def _source(grant: policy.EffectiveGrant, member: Member | None, departments: dict[int, str]) -> str:
+    """Where a label comes from, as the admin entered it: the role, a department or an employee number."""
+    if grant.source == "role":
+        return "role"
+    if grant.source == "department":
+        return f"department:{departments.get(grant.department_id, grant.department_id)}"
+    return f"employee:{member.employee_number if member else '?'}"
+
+
+ACCESS_REVIEW_HEADER = ["user_id", "email", "role", "labels", "scopes", "sources", "last_login", "mfa", "flags"]
+
+
+def access_review_table(rows: list[AccessReviewRow]) -> list[list[object]]:
+    """The review as flat rows (for CSV and the command), in ACCESS_REVIEW_HEADER order."""
+    return [
+        [
+            r.user_id, r.email, r.role, " ".join(r.labels), " ".join(r.scopes), " ".join(r.sources),
+            r.last_login.isoformat() if r.last_login else "", "yes" if r.mfa else "no", " ".join(r.flags),
+        ]
+        for r in rows
+    ]  # fmt: skip

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from accounts.models import User
+from accounts.labels import LABELS, Scope
+from accounts.models import LabelGrant, Member, Team, User
 
 
 class MeSerializer(serializers.ModelSerializer):
@@ -15,3 +16,51 @@ class MeSerializer(serializers.ModelSerializer):
         if user.tenant_id is None:
             return None
         return {"slug": user.tenant.slug, "name": user.tenant.name, "kind": user.tenant.kind}
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    """Decrypted roster fields: only ever built from a queryset already narrowed by accounts.policy."""
+
+    office = serializers.CharField(source="office.name", default=None)
+    department = serializers.CharField(source="department.name", default=None)
+    employee_number = serializers.CharField()
+    name = serializers.CharField()
+    kana_name = serializers.CharField()
+
+    class Meta:
+        model = Member
+        fields = ["id", "uid", "employee_number", "name", "kana_name", "office", "department", "relationship",
+                  "is_active"]  # fmt: skip
+
+
+class GrantSerializer(serializers.ModelSerializer):
+    target = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LabelGrant
+        fields = ["id", "office", "target_kind", "target", "labels", "scope", "valid_from", "valid_until"]
+
+    def get_target(self, grant: LabelGrant) -> str:
+        return grant.department.name if grant.department_id else str(grant.member.employee_number)
+
+
+class GrantWriteSerializer(serializers.Serializer):
+    office = serializers.IntegerField()
+    target_kind = serializers.ChoiceField(choices=["employee", "department"])
+    target = serializers.CharField(max_length=100, help_text="employee number or department name of the office")
+    labels = serializers.ListField(child=serializers.ChoiceField(choices=list(LABELS)), allow_empty=False)
+    scope = serializers.ChoiceField(choices=[code for code, _ in Scope.CHOICES])
+    valid_from = serializers.DateField(required=False, allow_null=True)
+    valid_until = serializers.DateField(required=False, allow_null=True)
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "name", "description", "join_policy", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class TeamDecisionSerializer(serializers.Serializer):
+    membership = serializers.IntegerField()
+    approve = serializers.BooleanField()

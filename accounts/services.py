@@ -5,10 +5,17 @@ import string
 
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from accounts.models import Member, Role, User
+import audit
+from accounts.labels import LABELS, Perm, Scope
+from accounts.models import LabelGrant, Member, Role, Team, TeamMembership, User
+from accounts.policy import can as policy_can
+from accounts.selectors import member_get_by_employee_number
+from healthapp.errors import AppError
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tenants.models import Department, Office, Tenant
 
 
 def password_generate(length: int = 16) -> str:
@@ -52,3 +59,212 @@ def member_create(**fields) -> Member:
     member.full_clean(exclude=["tenant", "user"])
     member.save()
     return member
+
+
+# --- Permission labels ---------------------------------------------------------------------------
+
+
+def _grant_snapshot(grant: LabelGrant) -> dict:
+    """A grant as an audit event sees it: ids and codes only, no personal data."""
+    return {
+        "office": grant.office_id,
+        "target_kind": grant.target_kind,
+        "member": grant.member_id,
+        "department": grant.department_id,
+        "labels": sorted(grant.labels),
+        "scope": grant.scope,
+        "valid_from": grant.valid_from.isoformat() if grant.valid_from else None,
+        "valid_until": grant.valid_until.isoformat() if grant.valid_until else None,
+    }
+
+
+def _resolve_target(*, office: Office, target_kind: str, target: str) -> tuple[Member | None, Department | None]:
+    target = (target or "").strip()
+    if target_kind == LabelGrant.Target.EMPLOYEE:
+        member = member_get_by_employee_number(target) if target else None
+        if member is None:
+            raise AppError("unknown_employee", _("この社員番号は名簿にありません。"))
+        return member, None
+    if target_kind == LabelGrant.Target.DEPARTMENT:
+        department = Department.objects.filter(office=office, name=target).first()
+        if department is None:
+            raise AppError("unknown_department", _("この事業所にその部署はありません。"))
+        return None, department
+    raise AppError("invalid_target", _("付与対象を選んでください。"))
+
+
+def _check_grant(*, labels: list[str], scope_: str, valid_from, valid_until, member, acting_user: User) -> None:
+    if not labels or any(code not in LABELS for code in labels):
+        raise AppError("invalid_labels", _("付与するラベルを選んでください。"))
+    if scope_ not in Scope.ORDER:
+        raise AppError("invalid_scope", _("範囲を選んでください。"))
+    if valid_from and valid_until and valid_until < valid_from:
+        raise AppError("invalid_period", _("有効終了日は開始日より後にしてください。"))
+    if member is not None and member.user_id == acting_user.pk:
+        # Nobody widens their own rights: another administrator has to do it.
+        raise AppError("self_grant", _("自分自身にはラベルを付与・変更できません。"))
+
+
+@transaction.atomic
+def label_grant_create(
+    *,
+    office: Office,
+    target_kind: str,
+    target: str,
+    labels: list[str],
+    scope_: str,
+    acting_user: User,
+    valid_from=None,
+    valid_until=None,
+) -> LabelGrant:
+    """Give ``labels`` with ``scope_`` to an employee number or a department of ``office``."""
+    member, department = _resolve_target(office=office, target_kind=target_kind, target=target)
+    _check_grant(
+        labels=labels, scope_=scope_, valid_from=valid_from, valid_until=valid_until, member=member,
+        acting_user=acting_user,
+    )  # fmt: skip
+    grant = LabelGrant(
+        office=office, target_kind=target_kind, member=member, department=department, labels=sorted(set(labels)),
+        scope=scope_, valid_from=valid_from, valid_until=valid_until, created_by=acting_user,
+    )  # fmt: skip
+    grant.save()
+    audit.record(
+        action="label.granted", target_type="label_grant", target_id=grant.pk,
+        details={"new": _grant_snapshot(grant)}, actor=acting_user,
+    )  # fmt: skip
+    return grant
+
+
+@transaction.atomic
+def label_grant_update(
+    *, grant: LabelGrant, labels: list[str], scope_: str, acting_user: User, valid_from=None, valid_until=None
+) -> LabelGrant:
+    """Change the labels, scope or validity of a grant (its target stays; make a new grant for another)."""
+    _check_grant(
+        labels=labels, scope_=scope_, valid_from=valid_from, valid_until=valid_until, member=grant.member,
+        acting_user=acting_user,
+    )  # fmt: skip
+    old = _grant_snapshot(grant)
+    grant.labels, grant.scope = sorted(set(labels)), scope_
+    grant.valid_from, grant.valid_until = valid_from, valid_until
+    grant.save()
+    audit.record(
+        action="label.grant_changed", target_type="label_grant", target_id=grant.pk,
+        details={"old": old, "new": _grant_snapshot(grant)}, actor=acting_user,
+    )  # fmt: skip
+    return grant
+
+
+@transaction.atomic
+def label_grant_delete(*, grant: LabelGrant, acting_user: User) -> None:
+    if grant.member_id and grant.member.user_id == acting_user.pk:
+        raise AppError("self_grant", _("自分自身にはラベルを付与・変更できません。"))
+    old, pk = _grant_snapshot(grant), grant.pk
+    grant.delete()
+    audit.record(
+        action="label.revoked", target_type="label_grant", target_id=pk, details={"old": old}, actor=acting_user
+    )
+
+
+# --- Teams ------------------------------------------------------------------------------------------
+
+
+def _team_event(action: str, team: Team, acting_user: User, **details) -> None:
+    audit.record(action=action, target_type="team", target_id=team.pk, details=details, actor=acting_user)
+
+
+@transaction.atomic
+def team_create(*, name: str, description: str, join_policy: str, acting_user: User) -> Team:
+    """Anyone creates a team; the creator is its first member and administrator."""
+    name = name.strip()
+    if not name:
+        raise AppError("invalid_name", _("チーム名を入力してください。"))
+    if Team.objects.filter(name=name, dissolved_at__isnull=True).exists():
+        raise AppError("duplicate_team", _("同じ名前のチームがすでにあります。"))
+    if join_policy not in Team.JoinPolicy.values:
+        raise AppError("invalid_policy", _("参加方法を選んでください。"))
+    team = Team(name=name, description=description.strip(), join_policy=join_policy, created_by=acting_user)
+    team.save()
+    TeamMembership(
+        team=team, user=acting_user, status=TeamMembership.Status.MEMBER, is_team_admin=True,
+        decided_at=timezone.now(), decided_by=acting_user,
+    ).save()  # fmt: skip
+    _team_event("team.created", team, acting_user, new={"join_policy": join_policy})
+    return team
+
+
+def _live_membership(team: Team, user: User) -> TeamMembership | None:
+    return (
+        TeamMembership.objects.select_for_update()
+        .filter(team=team, user=user, status__in=[TeamMembership.Status.PENDING, TeamMembership.Status.MEMBER])
+        .first()
+    )
+
+
+@transaction.atomic
+def team_request_join(*, team: Team, acting_user: User) -> TeamMembership:
+    """Join an open team at once, or ask to join an approval-only team."""
+    if team.dissolved_at:
+        raise AppError("team_dissolved", _("このチームは解散しました。"))
+    if _live_membership(team, acting_user):
+        raise AppError("already_requested", _("すでに参加中か、承認待ちです。"))
+    status = TeamMembership.Status.MEMBER if team.join_policy == Team.JoinPolicy.OPEN else TeamMembership.Status.PENDING
+    membership = TeamMembership(team=team, user=acting_user, status=status)
+    if status == TeamMembership.Status.MEMBER:
+        membership.decided_at = timezone.now()
+    membership.save()
+    _team_event("team.join_requested", team, acting_user, membership=membership.pk, new={"status": status})
+    return membership
+
+
+def team_can_decide(*, team: Team, user: User) -> bool:
+    """The creator and the team's administrators approve or reject requests."""
+    return (
+        team.created_by_id == user.pk
+        or TeamMembership.objects.filter(
+            team=team, user=user, status=TeamMembership.Status.MEMBER, is_team_admin=True
+        ).exists()
+    )
+
+
+@transaction.atomic
+def team_decide(*, membership: TeamMembership, approve: bool, acting_user: User) -> TeamMembership:
+    if not team_can_decide(team=membership.team, user=acting_user):
+        raise AppError("not_team_admin", _("このチームの参加申請を判断する権限がありません。"))
+    if membership.status != TeamMembership.Status.PENDING:
+        raise AppError("not_pending", _("この申請はすでに処理されています。"))
+    old = membership.status
+    membership.status = TeamMembership.Status.MEMBER if approve else TeamMembership.Status.REJECTED
+    membership.decided_at, membership.decided_by = timezone.now(), acting_user
+    membership.save()
+    _team_event(
+        "team.join_approved" if approve else "team.join_rejected", membership.team, acting_user,
+        membership=membership.pk, old={"status": old}, new={"status": membership.status},
+    )  # fmt: skip
+    return membership
+
+
+@transaction.atomic
+def team_leave(*, team: Team, acting_user: User) -> None:
+    membership = _live_membership(team, acting_user)
+    if membership is None:
+        raise AppError("not_member", _("このチームに参加していません。"))
+    old = membership.status
+    membership.status = TeamMembership.Status.LEFT
+    membership.save()
+    _team_event("team.left", team, acting_user, membership=membership.pk, old={"status": old}, new={"status": "left"})
+
+
+@transaction.atomic
+def team_dissolve(*, team: Team, acting_user: User) -> None:
+    """The organisation admin (team.manage) dissolves a team; memberships end with it."""
+    if not policy_can(acting_user, Perm.TEAM_MANAGE):
+        raise AppError("forbidden", _("チームを解散する権限がありません。"))
+    if team.dissolved_at:
+        raise AppError("team_dissolved", _("このチームは解散しました。"))
+    team.dissolved_at = timezone.now()
+    team.save(update_fields=["dissolved_at"])
+    TeamMembership.objects.filter(
+        team=team, status__in=[TeamMembership.Status.PENDING, TeamMembership.Status.MEMBER]
+    ).update(status=TeamMembership.Status.LEFT)
+    _team_event("team.dissolved", team, acting_user)

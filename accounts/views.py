@@ -6,8 +6,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts import policy
 from accounts.forms import LoginForm
-from accounts.selectors import member_for_user, roster_summary
+from accounts.labels import Perm
+from accounts.selectors import member_for_user, roster_summary, teams_for_user
 
 
 class LoginView(auth_views.LoginView):
@@ -34,9 +36,11 @@ def lockout_response(request: HttpRequest, original_response=None, credentials=N
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
+    in_tenant = user.tenant_id is not None
     context = {
         "member": member_for_user(user=user),
-        "summary": roster_summary() if user.is_tenant_admin else None,
+        "summary": roster_summary() if in_tenant and policy.can(user, Perm.ROSTER_MANAGE) else None,
+        "teams": [pair for pair in teams_for_user(user=user) if pair[1]] if in_tenant else [],
         "notices": [],  # the notices issue fills this
     }
     return render(request, "accounts/home.html", context)

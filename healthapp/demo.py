@@ -10,7 +10,7 @@ from django.db import transaction
 from faker import Faker
 
 from accounts.models import Member, Role, User
-from accounts.services import member_create, password_generate, user_create
+from accounts.services import label_grant_create, member_create, password_generate, user_create
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from tenants.services import tenant_create, tenant_ensure_structure
@@ -24,13 +24,13 @@ DEMO_TENANTS = [
         "name": "デモ商事株式会社",
         "offices": {"東京本社": ["営業部", "総務部", "人事部", "開発部"], "大阪支社": ["営業部", "製造部"]},
         "members": 30,
-        "users": [
-            Role.EMPLOYEE,
-            Role.PHYSICIAN,
-            Role.HEALTH_STAFF,
-            Role.HR_ADMIN,
-            Role.ORG_ADMIN,
-        ],
+        "users": [Role.EMPLOYEE, Role.PHYSICIAN, Role.HEALTH_STAFF, Role.HR_ADMIN, Role.ORG_ADMIN],
+        # role → (label, scope) granted to that demo login's roster entry (org_admin holds its label by role)
+        "grants": {
+            Role.PHYSICIAN: ("physician", "tenant"),
+            Role.HEALTH_STAFF: ("health_staff", "office"),
+            Role.HR_ADMIN: ("hr_staff", "tenant"),
+        },
     },
     {
         "slug": "demo-kenpo",
@@ -39,6 +39,7 @@ DEMO_TENANTS = [
         "offices": {"デモ商事 加入事業所": ["本社"], "デモ物流 加入事業所": ["本社"]},
         "members": 20,
         "users": [Role.EMPLOYEE, Role.HEALTH_STAFF, Role.INSURER_ADMIN, Role.ORG_ADMIN],
+        "grants": {Role.HEALTH_STAFF: ("health_staff", "tenant"), Role.INSURER_ADMIN: ("hr_staff", "tenant")},
     },
 ]
 OPERATOR_EMAIL = "operator@ops.healthapp.example"
@@ -68,11 +69,14 @@ def seed_demo() -> list[DemoLogin]:
     logins: list[DemoLogin] = []
     for spec in DEMO_TENANTS:
         tenant = Tenant.objects.filter(slug=spec["slug"]).first()
-        if tenant is None:
+        created = tenant is None
+        if created:
             tenant = tenant_create(kind=spec["kind"], name=spec["name"], slug=spec["slug"])
             _seed_roster(tenant, spec, fake, rng)
         for role in spec["users"]:
             logins.append(_ensure_login(tenant, role))
+        if created:
+            _seed_grants(tenant, spec["grants"])
     logins.append(_ensure_login(None, Role.OPERATOR))
     return logins
 
@@ -81,9 +85,12 @@ def _seed_roster(tenant: Tenant, spec: dict, fake: Faker, rng: random.Random) ->
     offices = tenant_ensure_structure(tenant=tenant, offices=spec["offices"])
     symbol = f"{rng.randint(1000, 9999)}"
     with tenant_context(tenant):
+        first_office = next(iter(offices.values()))
         for i in range(spec["members"]):
             office = rng.choice(list(offices.values()))
             department = rng.choice(list(office.departments.all()))
+            if i == 0:  # the demo employee's own entry: 東京本社 / 営業部, where the access-rights demo starts
+                office, department = first_office, first_office.departments.order_by("pk").first()
             sex = rng.choice([Member.Sex.MALE, Member.Sex.FEMALE])
             if sex == Member.Sex.MALE:
                 last, first = fake.last_name_pair(), fake.first_name_male_pair()
@@ -105,6 +112,18 @@ def _seed_roster(tenant: Tenant, spec: dict, fake: Faker, rng: random.Random) ->
             )
 
 
+def _seed_grants(tenant: Tenant, grants: dict[str, tuple[str, str]]) -> None:
+    """Give the demo staff the labels their work needs, granted by the demo org admin."""
+    admin = User.objects.get(email=demo_email(tenant.slug, Role.ORG_ADMIN))
+    with tenant_context(tenant):
+        for role, (label, scope_) in grants.items():
+            member = Member.objects.select_related("office").get(user__email=demo_email(tenant.slug, role))
+            label_grant_create(
+                office=member.office, target_kind="employee", target=member.employee_number, labels=[label],
+                scope_=scope_, acting_user=admin,
+            )  # fmt: skip
+
+
 def _ensure_login(tenant: Tenant | None, role: str) -> DemoLogin:
     email = demo_email(tenant.slug, role) if tenant else OPERATOR_EMAIL
     password = password_generate()
@@ -120,3 +139,59 @@ def _ensure_login(tenant: Tenant | None, role: str) -> DemoLogin:
         user.set_password(password)
         user.save(update_fields=["password"])
     return DemoLogin(tenant=tenant.slug if tenant else "-", role=role, email=email, password=password)
+
+
+@dataclass(frozen=True)
+class DemoRegistration:
+    """What a newcomer types on the registration pages (fictional data, printed by seed_demo)."""
+
+    kind: str  # "card" (保険証) or "employee" (社員番号)
+    tenant: str
+    fields: dict[str, str]
+
+
+def demo_registration_samples() -> list[DemoRegistration]:
+    """One unregistered dependant of the 健保 (card data) and one unregistered employee of the company
+    (employee number + birth date + the company's chosen attribute), so a newcomer can register."""
+    from tenants.models import TenantSecurityPolicy
+
+    samples: list[DemoRegistration] = []
+    kenpo = Tenant.objects.filter(slug="demo-kenpo").first()
+    if kenpo is not None:
+        with tenant_context(kenpo):
+            dependant = (
+                Member.objects.filter(relationship=Member.Relationship.FAMILY, user__isnull=True, is_active=True)
+                .exclude(insurance_card_index=None)
+                .order_by("pk")
+                .first()
+            )
+            if dependant is not None:
+                card = {
+                    "記号 / symbol": dependant.insurance_symbol,
+                    "番号 / number": dependant.insurance_number,
+                    "続柄 / relationship": str(Member.Relationship(dependant.relationship).label),
+                    "性別 / sex": str(Member.Sex(dependant.sex).label),
+                    "生まれた年 / birth year": str(dependant.birth_date.year),
+                    "生まれた月 / birth month": str(dependant.birth_date.month),
+                }
+                samples.append(DemoRegistration("card", kenpo.slug, card))
+    corp = Tenant.objects.filter(slug="demo-corp").first()
+    if corp is not None:
+        with tenant_context(corp):
+            policy = TenantSecurityPolicy.objects.first() or TenantSecurityPolicy()
+            employee = (
+                Member.objects.filter(relationship=Member.Relationship.SELF, user__isnull=True, is_active=True)
+                .exclude(employee_number_index=None)
+                .order_by("-pk")
+                .first()
+            )
+            if employee is not None:
+                attribute = policy.registration_attribute
+                check_item = f"確認項目 / check item ({policy.get_registration_attribute_display()})"
+                proof = {
+                    "社員番号 / employee number": employee.employee_number,
+                    "生年月日 / birth date": employee.birth_date.isoformat(),
+                    check_item: getattr(employee, attribute),
+                }
+                samples.append(DemoRegistration("employee", corp.slug, proof))
+    return samples

@@ -17,7 +17,7 @@ class AppError(Exception):
     status_code = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, code: str, message: str, details: dict | None = None) -> None:
-        super().__init__(code)
+        super().__init__(message)
         self.code, self.message, self.details = code, message, details or {}
 
 

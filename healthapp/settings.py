@@ -55,12 +55,14 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp.plugins.otp_email",
     "axes",
     "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "audit.middleware.AuditRequestMiddleware",  # request id, client address, user agent for audit.record
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -75,6 +77,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     # Last: everything below runs inside the tenant's transaction with app.tenant_id set.
     "tenants.middleware.TenantMiddleware",
+    "tenants.middleware.IpAllowlistMiddleware",  # non-employees only from the tenant's networks
+    "accounts.middleware.MfaRequiredMiddleware",  # privileged users verify a second factor first
 ]
 
 ROOT_URLCONF = "healthapp.urls"
@@ -92,10 +96,16 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
+                "accounts.context_processors.access",
             ],
         },
     },
 ]
+
+# --- Encryption keys (healthapp.crypto) ------------------------------------------------------------
+# The master key comes from HEALTHAPP_MASTER_KEY / _FILE or AWS KMS (HEALTHAPP_KMS_KEY_ID); the embedded
+# default generates var/keys/master.key. Unwrapped tenant keys live in process memory for this long.
+HEALTHAPP_KEY_CACHE_SECONDS = env_int("HEALTHAPP_KEY_CACHE_SECONDS", 300)
 
 # --- Database ---------------------------------------------------------------------------------
 # DATABASE_URL is the application role (no table ownership, no BYPASSRLS). DATABASE_OWNER_URL is the
@@ -105,6 +115,8 @@ DATABASE_URL = env_str("DATABASE_URL", _default_db_url)
 DATABASE_OWNER_URL = env_str("DATABASE_OWNER_URL", "") or DATABASE_URL
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Lets two test runs share one PostgreSQL server without dropping each other's test database.
+DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
@@ -233,6 +245,22 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_NAME = "healthapp_session"
 CSRF_COOKIE_HTTPONLY = True
 
+# --- Registration / MFA -----------------------------------------------------------------------------
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", 3600)  # reset links expire after 1 h
+REGISTRATION_LINK_HOURS = env_int("REGISTRATION_LINK_HOURS", 24)  # self-registration confirmation link
+# Attempts per window (seconds) before a registration or reset form answers "try again later".
+REGISTRATION_RATE_LIMIT_PER_IP = env_int("REGISTRATION_RATE_LIMIT_PER_IP", 20)
+REGISTRATION_RATE_LIMIT_PER_ENTRY = env_int("REGISTRATION_RATE_LIMIT_PER_ENTRY", 5)
+REGISTRATION_RATE_LIMIT_WINDOW = env_int("REGISTRATION_RATE_LIMIT_WINDOW_SECONDS", 3600)
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "healthapp")
+OTP_TOTP_THROTTLE_FACTOR = 1  # after each wrong code the next try waits 1, 2, 4, 8 … seconds
+OTP_EMAIL_SUBJECT = "【healthapp】確認コード / Verification code"
+OTP_EMAIL_BODY_TEMPLATE_PATH = "emails/mfa_code.txt"
+OTP_EMAIL_TOKEN_VALIDITY = 600
+OTP_EMAIL_COOLDOWN_DURATION = 30
+OTP_EMAIL_SENDER = DEFAULT_FROM_EMAIL
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
 # --- Security headers ---------------------------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -294,4 +322,38 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "axes": {"level": "WARNING"},
     },
+}
+
+# --- Audit ------------------------------------------------------------------------------------
+AUDIT_RETENTION_MONTHS = env_int("AUDIT_RETENTION_MONTHS", 13)  # kept in the database, then pruned once shipped
+AUDIT_LOCK_YEARS = env_int("AUDIT_RETENTION_YEARS_LOCK", 7)  # Object Lock (COMPLIANCE) on shipped batches
+AUDIT_SHIP_BATCH_SIZE = env_int("AUDIT_SHIP_BATCH_SIZE", 5000)
+AUDIT_S3_BUCKET = env_str("AUDIT_S3_BUCKET", S3_BUCKET)  # needs Object Lock enabled; unset → local folder
+AUDIT_S3_ENDPOINT_URL = env_str("AUDIT_S3_ENDPOINT_URL", "") or env_str("S3_ENDPOINT_URL", "")
+AUDIT_S3_REGION = env_str("S3_REGION", "ap-northeast-1")
+AUDIT_S3_ACCESS_KEY_ID = env_secret("S3_ACCESS_KEY_ID")
+AUDIT_S3_SECRET_ACCESS_KEY = env_secret("S3_SECRET_ACCESS_KEY")
+AUDIT_ARCHIVE_DIR = VAR_DIR / "audit-archive"
+CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
+CELERY_BEAT_SCHEDULE["audit-ship"] = {"task": "audit.tasks.ship_audit_log", "schedule": 60.0}
+
+# --- Roster import ---------------------------------------------------------------------------
+from celery.schedules import crontab  # noqa: E402  (kept inside this block: only the beat entry needs it)
+
+ROSTER_IMPORT_MAX_BYTES = env_int("ROSTER_IMPORT_MAX_BYTES", 20 * 2**20)  # larger uploads are refused
+ROSTER_IMPORT_CHUNK_ROWS = env_int("ROSTER_IMPORT_CHUNK_ROWS", 1000)  # rows per apply transaction
+ROSTER_IMPORT_MAX_ERRORS = env_int("ROSTER_IMPORT_MAX_ERRORS", 1000)  # beyond this the file is refused
+ROSTER_IMPORT_KEEP_DAYS = env_int("ROSTER_IMPORT_KEEP_DAYS", 7)  # unconfirmed uploads are deleted after this
+CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "accounts.roster_tasks"]  # not a tasks.py module
+# An unacknowledged task (acks_late) of a killed worker is handed out again once it is older than the
+# visibility timeout; workers look for such tasks every interval x throttle seconds (kombu: 10 x 10).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600),
+    "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL_SECONDS", 10),
+    "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
+}
+CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
+CELERY_BEAT_SCHEDULE["roster-expire-qualifications"] = {
+    "task": "accounts.roster_tasks.roster_expire_qualifications_all",
+    "schedule": crontab(hour=0, minute=5),  # 00:05 JST (CELERY_TIMEZONE): 資格喪失日 starts the day
 }

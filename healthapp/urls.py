@@ -1,15 +1,29 @@
 from django.contrib import admin
 from django.urls import include, path
+from django_otp.admin import OTPAdminSite
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import DefaultRouter
 
-from accounts.api import MeView
+from accounts.api import GrantViewSet, MembersViewSet, MeView, TeamViewSet
+
+# The operators' admin asks for a verified second factor as well (MfaRequiredMiddleware sends them to
+# verification first; the OTP admin site refuses an unverified session on its own).
+admin.site.__class__ = OTPAdminSite
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("members", MembersViewSet, basename="member")
+router.register("grants", GrantViewSet, basename="grant")
+router.register("teams", TeamViewSet, basename="team")
 
 api_v1 = [
     path("me/", MeView.as_view(), name="me"),
+    *router.urls,
 ]
 
 urlpatterns = [
     path("", include("accounts.urls")),
+    path("audit/", include("audit.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("ops/admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),

@@ -3,8 +3,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 
 from tenants.context import tenant_context
 
@@ -29,3 +30,41 @@ class TenantMiddleware:
             return redirect("accounts:login")
         with tenant_context(tenant):
             return self.get_response(request)
+
+
+# Paths a refused user may still reach: leaving, changing language, and static files.
+ALLOWLIST_EXEMPT_PREFIXES = ("/accounts/logout/", "/i18n/", "/static/")
+
+
+class IpAllowlistMiddleware:
+    """Refuses every page and API call of a non-employee whose client address (healthapp.net.client_ip,
+    i.e. what our own proxies vouch for) is outside the tenant's allowlist; each refusal is audited.
+
+    Runs after TenantMiddleware, inside the tenant's context.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from healthapp.net import client_ip
+        from tenants import allowlist
+
+        user = getattr(request, "user", None)
+        if (
+            user is None
+            or not user.is_authenticated
+            or not allowlist.allowlist_applies_to(user)
+            or request.path.startswith(ALLOWLIST_EXEMPT_PREFIXES)
+        ):
+            return self.get_response(request)
+        if allowlist.address_permitted(client_ip(request), allowlist.allowlist_networks()):
+            return self.get_response(request)
+        api = request.path.startswith("/api/")
+        allowlist.allowlist_record_denial(user=user, area="api" if api else "page")
+        message = _(
+            "このIPアドレスからは利用できません。社内ネットワークから接続するか、組織管理者にお問い合わせください。"
+        )
+        if api:
+            return JsonResponse({"error": {"code": "ip_not_allowed", "message": message}}, status=403)
+        return render(request, "accounts/allowlist/denied.html", {"message": message}, status=403)

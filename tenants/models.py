@@ -161,3 +161,67 @@ class TenantKey(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"TenantKey {self.tenant_id}/{self.purpose}/v{self.version} ({self.state})"
+
+
+class TenantSecurityPolicy(TenantScopedModel):
+    """A tenant's sign-in rules (one row per tenant; a missing row means the defaults)."""
+
+    class RegistrationAttribute(models.TextChoices):
+        KANA_NAME = "kana_name", _("フリガナ")
+        PHONE = "phone", _("電話番号")
+        INSURANCE_NUMBER = "insurance_number", _("保険証の番号")
+
+    mfa_required_for_all = models.BooleanField(_("全員に多要素認証を必須にする"), default=False)
+    registration_attribute = models.CharField(
+        _("従業員登録の確認項目"),
+        max_length=20,
+        choices=RegistrationAttribute.choices,
+        default=RegistrationAttribute.KANA_NAME,
+        help_text=_("社員番号・生年月日に加えて、従業員が自己登録時に入力する名簿の項目です。"),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("セキュリティ設定")
+        verbose_name_plural = _("セキュリティ設定")
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="tenantsecuritypolicy_one_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"TenantSecurityPolicy {self.tenant_id}"
+
+
+class IpAllowlistEntry(TenantScopedModel):
+    """One network (CIDR, IPv4 or IPv6) from which the tenant's non-employee users may work.
+    A tenant without entries has no address restriction."""
+
+    cidr = models.CharField(_("許可するネットワーク"), max_length=49)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("IPアドレス許可リスト")
+        verbose_name_plural = _("IPアドレス許可リスト")
+        constraints = [models.UniqueConstraint(fields=["tenant", "cidr"], name="ipallowlistentry_unique_cidr")]
+
+    def __str__(self) -> str:
+        return self.cidr
+
+
+class PendingRegistration(TenantScopedModel):
+    """A self-registration waiting for its e-mail confirmation. Only a hash of the link's secret is
+    stored; ``used_at`` makes the link single-use, ``expires_at`` makes it expire."""
+
+    member_uid = models.UUIDField()
+    email = models.EmailField()
+    password_hash = models.CharField(max_length=256)
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("登録確認待ち")
+        verbose_name_plural = _("登録確認待ち")
+        indexes = [models.Index(fields=["tenant", "member_uid"])]
+
+    def __str__(self) -> str:
+        return f"PendingRegistration #{self.pk}"

@@ -50,6 +50,19 @@ def grant_statements(role: str) -> list[sql.Composed]:
     ]
 
 
+def append_only_tables() -> list[str]:
+    """Tables of models that declare ``append_only = True`` (the audit log): never updated or deleted."""
+    return [m._meta.db_table for m in apps.get_models() if getattr(m, "append_only", False)]
+
+
+def revoke_append_only_statements(role: str, tables: list[str]) -> list[sql.Composed]:
+    # The blanket GRANT above re-grants UPDATE/DELETE after every migrate: take them back each time.
+    return [
+        sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(sql.Identifier(t), sql.Identifier(role))
+        for t in tables
+    ]
+
+
 def apply_after_migrate(sender: AppConfig, using: str = "default", **kwargs) -> None:
     conn = connections[using]
     if conn.vendor != "postgresql":
@@ -62,6 +75,9 @@ def apply_after_migrate(sender: AppConfig, using: str = "default", **kwargs) -> 
         cur.execute("SELECT current_user")
         if role and role != cur.fetchone()[0]:
             for statement in grant_statements(role):
+                cur.execute(statement)
+            existing = set(conn.introspection.table_names(cur))
+            for statement in revoke_append_only_statements(role, [t for t in append_only_tables() if t in existing]):
                 cur.execute(statement)
 
 

@@ -104,7 +104,33 @@ def build_world():
         password=TEST_PASSWORD + "!x",
         member=roster_b[0],
     )
+    _fill_every_tenant_table(tenant_b, roster_b, outsider_b)
     return World(tenant_a, tenant_b, office_a, department_a, admin_a, member_a, outsider_b, roster_a, roster_b)
+
+
+def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
+    """A row in each remaining tenant table of tenant B, so the row-level-security tests can show that
+    every table hides rows that exist (tests/tenants/test_rls_postgres.py)."""
+    from django.utils import timezone
+
+    from accounts.services import label_grant_create, team_create
+    from healthapp.models import Job
+    from tenants.context import tenant_context
+    from tenants.models import IpAllowlistEntry, PendingRegistration, TenantSecurityPolicy
+
+    with tenant_context(tenant):
+        TenantSecurityPolicy.objects.create()
+        IpAllowlistEntry.objects.bulk_create([IpAllowlistEntry(cidr="0.0.0.0/0"), IpAllowlistEntry(cidr="::/0")])
+        PendingRegistration.objects.create(
+            member_uid=roster[1].uid, email="pending@b.example", password_hash="!", token_hash="0" * 64,
+            expires_at=timezone.now(),
+        )  # fmt: skip
+        label_grant_create(
+            office=roster[1].office, target_kind="employee", target=roster[1].employee_number, labels=["auditor"],
+            scope_="self", acting_user=org_admin,
+        )  # fmt: skip
+        team_create(name="B社の歩こう会", description="", join_policy="approval", acting_user=org_admin)  # + membership
+        Job.objects.create(kind=Job.Kind.ROSTER, file="jobs/none.csv", file_sha256="0" * 64, created_by=org_admin)
 
 
 @pytest.fixture
@@ -119,5 +145,28 @@ def committed_world(transactional_db):
 
 
 def log_in(client, email: str, password: str, **extra):
-    """Log in through the real login page (django-axes needs the request); returns the response."""
-    return client.post("/accounts/login/", {"username": email, "password": password}, **extra)
+    """Log in through the real login page (django-axes needs the request); returns the response.
+
+    After a successful password step it follows the redirect once. A user who must pass MFA (every
+    role but employee) lands on enrolment or verification: this gives them a confirmed TOTP device,
+    submits a valid code on the real verification page and returns that page's response (a 302 to the
+    page the login was heading for, like the login's). Enrolment itself is tested in tests/accounts/test_mfa.py.
+    """
+    response = client.post("/accounts/login/", {"username": email, "password": password}, **extra)
+    if response.status_code != 302:
+        return response
+    landing = client.get(response.url, **extra)
+    if landing.status_code != 302 or not landing.url.startswith("/accounts/mfa/"):
+        return response
+    from urllib.parse import parse_qs, urlsplit
+
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.models import User
+
+    user = User.objects.get(email__iexact=email.strip())
+    device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    next_url = parse_qs(urlsplit(landing.url).query).get("next", ["/"])[0]
+    code = f"{totp(device.bin_key):06d}"
+    return client.post("/accounts/mfa/verify/", {"code": code, "next": next_url}, **extra)

@@ -5,6 +5,9 @@ is decrypted lazily on first access, with AAD = tenant id | model | field | row 
 copied to another field, row or tenant does not decrypt. Serialisation (dumpdata, model_to_dict)
 sees the ciphertext as base64, never the plaintext. Filtering on these columns is refused: use the
 blind indexes (healthapp.crypto.blind_index).
+
+A field added to an existing table must be ``null=True`` without a default: every row needs a
+ciphertext of its own, which a migration's single default value cannot provide.
 """
 
 from __future__ import annotations

@@ -165,21 +165,24 @@ def data_key_rotate(*, tenant: Tenant) -> int:
 def master_key_rewrap() -> int:
     """Re-wrap every non-destroyed tenant key under the current master key; rows are not touched.
 
-    Operator code (owner role): it crosses tenants on purpose. Returns the number of keys re-wrapped.
+    Walks the tenants one by one inside each tenant's context, so row-level security lets it through
+    under any role. Returns the number of keys re-wrapped.
     """
     current, known = master_keys()
     count = 0
-    keys = TenantKey.all_tenants.exclude(state=TenantKey.State.DESTROYED).exclude(kek_id=current.kek_id)
-    for key in keys.iterator():
-        old = known.get(key.kek_id)
-        if old is None:
-            raise KeyUnavailableError(f"master key {key.kek_id} is not configured; cannot re-wrap")
-        context = _context(key.tenant_id, key.purpose, key.version)
-        raw = old.unwrap(bytes(key.wrapped_key), context)
-        # A conditional update: a concurrent re-wrap of the same key cannot be overwritten.
-        count += TenantKey.all_tenants.filter(pk=key.pk, kek_id=key.kek_id).update(
-            wrapped_key=current.wrap(raw, context), kek_id=current.kek_id
-        )
+    for tenant in Tenant.objects.order_by("pk"):
+        with tenant_context(tenant):
+            keys = TenantKey.objects.exclude(state=TenantKey.State.DESTROYED).exclude(kek_id=current.kek_id)
+            for key in keys:
+                old = known.get(key.kek_id)
+                if old is None:
+                    raise KeyUnavailableError(f"master key {key.kek_id} is not configured; cannot re-wrap")
+                context = _context(key.tenant_id, key.purpose, key.version)
+                raw = old.unwrap(bytes(key.wrapped_key), context)
+                # A conditional update: a concurrent re-wrap of the same key cannot be overwritten.
+                count += TenantKey.objects.filter(pk=key.pk, kek_id=key.kek_id).update(
+                    wrapped_key=current.wrap(raw, context), kek_id=current.kek_id
+                )
     forget_cached_keys()
     return count
 

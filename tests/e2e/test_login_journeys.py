@@ -6,9 +6,11 @@ language) and talks to the live server over HTTP; the demo data set supplies the
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
+from django_otp.oath import totp
 from playwright.sync_api import Page, Response, expect
 
 pytestmark = pytest.mark.e2e
@@ -33,6 +35,8 @@ TENANT_LABELS = {
 }
 ROSTER_SIZES = {"demo-corp": 30, "demo-kenpo": 20}
 ADMIN_ROLES = {"hr_admin", "insurer_admin", "org_admin"}
+# Every role but employee must enrol a second factor (TOTP) before any page opens.
+MFA_ROLES = {"physician", "health_staff", "hr_admin", "insurer_admin", "org_admin", "operator"}
 DEMO_ACCOUNTS = [
     ("demo-corp", "employee"),
     ("demo-corp", "physician"),
@@ -75,6 +79,23 @@ def click_and_wait(page: Page, button: str) -> Response:
     return response
 
 
+def enrol_totp(page: Page, live_server) -> None:
+    """The first login of a privileged user: the enrolment page, a code from the (simulated) app,
+    the backup codes once, then on to the home page."""
+    expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/accounts/mfa/setup/\?next=%2F$"))
+    expect(page.get_by_role("heading", name="多要素認証の設定", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("totp-qr").locator("svg")).to_be_visible()
+    page.goto("/")  # nothing else opens before enrolment
+    expect(page.get_by_role("heading", name="多要素認証の設定", exact=True)).to_be_visible()
+    secret = page.get_by_test_id("totp-secret").inner_text().replace(" ", "")
+    code = f"{totp(base64.b32decode(secret + '=' * (-len(secret) % 8))):06d}"
+    page.get_by_label("確認コード").fill(code)
+    click_and_wait(page, "設定を完了する")
+    expect(page.get_by_test_id("backup-codes").locator("li")).to_have_count(10)
+    with page.expect_navigation():
+        page.get_by_role("link", name="続ける", exact=True).click()
+
+
 def expect_logged_out_header(page: Page) -> None:
     expect(page.get_by_test_id("header-email")).to_have_count(0)
     expect(page.get_by_role("button", name="ログアウト", exact=True)).to_have_count(0)
@@ -96,6 +117,8 @@ def test_demo_user_logs_in_sees_who_they_are_and_logs_out(page: Page, live_serve
 
     response = submit_login(page, account.email, account.password)
     assert response.status == 200
+    if role in MFA_ROLES:
+        enrol_totp(page, live_server)
     expect(page).to_have_url(live_server.url + "/")
     expect(page.get_by_role("heading", name="ホーム", exact=True)).to_be_visible()
     expect(page.get_by_test_id("email")).to_have_text(account.email)
@@ -180,6 +203,7 @@ def test_wrong_password_then_lockout_refuses_even_the_right_password(page: Page,
     colleague = demo_logins[("demo-corp", "physician")]
     response = submit_login(page, colleague.email, colleague.password)
     assert response.status == 200
+    enrol_totp(page, live_server)
     expect(page.get_by_test_id("email")).to_have_text(colleague.email)
 
 
@@ -250,6 +274,7 @@ def test_login_and_home_raise_no_csp_violations_and_home_is_screenshotted(
 
     response = submit_login(page, account.email, account.password)
     expect_security_headers(response)
+    enrol_totp(page, live_server)  # the enrolment page (inline SVG QR code) is checked for CSP too
     expect(page.get_by_test_id("member-count")).to_have_text("30")
     page.wait_for_load_state("load")
     # The stylesheet is served from 'self' and actually applies (not blocked, not a 404).

@@ -137,3 +137,24 @@ def test_seed_demo_again_keeps_data_and_gives_fresh_passwords(db):
     pick = lambda out: next(x for x in out.splitlines() if "employee@demo-corp" in x).split()[-1]  # noqa: E731
     assert pick(first) != pick(second)
     assert User.objects.get(email="employee@demo-corp.example").check_password(pick(second))
+
+
+def test_seed_demo_gives_staff_the_labels_their_work_needs(db):
+    from accounts import policy
+    from accounts.labels import Perm
+
+    run("seed_demo")
+    corp = Tenant.objects.get(slug="demo-corp")
+    with tenant_context(corp):
+        physician = User.objects.get(email="physician@demo-corp.example")
+        employee = User.objects.get(email="employee@demo-corp.example")
+        assert policy.can(physician, Perm.CHECKUP_JUDGE)
+        assert policy.scope(physician, Perm.MEMBER_VIEW, Member.objects.all()).count() == 30
+        assert policy.permissions(employee) == set()
+        entry = Member.objects.select_related("office", "department").get(user=employee)
+        assert (entry.office.name, entry.department.name) == ("東京本社", "営業部")
+    run("seed_demo")  # a second run adds no duplicate grants
+    with tenant_context(corp):
+        from accounts.models import LabelGrant
+
+        assert LabelGrant.objects.count() == 3

@@ -1,4 +1,4 @@
-from healthapp.demo import seed_demo
+from healthapp.demo import demo_registration_samples, seed_demo
 from tenants.management.base import OperatorCommand
 
 
@@ -14,3 +14,13 @@ class Command(OperatorCommand):
         self.stdout.write(f"  {'tenant':<12} {'role':<14} {'e-mail':<36} password")
         for login in logins:
             self.stdout.write(f"  {login.tenant:<12} {login.role:<14} {login.email:<36} {login.password}")
+        self.stdout.write("")
+        self.stdout.write(
+            self.style.SUCCESS("Self-registration samples / アカウント登録の試し方 (/accounts/register/):")
+        )
+        for sample in demo_registration_samples():
+            page = "/accounts/register/" if sample.kind == "card" else "/accounts/register/employee/"
+            self.stdout.write(f"  {sample.tenant} — {page}")
+            for label, value in sample.fields.items():
+                self.stdout.write(f"    {label}: {value}")
+        self.stdout.write("  The confirmation e-mail is written to var/mail/ / 確認メールは var/mail/ に保存されます。")

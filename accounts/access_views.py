@@ -1,0 +1,206 @@
+"""Pages for access rights (settings → access rights), the roster, teams and the access review.
+
+Thin: every read goes through accounts.selectors (scoped by accounts.policy), every write through
+accounts.services. Anything the user may not see is a 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+import audit
+from accounts import policy, selectors, services
+from accounts.forms import GrantEditForm, GrantForm, TeamForm
+from accounts.labels import LABELS, Perm
+from healthapp.csvsafe import csv_response
+from healthapp.errors import AppError
+
+
+def _require(user, perm: str) -> None:
+    if not policy.can(user, perm):
+        raise Http404
+
+
+# --- Settings → access rights ------------------------------------------------------------------------
+
+
+@login_required
+def access_settings(request: HttpRequest) -> HttpResponse:
+    offices = list(selectors.offices_for_access_settings(user=request.user))
+    office_id = request.GET.get("office") or (offices[0].pk if offices else None)
+    office, grants = (None, [])
+    if office_id:
+        office, grants = selectors.grants_for_office(user=request.user, office_id=int(office_id))
+    return render(
+        request,
+        "accounts/access/settings.html",
+        {"offices": offices, "office": office, "grants": grants, "labels": LABELS, "form": GrantForm()},
+    )
+
+
+@login_required
+def grant_new(request: HttpRequest, office_id: int) -> HttpResponse:
+    office, _grants = selectors.grants_for_office(user=request.user, office_id=office_id)
+    form = GrantForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.label_grant_create(
+                office=office, target_kind=data["target_kind"], target=data["target"], labels=data["labels"],
+                scope_=data["scope"], valid_from=data["valid_from"], valid_until=data["valid_until"],
+                acting_user=request.user,
+            )  # fmt: skip
+        except AppError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("ラベルを付与しました。"))
+            return redirect(f"{reverse('accounts:access-settings')}?office={office.pk}")
+    return render(request, "accounts/access/grant_form.html", {"office": office, "form": form, "grant": None})
+
+
+@login_required
+def grant_edit(request: HttpRequest, grant_id: int) -> HttpResponse:
+    grant = selectors.grant_get_for_user(user=request.user, grant_id=grant_id)
+    initial = {
+        "labels": grant.labels,
+        "scope": grant.scope,
+        "valid_from": grant.valid_from,
+        "valid_until": grant.valid_until,
+    }
+    form = GrantEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.label_grant_update(
+                grant=grant, labels=data["labels"], scope_=data["scope"], valid_from=data["valid_from"],
+                valid_until=data["valid_until"], acting_user=request.user,
+            )  # fmt: skip
+        except AppError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("ラベルを変更しました。"))
+            return redirect(f"{reverse('accounts:access-settings')}?office={grant.office_id}")
+    return render(request, "accounts/access/grant_form.html", {"office": grant.office, "form": form, "grant": grant})
+
+
+@login_required
+def grant_delete(request: HttpRequest, grant_id: int) -> HttpResponse:
+    """GET asks for confirmation; POST removes the grant."""
+    grant = selectors.grant_get_for_user(user=request.user, grant_id=grant_id)
+    if request.method == "POST":
+        office_id = grant.office_id
+        try:
+            services.label_grant_delete(grant=grant, acting_user=request.user)
+        except AppError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, _("ラベルの付与を取り消しました。"))
+        return redirect(f"{reverse('accounts:access-settings')}?office={office_id}")
+    return render(request, "accounts/access/grant_confirm_delete.html", {"grant": grant, "labels": LABELS})
+
+
+@login_required
+def access_review(request: HttpRequest) -> HttpResponse:
+    _require(request.user, Perm.ACCESS_MANAGE)
+    rows = selectors.access_review()
+    if request.GET.get("format") == "csv":
+        audit.record(action="export.downloaded", target_type="access_review", details={"rows": len(rows)})
+        return csv_response("access-review.csv", selectors.ACCESS_REVIEW_HEADER, selectors.access_review_table(rows))
+    return render(request, "accounts/access/review.html", {"rows": rows, "labels": LABELS})
+
+
+# --- Roster ---------------------------------------------------------------------------------------------
+
+
+@login_required
+def roster(request: HttpRequest) -> HttpResponse:
+    _require(request.user, Perm.MEMBER_VIEW)
+    query = request.GET.get("q", "")
+    members = selectors.members_search(user=request.user, query=query)
+    return render(request, "accounts/roster/list.html", {"members": members, "query": query})
+
+
+@login_required
+def roster_member(request: HttpRequest, member_id: int) -> HttpResponse:
+    member = selectors.member_get_for_user(user=request.user, member_id=member_id)
+    audit.record(action="member.viewed", target_type="member", target_id=member.pk)
+    return render(request, "accounts/roster/detail.html", {"member": member})
+
+
+# --- Teams ------------------------------------------------------------------------------------------------
+
+
+@login_required
+def teams(request: HttpRequest) -> HttpResponse:
+    form = TeamForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            team = services.team_create(acting_user=request.user, **form.cleaned_data)
+        except AppError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("チームを作りました。"))
+            return redirect("accounts:team", team_id=team.pk)
+    return render(
+        request,
+        "accounts/teams/list.html",
+        {"teams": selectors.teams_for_user(user=request.user), "form": form,
+         "can_dissolve": policy.can(request.user, Perm.TEAM_MANAGE)},
+    )  # fmt: skip
+
+
+@login_required
+def team_detail(request: HttpRequest, team_id: int) -> HttpResponse:
+    team = selectors.team_get(team_id=team_id)
+    memberships = selectors.team_memberships(team=team)
+    mine = next((m for m in memberships if m.user_id == request.user.pk), None)
+    return render(
+        request,
+        "accounts/teams/detail.html",
+        {
+            "team": team,
+            "members": [m for m in memberships if m.status == "member"],
+            "pending": [m for m in memberships if m.status == "pending"],
+            "mine": mine,
+            "can_decide": services.team_can_decide(team=team, user=request.user),
+            "can_dissolve": policy.can(request.user, Perm.TEAM_MANAGE),
+        },
+    )
+
+
+@login_required
+@require_POST
+def team_action(request: HttpRequest, team_id: int, action: str) -> HttpResponse:
+    team = selectors.team_get(team_id=team_id)
+    try:
+        if action == "join":
+            services.team_request_join(team=team, acting_user=request.user)
+            messages.success(
+                request, _("参加を申請しました。") if team.join_policy == "approval" else _("参加しました。")
+            )
+        elif action == "leave":
+            services.team_leave(team=team, acting_user=request.user)
+            messages.success(request, _("チームを抜けました。"))
+        elif action in {"approve", "reject"}:
+            membership = next(
+                (m for m in selectors.team_memberships(team=team) if str(m.pk) == request.POST.get("membership")), None
+            )
+            if membership is None:
+                raise Http404
+            services.team_decide(membership=membership, approve=action == "approve", acting_user=request.user)
+            messages.success(request, _("承認しました。") if action == "approve" else _("見送りました。"))
+        elif action == "dissolve":
+            services.team_dissolve(team=team, acting_user=request.user)
+            messages.success(request, _("チームを解散しました。"))
+            return redirect("accounts:teams")
+        else:
+            raise Http404
+    except AppError as exc:
+        messages.error(request, exc.message)
+    return redirect("accounts:team", team_id=team.pk)

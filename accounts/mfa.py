@@ -1,0 +1,233 @@
+"""Multi-factor authentication (MISSION A5): TOTP apps, e-mailed one-time codes and single-use backup
+codes, all django-otp devices. Mandatory for every role other than employee, and for everyone in a tenant
+whose security policy says so; an employee who enrolled a device is asked for it as well."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import django_otp
+import qrcode
+import qrcode.image.svg
+from django.db import transaction
+from django.http import HttpRequest
+from django_otp.plugins.otp_email.models import EmailDevice
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+import audit
+from accounts.models import User
+from tenants.context import current_tenant
+from tenants.models import TenantSecurityPolicy
+
+BACKUP_CODE_COUNT = 10
+BACKUP_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off paper without doubt
+TOTP_NAME = "totp"
+EMAIL_NAME = "email"
+BACKUP_NAME = "backup"
+
+
+def security_policy() -> TenantSecurityPolicy:
+    """The current tenant's policy (an unsaved default when the tenant never changed it)."""
+    return TenantSecurityPolicy.objects.first() or TenantSecurityPolicy(tenant=current_tenant())
+
+
+def mfa_required(user: User) -> bool:
+    """Must this user pass a second factor before anything beyond enrolment?"""
+    if user.is_privileged:
+        return True
+    if user.tenant_id is not None and current_tenant() is not None and security_policy().mfa_required_for_all:
+        return True
+    return django_otp.user_has_device(user)
+
+
+def has_confirmed_device(user: User) -> bool:
+    return django_otp.user_has_device(user)
+
+
+# --- TOTP --------------------------------------------------------------------------------------------
+
+
+def totp_pending_device(user: User) -> TOTPDevice:
+    """The unconfirmed TOTP device shown on the enrolment page (kept across reloads, so the QR code
+    the user already scanned stays valid)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False, name=TOTP_NAME).order_by("-pk").first()
+    return device or TOTPDevice.objects.create(user=user, name=TOTP_NAME, confirmed=False)
+
+
+def totp_qr_svg(device: TOTPDevice) -> str:
+    """The otpauth:// URI as an inline SVG drawn on the server (no CDN, no script, no inline style)."""
+    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    svg = image.to_string(encoding="unicode")
+    return svg[svg.index("<svg") :]  # drop any XML declaration: this is embedded in HTML
+
+
+def totp_secret_text(device: TOTPDevice) -> str:
+    """The key in base32 groups of four, for typing into an app when the camera cannot be used."""
+    from base64 import b32encode
+
+    text = b32encode(device.bin_key).decode().rstrip("=")
+    return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+@transaction.atomic
+def totp_confirm(*, request: HttpRequest, device: TOTPDevice, code: str) -> bool:
+    """Confirm enrolment with a first code from the app; the session counts as verified."""
+    if device.user_id != request.user.pk or device.confirmed:
+        return False
+    if not device.verify_token(_digits(code)):
+        audit.record(
+            action="auth.mfa.enrolment_failed",
+            outcome="failure",
+            target_type="user",
+            target_id=device.user_id,
+            details={"method": "totp"},
+        )
+        return False
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    TOTPDevice.objects.filter(user=device.user, confirmed=False).delete()
+    django_otp.login(request, device)
+    audit.record(action="auth.mfa.enrolled", target_type="user", target_id=device.user_id, details={"method": "totp"})
+    return True
+
+
+# --- e-mailed codes ----------------------------------------------------------------------------------
+
+
+def email_device(user: User, *, confirmed: bool) -> EmailDevice | None:
+    qs = EmailDevice.objects.filter(user=user, name=EMAIL_NAME)
+    return qs.filter(confirmed=True).first() if confirmed else qs.order_by("-confirmed", "pk").first()
+
+
+def email_code_send(*, user: User, enrolment: bool) -> bool:
+    """Send a one-time code to the account's address. ``enrolment`` creates the (unconfirmed) device;
+    otherwise only an enrolled e-mail device receives codes. False while the resend cooldown runs."""
+    device = email_device(user, confirmed=not enrolment)
+    if device is None:
+        if not enrolment:
+            return False
+        device = EmailDevice.objects.create(user=user, name=EMAIL_NAME, confirmed=False)
+    allowed, _ = device.generate_is_allowed()
+    if not allowed:
+        return False
+    device.generate_challenge()
+    audit.record(action="auth.mfa.code_sent", target_type="user", target_id=user.pk, details={"method": "email"})
+    return True
+
+
+@transaction.atomic
+def email_confirm(*, request: HttpRequest, code: str) -> bool:
+    """Confirm e-mail codes as the user's second factor with the code just sent."""
+    device = email_device(request.user, confirmed=False)
+    if device is None or not device.verify_token(_digits(code)):
+        audit.record(
+            action="auth.mfa.enrolment_failed",
+            outcome="failure",
+            target_type="user",
+            target_id=request.user.pk,
+            details={"method": "email"},
+        )
+        return False
+    if not device.confirmed:
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        audit.record(
+            action="auth.mfa.enrolled", target_type="user", target_id=request.user.pk, details={"method": "email"}
+        )
+    django_otp.login(request, device)
+    return True
+
+
+# --- backup codes ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def backup_codes_generate(*, user: User) -> list[str]:
+    """Replace the user's backup codes with fresh ones; each works once. Returned once, never stored in
+    clear anywhere else (django-otp keeps them to compare)."""
+    device, _ = StaticDevice.objects.get_or_create(user=user, name=BACKUP_NAME, defaults={"confirmed": True})
+    device.token_set.all().delete()
+    codes = ["".join(secrets.choice(BACKUP_CODE_ALPHABET) for _ in range(10)) for _ in range(BACKUP_CODE_COUNT)]
+    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    audit.record(
+        action="auth.mfa.backup_codes_generated", target_type="user", target_id=user.pk, details={"count": len(codes)}
+    )
+    return codes
+
+
+def backup_codes_remaining(user: User) -> int:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+# --- verification at login ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    throttled: bool = False
+    method: str = ""
+
+
+@transaction.atomic
+def mfa_verify(*, request: HttpRequest, code: str) -> VerifyResult:
+    """Check ``code`` against each confirmed device (TOTP, e-mail, backup codes). A TOTP code that was
+    accepted once is refused afterwards; every device slows down after wrong codes (django-otp)."""
+    user = request.user
+    cleaned = code.strip().replace(" ", "").replace("-", "").lower()
+    throttled = False
+    for device in django_otp.devices_for_user(user, confirmed=True, for_verify=True):
+        allowed, _ = device.verify_is_allowed()
+        if not allowed:
+            throttled = True
+            continue
+        candidate = cleaned if isinstance(device, StaticDevice) else _digits(cleaned)
+        if candidate and device.verify_token(candidate):
+            django_otp.login(request, device)
+            method = _method(device)
+            audit.record(action="auth.mfa.verified", target_type="user", target_id=user.pk, details={"method": method})
+            return VerifyResult(ok=True, method=method)
+    audit.record(
+        action="auth.mfa.failed",
+        outcome="failure",
+        target_type="user",
+        target_id=user.pk,
+        details={"throttled": throttled},
+    )
+    return VerifyResult(ok=False, throttled=throttled)
+
+
+def user_devices(user: User) -> dict:
+    """What the MFA page shows: which methods are on, and how many backup codes are left."""
+    return {
+        "totp": TOTPDevice.objects.filter(user=user, confirmed=True).exists(),
+        "email": EmailDevice.objects.filter(user=user, confirmed=True).exists(),
+        "backup_codes": backup_codes_remaining(user),
+    }
+
+
+def _digits(code: str) -> str:
+    return "".join(ch for ch in code if ch.isdigit())[:8]
+
+
+def _method(device) -> str:
+    if isinstance(device, TOTPDevice):
+        return "totp"
+    if isinstance(device, EmailDevice):
+        return "email"
+    return "backup_code"
+
+
+def security_policy_save(*, form) -> TenantSecurityPolicy:
+    """Save the tenant's policy form and audit what changed (setting names and values, no people)."""
+    changed = {name: form.cleaned_data[name] for name in form.changed_data}
+    policy = form.save()
+    audit.record(
+        action="tenant.security_policy.changed",
+        target_type="tenant",
+        target_id=policy.tenant_id,
+        details={"changed": changed},
+    )
+    return policy

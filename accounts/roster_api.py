@@ -1,0 +1,89 @@
+"""API of the roster import: /api/v1/roster-imports/ (same services and policy as the pages)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import roster_import
+from accounts.api import TenantScopedViewSet
+from accounts.labels import Perm
+from healthapp import jobs
+from healthapp.csvsafe import csv_response
+from healthapp.models import Job
+
+
+class RosterImportSerializer(serializers.ModelSerializer):
+    mode = serializers.SerializerMethodField()
+    can_apply = serializers.SerializerMethodField()
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "state", "mode", "rows_total", "rows_done", "percent", "counts", "errors", "error_code",
+            "file_sha256", "file_size", "can_apply", "created_at", "finished_at",
+        ]  # fmt: skip
+
+    def get_mode(self, job: Job) -> str:
+        return job.options.get("mode", "")
+
+    def get_can_apply(self, job: Job) -> bool:
+        return roster_import.can_apply(job)
+
+
+class RosterUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    mode = serializers.ChoiceField(choices=[roster_import.PARTIAL, roster_import.FULL], default=roster_import.PARTIAL)
+    create_offices = serializers.BooleanField(default=False)
+
+
+class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Upload a roster CSV (validated as a dry run), read the preview, confirm to apply."""
+
+    permission = Perm.ROSTER_MANAGE
+    serializer_class = RosterImportSerializer
+    queryset = Job.all_tenants.none()  # the schema reads the model from it; requests use scoped_queryset
+    parser_classes = [MultiPartParser]
+
+    def scoped_queryset(self):
+        return Job.objects.filter(kind=Job.Kind.ROSTER).order_by("-created_at")
+
+    @extend_schema(request=RosterUploadSerializer, responses={201: RosterImportSerializer})
+    def create(self, request: Request) -> Response:
+        upload = RosterUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        data = upload.validated_data
+        job = roster_import.roster_import_start(
+            upload=data["file"], file_name=data["file"].name, mode=data["mode"],
+            create_offices=data["create_offices"], acting_user=request.user,
+        )  # fmt: skip
+        job.refresh_from_db()
+        return Response(RosterImportSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={202: RosterImportSerializer})
+    @action(detail=True, methods=["post"])
+    def apply(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        job = roster_import.roster_import_confirm(job=job, acting_user=request.user)
+        job.refresh_from_db()
+        return Response(RosterImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "text/csv"): bytes})
+    @action(detail=True, methods=["get"])
+    def errors(self, request: Request, pk: str | None = None):
+        job = self.get_object()
+        return csv_response(
+            f"roster-import-{job.pk}-errors.csv",
+            roster_import.error_report_header(),
+            roster_import.error_report_rows(job),
+        )
+
+    @extend_schema(responses=RosterImportSerializer)
+    @action(detail=True, methods=["get"])
+    def progress(self, request: Request, pk: str | None = None) -> Response:
+        return Response(jobs.job_status(self.get_object()))

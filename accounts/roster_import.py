@@ -1,0 +1,931 @@
+"""Roster import (名簿の取り込み): a CSV that adds, updates and deactivates members in one go.
+
+Flow: ``roster_import_start`` stores the upload and queues validation; ``roster_import_validate``
+(a worker) streams the file once, checks every row and records the diff (a dry run: nothing is
+written but the job); the admin confirms (``roster_import_confirm``); ``roster_import_apply_step``
+then applies one chunk of rows per transaction, advancing ``Job.next_chunk`` in that same
+transaction. A killed worker therefore loses at most the chunk in flight (rolled back) and the next
+delivery resumes at ``next_chunk``: no half rows, no duplicates. The last step deactivates members
+missing from the file (mode ``full``) and writes the audit event.
+
+Memory is flat in the file size: the file is read in blocks, rows are handled a chunk at a time, and
+the only per-row state is a set of 64-bit key fingerprints (duplicate detection and mode ``full``).
+
+Errors carry row number, column and a reason code only; the message is translated when shown, and
+no cell value is ever copied into an error, a log line or the audit event.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import csv
+import datetime as dt
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import IO, Any
+
+import psycopg
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from psycopg import sql as pgsql
+
+import audit
+from accounts.models import Member, User
+from healthapp import jobs
+from healthapp.crypto.blind_index import blind_index, insurance_card_index
+from healthapp.csvsafe import csv_bytes
+from healthapp.errors import AppError
+from healthapp.models import Job
+from tenants.context import require_tenant
+from tenants.models import Department, Office, Tenant
+
+logger = logging.getLogger(__name__)
+BOM = codecs.BOM_UTF8
+READ_BLOCK = 64 * 1024
+FULL, PARTIAL = "full", "partial"
+
+# --- Columns -----------------------------------------------------------------------------------------
+
+# Canonical name → (Japanese header, English header, other accepted spellings).
+COLUMNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "employee_number": ("社員番号", "employee_number", ("従業員番号", "employeenumber", "employee_no")),
+    "name": ("氏名", "name", ("名前", "fullname")),
+    "kana_name": ("フリガナ", "kana", ("カナ", "ふりがな", "kana_name", "氏名カナ", "氏名(カナ)")),
+    "birth_date": ("生年月日", "birth_date", ("birthdate", "birthday")),
+    "sex": ("性別", "sex", ("gender",)),
+    "insurance_symbol": ("保険者記号", "insurance_symbol", ("記号", "保険証記号")),
+    "insurance_number": ("保険者番号", "insurance_number", ("番号", "保険証番号")),
+    "relationship": ("続柄", "relationship", ("本人家族区分",)),
+    "office": ("事業所", "office", ("事業所名",)),
+    "department": ("部署", "department", ("部署名", "所属")),
+    "qualification_end": ("資格喪失日", "qualification_end", ("喪失日",)),
+    "email": ("メールアドレス", "email", ("e-mail", "mail", "メール")),
+}
+COLUMN_LABELS = {
+    "employee_number": gettext_lazy("社員番号"),
+    "name": gettext_lazy("氏名"),
+    "kana_name": gettext_lazy("フリガナ"),
+    "birth_date": gettext_lazy("生年月日"),
+    "sex": gettext_lazy("性別"),
+    "insurance_symbol": gettext_lazy("保険者記号"),
+    "insurance_number": gettext_lazy("保険者番号"),
+    "relationship": gettext_lazy("続柄"),
+    "office": gettext_lazy("事業所"),
+    "department": gettext_lazy("部署"),
+    "qualification_end": gettext_lazy("資格喪失日"),
+    "email": gettext_lazy("メールアドレス"),
+}
+PERSONAL_TEXT = ("employee_number", "name", "kana_name", "sex", "insurance_symbol", "insurance_number", "email")
+INSURER_CARD = ("insurance_symbol", "insurance_number", "sex", "birth_date")
+
+
+def _header_key(text: str) -> str:
+    return re.sub(r"[\s_\-()（）]", "", unicodedata.normalize("NFKC", text)).casefold()
+
+
+_HEADER_LOOKUP = {
+    _header_key(alias): canonical
+    for canonical, (ja, en, others) in COLUMNS.items()
+    for alias in (ja, en, canonical, *others)
+}
+
+# --- Errors ------------------------------------------------------------------------------------------
+
+ERROR_MESSAGES = {
+    # file level
+    "encoding": gettext_lazy("文字コードを判別できません。UTF-8 または Shift_JIS (CP932) の CSV を使ってください。"),
+    "binary": gettext_lazy("CSV ファイルではありません（バイナリデータが含まれています）。"),
+    "csv_format": gettext_lazy("CSV の形式が正しくありません（引用符の閉じ忘れなど）。"),
+    "no_header": gettext_lazy("見出し行がありません。"),
+    "no_rows": gettext_lazy("データ行がありません。"),
+    "unknown_column": gettext_lazy("見出しに不明な列があります。"),
+    "duplicate_column": gettext_lazy("見出しに同じ列が二度あります。"),
+    "missing_column": gettext_lazy("必須の列がありません。"),
+    "too_many_errors": gettext_lazy("エラーが多すぎるため検証を中止しました。ファイルを確認してください。"),
+    "file_missing": gettext_lazy("アップロードされたファイルが見つかりません。"),
+    "internal": gettext_lazy("処理中に問題が発生しました。もう一度お試しください。"),
+    "expired": gettext_lazy("確認されないまま保存期間を過ぎたため、アップロードされたファイルを削除しました。"),
+    # row level
+    "column_count": gettext_lazy("列の数が見出しと一致しません。"),
+    "formula": gettext_lazy("数式として実行されうる値（= + - @ で始まる値）は取り込めません。"),
+    "required": gettext_lazy("必須項目が空です。"),
+    "too_long": gettext_lazy("値が長すぎます。"),
+    "invalid_chars": gettext_lazy("使用できない文字が含まれています。"),
+    "kana": gettext_lazy("フリガナはカタカナまたはひらがなで入力してください。"),
+    "date_format": gettext_lazy("日付の形式が正しくありません（例: 2024-04-01、2024/4/1、令和6年4月1日、R6.4.1）。"),
+    "date_invalid": gettext_lazy("存在しない日付です。"),
+    "date_outside_era": gettext_lazy("元号の期間外の日付です。"),
+    "date_range": gettext_lazy("日付が範囲外です。"),
+    "sex": gettext_lazy("性別は 男/女（male/female）で入力してください。"),
+    "relationship": gettext_lazy("続柄は 本人/家族（self/family）で入力してください。"),
+    "email": gettext_lazy("メールアドレスの形式が正しくありません。"),
+    "duplicate_key": gettext_lazy("同じ社員番号（または保険証の記号・番号・続柄）の行がファイル内に複数あります。"),
+    "no_key": gettext_lazy("社員番号、または保険者記号・保険者番号・性別・生年月日が必要です。"),
+    "unknown_office": gettext_lazy("名簿にない事業所です（「未登録の事業所・部署を作成する」を選ぶと作成します）。"),
+    "unknown_department": gettext_lazy(
+        "その事業所にない部署です（「未登録の事業所・部署を作成する」を選ぶと作成します）。"
+    ),
+    "department_needs_office": gettext_lazy("部署を指定するときは事業所も指定してください。"),
+}
+
+
+def error_message(code: str) -> str:
+    return str(ERROR_MESSAGES.get(code, ERROR_MESSAGES["internal"]))
+
+
+class FileError(Exception):
+    """The file as a whole cannot be imported; ``code`` is a key of ERROR_MESSAGES."""
+
+    def __init__(self, code: str, row: int | None = None) -> None:
+        super().__init__(code)
+        self.code, self.row = code, row
+
+
+# --- Values: dates (Gregorian and Japanese eras), sex, relationship ---------------------------------------
+
+ERAS = (  # (kanji, letter, first day); an era ends the day before the next one starts
+    ("令和", "r", dt.date(2019, 5, 1)),
+    ("平成", "h", dt.date(1989, 1, 8)),
+    ("昭和", "s", dt.date(1926, 12, 25)),
+    ("大正", "t", dt.date(1912, 7, 30)),
+    ("明治", "m", dt.date(1868, 10, 23)),
+)
+_ERA_BY_NAME = {}
+for _i, (_kanji, _letter, _start) in enumerate(ERAS):
+    _end = ERAS[_i - 1][2] - dt.timedelta(days=1) if _i else dt.date.max
+    _ERA_BY_NAME[_kanji] = _ERA_BY_NAME[_letter] = (_start, _end)
+
+_DATE_PATTERNS = (
+    re.compile(r"^(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})$"),
+    re.compile(r"^(?P<y>\d{4})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日$"),
+    re.compile(r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})$"),
+    re.compile(r"^(?P<era>令和|平成|昭和|大正|明治)(?P<ey>元|\d{1,2})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日$"),
+    re.compile(r"^(?P<era>[rhstm])(?P<ey>元|\d{1,2})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})$"),
+)
+
+
+def parse_date(text: str) -> dt.date:
+    """YYYY-MM-DD, YYYY/MM/DD, YYYY年M月D日, YYYYMMDD, 令和6年4月1日, R6.4.1, H31/4/30 (元年 = 1).
+
+    Raises ValueError with an ERROR_MESSAGES code; a date outside its era's span is refused rather
+    than silently moved into the next era."""
+    value = unicodedata.normalize("NFKC", text).strip().replace(" ", "").lower()
+    for pattern in _DATE_PATTERNS:
+        match = pattern.match(value)
+        if not match:
+            continue
+        parts = match.groupdict()
+        month, day = int(parts["m"]), int(parts["d"])
+        if parts.get("era"):
+            start, end = _ERA_BY_NAME[parts["era"]]
+            era_year = 1 if parts["ey"] == "元" else int(parts["ey"])
+            if era_year < 1:
+                raise ValueError("date_outside_era")
+            year = start.year + era_year - 1
+        else:
+            start, end, year = dt.date.min, dt.date.max, int(parts["y"])
+        try:
+            result = dt.date(year, month, day)
+        except ValueError:
+            raise ValueError("date_invalid") from None
+        if not start <= result <= end:
+            raise ValueError("date_outside_era")
+        return result
+    raise ValueError("date_format")
+
+
+_SEX = {"男": "male", "男性": "male", "m": "male", "male": "male", "1": "male",
+        "女": "female", "女性": "female", "f": "female", "female": "female", "2": "female"}  # fmt: skip
+_RELATIONSHIP = {"本人": "self", "被保険者": "self", "self": "self", "0": "self",
+                 "家族": "family", "被扶養者": "family", "family": "family", "配偶者": "family", "子": "family",
+                 "父": "family", "母": "family", "1": "family"}  # fmt: skip
+_KANA_RE = re.compile(r"^[\u3041-\u3096\u30a1-\u30fa\u30fc\u30fb\u309b\u309c\u3000 ]+$")
+_EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f.]+$")
+_CODE_RE = re.compile(r"^[0-9A-Za-z_.\-/]+$")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# --- Rows ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Row:
+    number: int  # the CSV record number (header = 1), what Excel shows for files without line breaks in cells
+    values: dict[str, Any]
+    key_field: str = ""
+    key: str = ""
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (column, code)
+
+    @property
+    def fingerprint(self) -> int:
+        return int(self.key[:16], 16)
+
+
+@dataclass
+class Context:
+    """What row checks need to know once per job step: tenant, columns, offices."""
+
+    tenant: Tenant
+    columns: list[str | None]
+    create_offices: bool
+    today: dt.date
+    offices: dict[str, Office]
+    departments: dict[tuple[int, str], Department]
+
+    @classmethod
+    def load(cls, job: Job, columns: list[str | None]) -> Context:
+        offices = {o.name: o for o in Office.objects.all()}
+        departments = {(d.office_id, d.name): d for d in Department.objects.all()}
+        return cls(
+            tenant=require_tenant(),
+            columns=columns,
+            create_offices=bool(job.options.get("create_offices")),
+            today=timezone.localdate(),
+            offices=offices,
+            departments=departments,
+        )
+
+    @property
+    def insurer(self) -> bool:
+        return self.tenant.kind == Tenant.Kind.INSURER
+
+
+def _nfkc(text: str) -> str:
+    return text.strip() if text.isascii() else unicodedata.normalize("NFKC", text).strip()
+
+
+KEY_COLUMNS = frozenset({"employee_number", "relationship", *INSURER_CARD})
+
+
+def clean_row(cells: list[str], number: int, ctx: Context, *, keys_only: bool = False) -> Row:
+    """Check one record; the row carries its cleaned values, its key and its errors (never values).
+    ``keys_only`` cleans just the columns the key is made of (mode full's final pass)."""
+    row = Row(number=number, values={})
+    width = len(ctx.columns)
+    if len(cells) > width and any(c.strip() for c in cells[width:]):
+        row.errors.append(("", "column_count"))
+        return row
+    cells = cells + [""] * (width - len(cells))  # Excel drops trailing empty cells
+    for canonical, raw in zip(ctx.columns, cells, strict=False):
+        if canonical is None or (keys_only and canonical not in KEY_COLUMNS):
+            continue
+        text = raw.strip()
+        if text.startswith(_FORMULA_START):
+            row.errors.append((canonical, "formula"))
+            continue
+        try:
+            row.values[canonical] = _clean_value(canonical, text, ctx)
+        except ValueError as exc:
+            row.errors.append((canonical, str(exc)))
+    if row.errors:
+        return row
+    values = row.values
+    if not keys_only:
+        if not values.get("name"):
+            row.errors.append(("name", "required"))
+        _resolve_office(row, ctx)
+    if ctx.insurer and not values.get("employee_number"):
+        if not all(values.get(c) for c in INSURER_CARD):
+            row.errors.append(("", "no_key"))
+            return row
+        row.key_field = "insurance_card_index"
+        birth = values["birth_date"]
+        row.key = insurance_card_index(
+            ctx.tenant.pk,
+            symbol=values["insurance_symbol"],
+            number=values["insurance_number"],
+            relationship=values.get("relationship") or Member.Relationship.SELF,
+            sex=values["sex"],
+            birth_year_month=f"{birth.year:04d}-{birth.month:02d}",
+        )
+    elif values.get("employee_number"):
+        row.key_field = "employee_number_index"
+        row.key = blind_index(ctx.tenant.pk, "employee-number", values["employee_number"])
+    else:
+        row.errors.append(("employee_number", "required"))
+    return row
+
+
+def _clean_value(column: str, text: str, ctx: Context) -> Any:
+    if column in {"birth_date", "qualification_end"}:
+        if not text:
+            return None
+        date = parse_date(text)
+        if column == "birth_date" and not dt.date(1900, 1, 1) <= date <= ctx.today:
+            raise ValueError("date_range")
+        return date
+    value = _nfkc(text)
+    if column == "employee_number":
+        if len(value) > 50:
+            raise ValueError("too_long")
+        if value and not _CODE_RE.match(value):
+            raise ValueError("invalid_chars")
+        return value
+    if column in {"insurance_symbol", "insurance_number"}:
+        if len(value) > 20:
+            raise ValueError("too_long")
+        if value and not _CODE_RE.match(value):
+            raise ValueError("invalid_chars")
+        return value
+    if column == "name":
+        if len(value) > 100:
+            raise ValueError("too_long")
+        return value
+    if column == "kana_name":
+        if len(value) > 100:
+            raise ValueError("too_long")
+        if value and not _KANA_RE.match(value):
+            raise ValueError("kana")
+        return value
+    if column == "sex":
+        if not value:
+            return ""
+        try:
+            return _SEX[value.casefold()]
+        except KeyError:
+            raise ValueError("sex") from None
+    if column == "relationship":
+        if not value:
+            return Member.Relationship.SELF
+        try:
+            return _RELATIONSHIP[value.casefold()]
+        except KeyError:
+            raise ValueError("relationship") from None
+    if column == "email":
+        if not value:
+            return ""
+        if len(value) > 254 or not _EMAIL_RE.match(value):
+            raise ValueError("email")
+        return value
+    if column in {"office", "department"}:
+        if len(value) > 200:
+            raise ValueError("too_long")
+        return value
+    raise ValueError("internal")
+
+
+def _resolve_office(row: Row, ctx: Context) -> None:
+    """Office and department by name; unknown ones are an error unless the job may create them."""
+    office_name, department_name = row.values.get("office"), row.values.get("department")
+    if department_name and not office_name:
+        row.errors.append(("department", "department_needs_office"))
+        return
+    if not office_name:
+        return
+    office = ctx.offices.get(office_name)
+    if office is None and not ctx.create_offices:
+        row.errors.append(("office", "unknown_office"))
+        return
+    if department_name and not ctx.create_offices:
+        if (office.pk, department_name) not in ctx.departments:
+            row.errors.append(("department", "unknown_department"))
+
+
+# --- Reading the file: encoding, delimiter, records with byte offsets ----------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def detect_encoding(f: IO[bytes]) -> str:
+    """BOM → utf-8-sig; else strict UTF-8; else CP932 (Excel in Japan); else FileError.
+
+    Control characters (NUL and friends) mean binary junk whatever the codec says."""
+    f.seek(0)
+    if f.read(3) == BOM:
+        candidates = ["utf-8-sig"]
+    else:
+        candidates = ["utf-8", "cp932"]
+    for encoding in candidates:
+        f.seek(0)
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        try:
+            while block := f.read(READ_BLOCK):
+                if _CONTROL.search(decoder.decode(block)):
+                    raise FileError("binary")
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    f.seek(0)
+    raise FileError("binary" if b"\x00" in f.read(READ_BLOCK) else "encoding")
+
+
+def _lines(f: IO[bytes], start: int) -> Iterator[tuple[int, bytes]]:
+    """Raw lines from byte ``start`` with the offset just past each. Splitting bytes on LF is safe for
+    UTF-8 and CP932: neither uses 0x0A inside a multi-byte character."""
+    f.seek(start)
+    position, pending = start, b""
+    while block := f.read(READ_BLOCK):
+        pending += block
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            position += len(line) + 1
+            yield position, line + b"\n"
+    if pending:
+        yield position + len(pending), pending
+
+
+def records(f: IO[bytes], *, start: int, encoding: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """CSV records from byte ``start``, each with the byte offset where the next record begins
+    (the csv module pulls exactly the lines of one record before yielding it)."""
+    end = [start]
+
+    def text() -> Iterator[str]:
+        for position, raw in _lines(f, start):
+            end[0] = position
+            yield raw.decode(encoding)
+
+    reader = csv.reader(text(), delimiter=delimiter, strict=True)
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            raise FileError("csv_format") from None
+        yield end[0], cells
+
+
+def _read_header(cells: list[str], insurer: bool) -> list[str | None]:
+    columns: list[str | None] = []
+    for cell in cells:
+        if not cell.strip():
+            columns.append(None)  # a blank header cell (Excel's trailing comma) ignores its column
+            continue
+        canonical = _HEADER_LOOKUP.get(_header_key(cell))
+        if canonical is None:
+            raise FileError("unknown_column")
+        if canonical in columns:
+            raise FileError("duplicate_column")
+        columns.append(canonical)
+    if not any(columns):
+        raise FileError("no_header")
+    required = {"name"} | ({"employee_number"} if not insurer else set())
+    if insurer and "employee_number" not in columns:
+        required |= set(INSURER_CARD)
+    if not required <= set(columns):
+        raise FileError("missing_column")
+    return columns
+
+
+# --- Comparing with the roster ---------------------------------------------------------------------------
+
+
+def _target_active(values: dict, today: dt.date) -> bool:
+    end = values.get("qualification_end")
+    return not (end and end <= today)
+
+
+def _member_changes(member: Member, row: Row, ctx: Context) -> dict[str, Any]:
+    """Attribute → new value for what the row changes (only the columns present in the file)."""
+    changes: dict[str, Any] = {}
+    for column, value in row.values.items():
+        if column in ("office", "department"):
+            continue
+        current = getattr(member, column)
+        if column in PERSONAL_TEXT or column == "relationship":
+            current = "" if current is None else str(current)
+        elif current is not None:
+            current = dt.date(current.year, current.month, current.day)
+        if current != value:
+            changes[column] = value
+    if "office" in row.values:
+        office_id, department_id = _office_ids(row, ctx)
+        if member.office_id != office_id:
+            changes["office_id"] = office_id
+        if "department" in row.values and member.department_id != department_id:
+            changes["department_id"] = department_id
+    active = _target_active(row.values, ctx.today)
+    if member.is_active != active:
+        changes["is_active"] = active
+    return changes
+
+
+def _office_ids(row: Row, ctx: Context) -> tuple[int | None, int | None]:
+    """Ids of the row's office/department (created here if allowed and missing: only during apply)."""
+    office_name, department_name = row.values.get("office"), row.values.get("department")
+    if not office_name:
+        return None, None
+    office = ctx.offices.get(office_name)
+    if office is None:
+        office = ctx.offices[office_name] = Office.objects.get_or_create(name=office_name)[0]
+    if not department_name:
+        return office.pk, None
+    department = ctx.departments.get((office.pk, department_name))
+    if department is None:
+        department = Department.objects.get_or_create(office=office, name=department_name)[0]
+        ctx.departments[(office.pk, department_name)] = department
+    return office.pk, department.pk
+
+
+def _existing(rows: list[Row]) -> dict[str, Member]:
+    """Members matching the rows' keys, one query per key kind."""
+    found: dict[str, Member] = {}
+    by_field: dict[str, list[str]] = {}
+    for row in rows:
+        by_field.setdefault(row.key_field, []).append(row.key)
+    for key_field, keys in by_field.items():
+        for member in Member.objects.filter(**{f"{key_field}__in": keys}):
+            found[getattr(member, key_field)] = member
+    return found
+
+
+# --- Services -------------------------------------------------------------------------------------------
+
+
+def roster_import_start(
+    *,
+    upload: IO[bytes],
+    file_name: str,
+    mode: str,
+    create_offices: bool,
+    acting_user: User | None,
+    enqueue: bool = True,
+) -> Job:
+    """Store the upload in private storage and queue its validation (the dry run); ``enqueue=False``
+    leaves running it to the caller (the operator command works in-process)."""
+    if mode not in (FULL, PARTIAL):
+        raise AppError("invalid_mode", _("取り込み方法を選んでください。"))
+    job = jobs.job_create(
+        kind=Job.Kind.ROSTER,
+        upload=upload,
+        file_name=file_name,
+        max_bytes=settings.ROSTER_IMPORT_MAX_BYTES,
+        options={"mode": mode, "create_offices": bool(create_offices)},
+        acting_user=acting_user,
+    )
+    if enqueue:
+        from accounts.roster_tasks import roster_validate_task
+
+        jobs.on_commit(roster_validate_task.delay, job.tenant_id, job.pk)
+    return job
+
+
+def roster_import_validate(*, job_id: int) -> Job | None:
+    """Dry run: parse and check every row, count what applying would do, store errors and the chunk
+    plan. Idempotent (a re-delivered validation simply starts over)."""
+    job = jobs.job_lock(job_id=job_id)
+    if job is None or job.state not in (Job.State.UPLOADED, Job.State.VALIDATING):
+        return job
+    job.state, job.errors, job.counts, job.rows_done = Job.State.VALIDATING, [], {}, 0
+    job.save()
+    try:
+        with jobs.job_open(job) as f:
+            _validate(job, f)
+    except FileError as exc:
+        job.errors = [{"row": exc.row, "column": "", "code": exc.code}] if exc.row else []
+        jobs.job_fail(job, code=exc.code)
+    except FileNotFoundError:
+        jobs.job_fail(job, code="file_missing")
+    except Exception:
+        # Never a cell value in the log: the type and where, with the job id.
+        logger.exception("roster import job %s: validation failed", job.pk)
+        jobs.job_fail(job, code="internal")
+    return job
+
+
+def _validate(job: Job, f: IO[bytes]) -> None:
+    encoding = detect_encoding(f)
+    tenant = require_tenant()
+    insurer = tenant.kind == Tenant.Kind.INSURER
+    # The delimiter is decided on the header line: a tab-separated export has more tabs than commas.
+    f.seek(0)
+    first_line = next(_lines(f, 0), (0, b""))[1].decode(encoding, errors="replace")
+    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+    stream = records(f, start=0, encoding=encoding, delimiter=delimiter)
+    header_end, header = next(stream, (0, []))
+    if not header:
+        raise FileError("no_header")
+    columns = _read_header(header, insurer)
+    ctx = Context.load(job, columns)
+    chunk_rows = settings.ROSTER_IMPORT_CHUNK_ROWS
+    max_errors = settings.ROSTER_IMPORT_MAX_ERRORS
+    counts = {"rows": 0, "added": 0, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 0}
+    new_offices: set[str] = set()
+    seen: set[int] = set()
+    errors: list[dict] = []
+    chunks: list[list[int]] = []
+    chunk: list[Row] = []
+    chunk_start, chunk_number, number, position = header_end, 2, 1, header_end
+
+    def flush() -> None:
+        """Count the chunk's outcomes and close it: [byte offset, first record number, rows, todo, unchanged],
+        where ``todo`` marks the rows the apply has to write (not unchanged, not in error), so a
+        re-import of an unchanged file reads the roster once, here, and writes nothing."""
+        existing = _existing([r for r in chunk if not r.errors])
+        todo = unchanged = 0
+        for index, row in enumerate(chunk):
+            if row.errors:
+                continue
+            member = existing.get(row.key)
+            if member is None:
+                counts["added"] += 1
+            else:
+                changes = _member_changes(member, row, ctx)
+                if not changes:
+                    unchanged += 1
+                    continue
+                counts["deactivated" if changes.get("is_active") is False else "updated"] += 1
+            todo |= 1 << index
+            if row.values.get("office") and row.values["office"] not in ctx.offices:
+                new_offices.add(row.values["office"])
+        mask = base64.b64encode(todo.to_bytes((len(chunk) + 7) // 8, "little")).decode()
+        chunks.append([chunk_start, chunk_number, len(chunk), mask, unchanged])
+        counts["unchanged"] += unchanged
+
+    for position, cells in stream:
+        number += 1
+        if not any(c.strip() for c in cells):
+            continue  # blank lines (Excel leaves some at the end) are not rows
+        row = clean_row(cells, number, ctx)
+        if not row.errors:
+            if row.fingerprint in seen:
+                row.errors.append((COLUMN_FOR_KEY.get(row.key_field, ""), "duplicate_key"))
+            seen.add(row.fingerprint)
+        counts["rows"] += 1
+        for column, code in row.errors:
+            errors.append({"row": row.number, "column": column, "code": code})
+        if row.errors:
+            counts["errors"] += 1
+            if counts["errors"] > max_errors:
+                raise FileError("too_many_errors")
+        chunk.append(row)
+        if len(chunk) >= chunk_rows:
+            flush()
+            chunk, chunk_start, chunk_number = [], position, number + 1
+    if chunk:
+        flush()
+    if counts["rows"] == 0:
+        raise FileError("no_rows")
+    if job.options.get("mode") == FULL:
+        counts["deactivated"] += _count_missing(seen)
+    counts["new_offices"] = len(new_offices)
+    job.plan = {"encoding": encoding, "delimiter": delimiter, "columns": columns, "chunks": chunks}
+    job.rows_total, job.rows_done = counts["rows"], 0
+    job.counts, job.errors = counts, errors
+    job.state = Job.State.VALIDATED
+    job.save()
+
+
+COLUMN_FOR_KEY = {"employee_number_index": "employee_number", "insurance_card_index": "insurance_number"}
+
+
+def _count_missing(seen: set[int]) -> int:
+    return sum(1 for _pk, _user in _missing_members(seen))
+
+
+def _missing_members(seen: set[int]) -> Iterator[tuple[int, int | None]]:
+    """Active members with a key that the file does not list (mode full), as (pk, user_id)."""
+    for pk, user_id, by_number, by_card in (
+        Member.objects.filter(is_active=True)
+        .values_list("pk", "user_id", "employee_number_index", "insurance_card_index")
+        .iterator(chunk_size=2000)
+    ):
+        keys = [k for k in (by_number, by_card) if k]
+        if keys and not any(int(k[:16], 16) in seen for k in keys):
+            yield pk, user_id
+
+
+def can_apply(job: Job) -> bool:
+    """Validated, and in mode full without a single error: a flawed file must never deactivate
+    people by leaving them out."""
+    if job.state != Job.State.VALIDATED:
+        return False
+    if job.options.get("mode") == FULL and job.counts.get("errors"):
+        return False
+    return bool(job.rows_total)
+
+
+def roster_import_confirm(*, job: Job, acting_user: User | None, enqueue: bool = True) -> Job:
+    """The admin accepts the preview: apply in chunks on a worker."""
+    job = jobs.job_lock(job_id=job.pk)
+    if job is None or not can_apply(job):
+        raise AppError("not_applicable", _("この取り込みは反映できません。"))
+    if Job.objects.filter(kind=Job.Kind.ROSTER, state=Job.State.APPLYING).exclude(pk=job.pk).exists():
+        raise AppError("busy", _("別の名簿の取り込みを反映中です。完了してからもう一度お試しください。"))
+    job.state, job.rows_done, job.next_chunk = Job.State.APPLYING, 0, 0
+    job.confirmed_by = acting_user if getattr(acting_user, "pk", None) else None
+    job.counts = {**job.counts, "applied": {"added": 0, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 0}}
+    job.save()
+    if enqueue:
+        from accounts.roster_tasks import roster_apply_task
+
+        jobs.on_commit(roster_apply_task.delay, job.tenant_id, job.pk)
+    return job
+
+
+def roster_import_apply_step(*, job_id: int) -> bool:
+    """Apply the next chunk (or, after the last, finish the job) inside the caller's transaction.
+
+    Returns True while steps remain. The job row is locked, and the chunk's members and the advanced
+    ``next_chunk`` commit together: a step interrupted by a crash leaves nothing behind, and a step
+    delivered twice finds its chunk already done.
+    """
+    job = jobs.job_lock(job_id=job_id)
+    if job is None or job.state != Job.State.APPLYING:
+        return False
+    plan = job.plan
+    applied = job.counts["applied"]
+    if job.next_chunk < len(plan["chunks"]):
+        start, first_number, size, mask, unchanged = plan["chunks"][job.next_chunk]
+        todo = int.from_bytes(base64.b64decode(mask), "little")
+        applied["unchanged"] += unchanged
+        if todo:
+            ctx = Context.load(job, plan["columns"])
+            with jobs.job_open(job) as f:
+                rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
+            applied["errors"] += todo.bit_count() - len(rows)  # rows that no longer pass (roster changed)
+            for name, n in _apply_rows(rows, ctx).items():
+                applied[name] += n
+        job.next_chunk += 1
+        job.rows_done = min(job.rows_total, job.rows_done + size)
+        job.save()
+        return True
+    if job.options.get("mode") == FULL:
+        with jobs.job_open(job) as f:
+            seen = {row.fingerprint for row in _all_keys(f, job)}
+        applied["deactivated"] += _deactivate(list(_missing_members(seen)))
+    job.state, job.rows_done, job.finished_at = Job.State.DONE, job.rows_total, timezone.now()
+    job.save()
+    jobs.job_discard_file(job)
+    audit.record(
+        action="roster.imported",
+        target_type="job",
+        target_id=job.pk,
+        actor=job.confirmed_by,
+        details={
+            "mode": job.options.get("mode"),
+            "rows": job.rows_total,
+            **{k: applied[k] for k in ("added", "updated", "unchanged", "deactivated")},
+            "errors": job.counts.get("errors", 0) + applied["errors"],
+            "file_sha256": job.file_sha256,
+            "file_size": job.file_size,
+        },
+    )
+    return False
+
+
+def _chunk_rows(
+    f: IO[bytes], job: Job, ctx: Context, *, start: int, first_number: int, size: int, todo: int
+) -> list[Row]:
+    """The chunk's rows marked to do, checked again (the roster may have changed since the preview)."""
+    plan = job.plan
+    rows, index, number = [], 0, first_number - 1
+    for _end, cells in records(f, start=start, encoding=plan["encoding"], delimiter=plan["delimiter"]):
+        number += 1
+        if not any(c.strip() for c in cells):
+            continue
+        if todo >> index & 1:
+            row = clean_row(cells, number, ctx)
+            if not row.errors:
+                rows.append(row)
+        index += 1
+        if index >= size:
+            break
+    return rows
+
+
+def _all_keys(f: IO[bytes], job: Job) -> Iterator[Row]:
+    plan = job.plan
+    ctx = Context.load(job, plan["columns"])
+    ctx.create_offices = True  # only keys matter here
+    stream = records(f, start=0, encoding=plan["encoding"], delimiter=plan["delimiter"])
+    next(stream, None)
+    for number, (_end, cells) in enumerate(stream, start=2):
+        if any(c.strip() for c in cells):
+            row = clean_row(cells, number, ctx, keys_only=True)
+            if row.key:
+                yield row
+
+
+def _apply_rows(rows: list[Row], ctx: Context) -> dict[str, int]:
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "deactivated": 0}
+    existing = _existing(rows)
+    creates: list[Member] = []
+    to_deactivate_users: list[int] = []
+    for row in rows:
+        member = existing.get(row.key)
+        if member is None:
+            member = Member(relationship=Member.Relationship.SELF)
+            for column, value in row.values.items():
+                if column not in ("office", "department"):
+                    setattr(member, column, value)
+            member.office_id, member.department_id = _office_ids(row, ctx)
+            member.is_active = _target_active(row.values, ctx.today)
+            member.tenant = ctx.tenant
+            member.before_save()  # bulk_create skips save(): derive the blind indexes here
+            creates.append(member)
+            counts["added"] += 1
+            continue
+        changes = _member_changes(member, row, ctx)
+        if not changes:
+            counts["unchanged"] += 1
+            continue
+        for attr, value in changes.items():
+            setattr(member, attr, value)
+        member.save(update_fields=[attr.removesuffix("_id") for attr in changes] + ["updated_at"])
+        if changes.get("is_active") is False:
+            counts["deactivated"] += 1
+            if member.user_id:
+                to_deactivate_users.append(member.user_id)
+        else:
+            counts["updated"] += 1
+    _insert_members(creates)
+    if to_deactivate_users:
+        User.objects.filter(pk__in=to_deactivate_users, tenant=ctx.tenant).update(is_active=False)
+    return counts
+
+
+def _insert_members(members: list[Member]) -> None:
+    """Insert new members (tenant bound, indexes derived). On PostgreSQL through psycopg's pipelined
+    ``executemany`` with server-side binding (ciphertexts sent as binary): Django's bulk_create
+    quotes every ciphertext into the SQL text client-side, which is most of an import's time. Values
+    still come from each field's ``pre_save``/``get_db_prep_save`` (encryption, uid, timestamps), and
+    row-level security applies as to any INSERT of the application role."""
+    if not members:
+        return
+    connection = connections[DEFAULT_DB_ALIAS]  # the object itself: the proxy costs a lookup per value
+    if connection.vendor != "postgresql":
+        Member.objects.bulk_create(members, batch_size=500)
+        return
+    fields = [f for f in Member._meta.concrete_fields if not f.primary_key]
+    rows = [[f.get_db_prep_save(f.pre_save(m, True), connection) for f in fields] for m in members]
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.executemany(_insert_statement(tuple(f.column for f in fields)), rows)
+
+
+@lru_cache(maxsize=4)
+def _insert_statement(columns: tuple[str, ...]) -> pgsql.Composed:
+    return pgsql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        pgsql.Identifier(Member._meta.db_table),
+        pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns),
+        pgsql.SQL(", ").join(pgsql.Placeholder() * len(columns)),
+    )
+
+
+def _deactivate(pairs: Iterable[tuple[int, int | None]]) -> int:
+    """Deactivate members (and their logins); nothing is ever deleted by an import."""
+    pairs = list(pairs)
+    if not pairs:
+        return 0
+    member_ids = [pk for pk, _ in pairs]
+    user_ids = [u for _, u in pairs if u]
+    count = 0
+    for start in range(0, len(member_ids), 1000):
+        count += Member.objects.filter(pk__in=member_ids[start : start + 1000]).update(
+            is_active=False, updated_at=timezone.now()
+        )
+    if user_ids:
+        User.objects.filter(pk__in=user_ids, tenant=require_tenant()).update(is_active=False)
+    return count
+
+
+def roster_import_run(*, job_id: int, progress=None) -> Job:
+    """Apply every remaining step in the caller's transaction (operator command, tests)."""
+    while roster_import_apply_step(job_id=job_id):
+        if progress:
+            progress(Job.objects.get(pk=job_id))
+    return Job.objects.get(pk=job_id)
+
+
+@transaction.atomic
+def members_expire_qualifications(*, today: dt.date | None = None) -> int:
+    """Deactivate members whose 資格喪失日 has come (the scheduled end of a future-dated row)."""
+    today = today or timezone.localdate()
+    due = Member.objects.filter(is_active=True, qualification_end__lte=today).values_list("pk", "user_id")
+    count = _deactivate(due)
+    if count:
+        audit.record(action="roster.qualifications.expired", target_type="tenant", details={"deactivated": count})
+    # Previews nobody confirmed: the upload (personal data in clear) does not stay around.
+    stale = timezone.now() - dt.timedelta(days=settings.ROSTER_IMPORT_KEEP_DAYS)
+    for job in Job.objects.filter(kind=Job.Kind.ROSTER, state=Job.State.VALIDATED, updated_at__lt=stale):
+        jobs.job_fail(job, code="expired")
+    return count
+
+
+# --- Reports ---------------------------------------------------------------------------------------------
+
+
+def error_report_rows(job: Job) -> Iterator[list[object]]:
+    """Row number, column, reason: the error report never repeats a cell's value."""
+    for error in job.errors:
+        column = error.get("column") or ""
+        yield [error.get("row") or "", str(COLUMN_LABELS.get(column, "")), error["code"], error_message(error["code"])]
+
+
+def error_report_header() -> list[str]:
+    return [_("行"), _("列"), _("コード"), _("内容")]
+
+
+def template_csv(lang: str) -> bytes:
+    """The published template: the header row in Japanese or English (UTF-8 with BOM for Excel)."""
+    index = 1 if lang == "en" else 0
+    return csv_bytes([names[index] for names in COLUMNS.values()], [])

@@ -1,0 +1,59 @@
+"""Celery tasks of the roster import: thin, each calls one service (accounts.roster_import)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import transaction
+
+from accounts import roster_import
+from healthapp import jobs
+from healthapp.models import Job
+from tenants.context import tenant_context
+from tenants.models import Tenant
+from tenants.tasks import tenant_task
+
+logger = logging.getLogger(__name__)
+
+
+@tenant_task()
+def roster_validate_task(tenant: Tenant, job_id: int) -> None:
+    """The dry run: one transaction, writes only the job."""
+    roster_import.roster_import_validate(job_id=job_id)
+
+
+@shared_task(name="accounts.roster_tasks.roster_apply_task", acks_late=True, reject_on_worker_lost=True)
+def roster_apply_task(tenant_id: int, job_id: int) -> None:
+    """Apply a confirmed job chunk by chunk.
+
+    Not ``tenant_task``: that runs the body in one transaction, and the apply must commit per chunk so
+    progress is visible and a killed worker loses at most the chunk in flight. Each step enters the
+    tenant itself (same isolation: ORM context + RLS setting per transaction). A redelivered message
+    (acks_late) resumes at ``Job.next_chunk``.
+    """
+    tenant = Tenant.objects.get(pk=tenant_id)
+    try:
+        while True:
+            with transaction.atomic(), tenant_context(tenant):
+                if not roster_import.roster_import_apply_step(job_id=job_id):
+                    return
+    except Exception:
+        logger.exception("roster import job %s: apply step failed", job_id)
+        with transaction.atomic(), tenant_context(tenant):
+            job = jobs.job_lock(job_id=job_id)
+            if job is not None and job.state == Job.State.APPLYING:
+                jobs.job_fail(job, code="internal")
+        raise
+
+
+@tenant_task()
+def roster_expire_qualifications_task(tenant: Tenant) -> int:
+    return roster_import.members_expire_qualifications()
+
+
+@shared_task(name="accounts.roster_tasks.roster_expire_qualifications_all")
+def roster_expire_qualifications_all() -> None:
+    """Daily (beat): one task per active tenant deactivates members whose 資格喪失日 has come."""
+    for tenant_id in Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True):
+        roster_expire_qualifications_task.delay(tenant_id)

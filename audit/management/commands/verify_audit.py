@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from audit.services import verify_all
+from tenants.management.base import TenantCommand
+from tenants.models import Tenant
+
+
+class Command(TenantCommand):
+    help = (
+        "監査ログのハッシュチェーンを検証します / Recompute the audit hash chains (all, or one --tenant); "
+        "exits non-zero and names the first broken seq on any break."
+    )
+    tenant_required = False
+
+    def handle_tenant(self, tenant: Tenant | None, *args: Any, **options: Any) -> None:
+        reports = verify_all(tenant=tenant)
+        broken = [r for r in reports if not r.ok]
+        for report in reports:
+            if report.ok:
+                self.stdout.write(f"chain {report.chain}: OK ({report.events} events, last seq {report.last_seq})")
+            else:
+                self.stderr.write(f"chain {report.chain}: BROKEN at seq {report.broken_seq}: {report.problem}")
+        if broken:
+            raise CommandError(
+                f"監査ログの改ざんまたは欠落を検出しました / audit chain broken in {len(broken)} chain(s): "
+                + ", ".join(f"{r.chain}@{r.broken_seq}" for r in broken)
+            )
+        self.stdout.write(self.style.SUCCESS(f"{len(reports)} chain(s) verified"))

@@ -1,0 +1,51 @@
+"""Fixtures of the roster-import tests (none is autouse)."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import NoReverseMatch, reverse
+
+from tests.conftest import TEST_PASSWORD
+
+
+@pytest.fixture
+def roster_urls(settings):
+    """Serve the roster-import URLs even before accounts/urls.py includes accounts.roster_urls."""
+    try:
+        reverse("accounts:roster-import")
+    except NoReverseMatch:
+        settings.ROOT_URLCONF = "tests.accounts.roster_test_urls"
+    return settings
+
+
+def make_hr_admin(world, *, email: str = "hr@a.example"):
+    """An hr_admin of tenant A holding roster.manage through an hr_staff grant (as the demo does it)."""
+    from accounts.models import Role
+    from accounts.services import label_grant_create, member_create, user_create
+    from tenants.context import tenant_context
+
+    with tenant_context(world.tenant_a):
+        member = member_create(employee_number="HR1", name="人事 太郎", office=world.office_a)
+    user = user_create(email=email, role=Role.HR_ADMIN, tenant=world.tenant_a, password=TEST_PASSWORD + "!x",
+                       member=member)  # fmt: skip
+    with tenant_context(world.tenant_a):
+        label_grant_create(
+            office=world.office_a, target_kind="employee", target="HR1", labels=["hr_staff"], scope_="tenant",
+            acting_user=world.admin_a,
+        )  # fmt: skip
+    return user
+
+
+@pytest.fixture
+def hr_admin(world):
+    return make_hr_admin(world)
+
+
+@pytest.fixture
+def private_storage(settings, tmp_path):
+    """Uploads go to a temporary folder instead of var/files."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
+    return tmp_path

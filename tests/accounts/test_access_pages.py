@@ -1,0 +1,196 @@
+"""Settings → access rights, the access review, the roster and teams, as their users see them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import LabelGrant, Role, Team, TeamMembership
+from accounts.services import member_create, user_create
+from tenants.context import tenant_context
+from tests.conftest import TEST_PASSWORD, log_in
+
+ADMIN_PASSWORD = TEST_PASSWORD + "!x"
+
+
+@pytest.fixture
+def admin(client, world):
+    log_in(client, "admin@a.example", ADMIN_PASSWORD)
+    return client
+
+
+@pytest.fixture
+def salesperson(world):
+    """An employee of 東京本社/営業部 with a login."""
+    with tenant_context(world.tenant_a):
+        member = member_create(
+            employee_number="S-100", name="営業 一郎", office=world.office_a, department=world.department_a
+        )
+    return user_create(
+        email="sales@a.example", role=Role.EMPLOYEE, tenant=world.tenant_a, password=TEST_PASSWORD, member=member
+    )
+
+
+def test_admin_grants_a_department_label_on_the_settings_screen(admin, world, salesperson):
+    page = admin.get(f"/settings/access/?office={world.office_a.pk}").content.decode()
+    assert "東京本社" in page and "この事業所にはまだ付与がありません。" in page
+    response = admin.post(
+        f"/settings/access/office/{world.office_a.pk}/new/",
+        {"target_kind": "department", "target": "営業部", "labels": ["roster_viewer"], "scope": "department"},
+    )
+    assert response.status_code == 302
+    listing = admin.get(response.url).content.decode()
+    assert "部署: 営業部" in listing and "名簿閲覧" in listing and "所属部署" in listing
+    member_client = Client()
+    log_in(member_client, "sales@a.example", TEST_PASSWORD)
+    roster = member_client.get("/roster/").content.decode()
+    assert "営業 一郎" in roster and "甲野 0" in roster  # 営業部 members
+    assert member_client.get("/").content.decode().count("/roster/") >= 1  # the menu now shows 名簿
+
+
+def test_grant_form_shows_errors_in_plain_words_and_keeps_the_input(admin, world):
+    response = admin.post(
+        f"/settings/access/office/{world.office_a.pk}/new/",
+        {"target_kind": "employee", "target": "NO-SUCH", "labels": ["auditor"], "scope": "self"},
+    )
+    text = response.content.decode()
+    assert response.status_code == 200 and "この社員番号は名簿にありません。" in text
+    assert 'value="NO-SUCH"' in text
+    with tenant_context(world.tenant_a):
+        assert LabelGrant.objects.count() == 0
+
+
+def test_edit_and_revoke_with_confirmation(admin, world, salesperson):
+    admin.post(
+        f"/settings/access/office/{world.office_a.pk}/new/",
+        {"target_kind": "employee", "target": "S-100", "labels": ["auditor"], "scope": "self"},
+    )
+    with tenant_context(world.tenant_a):
+        grant = LabelGrant.objects.get()
+    admin.post(f"/settings/access/{grant.pk}/edit/", {"labels": ["auditor", "manager"], "scope": "office"})
+    with tenant_context(world.tenant_a):
+        grant.refresh_from_db()
+        assert grant.labels == ["auditor", "manager"] and grant.scope == "office"
+    confirm = admin.get(f"/settings/access/{grant.pk}/delete/").content.decode()
+    assert "この付与を取り消しますか？" in confirm
+    with tenant_context(world.tenant_a):
+        assert LabelGrant.objects.filter(pk=grant.pk).exists()  # a GET never deletes
+    admin.post(f"/settings/access/{grant.pk}/delete/")
+    with tenant_context(world.tenant_a):
+        assert not LabelGrant.objects.filter(pk=grant.pk).exists()
+
+
+def test_access_review_lists_effective_labels_sources_and_flags(admin, world, salesperson):
+    today = timezone.localdate()
+    admin.post(
+        f"/settings/access/office/{world.office_a.pk}/new/",
+        {"target_kind": "department", "target": "営業部", "labels": ["roster_viewer"], "scope": "department",
+         "valid_until": (today + dt.timedelta(days=10)).isoformat()},
+    )  # fmt: skip
+    page = admin.get("/settings/access-review/").content.decode()
+    assert "sales@a.example" in page and "名簿閲覧" in page and "department:営業部" in page
+    assert 'data-flag="grant_expiring_30_days"' in page
+    assert 'data-flag="privileged_without_mfa"' in page or "設定済み" in page
+    csv_text = admin.get("/settings/access-review/?format=csv").content.decode("utf-8-sig")
+    assert csv_text.splitlines()[0].startswith("user_id,email,role,labels")
+    assert "sales@a.example" in csv_text
+
+
+def test_access_review_flags_ended_qualification_and_inactivity(world, salesperson):
+    with tenant_context(world.tenant_a):
+        member = salesperson.member
+        member.qualification_end = timezone.localdate() - dt.timedelta(days=1)
+        member.save()
+        from accounts.selectors import access_review
+
+        row = next(r for r in access_review() if r.email == "sales@a.example")
+    assert "qualification_ended" in row.flags and "inactive_90_days" in row.flags
+
+
+def test_access_review_csv_defuses_formulas(admin, world):
+    user_create(
+        email="=cmd|calc@a.example".replace("|", ""), role=Role.EMPLOYEE, tenant=world.tenant_a, password=TEST_PASSWORD
+    )
+    csv_text = admin.get("/settings/access-review/?format=csv").content.decode("utf-8-sig")
+    assert "'=cmdcalc@a.example" in csv_text
+
+
+def test_access_review_command(world, salesperson):
+    out = io.StringIO()
+    call_command("access_review", "--tenant", "tenant-a", stdout=out)
+    assert "sales@a.example" in out.getvalue() and "admin@a.example" in out.getvalue()
+    out = io.StringIO()
+    call_command("access_review", "--tenant", "tenant-a", "--csv", stdout=out)
+    assert out.getvalue().splitlines()[0].startswith("user_id,email")
+
+
+def test_teams_create_request_approve_leave_dissolve(admin, world, salesperson):
+    member_client = Client()
+    log_in(member_client, "member@a.example", TEST_PASSWORD)
+    response = member_client.post(
+        "/teams/", {"name": "朝ラン部", "description": "毎朝走ります", "join_policy": "approval"}
+    )
+    assert response.status_code == 302
+    with tenant_context(world.tenant_a):
+        team = Team.objects.get(name="朝ラン部")
+    sales_client = Client()
+    log_in(sales_client, "sales@a.example", TEST_PASSWORD)
+    assert "朝ラン部" in sales_client.get("/teams/").content.decode()
+    sales_client.post(f"/teams/{team.pk}/join/")
+    with tenant_context(world.tenant_a):
+        request = TeamMembership.objects.get(team=team, user=salesperson)
+    assert request.status == "pending"
+    # Only the creator (or a team admin) decides.
+    sales_client.post(f"/teams/{team.pk}/approve/", {"membership": request.pk})
+    with tenant_context(world.tenant_a):
+        assert TeamMembership.objects.get(pk=request.pk).status == "pending"
+    detail = member_client.get(f"/teams/{team.pk}/").content.decode()
+    assert "sales@a.example" in detail and "承認" in detail
+    member_client.post(f"/teams/{team.pk}/approve/", {"membership": request.pk})
+    with tenant_context(world.tenant_a):
+        assert TeamMembership.objects.get(pk=request.pk).status == "member"
+    assert "朝ラン部" in sales_client.get("/").content.decode()  # on the member's home page
+    sales_client.post(f"/teams/{team.pk}/leave/")
+    with tenant_context(world.tenant_a):
+        assert TeamMembership.objects.get(pk=request.pk).status == "left"
+    # Dissolving needs team.manage: the member cannot, the org admin can.
+    member_client.post(f"/teams/{team.pk}/dissolve/")
+    with tenant_context(world.tenant_a):
+        assert Team.objects.get(pk=team.pk).dissolved_at is None
+    admin.post(f"/teams/{team.pk}/dissolve/")
+    with tenant_context(world.tenant_a):
+        assert Team.objects.get(pk=team.pk).dissolved_at is not None
+    assert member_client.get(f"/teams/{team.pk}/").status_code == 404
+
+
+def test_open_team_joins_at_once_and_duplicates_are_refused(world, salesperson):
+    client = Client()
+    log_in(client, "sales@a.example", TEST_PASSWORD)
+    client.post("/teams/", {"name": "ウォーキング", "description": "", "join_policy": "open"})
+    page = client.post("/teams/", {"name": "ウォーキング", "description": "", "join_policy": "open"}).content.decode()
+    assert "同じ名前のチームがすでにあります。" in page
+    other = Client()
+    log_in(other, "member@a.example", TEST_PASSWORD)
+    with tenant_context(world.tenant_a):
+        team = Team.objects.get(name="ウォーキング")
+    other.post(f"/teams/{team.pk}/join/")
+    with tenant_context(world.tenant_a):
+        assert TeamMembership.objects.get(team=team, user=world.member_a).status == "member"
+
+
+def test_teams_of_another_tenant_are_invisible(world):
+    from accounts.services import team_create
+
+    with tenant_context(world.tenant_b):
+        team = team_create(name="B社のチーム", description="", join_policy="open", acting_user=world.outsider_b)
+    client = Client()
+    log_in(client, "member@a.example", TEST_PASSWORD)
+    assert "B社のチーム" not in client.get("/teams/").content.decode()
+    assert client.get(f"/teams/{team.pk}/").status_code == 404
+    assert client.post(f"/teams/{team.pk}/join/").status_code == 404
+    assert client.get(f"/api/v1/teams/{team.pk}/").status_code == 404

@@ -1,0 +1,377 @@
+"""Roster import services: formats, semantics, dry run, bad input, resumable apply, audit."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts import roster_import
+from accounts.models import Member, User
+from accounts.selectors import member_get_by_employee_number
+from healthapp.csvsafe import csv_bytes
+from healthapp.errors import AppError
+from healthapp.models import Job
+from tenants.context import tenant_context
+from tenants.models import Office
+
+pytestmark = pytest.mark.usefixtures("private_storage")
+
+JA = ["社員番号", "氏名", "フリガナ", "生年月日", "性別", "事業所", "部署", "資格喪失日", "メールアドレス"]
+EN = ["employee_number", "name", "kana", "birth_date", "sex", "office", "department", "qualification_end", "email"]
+
+
+def roster_csv(rows, *, header=JA, encoding="cp932", delimiter=",", bom=False) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return (b"\xef\xbb\xbf" if bom else b"") + buffer.getvalue().encode(encoding)
+
+
+def person(number: str, name: str = "山田 太郎", **extra) -> list[str]:
+    values = {"kana": "ヤマダ タロウ", "birth": "1980-04-01", "sex": "男", "office": "東京本社", "dept": "営業部",
+              "end": "", "email": ""} | extra  # fmt: skip
+    return [number, name, values["kana"], values["birth"], values["sex"], values["office"], values["dept"],
+            values["end"], values["email"]]  # fmt: skip
+
+
+def validate(tenant, data: bytes, *, mode="partial", create_offices=False) -> Job:
+    with tenant_context(tenant):
+        job = roster_import.roster_import_start(
+            upload=io.BytesIO(data), file_name="roster.csv", mode=mode, create_offices=create_offices,
+            acting_user=None, enqueue=False,
+        )  # fmt: skip
+        return roster_import.roster_import_validate(job_id=job.pk)
+
+
+def apply(tenant, job: Job) -> Job:
+    with tenant_context(tenant):
+        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
+        return roster_import.roster_import_run(job_id=job.pk)
+
+
+def run(tenant, data: bytes, **options) -> Job:
+    job = validate(tenant, data, **options)
+    assert job.state == Job.State.VALIDATED, (job.error_code, job.errors)
+    return apply(tenant, job)
+
+
+def members(tenant) -> dict[str, Member]:
+    with tenant_context(tenant):
+        roster = Member.objects.select_related("user", "office", "department__office")
+        return {str(m.employee_number): m for m in roster}
+
+
+# --- Dates ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2024-04-01", dt.date(2024, 4, 1)),
+        ("2024/4/1", dt.date(2024, 4, 1)),
+        ("２０２４／０４／０１", dt.date(2024, 4, 1)),
+        ("20240401", dt.date(2024, 4, 1)),
+        ("令和6年4月1日", dt.date(2024, 4, 1)),
+        ("令和元年5月1日", dt.date(2019, 5, 1)),
+        ("R6.4.1", dt.date(2024, 4, 1)),
+        ("r1.5.1", dt.date(2019, 5, 1)),
+        ("H31/4/30", dt.date(2019, 4, 30)),
+        ("平成元年1月8日", dt.date(1989, 1, 8)),
+        ("S64.1.7", dt.date(1989, 1, 7)),
+        ("昭和55年12月3日", dt.date(1980, 12, 3)),
+    ],
+)
+def test_dates_in_gregorian_and_japanese_era_forms(text, expected):
+    assert roster_import.parse_date(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("H31.5.1", "date_outside_era"),  # 平成 ended on 2019-04-30
+        ("令和元年4月30日", "date_outside_era"),
+        ("昭和64年1月8日", "date_outside_era"),
+        ("2024-02-30", "date_invalid"),
+        ("R6.13.1", "date_invalid"),
+        ("4/1/2024", "date_format"),
+        ("yesterday", "date_format"),
+    ],
+)
+def test_bad_dates_are_refused_with_a_reason(text, code):
+    with pytest.raises(ValueError, match=code):
+        roster_import.parse_date(text)
+
+
+# --- Formats ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "encoding, bom, delimiter, header",
+    [("cp932", False, ",", JA), ("utf-8", False, ",", JA), ("utf-8", True, ",", EN), ("cp932", False, "\t", EN)],
+)
+def test_cp932_utf8_bom_comma_tab_and_both_header_languages(world, encoding, bom, delimiter, header):
+    data = roster_csv([person("N1"), person("N2", "髙橋 﨑子", kana="タカハシ サキコ", sex="女")],
+                      header=header, encoding=encoding, delimiter=delimiter, bom=bom)  # fmt: skip
+    job = run(world.tenant_a, data)
+    assert job.counts["added"] == 2 and job.counts["errors"] == 0
+    roster = members(world.tenant_a)
+    assert roster["N2"].name == "髙橋 﨑子" and roster["N2"].sex == "female"
+    assert roster["N1"].birth_date == dt.date(1980, 4, 1)
+    assert roster["N1"].office == world.office_a and roster["N1"].department == world.department_a
+
+
+def test_new_members_are_stored_encrypted_and_found_by_blind_index(world):
+    run(world.tenant_a, roster_csv([person("E77", "暗号 花子", email="hanako@example.jp")]))
+    with tenant_context(world.tenant_a):
+        member = member_get_by_employee_number("E77")
+        assert member.name == "暗号 花子" and member.email == "hanako@example.jp"
+        with connection.cursor() as cur:
+            cur.execute("SELECT name, email, employee_number FROM accounts_member WHERE id = %s", [member.pk])
+            raw = b"".join(bytes(v) for v in cur.fetchone())
+    assert "暗号".encode() not in raw and b"hanako" not in raw and b"E77" not in raw
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"\x00\x01\x02\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "binary"),
+        ("社員番号,氏名\nN1,山田\n".encode("utf-16"), "binary"),
+        (b"\x81\x39\xff\xfe,\xfd\n", "encoding"),
+        (roster_csv([person("N1")], header=["社員番号", "氏名", "年収"]), "unknown_column"),
+        (roster_csv([["N1"]], header=["社員番号"]), "missing_column"),
+        (roster_csv([], header=JA), "no_rows"),
+        (roster_csv([["N1", "山田"]], header=["社員番号", "社員番号"]), "duplicate_column"),
+        ('社員番号,氏名\n"N1,山田\n'.encode(), "csv_format"),
+    ],
+)
+def test_file_level_problems_fail_the_job_and_change_nothing(world, data, code):
+    before = members(world.tenant_a).keys()
+    job = validate(world.tenant_a, data)
+    assert job.state == Job.State.FAILED and job.error_code == code
+    assert not roster_import.can_apply(job)
+    assert members(world.tenant_a).keys() == before
+
+
+def test_oversize_upload_is_refused_before_anything_is_stored(world, settings):
+    settings.ROSTER_IMPORT_MAX_BYTES = 100
+    with tenant_context(world.tenant_a), pytest.raises(AppError) as exc:
+        roster_import.roster_import_start(
+            upload=io.BytesIO(b"x" * 101), file_name="big.csv", mode="partial", create_offices=False, acting_user=None
+        )
+    assert exc.value.code == "file_too_large"
+    with tenant_context(world.tenant_a):
+        assert not Job.objects.exists()
+
+
+# --- Row errors ---------------------------------------------------------------------------------------------
+
+
+def test_row_errors_have_row_column_reason_and_never_the_value(world):
+    rows = [
+        person("OK1"),
+        person("BAD1", birth="R6.13.40"),
+        person("=cmd|' /C calc'!A0"),
+        person("OK1", "二重 登録"),  # duplicate key of the first row
+        person("BAD2", email="not-an-address"),
+        person("BAD3", sex="?", kana="yamada"),
+        person("", "番号なし"),
+        person("BAD4", office="存在しない支店"),
+        person("BAD5", name="@SUM(1+1)"),
+    ]
+    job = validate(world.tenant_a, roster_csv(rows))
+    found = {(e["row"], e["column"], e["code"]) for e in job.errors}
+    assert found == {
+        (3, "birth_date", "date_invalid"),
+        (4, "employee_number", "formula"),
+        (5, "employee_number", "duplicate_key"),
+        (6, "email", "email"),
+        (7, "sex", "sex"),
+        (7, "kana_name", "kana"),
+        (8, "employee_number", "required"),
+        (9, "office", "unknown_office"),
+        (10, "name", "formula"),
+    }
+    assert job.counts == {"rows": 9, "added": 1, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 8,
+                          "new_offices": 0}  # fmt: skip
+    report = csv_bytes(roster_import.error_report_header(), roster_import.error_report_rows(job)).decode("utf-8-sig")
+    for secret in ("calc", "SUM", "not-an-address", "yamada", "存在しない支店", "二重", "R6.13.40", "BAD"):
+        assert secret not in report
+    assert all(not line.startswith(("=", "+", "-", "@")) for line in report.splitlines())
+    # Only valid rows are applied; nothing else changed.
+    apply(world.tenant_a, job)
+    assert "OK1" in members(world.tenant_a) and "BAD1" not in members(world.tenant_a)
+
+
+def test_unknown_offices_are_created_only_when_asked(world):
+    data = roster_csv([person("N1", office="札幌支店", dept="総務部")])
+    refused = validate(world.tenant_a, data)
+    assert refused.counts["errors"] == 1
+    job = run(world.tenant_a, data, create_offices=True)
+    assert job.counts["new_offices"] == 1
+    with tenant_context(world.tenant_a):
+        office = Office.objects.get(name="札幌支店")
+        assert members(world.tenant_a)["N1"].department.office == office
+
+
+# --- Semantics ----------------------------------------------------------------------------------------------
+
+
+def test_reimport_updates_changed_rows_and_leaves_the_rest_unchanged(world):
+    run(world.tenant_a, roster_csv([person("N1"), person("N2")]))
+    job = validate(world.tenant_a, roster_csv([person("N1"), person("N2", "佐藤 次郎")]))
+    assert (job.counts["added"], job.counts["updated"], job.counts["unchanged"]) == (0, 1, 1)
+    job = apply(world.tenant_a, job)
+    assert job.counts["applied"]["updated"] == 1 and job.counts["applied"]["unchanged"] == 1
+    with tenant_context(world.tenant_a):
+        assert member_get_by_employee_number("N2").name == "佐藤 次郎"
+        assert Member.objects.count() == 3 + 2  # world's three + two, no duplicates
+
+
+def test_full_mode_deactivates_missing_members_and_their_logins_never_deletes(world):
+    # world.roster_a[0] (A0) is linked to member@a.example; the file lists A1 only.
+    job = validate(world.tenant_a, roster_csv([person("A1", "甲野 1", office="", dept="")]), mode="full")
+    assert job.counts["deactivated"] == 2  # A0 and A2 (the admin's own entry is not keyed: none here)
+    apply(world.tenant_a, job)
+    roster = members(world.tenant_a)
+    assert not roster["A0"].is_active and not roster["A2"].is_active and roster["A1"].is_active
+    assert not User.objects.get(email="member@a.example").is_active
+    assert len(roster) == 3
+
+
+def test_partial_mode_touches_listed_rows_only(world):
+    job = run(world.tenant_a, roster_csv([person("A1", "甲野 1", office="", dept="")]))
+    assert job.counts["applied"]["deactivated"] == 0
+    assert all(m.is_active for m in members(world.tenant_a).values())
+
+
+def test_full_mode_refuses_a_file_with_errors(world):
+    job = validate(world.tenant_a, roster_csv([person("A1"), person("A2", birth="bad")]), mode="full")
+    assert job.state == Job.State.VALIDATED and not roster_import.can_apply(job)
+    with tenant_context(world.tenant_a), pytest.raises(AppError):
+        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
+
+
+def test_past_qualification_end_deactivates_future_one_is_scheduled(world):
+    today = dt.date.today()
+    past, future = (today - dt.timedelta(days=1)).isoformat(), (today + dt.timedelta(days=30)).isoformat()
+    job = validate(world.tenant_a, roster_csv([person("A0", "甲野 0", end=past), person("N9", end=future)]))
+    assert job.counts["deactivated"] == 1 and job.counts["added"] == 1
+    apply(world.tenant_a, job)
+    roster = members(world.tenant_a)
+    assert not roster["A0"].is_active and not User.objects.get(email="member@a.example").is_active
+    assert roster["N9"].is_active and roster["N9"].qualification_end == today + dt.timedelta(days=30)
+    with tenant_context(world.tenant_a):
+        assert roster_import.members_expire_qualifications(today=today + dt.timedelta(days=29)) == 0
+        assert roster_import.members_expire_qualifications(today=today + dt.timedelta(days=30)) == 1
+    assert not members(world.tenant_a)["N9"].is_active
+
+
+def test_insurer_rows_are_keyed_by_card_symbol_number_relationship(world):
+    header = ["保険者記号", "保険者番号", "続柄", "氏名", "性別", "生年月日"]
+    rows = [["12", "345", "本人", "乙山 父", "男", "S50.1.1"], ["12", "345", "家族", "乙山 子", "女", "H20.2.2"]]
+    data = roster_csv(rows, header=header)
+    job = run(world.tenant_b, data)
+    assert job.counts["applied"]["added"] == 2
+    again = validate(world.tenant_b, data)
+    assert again.counts["unchanged"] == 2 and again.counts["added"] == 0
+
+
+# --- Resumable apply ----------------------------------------------------------------------------------------
+
+
+def test_a_crashed_chunk_rolls_back_and_the_rerun_creates_no_duplicates(world, settings, monkeypatch):
+    settings.ROSTER_IMPORT_CHUNK_ROWS = 2
+    rows = [person(f"C{i}") for i in range(5)]
+    job = validate(world.tenant_a, roster_csv(rows))
+    assert len(job.plan["chunks"]) == 3
+    with tenant_context(world.tenant_a):
+        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
+        assert roster_import.roster_import_apply_step(job_id=job.pk)  # chunk 0 committed
+
+        real_save = Job.save
+
+        def crash(self, *args, **kwargs):
+            raise RuntimeError("worker killed")
+
+        monkeypatch.setattr(Job, "save", crash)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            roster_import.roster_import_apply_step(job_id=job.pk)  # chunk 1 written, then the crash
+        monkeypatch.setattr(Job, "save", real_save)
+        assert Job.objects.get(pk=job.pk).next_chunk == 1
+        done = roster_import.roster_import_run(job_id=job.pk)
+        assert done.state == Job.State.DONE and done.rows_done == 5
+        assert done.counts["applied"]["added"] == 5
+        assert not roster_import.roster_import_apply_step(job_id=job.pk)  # a late duplicate delivery: no-op
+    roster = members(world.tenant_a)
+    assert sorted(k for k in roster if k.startswith("C")) == [f"C{i}" for i in range(5)]
+
+
+def test_rows_spanning_lines_and_blank_lines_keep_their_record_numbers(world, settings):
+    settings.ROSTER_IMPORT_CHUNK_ROWS = 2
+    data = roster_csv([person("L1"), [], person("L2", "改行\n入り"), person("L3", birth="x"), person("L4")])
+    job = validate(world.tenant_a, data)
+    assert [(e["row"], e["code"]) for e in job.errors] == [(5, "date_format")]
+    apply(world.tenant_a, job)
+    assert {"L1", "L2", "L4"} <= members(world.tenant_a).keys() and "L3" not in members(world.tenant_a)
+
+
+# --- Audit and command ------------------------------------------------------------------------------------
+
+
+def test_the_import_is_audited_with_counts_and_file_hash_without_personal_data(world):
+    from tests.audit.conftest import events_of
+
+    job = run(world.tenant_a, roster_csv([person("AU1", "監査 太郎", email="taro@example.jp")]))
+    (event,) = events_of(world.tenant_a, action="roster.imported")
+    assert event.target_id == str(job.pk) and event.details["added"] == 1
+    assert event.details["file_sha256"] == job.file_sha256 and len(job.file_sha256) == 64
+    assert "監査" not in str(event.details) and "taro" not in str(event.details) and "AU1" not in str(event.details)
+
+
+def test_the_operator_command_dry_runs_then_imports(world, tmp_path):
+    path = tmp_path / "roster.csv"
+    path.write_bytes(roster_csv([person("CMD1"), person("CMD2", birth="R6.2.30")]))
+    out = io.StringIO()
+    call_command("import_roster", "--tenant", "tenant-a", str(path), "--dry-run", stdout=out)
+    assert "added 1" in out.getvalue() and "errors 1" in out.getvalue() and "row 3" in out.getvalue()
+    assert "CMD1" not in members(world.tenant_a)
+    call_command("import_roster", "--tenant", "tenant-a", str(path), "--verbosity", "0", stdout=out)
+    assert "CMD1" in members(world.tenant_a)
+
+
+def test_the_upload_is_deleted_once_applied_and_unconfirmed_previews_expire(
+    world, private_storage, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run(world.tenant_a, roster_csv([person("F1")]))
+    assert not default_storage.exists(job.file) and not list(private_storage.rglob("*.csv"))
+    with django_capture_on_commit_callbacks(execute=True):
+        stale = validate(world.tenant_a, roster_csv([person("F2")]))
+    assert default_storage.exists(stale.file)
+    with tenant_context(world.tenant_a):
+        Job.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - dt.timedelta(days=8))
+        with django_capture_on_commit_callbacks(execute=True):
+            roster_import.members_expire_qualifications()
+        stale.refresh_from_db()
+    assert stale.state == Job.State.FAILED and stale.error_code == "expired"
+    assert not default_storage.exists(stale.file)
+
+
+def test_the_shipped_cp932_sample_shows_one_of_each_outcome(world):
+    from pathlib import Path
+
+    import accounts
+
+    sample = Path(accounts.__file__).parent / "roster_templates" / "sample_roster_cp932.csv"
+    job = validate(world.tenant_a, sample.read_bytes(), create_offices=True)
+    assert job.plan["encoding"] == "cp932"
+    assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [(7, "birth_date", "date_outside_era")]
+    assert job.counts["added"] == 5 and job.counts["new_offices"] == 1  # 大阪支社 is new in tenant A

@@ -1,0 +1,124 @@
+"""Roster import pages and API: who may use them, and the whole upload → preview → apply path."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.models import Member
+from healthapp.models import Job
+from tenants.context import tenant_context
+from tests.accounts.test_roster_import import EN, person, roster_csv
+from tests.conftest import TEST_PASSWORD, log_in
+
+pytestmark = pytest.mark.usefixtures("roster_urls", "private_storage")
+ADMIN_PASSWORD = TEST_PASSWORD + "!x"
+
+
+@pytest.fixture
+def hr_client(client, hr_admin):
+    log_in(client, hr_admin.email, ADMIN_PASSWORD)
+    return client
+
+
+def upload(client, data: bytes, **fields):
+    payload = {"file": SimpleUploadedFile("名簿.csv", data, content_type="text/csv"), "mode": "partial", **fields}
+    return client.post("/roster/import/", payload)
+
+
+def test_hr_admin_uploads_previews_applies_and_downloads_the_error_report(
+    hr_client, world, django_capture_on_commit_callbacks
+):
+    data = roster_csv([person("W1"), person("W2", birth="令和99年1月1日"), person("W3", name="=HYPERLINK(1)")])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(hr_client, data)
+    assert response.status_code == 302
+    job_url = response.url
+    page = hr_client.get(job_url)
+    body = page.content.decode()
+    assert page.status_code == 200 and 'data-count="added">1<' in body and 'data-count="errors">2<' in body
+    assert "HYPERLINK" not in body  # the page names row and reason, never the value
+    with tenant_context(world.tenant_a):
+        job = Job.objects.get()
+    status = hr_client.get(f"/roster/import/{job.pk}/status/").json()
+    assert status["state"] == "validated" and status["rows_total"] == 3 and "file_name" not in status
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert hr_client.post(f"/roster/import/{job.pk}/apply/").status_code == 302
+    status = hr_client.get(f"/roster/import/{job.pk}/status/").json()
+    assert status["state"] == "done" and status["percent"] == 100 and status["counts"]["applied"]["added"] == 1
+    with tenant_context(world.tenant_a):
+        assert Member.objects.filter(employee_number_index__isnull=False).count() == 3 + 1 + 1  # world, HR1, W1
+
+    report = hr_client.get(f"/roster/import/{job.pk}/errors.csv")
+    text = report.content.decode("utf-8-sig")
+    assert report["Content-Type"].startswith("text/csv") and "HYPERLINK" not in text and "99" not in text
+    assert "\r\n3," in text and "\r\n4," in text
+
+
+def test_template_downloads_in_both_languages(hr_client):
+    ja = hr_client.get("/roster/import/template.csv?lang=ja").content.decode("utf-8-sig")
+    en = hr_client.get("/roster/import/template.csv?lang=en").content.decode("utf-8-sig")
+    assert ja.startswith("社員番号,氏名,フリガナ,生年月日") and en.startswith("employee_number,name,kana,birth_date")
+
+
+def test_nav_shows_the_import_link_to_roster_managers_only(hr_client, client, world):
+    assert b"nav-roster-import" in hr_client.get("/").content
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/roster/import/", "/roster/import/template.csv", "/api/v1/roster-imports/"],
+)
+def test_employee_without_roster_manage_gets_404(client, world, url):
+    log_in(client, "member@a.example", TEST_PASSWORD)
+    assert client.get(url).status_code == 404
+    assert b"nav-roster-import" not in client.get("/").content
+
+
+def test_outsider_gets_404_for_another_tenants_job(client, world, hr_admin):
+    with tenant_context(world.tenant_a):
+        from accounts import roster_import
+
+        job = roster_import.roster_import_start(
+            upload=io.BytesIO(roster_csv([person("Z1")])), file_name="a.csv", mode="partial",
+            create_offices=False, acting_user=hr_admin, enqueue=False,
+        )  # fmt: skip
+    log_in(client, "outsider@b.example", ADMIN_PASSWORD)  # org_admin of tenant B: holds roster.manage there
+    assert client.get("/roster/import/").status_code == 200
+    for url in (f"/roster/import/{job.pk}/", f"/roster/import/{job.pk}/status/", f"/roster/import/{job.pk}/errors.csv",
+                f"/api/v1/roster-imports/{job.pk}/"):  # fmt: skip
+        assert client.get(url).status_code == 404, url
+    assert client.post(f"/roster/import/{job.pk}/apply/").status_code == 404
+    assert client.post(f"/api/v1/roster-imports/{job.pk}/apply/").status_code == 404
+
+
+def test_upload_page_refuses_an_oversize_file_with_a_message(hr_client, settings):
+    settings.ROSTER_IMPORT_MAX_BYTES = 50
+    response = upload(hr_client, roster_csv([person("B1")]))
+    assert response.status_code == 200 and "大きすぎます" in response.content.decode()
+
+
+def test_api_upload_preview_apply(hr_client, world, django_capture_on_commit_callbacks):
+    # Full mode: the HR admin lists their own entry (HR1), or the import would deactivate them too.
+    rows = [person("API1"), person("API2"), person("HR1", "人事 太郎", dept="")]
+    data = roster_csv(rows, header=EN, encoding="utf-8")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = hr_client.post(
+            "/api/v1/roster-imports/", {"file": SimpleUploadedFile("r.csv", data), "mode": "full"}, format="multipart"
+        )
+    assert response.status_code == 201, response.content
+    job_id = response.json()["id"]
+    preview = hr_client.get(f"/api/v1/roster-imports/{job_id}/").json()
+    assert preview["state"] == "validated" and preview["can_apply"] is True
+    assert preview["counts"]["added"] == 2 and preview["counts"]["deactivated"] == 3  # A0-A2 are not listed
+    assert hr_client.get("/api/v1/roster-imports/").json()[0]["id"] == job_id
+    with django_capture_on_commit_callbacks(execute=True):
+        applied = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")
+    assert applied.status_code == 202
+    progress = hr_client.get(f"/api/v1/roster-imports/{job_id}/progress/")
+    assert progress.json()["state"] == "done", progress.content
+    again = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")
+    assert again.status_code == 400 and again.json()["error"]["code"] == "not_applicable"

@@ -1,0 +1,133 @@
+"""The audit log page and the disclosure export, as an HR admin, an employee and an outsider see them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zoneinfo
+
+import pytest
+from django.utils import timezone
+
+import audit
+from tenants.context import tenant_context
+from tests.conftest import TEST_PASSWORD, log_in
+
+from .conftest import events_of
+
+ADMIN_PASSWORD = TEST_PASSWORD + "!x"
+JST = zoneinfo.ZoneInfo("Asia/Tokyo")
+
+
+@pytest.fixture
+def admin_client(client, world):
+    assert log_in(client, "admin@a.example", ADMIN_PASSWORD).status_code == 302
+    return client
+
+
+def test_admin_sees_own_tenants_events_in_jst_and_none_of_another_tenant(admin_client, world):
+    with tenant_context(world.tenant_b):
+        audit.record(action="checkup.viewed", target_type="checkup", target_id=424242)
+    page = admin_client.get("/audit/").content.decode()
+    (login,) = events_of(world.tenant_a, action="auth.login.succeeded")
+    assert f"{login.occurred_at.astimezone(JST):%Y-%m-%d %H:%M:%S} JST" in page
+    assert "ログイン成功" in page and "auth.login.succeeded" in page
+    assert "424242" not in page
+
+
+@pytest.mark.parametrize("email", ["member@a.example", "outsider@b.example"])
+def test_an_employee_gets_404_and_an_outsider_only_their_own_tenant(client, world, email):
+    password = TEST_PASSWORD if email.startswith("member") else ADMIN_PASSWORD
+    log_in(client, email, password)
+    response = client.get("/audit/")
+    if email.startswith("member"):
+        assert response.status_code == 404
+        assert client.post("/audit/export/", {"since": "2020-01-01", "until": "2020-01-02"}).status_code == 404
+    else:
+        assert response.status_code == 200
+        assert f"#{world.admin_a.pk} " not in response.content.decode()
+
+
+def test_the_nav_link_shows_only_for_viewers(client, world):
+    log_in(client, "member@a.example", TEST_PASSWORD)
+    assert 'data-testid="nav-audit"' not in client.get("/").content.decode()
+    client.logout()
+    log_in(client, "admin@a.example", ADMIN_PASSWORD)
+    assert 'data-testid="nav-audit"' in client.get("/").content.decode()
+
+
+def test_filter_by_action_prefix_actor_and_target(admin_client, world):
+    with tenant_context(world.tenant_a):
+        audit.record(action="member.viewed", target_type="member", target_id=31, actor=world.admin_a)
+        audit.record(action="member.viewed", target_type="member", target_id=32, actor=world.member_a)
+    page = admin_client.get("/audit/", {"action": "member."}).content.decode()
+    assert page.count('data-action="member.viewed"') == 2 and 'data-action="auth.' not in page
+    page = admin_client.get("/audit/", {"actor": world.member_a.pk, "action": "member."}).content.decode()
+    assert "member #32" in page and "member #31" not in page
+    page = admin_client.get("/audit/", {"target_type": "member", "target_id": "31"}).content.decode()
+    assert page.count('data-testid="audit-event"') == 1
+
+
+def test_keyset_pages_cover_everything_once_newest_first_at_constant_cost(
+    admin_client, world, django_assert_max_num_queries
+):
+    with tenant_context(world.tenant_a):
+        for i in range(120):
+            audit.record(action="member.viewed", target_type="member", target_id=1000 + i)
+    seen, url, queries = [], "/audit/?action=member.viewed", []
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    while url:
+        with CaptureQueriesContext(connection) as ctx:
+            response = admin_client.get(url)
+        queries.append(len(ctx.captured_queries))
+        page = response.content.decode()
+        seen += [int(x) for x in __import__("re").findall(r"member #(\d+)", page)]
+        marker = 'data-testid="next-page" href="'
+        url = ("/audit/" + page.split(marker)[1].split('"')[0].replace("&amp;", "&")) if marker in page else ""
+    assert seen == list(range(1119, 999, -1))
+    assert len(queries) == 3 and len(set(queries)) == 1  # page 3 costs what page 1 costs
+
+
+def test_csv_export_is_formula_safe_and_is_itself_recorded(admin_client, world):
+    with tenant_context(world.tenant_a):
+        audit.record(
+            action="roster.imported",
+            target_type="upload",
+            target_id='=HYPERLINK("x")',
+            details={"file": "+cmd|' /C calc'!A0"},
+        )
+    today = timezone.localdate()
+    response = admin_client.post("/audit/export/", {"since": today, "until": today, "format": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith('attachment; filename="audit-')
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    imported = next(r for r in rows if r["action"] == "roster.imported")
+    assert imported["target_id"] == '\'=HYPERLINK("x")'
+    assert json.loads(imported["details"]) == {"file": "+cmd|' /C calc'!A0"}  # JSON text starts with "{"
+    assert imported["occurred_at_jst"].endswith("+09:00")
+    (exported,) = events_of(world.tenant_a, action="audit.exported")
+    assert exported.actor_id == world.admin_a.pk
+    assert exported.details == {"format": "csv", "since": str(today), "until": str(today), "events": len(rows)}
+
+
+def test_jsonl_export_lines_carry_seq_and_hashes(admin_client, world):
+    today = timezone.localdate()
+    response = admin_client.post("/audit/export/", {"since": today, "until": today, "format": "jsonl"})
+    lines = [json.loads(line) for line in response.content.decode().splitlines()]
+    stored = {e.seq: e.hash for e in events_of(world.tenant_a)}
+    assert lines and all(stored[line["seq"]] == line["hash"] for line in lines)
+
+
+def test_an_export_period_ending_before_it_starts_is_refused(admin_client, world):
+    response = admin_client.post("/audit/export/", {"since": "2026-02-01", "until": "2026-01-01", "format": "csv"})
+    assert response.status_code == 400
+    assert events_of(world.tenant_a, action="audit.exported") == []
+
+
+def test_the_page_is_in_english_when_chosen(admin_client, settings):
+    admin_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = admin_client.get("/audit/").content.decode()
+    assert "Audit log" in page and "Login succeeded" in page and "Time (JST)" in page

@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
     path("", include("accounts.auth_urls")),
+    path("", include("accounts.roster_urls")),
     path("settings/access/", access_views.access_settings, name="access-settings"),
     path("settings/access/office/<int:office_id>/new/", access_views.grant_new, name="grant-new"),
     path("settings/access/<int:grant_id>/edit/", access_views.grant_edit, name="grant-edit"),

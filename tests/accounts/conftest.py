@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.urls import NoReverseMatch, reverse
 
 from tests.conftest import TEST_PASSWORD
-
-
-@pytest.fixture
-def roster_urls(settings):
-    """Serve the roster-import URLs even before accounts/urls.py includes accounts.roster_urls."""
-    try:
-        reverse("accounts:roster-import")
-    except NoReverseMatch:
-        settings.ROOT_URLCONF = "tests.accounts.roster_test_urls"
-    return settings
 
 
 def make_hr_admin(world, *, email: str = "hr@a.example"):

@@ -13,7 +13,7 @@ from tenants.context import tenant_context
 from tests.accounts.test_roster_import import EN, person, roster_csv
 from tests.conftest import TEST_PASSWORD, log_in
 
-pytestmark = pytest.mark.usefixtures("roster_urls", "private_storage")
+pytestmark = pytest.mark.usefixtures("private_storage")
 ADMIN_PASSWORD = TEST_PASSWORD + "!x"
 
 

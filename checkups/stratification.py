@@ -1,0 +1,186 @@
+"""特定保健指導の階層化 (4th period, FY2024–) and the metabolic-syndrome judgement, as pure functions.
+
+Inputs are one checkup's values; thresholds come from a versioned criteria set (checkups.criteria).
+The rules (CHECKUPS.md, MHLW 手引き):
+
+1. Waist at or over the sex's threshold → group "waist"; otherwise BMI at or over 25 → group "bmi";
+   otherwise no group (情報提供). Without a waist measurement the level cannot be decided.
+2. Risks: ① blood pressure; ② lipids (fasting or random triglycerides, or low HDL); ③ glucose, by
+   priority: a fasting sample is decided by fasting glucose, else HbA1c; a random sample by HbA1c, else
+   random glucose, never glucose drawn within 3.5 h of a meal; ④ smoking, only with one of ①–③.
+3. Group "waist": ≥2 risks 積極的支援, 1 動機付け支援; group "bmi": ≥3 積極的支援, 1–2 動機付け支援.
+4. Anyone on blood-pressure, glucose or lipid medication is not a guidance target (情報提供).
+   Ages 65–74 are capped at 動機付け支援; outside 40–74 the rules do not apply.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from checkups import criteria as criteria_data
+
+DEFAULT_CRITERIA = "specific_guidance_fy2024"
+
+
+class Level(enum.IntEnum):
+    """Ordered: a higher value is more support."""
+
+    NOT_TARGET = -2  # 対象外 (age outside the rules)
+    UNDETERMINED = -1  # 判定不能
+    INFORMATION = 0  # 情報提供
+    MOTIVATIONAL = 1  # 動機付け支援
+    ACTIVE = 2  # 積極的支援
+
+    @property
+    def label(self) -> str:
+        return {
+            Level.NOT_TARGET: "対象外",
+            Level.UNDETERMINED: "判定不能",
+            Level.INFORMATION: "情報提供",
+            Level.MOTIVATIONAL: "動機付け支援",
+            Level.ACTIVE: "積極的支援",
+        }[self]
+
+
+class Risk(enum.StrEnum):
+    BLOOD_PRESSURE = "blood_pressure"
+    LIPID = "lipid"
+    GLUCOSE = "glucose"
+    SMOKING = "smoking"
+
+
+class MetabolicSyndrome(enum.StrEnum):
+    MEETS = "基準該当"
+    PRELIMINARY = "予備群"
+    NO = "非該当"
+    UNDETERMINED = "判定不能"
+
+
+@dataclass(frozen=True)
+class Checkup:
+    """The values one checkup provides; None = not measured. ``hours_since_meal`` None = unknown."""
+
+    sex: str  # "male" | "female"
+    age: int  # age reached within the fiscal year
+    waist: Decimal | None = None
+    bmi: Decimal | None = None
+    systolic: Decimal | None = None
+    diastolic: Decimal | None = None
+    triglycerides: Decimal | None = None
+    hdl: Decimal | None = None
+    glucose: Decimal | None = None
+    hba1c: Decimal | None = None
+    hours_since_meal: Decimal | None = None
+    on_bp_medication: bool = False
+    on_glucose_medication: bool = False
+    on_lipid_medication: bool = False
+    smoker: bool = False
+
+
+@dataclass(frozen=True)
+class Stratification:
+    level: Level
+    group: str | None  # "waist", "bmi" or None
+    risks: frozenset[Risk] = field(default_factory=frozenset)
+    reason: str = ""
+
+
+def _at_least(value: Decimal | None, threshold: Decimal) -> bool:
+    return value is not None and value >= threshold
+
+
+def is_fasting(checkup: Checkup, rules: dict) -> bool:
+    """10 hours or more without food; an unknown time is treated as a random (non-fasting) sample."""
+    return _at_least(checkup.hours_since_meal, rules["fasting_hours"])
+
+
+def risks(checkup: Checkup, rules: dict) -> frozenset[Risk]:
+    """Risks ①–④ of the checkup (smoking only counts alongside another risk)."""
+    limits = rules["risks"]
+    found: set[Risk] = set()
+    if _at_least(checkup.systolic, limits["systolic_bp"]) or _at_least(checkup.diastolic, limits["diastolic_bp"]):
+        found.add(Risk.BLOOD_PRESSURE)
+    fasting = is_fasting(checkup, rules)
+    tg_limit = limits["triglycerides_fasting"] if fasting else limits["triglycerides_random"]
+    low_hdl = checkup.hdl is not None and checkup.hdl < limits["hdl_below"]
+    if _at_least(checkup.triglycerides, tg_limit) or low_hdl:
+        found.add(Risk.LIPID)
+    if _glucose_risk(checkup, rules, fasting):
+        found.add(Risk.GLUCOSE)
+    if checkup.smoker and found:
+        found.add(Risk.SMOKING)
+    return frozenset(found)
+
+
+def _glucose_risk(checkup: Checkup, rules: dict, fasting: bool) -> bool:
+    limits = rules["risks"]
+    if fasting and checkup.glucose is not None:
+        return checkup.glucose >= limits["glucose"]
+    if checkup.hba1c is not None:
+        return checkup.hba1c >= limits["hba1c"]
+    random_allowed = _at_least(checkup.hours_since_meal, rules["random_glucose_min_hours"])
+    if checkup.glucose is not None and (fasting or random_allowed):
+        return checkup.glucose >= limits["glucose"]
+    return False
+
+
+def stratify(checkup: Checkup, criteria: str = DEFAULT_CRITERIA) -> Stratification:
+    """The 特定保健指導 level of one checkup under the named criteria set."""
+    rules = criteria_data.load(criteria)
+    ages, capped = rules["target_ages"], rules["capped_ages"]
+    if not ages["min"] <= checkup.age <= ages["max"]:
+        return Stratification(Level.NOT_TARGET, None, reason="age")
+    if checkup.waist is None:
+        return Stratification(Level.UNDETERMINED, None, reason="waist missing")
+    if _at_least(checkup.waist, rules["waist_cm"][checkup.sex]):
+        group = "waist"
+    elif _at_least(checkup.bmi, rules["bmi"]):
+        group = "bmi"
+    else:
+        return Stratification(Level.INFORMATION, None, reason="no obesity")
+    found = risks(checkup, rules)
+    if checkup.on_bp_medication or checkup.on_glucose_medication or checkup.on_lipid_medication:
+        return Stratification(Level.INFORMATION, group, found, reason="on medication")
+    counts = rules["groups"][group]
+    if len(found) >= counts["active"]:
+        level = Level.ACTIVE
+    elif len(found) >= counts["motivational"]:
+        level = Level.MOTIVATIONAL
+    else:
+        level = Level.INFORMATION
+    if level == Level.ACTIVE and capped["min"] <= checkup.age <= capped["max"]:
+        return Stratification(Level.MOTIVATIONAL, group, found, reason="age cap")
+    return Stratification(level, group, found)
+
+
+def metabolic_syndrome(checkup: Checkup, criteria: str = DEFAULT_CRITERIA) -> MetabolicSyndrome:
+    """メタボリックシンドローム判定 (9N501): waist plus ≥2 of glucose, lipids, blood pressure → 基準該当;
+    one → 予備群. Medication counts as meeting its criterion; HbA1c is used only without glucose."""
+    rules = criteria_data.load(criteria)
+    limits = rules["metabolic_syndrome"]
+    if checkup.waist is None:
+        return MetabolicSyndrome.UNDETERMINED
+    if not _at_least(checkup.waist, rules["waist_cm"][checkup.sex]):
+        return MetabolicSyndrome.NO
+    if checkup.glucose is not None:
+        glucose = checkup.glucose >= limits["glucose"]
+    else:
+        glucose = _at_least(checkup.hba1c, limits["hba1c"])
+    lipid = _at_least(checkup.triglycerides, limits["triglycerides"]) or (
+        checkup.hdl is not None and checkup.hdl < limits["hdl_below"]
+    )
+    pressure = _at_least(checkup.systolic, limits["systolic_bp"]) or _at_least(
+        checkup.diastolic, limits["diastolic_bp"]
+    )
+    met = sum(
+        [
+            glucose or checkup.on_glucose_medication,
+            lipid or checkup.on_lipid_medication,
+            pressure or checkup.on_bp_medication,
+        ]
+    )
+    if met >= 2:
+        return MetabolicSyndrome.MEETS
+    return MetabolicSyndrome.PRELIMINARY if met == 1 else MetabolicSyndrome.NO

@@ -28,13 +28,17 @@ def _decimals(value: Any) -> Any:
     return value
 
 
-@lru_cache(maxsize=16)
-def load(name: str) -> dict[str, Any]:
-    """The criteria set ``name`` with every numeric string as a Decimal."""
-    path = CRITERIA_DIR / f"{name}.json"
-    if not path.is_file() or path.parent != CRITERIA_DIR:
-        raise LookupError(f"no criteria set {name!r}")
-    raw = json.loads(path.read_text(encoding="utf-8"))
+def parse(raw: dict[str, Any]) -> dict[str, Any]:
+    """A criteria document (file or CriteriaSet.data) with every numeric string as a Decimal."""
     data = _decimals(raw)
     data["name"], data["title"], data["effective_from"] = raw["name"], raw["title"], raw["effective_from"]
     return data
+
+
+@lru_cache(maxsize=16)
+def load(name: str) -> dict[str, Any]:
+    """The criteria set ``name`` as shipped in checkups/criteria/ (the database copies start from these)."""
+    path = CRITERIA_DIR / f"{name}.json"
+    if not path.is_file() or path.parent != CRITERIA_DIR:
+        raise LookupError(f"no criteria set {name!r}")
+    return parse(json.loads(path.read_text(encoding="utf-8")))

@@ -1,1 +1,101 @@
-"""Models arrive with their issue; the app exists so the layout is fixed from day one."""
+"""Checkup records, their results and their judgements.
+
+Health data links to the roster entry by id only (``member``): no name or other identity is stored
+with it. Judgements are never overwritten: judging again (e.g. under a new criteria version) adds a row.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from tenants.models import TenantScopedModel
+
+
+class CriteriaSet(models.Model):
+    """A versioned set of judgement criteria (one uniform standard for every tenant), shipped as data
+    (checkups/criteria/*.json) and corrected by operators as new versions, never edited in place."""
+
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    effective_from = models.DateField()
+    data = models.JSONField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("判定基準")
+        verbose_name_plural = _("判定基準")
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="criteriaset_unique_version")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class CheckupRecord(TenantScopedModel):
+    class Program(models.TextChoices):
+        REGULAR = "regular", _("定期健診")
+        SPECIFIC = "specific", _("特定健診")
+        DOCK = "dock", _("人間ドック")
+        HIRING = "hiring", _("雇入時健診")
+
+    member = models.ForeignKey("accounts.Member", on_delete=models.PROTECT, related_name="checkups")
+    exam_date = models.DateField(_("受診日"))
+    fiscal_year = models.PositiveSmallIntegerField(_("年度"))
+    program = models.CharField(_("健診種別"), max_length=10, choices=Program.choices)
+    institution = models.CharField(_("健診機関"), max_length=100, blank=True)
+    questionnaire = models.JSONField(_("問診"), default=dict, blank=True)  # medication, smoking, fasting…
+    source = models.CharField(max_length=20, default="manual")  # csv, mhlw_xml, manual
+    source_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("健診記録")
+        verbose_name_plural = _("健診記録")
+        indexes = [
+            models.Index(fields=["tenant", "member", "exam_date"]),
+            models.Index(fields=["tenant", "fiscal_year"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "member", "exam_date", "program"], name="checkup_unique_exam")
+        ]
+
+    def __str__(self) -> str:
+        return f"CheckupRecord #{self.pk}"
+
+
+class CheckupResult(TenantScopedModel):
+    record = models.ForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="results")
+    item = models.CharField(max_length=40)  # our catalogue key, e.g. "hba1c"
+    value = models.DecimalField(max_digits=9, decimal_places=3, null=True, blank=True)
+    text = models.CharField(max_length=200, blank=True)  # coded or free-text results
+    unit = models.CharField(max_length=20, blank=True)  # normalised
+    unit_as_given = models.CharField(max_length=20, blank=True)
+    code = models.CharField(max_length=17, blank=True)  # the JLAC10-based code it came with
+    interpretation = models.CharField(max_length=2, blank=True)  # H / N / L from the source
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["record", "item"], name="checkupresult_one_per_item")]
+
+    def __str__(self) -> str:
+        return f"CheckupResult #{self.pk}"
+
+
+class Judgement(TenantScopedModel):
+    record = models.ForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="judgements")
+    criteria = models.ForeignKey(CriteriaSet, on_delete=models.PROTECT, related_name="+")
+    grades = models.JSONField(default=dict)
+    overall = models.CharField(max_length=1, blank=True)
+    mhlw = models.JSONField(default=dict)
+    metabolic_syndrome = models.CharField(max_length=10, blank=True)
+    guidance_level = models.CharField(max_length=10, blank=True)
+    judged_at = models.DateTimeField(auto_now_add=True)
+    judged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "record", "-judged_at"])]
+
+    def __str__(self) -> str:
+        return f"Judgement #{self.pk}"

@@ -126,9 +126,9 @@ def _glucose_risk(checkup: Checkup, rules: dict, fasting: bool) -> bool:
     return False
 
 
-def stratify(checkup: Checkup, criteria: str = DEFAULT_CRITERIA) -> Stratification:
-    """The 特定保健指導 level of one checkup under the named criteria set."""
-    rules = criteria_data.load(criteria)
+def stratify(checkup: Checkup, criteria: str | dict = DEFAULT_CRITERIA) -> Stratification:
+    """The 特定保健指導 level of one checkup under a criteria set (its name, or its parsed data)."""
+    rules = criteria if isinstance(criteria, dict) else criteria_data.load(criteria)
     ages, capped = rules["target_ages"], rules["capped_ages"]
     if not ages["min"] <= checkup.age <= ages["max"]:
         return Stratification(Level.NOT_TARGET, None, reason="age")
@@ -155,10 +155,10 @@ def stratify(checkup: Checkup, criteria: str = DEFAULT_CRITERIA) -> Stratificati
     return Stratification(level, group, found)
 
 
-def metabolic_syndrome(checkup: Checkup, criteria: str = DEFAULT_CRITERIA) -> MetabolicSyndrome:
+def metabolic_syndrome(checkup: Checkup, criteria: str | dict = DEFAULT_CRITERIA) -> MetabolicSyndrome:
     """メタボリックシンドローム判定 (9N501): waist plus ≥2 of glucose, lipids, blood pressure → 基準該当;
     one → 予備群. Medication counts as meeting its criterion; HbA1c is used only without glucose."""
-    rules = criteria_data.load(criteria)
+    rules = criteria if isinstance(criteria, dict) else criteria_data.load(criteria)
     limits = rules["metabolic_syndrome"]
     if checkup.waist is None:
         return MetabolicSyndrome.UNDETERMINED

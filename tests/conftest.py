@@ -111,9 +111,13 @@ def build_world():
 def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
     """A row in each remaining tenant table of tenant B, so the row-level-security tests can show that
     every table hides rows that exist (tests/tenants/test_rls_postgres.py)."""
+    import datetime as dt
+    from decimal import Decimal
+
     from django.utils import timezone
 
     from accounts.services import label_grant_create, team_create
+    from checkups.services import checkup_judge, checkup_record_save
     from healthapp.models import Job
     from tenants.context import tenant_context
     from tenants.models import IpAllowlistEntry, PendingRegistration, TenantSecurityPolicy
@@ -131,6 +135,10 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
         )  # fmt: skip
         team_create(name="B社の歩こう会", description="", join_policy="approval", acting_user=org_admin)  # + membership
         Job.objects.create(kind=Job.Kind.ROSTER, file="jobs/none.csv", file_sha256="0" * 64, created_by=org_admin)
+        record = checkup_record_save(
+            member=roster[1], exam_date=dt.date(2025, 5, 1), program="regular", values={"systolic": Decimal("120")}
+        )
+        checkup_judge(record=record)
 
 
 @pytest.fixture

@@ -1,0 +1,96 @@
+"""Saving and judging checkup records inside a tenant."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+from accounts.models import Member
+from accounts.services import member_create
+from checkups.models import CheckupRecord, CriteriaSet, Judgement
+from checkups.services import age_in_fiscal_year, checkup_judge, checkup_record_save, fiscal_year_of
+from tenants.context import tenant_context
+
+
+def _person(world) -> Member:
+    return member_create(
+        employee_number="K-1", name="健診 太郎", office=world.office_a, sex="male", birth_date=dt.date(1975, 6, 1)
+    )
+
+
+VALUES = {
+    "waist": D("92"), "bmi": D("26.1"), "systolic": D("142"), "diastolic": D("88"), "hdl": D("38"),
+    "triglycerides_fasting": D("160"), "glucose_fasting": D("98"), "hba1c": D("5.8"), "ldl": D("125"),
+}  # fmt: skip
+
+
+def test_fiscal_year_and_age_as_the_rules_count_them():
+    assert fiscal_year_of(dt.date(2025, 3, 31)) == 2024 and fiscal_year_of(dt.date(2025, 4, 1)) == 2025
+    assert age_in_fiscal_year(dt.date(1960, 3, 31), 2024) == 65  # reaches 65 on 31 March 2025
+    assert age_in_fiscal_year(dt.date(1960, 4, 1), 2024) == 64
+
+
+def test_record_is_judged_on_the_uniform_standard_and_stratified(world):
+    with tenant_context(world.tenant_a):
+        record = checkup_record_save(
+            member=_person(world), exam_date=dt.date(2025, 5, 20), program="specific", values=VALUES,
+            questionnaire={"hours_since_meal": "12", "smoker": True},
+        )  # fmt: skip
+        judgement = checkup_judge(record=record, acting_user=world.admin_a)
+    assert judgement.grades["systolic"] == "C" and judgement.grades["hdl"] == "C" and judgement.overall == "C"
+    assert judgement.mhlw["systolic"] == "referral" and judgement.mhlw["hba1c"] == "guidance"
+    assert judgement.metabolic_syndrome == "基準該当"  # waist + blood pressure + lipids
+    assert judgement.guidance_level == "積極的支援"  # waist group, 3 risks + smoking
+    assert record.fiscal_year == 2025
+
+
+def test_medication_grades_e_and_excludes_from_guidance(world):
+    with tenant_context(world.tenant_a):
+        record = checkup_record_save(
+            member=_person(world), exam_date=dt.date(2025, 5, 20), program="specific", values=VALUES,
+            questionnaire={"medication_bp": True, "hours_since_meal": "12"},
+        )  # fmt: skip
+        judgement = checkup_judge(record=record)
+    assert judgement.grades["systolic"] == "E" and judgement.overall == "E"
+    assert judgement.guidance_level == "情報提供"
+
+
+def test_rejudging_under_a_new_criteria_version_keeps_the_old_judgement(world):
+    old = CriteriaSet.objects.get(name="uniform_grades_v1", version=1)
+    with tenant_context(world.tenant_a):
+        record = checkup_record_save(
+            member=_person(world), exam_date=dt.date(2025, 5, 20), program="regular", values=VALUES
+        )
+        first = checkup_judge(record=record)
+    stricter = dict(old.data)
+    stricter["items"] = {**old.data["items"], "ldl": {"bands": [["A", None], ["D", "120"]], "treated_by": "lipid"}}
+    CriteriaSet.objects.create(
+        name="uniform_grades_v1", version=2, title=old.title, effective_from=dt.date(2026, 4, 1), data=stricter
+    )
+    with tenant_context(world.tenant_a):
+        second = checkup_judge(record=record)
+        assert Judgement.objects.filter(record=record).count() == 2
+        assert Judgement.objects.get(pk=first.pk).grades["ldl"] == "B"
+    assert second.grades["ldl"] == "D" and second.criteria.version == 2
+
+
+def test_saving_the_same_exam_again_replaces_results_not_history(world):
+    with tenant_context(world.tenant_a):
+        person = _person(world)
+        record = checkup_record_save(member=person, exam_date=dt.date(2025, 5, 20), program="regular", values=VALUES)
+        checkup_judge(record=record)
+        again = checkup_record_save(
+            member=person, exam_date=dt.date(2025, 5, 20), program="regular", values={**VALUES, "ldl": D("100")}
+        )
+        assert again.pk == record.pk and CheckupRecord.objects.count() == 1
+        assert again.results.get(item="ldl").value == D("100")
+        assert Judgement.objects.filter(record=record).count() == 1  # the earlier judgement is kept
+
+
+def test_checkups_of_another_tenant_are_invisible(world):
+    with tenant_context(world.tenant_a):
+        record = checkup_record_save(
+            member=_person(world), exam_date=dt.date(2025, 5, 20), program="regular", values=VALUES
+        )
+    with tenant_context(world.tenant_b):
+        assert not CheckupRecord.objects.filter(pk=record.pk).exists()

@@ -99,3 +99,44 @@ class Judgement(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"Judgement #{self.pk}"
+
+
+class PhysicianOpinion(TenantScopedModel):
+    """就業判定 (Industrial Safety and Health Act art. 66-4): the physician's opinion on a checkup,
+    signed with their identity and time. An edit adds a row; the newest row is the current opinion."""
+
+    class Fitness(models.TextChoices):
+        NORMAL = "normal", _("通常勤務")
+        RESTRICTED = "restricted", _("就業制限")
+        LEAVE = "leave", _("要休業")
+
+    class FollowUp(models.TextChoices):
+        NONE = "none", _("なし")
+        RECHECK = "recheck", _("再検査")
+        DETAILED = "detailed", _("精密検査")
+        CONSULT = "consult", _("受診勧奨")
+
+    RESTRICTIONS = [
+        ("shorter_hours", _("労働時間の短縮")),
+        ("no_overtime", _("時間外労働の制限")),
+        ("no_business_trips", _("出張の制限")),
+        ("lighter_work", _("作業の転換・軽減")),
+        ("job_change", _("就業場所の変更")),
+        ("fewer_night_shifts", _("深夜業の回数の減少")),
+    ]
+
+    record = models.ForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="opinions")
+    fitness = models.CharField(_("就業判定"), max_length=12, choices=Fitness.choices)
+    restrictions = models.JSONField(_("就業制限の内容"), default=list, blank=True)
+    follow_up = models.CharField(_("事後措置"), max_length=10, choices=FollowUp.choices, default=FollowUp.NONE)
+    opinion = models.TextField(_("意見"), blank=True, max_length=2000)
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("就業判定")
+        verbose_name_plural = _("就業判定")
+        indexes = [models.Index(fields=["tenant", "record", "-signed_at"])]
+
+    def __str__(self) -> str:
+        return f"PhysicianOpinion #{self.pk}"

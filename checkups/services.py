@@ -7,13 +7,18 @@ import json
 from decimal import Decimal
 
 from django.db import transaction
+from django.http import Http404
+from django.utils.translation import gettext as _
 
 import audit
+from accounts import policy
+from accounts.labels import Perm
 from accounts.models import Member
 from checkups import criteria as criteria_data
 from checkups.judgement import judge
-from checkups.models import CheckupRecord, CheckupResult, CriteriaSet, Judgement
+from checkups.models import CheckupRecord, CheckupResult, CriteriaSet, Judgement, PhysicianOpinion
 from checkups.stratification import Checkup, metabolic_syndrome, stratify
+from healthapp.errors import AppError
 
 GRADES_SET = "uniform_grades_v1"
 GUIDANCE_SET = "specific_guidance_fy2024"
@@ -119,3 +124,32 @@ def _stratification_input(record: CheckupRecord, member: Member, values: dict, a
         on_lipid_medication=bool(answers.get("medication_lipid")),
         smoker=bool(answers.get("smoker")),
     )
+
+
+@transaction.atomic
+def physician_opinion_record(
+    *, record: CheckupRecord, fitness: str, follow_up: str, opinion: str, restrictions: list[str], acting_user
+) -> PhysicianOpinion:
+    """Sign a 就業判定 for a record in the physician's checkup.judge scope (an edit adds a new row)."""
+    if not policy.can(acting_user, Perm.CHECKUP_JUDGE, record.member):
+        raise Http404
+    if fitness not in PhysicianOpinion.Fitness.values or follow_up not in PhysicianOpinion.FollowUp.values:
+        raise AppError("invalid_opinion", _("就業判定と事後措置を選んでください。"))
+    allowed = {code for code, _label in PhysicianOpinion.RESTRICTIONS}
+    if fitness == PhysicianOpinion.Fitness.RESTRICTED and not restrictions:
+        raise AppError("restrictions_missing", _("就業制限の内容を1つ以上選んでください。"))
+    if fitness != PhysicianOpinion.Fitness.RESTRICTED:
+        restrictions = []
+    if set(restrictions) - allowed:
+        raise AppError("invalid_restriction", _("就業制限の内容が正しくありません。"))
+    previous = record.opinions.order_by("-signed_at").first()
+    signed = PhysicianOpinion(
+        record=record, fitness=fitness, restrictions=sorted(restrictions), follow_up=follow_up,
+        opinion=opinion.strip(), signed_by=acting_user,
+    )  # fmt: skip
+    signed.save()
+    audit.record(
+        action="checkup.opinion_signed", target_type="checkup", target_id=record.pk,
+        details={"opinion": signed.pk, "replaces": previous.pk if previous else None}, actor=acting_user,
+    )  # fmt: skip
+    return signed

@@ -1,0 +1,34 @@
+from decimal import Decimal
+
+from django import template
+from django.utils.translation import gettext_lazy as _
+
+register = template.Library()
+
+# What each grade means, in plain words for the person it is about.
+_EXPLAINED = {
+    "A": _("基準の範囲内です。"),
+    "B": _("わずかに基準を外れていますが、日常生活に支障はありません。"),
+    "C": _("生活習慣の見直しと、必要に応じて再検査をおすすめします。"),
+    "D": _("医療機関で詳しい検査や治療を受けてください。"),
+    "E": _("治療中の項目です。主治医の指示に従ってください。"),
+}
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key) if mapping else None
+
+
+@register.filter
+def grade_explained(grade: str | None) -> str:
+    return str(_EXPLAINED.get(grade or "", ""))
+
+
+@register.filter
+def normalize(value):
+    """1.500 → 1.5, 120.000 → 120: results as a person writes them."""
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f")
+        return text
+    return value

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from checkups import views
+
+app_name = "checkups"
+
+urlpatterns = [
+    path("checkups/mine/", views.my_checkups, name="mine"),
+    path("checkups/review/", views.review_queue, name="review"),
+    path("checkups/review/<int:record_id>/", views.review_record, name="review-record"),
+    path("checkups/conclusions/", views.conclusions, name="conclusions"),
+]

@@ -112,3 +112,50 @@ def conclusions(*, user) -> list[Conclusion]:
         .order_by("-exam_date", "pk")
     )
     return [Conclusion(r.pk, r.member, r.exam_date, next(iter(r.opinions.all()), None)) for r in records]
+
+
+MIN_GROUP_SIZE = 5  # aggregates over fewer people are suppressed, so nobody can be singled out
+
+
+@dataclass(frozen=True)
+class DistributionRow:
+    office: str
+    department: str
+    people: int
+    grades: dict[str, int] | None  # None when suppressed
+    judged_share: int | None  # % of records with a physician's opinion; None when suppressed
+
+
+def grade_distribution(*, user, fiscal_year: int | None = None) -> tuple[int | None, list[DistributionRow]]:
+    """Counts of overall grades by office and department for one fiscal year (the latest by default),
+    inside the user's checkup.view_conclusion scope; groups under MIN_GROUP_SIZE people are suppressed."""
+    if not policy.can(user, Perm.CHECKUP_VIEW_CONCLUSION):
+        raise Http404
+    records = policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
+    if fiscal_year is None:
+        fiscal_year = records.order_by("-fiscal_year").values_list("fiscal_year", flat=True).first()
+        if fiscal_year is None:
+            return None, []
+    groups: dict[tuple[str, str], list[CheckupRecord]] = {}
+    for record in (
+        records.filter(fiscal_year=fiscal_year)
+        .select_related("member__office", "member__department")
+        .prefetch_related(_latest_judgements(), "opinions")
+    ):
+        office = record.member.office.name if record.member.office_id else "—"
+        department = record.member.department.name if record.member.department_id else "—"
+        groups.setdefault((office, department), []).append(record)
+    rows = []
+    for (office, department), members_records in sorted(groups.items()):
+        people = len({r.member_id for r in members_records})
+        if people < MIN_GROUP_SIZE:
+            rows.append(DistributionRow(office, department, people, None, None))
+            continue
+        grades = {grade: 0 for grade in "ABCDE"}
+        for record in members_records:
+            latest = record.judgements_newest_first[0] if record.judgements_newest_first else None
+            if latest and latest.overall:
+                grades[latest.overall] += 1
+        judged = sum(1 for r in members_records if r.opinions.all())
+        rows.append(DistributionRow(office, department, people, grades, round(100 * judged / len(members_records))))
+    return fiscal_year, rows

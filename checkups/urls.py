@@ -9,4 +9,5 @@ urlpatterns = [
     path("checkups/review/", views.review_queue, name="review"),
     path("checkups/review/<int:record_id>/", views.review_record, name="review-record"),
     path("checkups/conclusions/", views.conclusions, name="conclusions"),
+    path("checkups/dashboard/", views.dashboard, name="dashboard"),
 ]

@@ -70,3 +70,13 @@ def conclusions(request: HttpRequest) -> HttpResponse:
     rows = selectors.conclusions(user=request.user)
     audit.record(action="checkup.conclusions_viewed", target_type="checkup", details={"rows": len(rows)})
     return render(request, "checkups/conclusions.html", {"rows": rows})
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    fiscal_year, rows = selectors.grade_distribution(user=request.user)
+    return render(
+        request,
+        "checkups/dashboard.html",
+        {"fiscal_year": fiscal_year, "rows": rows, "min_size": selectors.MIN_GROUP_SIZE, "grades": "ABCDE"},
+    )

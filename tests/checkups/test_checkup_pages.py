@@ -111,3 +111,21 @@ def test_employees_and_outsiders_get_404(world, clinic):
     assert employee.get("/checkups/conclusions/").status_code == 404
     outsider = _client("outsider@b.example")
     assert outsider.get(f"/checkups/review/{clinic['record'].pk}/").status_code == 404
+
+
+def test_hr_dashboard_counts_grades_and_suppresses_small_groups(world, clinic):
+    with tenant_context(world.tenant_a):
+        for i in range(5):  # five more people in 営業部 with a 2025 checkup: a group big enough to show
+            person = member_create(
+                employee_number=f"G-{i}", name=f"集計 {i}", office=world.office_a, department=world.department_a,
+                sex="female", birth_date=dt.date(1985, 1, 1),
+            )  # fmt: skip
+            values = {"systolic": D("120"), "ldl": D("100")}
+            record = checkup_record_save(member=person, exam_date=dt.date(2025, 7, 1), program="regular", values=values)
+            checkup_judge(record=record)
+    page = _client("hr@a.example").get("/checkups/dashboard/").content.decode()
+    assert "2025年度" in page
+    sales_row = page.split("営業部")[1].split("</tr>")[0]
+    assert "<td>6</td>" in sales_row  # 6 people: the employee + 5
+    assert "札幌支店" in page and "5人未満のため非表示" in page  # one person in Sapporo: suppressed
+    assert "142" not in page

@@ -15,6 +15,7 @@ from accounts import policy
 from accounts.labels import Perm
 from accounts.models import Member
 from checkups import criteria as criteria_data
+from checkups import items
 from checkups.judgement import judge
 from checkups.models import CheckupRecord, CheckupResult, CriteriaSet, Judgement, PhysicianOpinion
 from checkups.stratification import Checkup, metabolic_syndrome, stratify
@@ -70,8 +71,13 @@ def checkup_record_save(
         },
     )  # fmt: skip
     record.results.all().delete()
+    catalogue = items.load().items
     CheckupResult.objects.bulk_create(
-        [CheckupResult(record=record, item=item, value=value) for item, value in values.items() if value is not None]
+        [
+            CheckupResult(record=record, item=item, value=value, unit=catalogue[item].unit if item in catalogue else "")
+            for item, value in values.items()
+            if value is not None
+        ]
     )
     return record
 

@@ -6,23 +6,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 import audit
 from accounts import policy
 from accounts.labels import Perm
-from checkups import selectors, services
+from checkups import items, selectors, services
 from checkups.charts import trend_svg
 from checkups.forms import OpinionForm
 from healthapp.errors import AppError
 
-ITEM_LABELS = {
-    "height": _("身長"), "weight": _("体重"), "bmi": "BMI", "waist": _("腹囲"), "systolic": _("収縮期血圧"),
-    "diastolic": _("拡張期血圧"), "triglycerides_fasting": _("中性脂肪（空腹時）"),
-    "triglycerides_random": _("中性脂肪（随時）"), "hdl": _("HDLコレステロール"), "ldl": _("LDLコレステロール"),
-    "ast": "AST (GOT)", "alt": "ALT (GPT)", "ggt": "γ-GT", "glucose_fasting": _("空腹時血糖"),
-    "glucose_random": _("随時血糖"), "hba1c": "HbA1c",
-}  # fmt: skip
+
+def _item_labels() -> dict[str, str]:
+    """Item names from the catalogue (checkups/criteria/items_v1.json), in the user's language."""
+    english = translation.get_language() == "en"
+    return {key: item.label_en if english else item.label for key, item in items.load().items.items()}
 
 
 @login_required
@@ -30,12 +29,17 @@ def my_checkups(request: HttpRequest) -> HttpResponse:
     records = selectors.my_records(user=request.user)
     for record in records:
         audit.record(action="checkup.viewed", target_type="checkup", target_id=record.pk)
+    labels, catalogue = _item_labels(), items.load().items
     charts = [
-        trend_svg(points, title=str(ITEM_LABELS.get(item, item)))
+        (
+            labels.get(item, item),
+            catalogue[item].unit if item in catalogue else "",
+            trend_svg(points, title=labels.get(item, item)),
+        )
         for item, points in selectors.trend_series(records).items()
         if len(points) >= 2
     ]
-    return render(request, "checkups/mine.html", {"records": records, "charts": charts, "labels": ITEM_LABELS})
+    return render(request, "checkups/mine.html", {"records": records, "charts": charts, "labels": labels})
 
 
 @login_required
@@ -61,7 +65,7 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
     return render(
         request,
         "checkups/review.html",
-        {"record": record, "form": form, "labels": ITEM_LABELS, "opinions": record.opinions.order_by("-signed_at")},
+        {"record": record, "form": form, "labels": _item_labels(), "opinions": record.opinions.order_by("-signed_at")},
     )
 
 

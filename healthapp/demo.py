@@ -130,7 +130,9 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
             }  # fmt: skip
             for years_ago in (2, 1, 0):
                 drift = 1 + 0.02 * (2 - years_ago)
-                values = {item: Decimal(f"{value * drift:.1f}") for item, value in base.items()}
+                values = {
+                    item: Decimal(f"{value * (1 if item == 'height' else drift):.1f}") for item, value in base.items()
+                }
                 height_m = values["height"] / 100
                 values["bmi"] = (values["weight"] / (height_m * height_m)).quantize(Decimal("0.1"))
                 record = checkup_record_save(

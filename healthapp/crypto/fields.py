@@ -15,14 +15,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from os import urandom
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
 
 from healthapp.crypto import keyring
 from healthapp.crypto.errors import DecryptionError
-from healthapp.crypto.primitives import seal, unseal
+from healthapp.crypto.primitives import FORMAT_V1, HEADER_SIZE, NONCE_SIZE, VERSION_HEADER_SIZE, key_version_of
 
 
 class Sealed(bytes):
@@ -128,12 +130,25 @@ class EncryptedMixin:
         raise NotImplementedError
 
     # --- encryption ------------------------------------------------------------------------------
+    # Both are written flat (no helper calls beyond the key lookup): they run for every personal value.
     def encrypt_for(self, instance: models.Model, value: Any) -> bytes:
+        """Seal under a fresh random 96-bit nonce: header | nonce | ciphertext+tag, header in the AAD."""
+        aad = _aad(instance, self)
         aead, header = keyring.active_cipher(instance.tenant_id)
-        return seal(aead, header, self.encode_plain(value), _aad(instance, self))
+        nonce = urandom(NONCE_SIZE)
+        return header + nonce + aead.encrypt(nonce, self.encode_plain(value), header + aad)
 
     def decrypt_for(self, instance: models.Model, sealed: bytes) -> Any:
-        plain = unseal(sealed, _aad(instance, self), keyring.aead_for, instance.tenant_id)
+        """Open a sealed value; raises DecryptionError, never returns anything but the plaintext."""
+        if len(sealed) < HEADER_SIZE + 16 or sealed[0] != FORMAT_V1:
+            key_version_of(sealed)  # raises with the precise reason
+        header = sealed[:VERSION_HEADER_SIZE]
+        aead = keyring.aead_for(instance.tenant_id, int.from_bytes(header[1:], "big"))
+        try:
+            nonce, body = sealed[VERSION_HEADER_SIZE:HEADER_SIZE], sealed[HEADER_SIZE:]
+            plain = aead.decrypt(nonce, body, header + _aad(instance, self))
+        except InvalidTag:
+            raise DecryptionError("value does not authenticate (wrong key, moved or altered ciphertext)") from None
         return self.decode_plain(plain)
 
     # --- Django field protocol -------------------------------------------------------------------

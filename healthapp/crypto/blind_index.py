@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import hmac
 import unicodedata
-from functools import lru_cache
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from healthapp.crypto import keyring
 
-INDEX_KEY_VERSION = 1
 SEPARATOR = "\x1f"
 # Katakana ァ (U+30A1) … ヶ (U+30F6) → the hiragana 0x60 code points below.
 _KANA_TO_HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
@@ -40,21 +35,10 @@ def normalise(value: object, *, kana: bool = False) -> str:
     return text
 
 
-@lru_cache(maxsize=1024)
-def _derive(secret: bytes, purpose: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"blind-index|{purpose}".encode()).derive(secret)
-
-
-def _purpose_key(tenant_id: int, purpose: str) -> bytes:
-    # key_bytes keeps the cache period (and raises once the keys are destroyed); _derive is keyed by
-    # the secret itself, so a new tenant that reuses an id never gets another tenant's index key.
-    return _derive(keyring.key_bytes(tenant_id, "index", INDEX_KEY_VERSION), purpose)
-
-
 def blind_index(tenant_id: int, purpose: str, *parts: object, kana: bool = False) -> str:
     """The hex HMAC of the normalised ``parts`` (joined with a separator that normalisation removes)."""
     message = SEPARATOR.join([normalise(part, kana=kana) for part in parts])
-    return hmac.digest(_purpose_key(tenant_id, purpose), message.encode(), "sha256").hex()
+    return hmac.digest(keyring.index_key(tenant_id, purpose), message.encode(), "sha256").hex()
 
 
 def insurance_card_index(

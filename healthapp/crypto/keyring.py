@@ -6,7 +6,9 @@ import os
 import threading
 import time
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -22,6 +24,7 @@ _cache: dict[tuple[int, str, int], tuple[float, bytes, AESGCM | None]] = {}
 _active: dict[tuple[int, str], tuple[float, int]] = {}
 _active_cipher: dict[int, tuple[float, AESGCM, bytes]] = {}
 _ciphers: dict[tuple[int, int], tuple[float, AESGCM]] = {}
+_index_keys: dict[tuple[int, str], tuple[float, bytes]] = {}
 _lock = threading.Lock()
 _ttl_seconds: float | None = None
 
@@ -42,7 +45,7 @@ def forget_cached_keys(tenant_id: int | None = None) -> None:
     global _ttl_seconds
     with _lock:
         _ttl_seconds = None
-        for store in (_cache, _active, _ciphers):
+        for store in (_cache, _active, _ciphers, _index_keys):
             for key in [k for k in store if tenant_id is None or k[0] == tenant_id]:
                 del store[key]
         for key in [k for k in _active_cipher if tenant_id is None or k == tenant_id]:
@@ -117,6 +120,21 @@ def aead_for(tenant_id: int, version: int) -> AESGCM:
     with _lock:
         _ciphers[(tenant_id, version)] = (entry[0], entry[2])
     return entry[2]
+
+
+def index_key(tenant_id: int, purpose: str, *, version: int = 1) -> bytes:
+    """The blind-index key of one purpose, derived with HKDF from the tenant's index secret, so the
+    same value has unrelated index entries for different purposes and tenants."""
+    hit = _index_keys.get((tenant_id, purpose))
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    expires, secret, _ = _entry(tenant_id, TenantKey.Purpose.INDEX, version)
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"blind-index|{purpose}".encode()).derive(
+        secret
+    )
+    with _lock:
+        _index_keys[(tenant_id, purpose)] = (expires, derived)
+    return derived
 
 
 def active_cipher(tenant_id: int) -> tuple[AESGCM, bytes]:

@@ -47,6 +47,8 @@ def mhlw_level(item: str, value: Decimal, rules: dict, *, sex: str) -> MhlwLevel
         return None
     guidance, referral = spec["guidance"], spec["referral"]
     if isinstance(guidance, dict):
+        if sex not in guidance:
+            return None  # a sex-specific value cannot be judged without the sex
         guidance = guidance[sex]
     if spec["direction"] == "high":
         if referral is not None and value >= referral:

@@ -140,3 +140,21 @@ class PhysicianOpinion(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"PhysicianOpinion #{self.pk}"
+
+
+class CheckupCsvMapping(TenantScopedModel):
+    """How one checkup provider's CSV reads: ``mapping`` is {column header: item key or identity field}
+    (``employee_number``, ``exam_date``, ``program``, ``institution``, questionnaire keys, or a catalogue item)."""
+
+    provider = models.CharField(_("健診機関名"), max_length=100)
+    mapping = models.JSONField(_("列の対応"), default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("健診CSVの列対応")
+        verbose_name_plural = _("健診CSVの列対応")
+        constraints = [models.UniqueConstraint(fields=["tenant", "provider"], name="checkupcsvmapping_unique_provider")]
+
+    def __str__(self) -> str:
+        return f"CheckupCsvMapping #{self.pk}"

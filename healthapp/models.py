@@ -21,6 +21,7 @@ class Job(TenantScopedModel):
 
     class Kind(models.TextChoices):
         ROSTER = "roster", _("名簿の取り込み")
+        CHECKUP = "checkup", _("健診結果の取り込み")
 
     class State(models.TextChoices):
         UPLOADED = "uploaded", _("アップロード済み")

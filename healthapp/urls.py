@@ -24,6 +24,7 @@ api_v1 = [
 urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("checkups.urls")),
+    path("", include("checkups.import_urls")),
     path("audit/", include("audit.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("ops/admin/", admin.site.urls),

@@ -117,7 +117,7 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
     from django.utils import timezone
 
     from accounts.services import label_grant_create, team_create
-    from checkups.models import PhysicianOpinion
+    from checkups.models import CheckupCsvMapping, PhysicianOpinion
     from checkups.services import checkup_judge, checkup_record_save
     from healthapp.models import Job
     from tenants.context import tenant_context
@@ -141,6 +141,7 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
         )
         checkup_judge(record=record)
         PhysicianOpinion.objects.create(record=record, fitness="normal", signed_by=org_admin)
+        CheckupCsvMapping.objects.create(provider="B社の健診機関", mapping={"社員番号": "employee_number"})
 
 
 @pytest.fixture

@@ -69,3 +69,8 @@ def test_overall_grade_is_the_worst_item_and_e_when_treated():
 )  # fmt: skip
 def test_mhlw_judgement_values(item, value, sex, level):
     assert mhlw_level(item, D(value), RULES, sex=sex) == level
+
+
+def test_sex_specific_values_are_not_judged_without_a_sex():
+    assert mhlw_level("waist", D("100"), RULES, sex="") is None
+    assert judge({"waist": D("100"), "systolic": D("150")}, RULES, sex="").mhlw == {"systolic": "referral"}

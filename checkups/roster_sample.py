@@ -1,0 +1,62 @@
+"""A demo MHLW ZIP whose people are a tenant's roster entries (their 記号/番号/sex/birth date), so the
+import matches them — the fictional results come from ``checkups.mhlw_sample.sample_person``.
+
+    .venv/bin/python -m checkups.roster_sample --tenant demo-corp --people 20 --out var/demo_mhlw.zip
+
+Operator/demo use only: it reads decrypted card data inside the tenant and writes it into the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+
+def roster_bundle(*, people: int = 20, seed: int = 8, exam_year: int = 2025) -> bytes:
+    """The bundle for the current tenant's first ``people`` roster entries that carry card data."""
+    from accounts.models import Member
+    from checkups.mhlw_sample import build_document, build_zip, sample_person
+
+    rng = random.Random(seed)  # noqa: S311 - sample data, not security
+    documents = []
+    for member in Member.objects.order_by("pk"):
+        if len(documents) >= people:
+            break
+        if not (member.insurance_symbol and member.insurance_number and member.sex and member.birth_date):
+            continue
+        fields = sample_person(rng, len(documents))
+        fields |= {
+            "symbol": member.insurance_symbol, "number": member.insurance_number, "sex": member.sex,
+            "birth_date": member.birth_date, "exam_date": date(exam_year, 9, 1 + len(documents) % 28),
+        }  # fmt: skip
+        documents.append(build_document(**fields))
+    return build_zip(documents)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import django
+
+    django.setup()
+    from tenants.context import tenant_context
+    from tenants.models import Tenant
+
+    parser = argparse.ArgumentParser(description="Write an MHLW ZIP for a tenant's roster (demo data).")
+    parser.add_argument("--tenant", default="demo-corp")
+    parser.add_argument("--people", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=Path("var/demo_mhlw.zip"))
+    args = parser.parse_args(argv)
+    with tenant_context(Tenant.objects.get(slug=args.tenant)):
+        data = roster_bundle(people=args.people)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(data)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthapp.settings")
+    main()

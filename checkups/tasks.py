@@ -1,0 +1,42 @@
+"""Celery tasks of the checkup import: thin, each calls one service (checkups.imports)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import transaction
+
+from checkups import imports
+from healthapp import jobs
+from healthapp.models import Job
+from tenants.context import tenant_context
+from tenants.models import Tenant
+from tenants.tasks import tenant_task
+
+logger = logging.getLogger(__name__)
+
+
+@tenant_task()
+def checkup_validate_task(tenant: Tenant, job_id: int) -> None:
+    """The dry run: one transaction, writes only the job."""
+    imports.checkup_import_validate(job_id=job_id)
+
+
+@shared_task(name="checkups.tasks.checkup_apply_task", acks_late=True, reject_on_worker_lost=True)
+def checkup_apply_task(tenant_id: int, job_id: int) -> None:
+    """Apply a confirmed job chunk by chunk, committing per chunk (see accounts.roster_tasks for why this
+    is not a ``tenant_task``); a redelivered message resumes at ``Job.next_chunk``."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    try:
+        while True:
+            with transaction.atomic(), tenant_context(tenant):
+                if not imports.checkup_import_apply_step(job_id=job_id):
+                    return
+    except Exception:
+        logger.exception("checkup import job %s: apply step failed", job_id)
+        with transaction.atomic(), tenant_context(tenant):
+            job = jobs.job_lock(job_id=job_id)
+            if job is not None and job.state == Job.State.APPLYING:
+                jobs.job_fail(job, code="internal")
+        raise

@@ -1,0 +1,347 @@
+"""Checkup import: MHLW XML (file and ZIP) matched by insurance card, provider CSV by employee number,
+re-import semantics, errors that import nothing wrong, judging, audit, and the pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.models import Member
+from accounts.services import member_create
+from checkups import imports
+from checkups.mhlw_sample import Observation, build_document, build_zip
+from checkups.models import CheckupRecord, CheckupResult, Judgement
+from healthapp.models import Job
+from tenants.context import tenant_context
+from tests.accounts.conftest import make_hr_admin
+from tests.conftest import TEST_PASSWORD, log_in
+
+
+@pytest.fixture(autouse=True)
+def private_storage(settings, tmp_path):
+    """Uploads go to a temporary folder instead of var/files (as in tests/accounts/conftest.py)."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
+    return tmp_path
+
+
+ITEMS = {
+    "height": Decimal("170.0"), "weight": Decimal("70.0"), "bmi": Decimal("24.2"), "waist": Decimal("88.0"),
+    "systolic": 128, "diastolic": 82, "hdl": 55, "ldl": 130, "triglycerides_fasting": 140,
+    "glucose_fasting": 98, "hba1c": Decimal("5.5"), "ast": 25, "alt": 28, "ggt": 40,
+}  # fmt: skip
+QUESTIONS = {"blood_draw_timing": "2", "medication_bp": "2", "medication_glucose": "2", "medication_lipid": "2",
+             "smoking": "3"}  # fmt: skip
+
+
+def card_member(number: str, *, relationship: str = "self", sex: str = "male", employee_number: str = "") -> Member:
+    """A roster entry with insurance card data typed half-width (the XML has 記号 テスト full-width)."""
+    return member_create(
+        employee_number=employee_number or f"K{number}", name=f"健診 {number}", insurance_symbol="ﾃｽﾄ",
+        insurance_number=number, relationship=relationship, sex=sex, birth_date=dt.date(1970, 4, 15),
+    )  # fmt: skip
+
+
+def doc(number: str = "0001", **fields) -> bytes:
+    return build_document(
+        number=number, birth_date=dt.date(1970, 4, 1), items=fields.pop("items", ITEMS),
+        questionnaire=fields.pop("questionnaire", QUESTIONS), **fields,
+    )  # fmt: skip
+
+
+def run(data: bytes, *, source: str = imports.SOURCE_XML, mapping_id: int | None = None) -> Job:
+    job = imports.checkup_import_start(
+        upload=io.BytesIO(data), file_name="f", source=source, mapping_id=mapping_id, acting_user=None, enqueue=False
+    )
+    return imports.checkup_import_run(job_id=job.pk)
+
+
+def codes(job: Job) -> set[str]:
+    return {e["code"] for e in job.errors}
+
+
+# ------------------------------------------------------------------------------------------ MHLW XML
+
+
+def test_a_zip_bundle_is_matched_by_insurance_card_imported_and_judged(world):
+    with tenant_context(world.tenant_a):
+        me, family = card_member("0001"), card_member("0002", relationship="family", sex="female")
+        bundle = build_zip([doc("0001"), doc("0002", sex="female"), doc("0999")])
+        job = run(bundle)
+        assert job.state == Job.State.DONE
+        assert job.counts["added"] == 2 and job.counts["errors"] == 1 and "member_not_found" in codes(job)
+        assert {e["row"] for e in job.errors if e["code"] == "member_not_found"} == {3}
+        record = CheckupRecord.objects.get(member=me)
+        assert record.program == "specific" and record.source == "mhlw_xml" and record.source_sha256 == job.file_sha256
+        assert {r.item: r.value for r in record.results.all()}["systolic"] == Decimal("128")
+        assert record.questionnaire["hours_since_meal"] == "10" and record.questionnaire["smoker"] is False
+        assert CheckupRecord.objects.filter(member=family).exists()  # 家族 found after 本人 missed
+        assert Judgement.objects.filter(record__member__in=[me, family]).count() == 2
+        assert job.counts["applied"]["judged"] == 2
+
+
+def test_reimporting_the_same_file_changes_nothing_and_a_corrected_file_updates_keeping_history(world):
+    with tenant_context(world.tenant_a):
+        me = card_member("0001")
+        first = run(doc("0001"))
+        assert first.counts["applied"]["added"] == 1
+        record = CheckupRecord.objects.get(member=me)
+        result_ids = set(record.results.values_list("pk", flat=True))
+
+        again = run(doc("0001"))
+        assert again.counts["unchanged"] == 1 and again.counts["applied"]["judged"] == 0
+        assert set(record.results.values_list("pk", flat=True)) == result_ids
+        assert record.judgements.count() == 1
+
+        corrected = run(doc("0001", items={**ITEMS, "systolic": 165}))
+        assert corrected.counts["updated"] == 1 and corrected.counts["applied"]["updated"] == 1
+        assert record.results.get(item="systolic").value == Decimal("165")
+        assert record.judgements.count() == 2  # the old judgement stays as history
+        newest = record.judgements.order_by("-judged_at", "-pk").first()
+        assert newest.grades["systolic"] != record.judgements.order_by("judged_at", "pk").first().grades["systolic"]
+
+
+def test_an_implausible_value_imports_nothing_of_that_person(world):
+    with tenant_context(world.tenant_a):
+        card_member("0001")
+        bad = doc("0001", observations=[Observation("9N001000000000001", "1700", unit="cm")], items={
+            k: v for k, v in ITEMS.items() if k != "height"
+        })  # fmt: skip
+        job = run(bad)
+        assert job.state == Job.State.VALIDATED and job.counts["errors"] == 1 and not imports.can_apply(job)
+        assert "implausible" in codes(job) and {e["column"] for e in job.errors} >= {"height"}
+        assert not CheckupRecord.objects.exists()
+
+
+def test_unknown_codes_are_warnings_and_the_rest_is_imported(world):
+    with tenant_context(world.tenant_a):
+        card_member("0001")
+        job = run(doc("0001", observations=[Observation("9Z999000000000001", "1", unit="cm")]))
+        assert job.counts["added"] == 1 and job.counts["warnings"] == 1 and codes(job) == {"unknown_code"}
+        assert CheckupRecord.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', "dtd_forbidden"),
+        (b'<ClinicalDocument xmlns="urn:example:other"/>', "wrong_root"),
+        (b"not xml at all", "malformed"),
+        (b"PK\x03\x04broken", "not_zip"),
+    ],
+)
+def test_hostile_or_wrong_files_fail_with_a_clear_reason_and_import_nothing(world, data, code):
+    with tenant_context(world.tenant_a):
+        card_member("0001")
+        job = run(data)
+        assert job.state == Job.State.FAILED and job.error_code == code
+        assert imports.error_message(code) != imports.error_message("no_such_code")
+        assert not CheckupRecord.objects.exists()
+
+
+def test_two_roster_entries_with_the_same_card_are_refused_as_ambiguous(world):
+    with tenant_context(world.tenant_a):
+        card_member("0001", employee_number="X1")
+        card_member("0001", employee_number="X2")
+        job = run(doc("0001"))
+        assert "member_ambiguous" in codes(job) and not CheckupRecord.objects.exists()
+
+
+def test_another_tenants_roster_is_never_matched(world):
+    with tenant_context(world.tenant_b):
+        card_member("0001")
+    with tenant_context(world.tenant_a):
+        job = run(doc("0001"))
+        assert codes(job) == {"member_not_found"}
+    with tenant_context(world.tenant_b):
+        assert not CheckupRecord.objects.filter(source="mhlw_xml").exists()
+
+
+# ----------------------------------------------------------------------------------------------- CSV
+
+CSV_MAPPING = {"社員番号": "employee_number", "受診日": "exam_date", "収縮期血圧": "systolic",
+               "拡張期血圧": "diastolic", "HbA1c": "hba1c", "尿糖": "urine_sugar", "喫煙": "smoker"}  # fmt: skip
+
+
+def csv_bytes(rows: list[list[str]], encoding: str = "utf-8-sig") -> bytes:
+    lines = ["社員番号,受診日,収縮期血圧,拡張期血圧,HbA1c,尿糖,喫煙", *(",".join(r) for r in rows)]
+    return ("\r\n".join(lines) + "\r\n").encode(encoding)
+
+
+def test_provider_csv_is_matched_by_employee_number_through_the_saved_mapping(world):
+    with tenant_context(world.tenant_a):
+        for member in world.roster_a:
+            member.sex, member.birth_date = "female", dt.date(1985, 5, 5)
+            member.save()
+        mapping = imports.mapping_save(provider="テスト健診センター", mapping=CSV_MAPPING, acting_user=None)
+        data = csv_bytes([
+            ["Ａ0", "令和7年6月2日", "１３２", "84", "5.7", "±", "あり"],  # full-width employee number and digits
+            ["A1", "2025/06/03", "1300", "84", "5.7", "−", "なし"],  # impossible BP
+            ["Z9", "2025-06-03", "120", "80", "5.5", "−", "なし"],  # nobody
+            ["A2", "2025-06-03", "120", "80", "5.5", "++++", "なし"],  # unknown answer
+        ], encoding="cp932")  # fmt: skip
+        job = run(data, source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert job.state == Job.State.DONE and job.counts["added"] == 1 and job.counts["errors"] == 3
+        assert {(e["row"], e["column"], e["code"]) for e in job.errors} == {
+            (3, "systolic", "implausible"),
+            (4, "employee_number", "member_not_found"),
+            (5, "urine_sugar", "bad_answer"),
+        }  # fmt: skip
+        record = CheckupRecord.objects.get()
+        assert record.member == world.roster_a[0] and record.exam_date == dt.date(2025, 6, 2)
+        assert record.program == "regular" and record.questionnaire == {"smoker": True}
+        values = {r.item: r.value for r in CheckupResult.objects.filter(record=record)}
+        assert values == {"systolic": Decimal("132"), "diastolic": Decimal("84"), "hba1c": Decimal("5.7"),
+                          "urine_sugar": Decimal("2")}  # fmt: skip
+        assert record.judgements.count() == 1
+        assert run(data, source=imports.SOURCE_CSV, mapping_id=mapping.pk).counts["unchanged"] == 1
+
+
+def test_a_mapping_to_an_unknown_item_or_without_identity_is_refused(world):
+    from healthapp.errors import AppError
+
+    with tenant_context(world.tenant_a):
+        with pytest.raises(AppError):
+            imports.mapping_save(
+                provider="P", mapping={"社員番号": "employee_number", "X": "cholesterol"}, acting_user=None
+            )
+        with pytest.raises(AppError):
+            imports.mapping_save(provider="P", mapping={"収縮期血圧": "systolic"}, acting_user=None)
+
+
+def test_a_file_missing_a_mapped_column_fails_before_anything_is_read(world):
+    with tenant_context(world.tenant_a):
+        mapping = imports.mapping_save(provider="P", mapping={**CSV_MAPPING, "腹囲": "waist"}, acting_user=None)
+        job = run(
+            csv_bytes([["A0", "2025-06-02", "120", "80", "5.5", "−", "なし"]]), source="csv", mapping_id=mapping.pk
+        )
+        assert job.state == Job.State.FAILED and job.error_code == "columns_missing"
+
+
+def test_the_shipped_sample_csv_reads_cleanly_with_the_sample_mapping(world):
+    with tenant_context(world.tenant_a):
+        for i in range(20):
+            member_create(employee_number=f"E{i + 1:05d}", name=f"見本 {i}", sex="male", birth_date=dt.date(1980, 1, 1))
+        mapping = imports.mapping_save(provider="サンプル", mapping=imports.SAMPLE_MAPPING, acting_user=None)
+        data = (Path(imports.__file__).parent / "samples" / "sample_checkups.csv").read_bytes()
+        job = run(data, source="csv", mapping_id=mapping.pk)
+        assert job.errors == [] and job.counts["added"] == 20 and Judgement.objects.count() >= 20
+
+
+def test_the_import_is_audited_with_counts_and_hash(world):
+    from audit.models import AuditEvent
+
+    with tenant_context(world.tenant_a):
+        card_member("0001")
+        job = run(doc("0001"))
+        event = AuditEvent.objects.filter(action="checkup.imported").get()
+        assert event.target_id == str(job.pk) or event.target_id == job.pk
+        assert event.details["added"] == 1 and event.details["sha256"] == job.file_sha256
+
+
+# --------------------------------------------------------------------------------------------- pages
+
+ADMIN_PASSWORD = TEST_PASSWORD + "!x"
+
+
+def test_hr_admin_uploads_a_zip_previews_applies_and_gets_the_error_report(
+    client, world, django_capture_on_commit_callbacks
+):
+    hr = make_hr_admin(world)
+    with tenant_context(world.tenant_a):
+        card_member("0001")
+    log_in(client, hr.email, ADMIN_PASSWORD)
+    assert "nav-checkup-import" in client.get("/checkups/import/").content.decode()
+    bundle = build_zip([doc("0001"), doc("0404")])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/checkups/import/", {"file": SimpleUploadedFile("bundle.zip", bundle), "source": "mhlw_xml"}
+        )
+    assert response.status_code == 302
+    body = client.get(response.url).content.decode()
+    assert 'data-count="added">1<' in body and 'data-count="errors">1<' in body and "0404" not in body
+    with tenant_context(world.tenant_a):
+        job = Job.objects.get(kind=Job.Kind.CHECKUP)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"/checkups/import/{job.pk}/apply/").status_code == 302
+    status = client.get(f"/checkups/import/{job.pk}/status/").json()
+    assert status["state"] == "done" and status["counts"]["applied"]["added"] == 1
+    report = client.get(f"/checkups/import/{job.pk}/errors.csv").content.decode("utf-8-sig")
+    assert "member_not_found" in report and "0404" not in report
+
+
+def test_csv_upload_needs_a_mapping_and_the_mapping_page_saves_one(client, world):
+    hr = make_hr_admin(world)
+    log_in(client, hr.email, ADMIN_PASSWORD)
+    page = client.post("/checkups/import/", {"file": SimpleUploadedFile("a.csv", b"x"), "source": "csv"})
+    assert page.status_code == 200 and "field-error" in page.content.decode()
+    text = "\n".join(f"{k},{v}" for k, v in CSV_MAPPING.items())
+    assert client.post("/checkups/import/mappings/", {"provider": "健診社", "mapping": text}).status_code == 302
+    with tenant_context(world.tenant_a):
+        from checkups.models import CheckupCsvMapping
+
+        assert CheckupCsvMapping.objects.get().mapping == CSV_MAPPING
+
+
+def test_without_roster_manage_every_import_page_is_404(client, world):
+    log_in(client, world.member_a.email, TEST_PASSWORD)
+    for url in ("/checkups/import/", "/checkups/import/mappings/", "/checkups/import/sample.csv"):
+        assert client.get(url).status_code == 404
+
+
+def test_the_demo_roster_bundle_matches_every_roster_entry_with_card_data(world):
+    from checkups.roster_sample import roster_bundle
+
+    with tenant_context(world.tenant_a):
+        card_member("0001")
+        card_member("0002", relationship="family", sex="female")
+        job = run(roster_bundle(people=5))
+        assert job.counts["rows"] == 2 and job.counts["added"] == 2 and job.counts["errors"] == 0
+
+
+def test_hr_admin_sees_the_mapping_page_and_the_sample_csv(client, world):
+    hr = make_hr_admin(world)
+    log_in(client, hr.email, ADMIN_PASSWORD)
+    page = client.get("/checkups/import/mappings/")
+    assert page.status_code == 200 and "employee_number" in page.content.decode()  # the sample mapping as default
+    sample = client.get("/checkups/import/sample.csv")
+    assert sample.status_code == 200 and "E00001" in sample.content.decode("utf-8-sig")
+
+
+def test_apply_goes_chunk_by_chunk_and_a_crashed_chunk_is_redone_once(world, monkeypatch):
+    from django.db import transaction
+
+    monkeypatch.setattr(imports, "CHUNK_SIZE", 1)
+    with tenant_context(world.tenant_a):
+        for number in ("0001", "0002", "0003"):
+            card_member(number)
+        job = imports.checkup_import_start(
+            upload=io.BytesIO(build_zip([doc("0001"), doc("0002"), doc("0003")])), file_name="f",
+            source="mhlw_xml", mapping_id=None, acting_user=None, enqueue=False,
+        )  # fmt: skip
+        with transaction.atomic():
+            imports.checkup_import_validate(job_id=job.pk)
+        with transaction.atomic():
+            imports.checkup_import_confirm(job=job, acting_user=None, enqueue=False)
+        with transaction.atomic():
+            assert imports.checkup_import_apply_step(job_id=job.pk)
+        real_judge = imports.checkup_judge
+        monkeypatch.setattr(imports, "checkup_judge", lambda **kw: (_ for _ in ()).throw(RuntimeError("worker died")))
+        with pytest.raises(RuntimeError), transaction.atomic():
+            imports.checkup_import_apply_step(job_id=job.pk)
+        assert CheckupRecord.objects.count() == 1  # the crashed chunk left nothing behind
+        monkeypatch.setattr(imports, "checkup_judge", real_judge)
+        while True:
+            with transaction.atomic():
+                if not imports.checkup_import_apply_step(job_id=job.pk):
+                    break
+        job.refresh_from_db()
+        assert job.state == Job.State.DONE and job.next_chunk == 3 and job.counts["applied"]["added"] == 3
+        assert CheckupRecord.objects.count() == 3 and Judgement.objects.filter(record__source="mhlw_xml").count() == 3

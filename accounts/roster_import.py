@@ -752,9 +752,7 @@ def roster_import_apply_step(*, job_id: int) -> bool:
         with jobs.job_open(job) as f:
             seen = {row.fingerprint for row in _all_keys(f, job)}
         applied["deactivated"] += _deactivate(list(_missing_members(seen)))
-    job.state, job.rows_done, job.finished_at = Job.State.DONE, job.rows_total, timezone.now()
-    job.save()
-    jobs.job_discard_file(job)
+    jobs.job_finish(job)
     audit.record(
         action="roster.imported",
         target_type="job",

@@ -117,9 +117,16 @@ def sample_csv(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def mappings(request: HttpRequest) -> HttpResponse:
+def mappings(request: HttpRequest, mapping_id: int | None = None) -> HttpResponse:
+    """The provider mappings, with a form for a new one or, given ``mapping_id``, for editing it."""
     require_manager(request.user)
-    initial = {"provider": "", "mapping": _mapping_text(imports.SAMPLE_MAPPING)}
+    editing = None
+    if mapping_id is not None:
+        editing = CheckupCsvMapping.objects.filter(pk=mapping_id).first()
+        if editing is None:
+            raise Http404
+    source = editing.mapping if editing else imports.SAMPLE_MAPPING
+    initial = {"provider": editing.provider if editing else "", "mapping": _mapping_text(source)}
     form = MappingForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -131,29 +138,7 @@ def mappings(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("列の対応を保存しました。"))
             return redirect("checkup_import:mappings")
-    context = {"form": form, "mappings": CheckupCsvMapping.objects.order_by("provider")}
-    return render(request, "checkups/import/mappings.html", context)
-
-
-@login_required
-def mapping_edit(request: HttpRequest, mapping_id: int) -> HttpResponse:
-    require_manager(request.user)
-    mapping = CheckupCsvMapping.objects.filter(pk=mapping_id).first()
-    if mapping is None:
-        raise Http404
-    initial = {"provider": mapping.provider, "mapping": _mapping_text(mapping.mapping)}
-    form = MappingForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            imports.mapping_save(
-                provider=form.cleaned_data["provider"], mapping=form.mapping_dict(), acting_user=request.user
-            )
-        except AppError as exc:
-            form.add_error("mapping", exc.message)
-        else:
-            messages.success(request, _("列の対応を保存しました。"))
-            return redirect("checkup_import:mappings")
-    context = {"form": form, "mappings": CheckupCsvMapping.objects.order_by("provider"), "editing": mapping}
+    context = {"form": form, "mappings": CheckupCsvMapping.objects.order_by("provider"), "editing": editing}
     return render(request, "checkups/import/mappings.html", context)
 
 

@@ -32,7 +32,6 @@ from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
 from django.conf import settings
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -578,9 +577,7 @@ def checkup_import_apply_step(*, job_id: int) -> bool:
         job.rows_done = min(job.rows_total, start + size)
         job.save()
         return True
-    job.state, job.rows_done, job.finished_at = Job.State.DONE, job.rows_total, timezone.now()
-    job.save()
-    jobs.job_discard_file(job)
+    jobs.job_finish(job)
     audit.record(
         action="checkup.imported",
         target_type="job",

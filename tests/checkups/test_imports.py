@@ -290,6 +290,27 @@ def test_csv_upload_needs_a_mapping_and_the_mapping_page_saves_one(client, world
         assert CheckupCsvMapping.objects.get().mapping == CSV_MAPPING
 
 
+def test_an_existing_mapping_opens_prefilled_and_saves_its_change(client, world):
+    from checkups.imports import mapping_save
+    from checkups.models import CheckupCsvMapping
+
+    hr = make_hr_admin(world)
+    with tenant_context(world.tenant_a):
+        saved = mapping_save(provider="健診社", mapping=CSV_MAPPING, acting_user=hr)
+    log_in(client, hr.email, ADMIN_PASSWORD)
+    page = client.get(f"/checkups/import/mappings/{saved.pk}/").content.decode()
+    assert "列の対応を編集" in page and 'value="健診社"' in page
+    changed = {**CSV_MAPPING, "HDL": "hdl"}  # the provider added a column
+    text = "\n".join(f"{k},{v}" for k, v in changed.items())
+    assert (
+        client.post(f"/checkups/import/mappings/{saved.pk}/", {"provider": "健診社", "mapping": text}).status_code
+        == 302
+    )
+    with tenant_context(world.tenant_a):
+        assert CheckupCsvMapping.objects.get(pk=saved.pk).mapping == changed
+    assert client.get("/checkups/import/mappings/999999/").status_code == 404
+
+
 def test_without_roster_manage_every_import_page_is_404(client, world):
     log_in(client, world.member_a.email, TEST_PASSWORD)
     for url in ("/checkups/import/", "/checkups/import/mappings/", "/checkups/import/sample.csv"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections.abc import Sequence
 from os import urandom
 from typing import Any
 
@@ -90,11 +91,17 @@ def _aad(instance: models.Model, field: EncryptedMixin) -> bytes:
     return aad
 
 
-def _build_aad(instance: models.Model, field: EncryptedMixin, tenant_id: int) -> bytes:
+def _aad_parts(field: EncryptedMixin) -> bytes:
+    """The field's constant AAD part ``|app.model|field|``; notes whether the model has a row uid."""
     suffix = field.__dict__.get("_aad_suffix")
     if suffix is None:
         suffix = field._aad_suffix = f"|{field.model._meta.label_lower}|{field.name}|".encode()
         field._aad_has_uid = any(f.attname == "uid" for f in field.model._meta.concrete_fields)
+    return suffix
+
+
+def _build_aad(instance: models.Model, field: EncryptedMixin, tenant_id: int) -> bytes:
+    suffix = _aad_parts(field)
     if not field._aad_has_uid:
         return b"%d" % tenant_id + suffix
     uid = instance.__dict__["uid"] if "uid" in instance.__dict__ else instance.uid  # loads if deferred
@@ -170,6 +177,10 @@ class EncryptedMixin:
             return value  # untouched since loading: keep the stored ciphertext (and its key version)
         if isinstance(value, PlainText | PlainDate):
             return value.sealed  # read but not changed
+        if isinstance(value, str | dt.date):
+            # The first new value of a save seals every new value of the row in one pass.
+            seal_instance(model_instance)
+            return model_instance.__dict__[self.attname].sealed
         return self.encrypt_for(model_instance, value)
 
     def get_db_prep_value(self, value, connection, prepared=False):
@@ -229,3 +240,106 @@ class EncryptedJSONField(EncryptedMixin, models.Field):
 
     def decode_plain(self, raw: bytes) -> Any:
         return json.loads(raw)
+
+
+# --- Whole rows ----------------------------------------------------------------------------------------
+# A save, an import or a re-encryption handles every personal value of a row at once: one key lookup,
+# one AAD prefix and one read of random bytes per row instead of per value.
+
+_ENCRYPTED_FIELDS: dict[type, tuple[EncryptedMixin, ...]] = {}
+
+
+def encrypted_fields(model: type[models.Model]) -> tuple[EncryptedMixin, ...]:
+    found = _ENCRYPTED_FIELDS.get(model)
+    if found is None:
+        found = _ENCRYPTED_FIELDS[model] = tuple(
+            f for f in model._meta.concrete_fields if isinstance(f, EncryptedMixin)
+        )
+        for f in found:
+            _aad_parts(f)
+    return found
+
+
+def _row_aad(instance: models.Model) -> tuple[int, bytes]:
+    """The row's tenant id and the AAD tail after the field name (its uid, on models that have one)."""
+    state = instance.__dict__
+    tenant_id = state.get("tenant_id")
+    if tenant_id is None:
+        raise DecryptionError(f"{type(instance).__name__} needs a tenant to encrypt or decrypt")
+    if "uid" in state:
+        uid = state["uid"]
+    elif not any(f._aad_has_uid for f in encrypted_fields(type(instance))):
+        return tenant_id, b""
+    else:
+        uid = instance.uid  # deferred: loads it
+    if uid is None:
+        raise DecryptionError(f"{type(instance).__name__} needs its uid to encrypt or decrypt")
+    return tenant_id, uid.bytes
+
+
+def seal_row(tenant_id: int, uid: bytes, items: Sequence[tuple[EncryptedMixin, Any]]) -> list[bytes]:
+    """Seal the values of one row (``uid``: the row uid's bytes, ``b""`` on models without one) under
+    the tenant's active data key: same format, AAD and fresh 96-bit nonce per value as ``encrypt_for``."""
+    aead, header = keyring.active_cipher(tenant_id)
+    prefix = header + b"%d" % tenant_id
+    nonces = urandom(NONCE_SIZE * len(items))
+    sealed = []
+    for i, (f, value) in enumerate(items):
+        nonce = nonces[i * NONCE_SIZE : i * NONCE_SIZE + NONCE_SIZE]
+        aad = prefix + f._aad_suffix + uid if f._aad_has_uid else prefix + f._aad_suffix
+        sealed.append(header + nonce + aead.encrypt(nonce, f.encode_plain(value), aad))
+    return sealed
+
+
+def open_row(tenant_id: int, uid: bytes, items: Sequence[tuple[EncryptedMixin, bytes]]) -> list[Any]:
+    """Open the sealed values of one row; raises DecryptionError like ``decrypt_for``."""
+    prefix = b"%d" % tenant_id
+    ciphers: dict[bytes, Any] = {}
+    plain = []
+    for f, sealed in items:
+        if len(sealed) < HEADER_SIZE + 16 or sealed[0] != FORMAT_V1:
+            key_version_of(sealed)  # raises with the precise reason
+        header = sealed[:VERSION_HEADER_SIZE]
+        aead = ciphers.get(header)
+        if aead is None:
+            aead = ciphers[header] = keyring.aead_for(tenant_id, int.from_bytes(header[1:], "big"))
+        aad = header + prefix + f._aad_suffix + uid if f._aad_has_uid else header + prefix + f._aad_suffix
+        try:
+            plain.append(
+                f.decode_plain(aead.decrypt(sealed[VERSION_HEADER_SIZE:HEADER_SIZE], sealed[HEADER_SIZE:], aad))
+            )
+        except InvalidTag:
+            raise DecryptionError("value does not authenticate (wrong key, moved or altered ciphertext)") from None
+    return plain
+
+
+def seal_instance(instance: models.Model) -> None:
+    """Seal every new text and date value of ``instance`` in one pass; each becomes a remembered
+    plaintext, so the save writes its ciphertext without sealing again."""
+    state = instance.__dict__
+    todo = [
+        (f, v)
+        for f in encrypted_fields(type(instance))
+        if (v := state.get(f.attname)) is not None
+        and isinstance(v, str | dt.date)
+        and not isinstance(v, PlainText | PlainDate)
+    ]
+    if todo:
+        tenant_id, uid = _row_aad(instance)
+        for (f, value), sealed in zip(todo, seal_row(tenant_id, uid, todo), strict=True):
+            state[f.attname] = _remember(value, sealed)
+
+
+def open_instance(instance: models.Model) -> None:
+    """Decrypt every loaded ciphertext of ``instance`` at once (for readers of whole rows: the roster
+    import's comparison, exports); single attributes still decrypt lazily on first access."""
+    state = instance.__dict__
+    todo = [
+        (f, v)
+        for f in encrypted_fields(type(instance))
+        if isinstance(v := state.get(f.attname), Sealed) and not isinstance(v, Verbatim)
+    ]
+    if todo:
+        tenant_id, uid = _row_aad(instance)
+        for (f, sealed), value in zip(todo, open_row(tenant_id, uid, todo), strict=True):
+            state[f.attname] = _remember(value, bytes(sealed))

@@ -253,16 +253,18 @@ def test_registration_is_audited_without_personal_data(client, world, dependant)
 
 
 def test_card_lookup_uses_the_blind_index_and_decrypts_no_roster_entry(client, world, dependant, monkeypatch):
+    from healthapp.crypto import fields
     from healthapp.crypto.fields import EncryptedMixin
 
     decrypted: list[str] = []
-    original = EncryptedMixin.decrypt_for
+    original, original_row = EncryptedMixin.decrypt_for, fields.open_row
 
     def counting(self, instance, sealed):
         decrypted.append(self.name)
         return original(self, instance, sealed)
 
     monkeypatch.setattr(EncryptedMixin, "decrypt_for", counting)
+    monkeypatch.setattr(fields, "open_row", lambda *a: decrypted.append("row") or original_row(*a))
     register(client)  # the dependant's card, found in tenant B among every tenant's roster
     register(client, email="other@example.jp", insurance_number="99")  # nobody's card
     assert LINK_RE.search(mail.outbox[0].body) and not LINK_RE.search(mail.outbox[1].body)

@@ -161,3 +161,62 @@ def test_json_variant_round_trips_and_is_bound_to_its_field(world, secret_member
         other.model = Member
         with pytest.raises(DecryptionError):
             other.decrypt_for(secret_member, sealed)
+
+
+# --- Whole rows: the path of every save, the roster import and readers of whole rows ---------------------
+
+
+def test_whole_row_open_reads_what_a_save_sealed_and_saving_again_rewrites_nothing(world, secret_member):
+    from healthapp.crypto.fields import open_instance
+
+    before = _raw(world, secret_member.pk)
+    with tenant_context(world.tenant_a):
+        member = Member.objects.get(pk=secret_member.pk)
+        open_instance(member)
+        assert {field: getattr(member, field) for field in CANARY} == CANARY
+        member.save()
+    after = _raw(world, secret_member.pk)
+    assert all(bytes(before[f]) == bytes(after[f]) for f in CANARY)  # read, not changed: same ciphertext
+
+
+def test_whole_row_open_refuses_a_value_moved_from_another_row(world, secret_member):
+    from healthapp.crypto.fields import open_instance
+
+    other = world.roster_a[1]
+    _copy_column(world, secret_member.pk, "phone", other.pk, "phone")
+    with tenant_context(world.tenant_a):
+        member = Member.objects.get(pk=other.pk)
+        with pytest.raises(DecryptionError, match="does not authenticate") as exc:
+            open_instance(member)
+    assert CANARY["phone"] not in str(exc.value)
+
+
+def test_a_save_seals_the_new_values_of_a_row_in_one_pass_each_with_its_own_nonce(world, monkeypatch):
+    from healthapp.crypto import fields
+
+    calls = []
+    original = fields.seal_row
+    monkeypatch.setattr(fields, "seal_row", lambda *a: calls.append(len(a[2])) or original(*a))
+    with tenant_context(world.tenant_a):
+        member = member_create(**{**CANARY, "employee_number": "E-99"})
+    assert calls == [len(fields.encrypted_fields(Member))]  # one call for the row's values (e-mail: "")
+    row = _raw(world, member.pk)
+    nonces = {bytes(row[f])[5:17] for f in CANARY}
+    assert len(nonces) == len(CANARY)
+
+
+def test_row_sealing_under_a_rotated_key_stays_readable_with_mixed_versions(world, secret_member):
+    from healthapp.crypto import keyring
+    from healthapp.crypto.fields import open_instance
+    from healthapp.crypto.primitives import key_version_of
+
+    keyring.data_key_rotate(tenant=world.tenant_a)
+    with tenant_context(world.tenant_a):
+        member = Member.objects.get(pk=secret_member.pk)
+        member.phone = "03-1111-2222"  # only this value is sealed under the new version
+        member.save()
+        row = _raw(world, member.pk)
+        assert key_version_of(bytes(row["phone"])) == key_version_of(bytes(row["name"])) + 1
+        again = Member.objects.get(pk=member.pk)
+        open_instance(again)
+        assert again.phone == "03-1111-2222" and again.name == CANARY["name"]

@@ -117,14 +117,14 @@ class Member(TenantScopedModel):
 
     employee_number = EncryptedTextField(_("社員番号"), null=True, blank=True)
     name = EncryptedTextField(_("氏名"))
-    kana_name = EncryptedTextField(_("フリガナ"), default="", blank=True)
+    kana_name = EncryptedTextField(_("フリガナ"), null=True, default="", blank=True)
     birth_date = EncryptedDateField(_("生年月日"), null=True, blank=True)
-    sex = EncryptedTextField(_("性別"), choices=Sex.choices, default="", blank=True)
-    insurance_symbol = EncryptedTextField(_("保険者記号"), default="", blank=True)
-    insurance_number = EncryptedTextField(_("保険者番号"), default="", blank=True)
-    address = EncryptedTextField(_("住所"), default="", blank=True)
-    phone = EncryptedTextField(_("電話番号"), default="", blank=True)
-    email = EncryptedTextField(_("メールアドレス"), default="", blank=True)  # the roster's, not the login
+    sex = EncryptedTextField(_("性別"), choices=Sex.choices, null=True, default="", blank=True)
+    insurance_symbol = EncryptedTextField(_("保険者記号"), null=True, default="", blank=True)
+    insurance_number = EncryptedTextField(_("保険者番号"), null=True, default="", blank=True)
+    address = EncryptedTextField(_("住所"), null=True, default="", blank=True)
+    phone = EncryptedTextField(_("電話番号"), null=True, default="", blank=True)
+    email = EncryptedTextField(_("メールアドレス"), null=True, default="", blank=True)  # the roster's, not the login
 
     employee_number_index = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
     name_index = models.CharField(max_length=64, blank=True, editable=False)
@@ -165,26 +165,42 @@ class Member(TenantScopedModel):
     def before_save(self, *, update_fields=None) -> tuple[str, ...]:
         if update_fields is not None and not self._INDEXED & set(update_fields):
             return ()
-        tenant_id = self.tenant_id
-        self.employee_number_index = (
-            blind_index(tenant_id, "employee-number", self.employee_number) if self.employee_number else None
-        )
-        self.name_index = blind_index(tenant_id, "name", self.name, kana=True) if self.name else ""
-        self.email_index = blind_index(tenant_id, "email", self.email) if self.email else ""
-        card = (self.insurance_symbol, self.insurance_number, self.sex, self.birth_date)
-        self.insurance_card_index = (
+        derived = member_indexes(self.tenant_id, self.__dict__ | {f: getattr(self, f) for f in self._INDEXED})
+        self.__dict__.update(derived)
+        return tuple(derived)
+
+
+def member_indexes(tenant_id: int, values: dict, *, known: dict[str, str] | None = None) -> dict[str, str | None]:
+    """The blind indexes of a roster entry from its plaintext attributes (a saved instance or the
+    roster import's new rows, which are written without model instances); ``known``: indexes the
+    caller has computed already (the import's matching key)."""
+    if known:
+        return {**member_indexes(tenant_id, {**values, **dict.fromkeys(_INDEX_SOURCES[k] for k in known)}), **known}
+    employee_number, name, email = values.get("employee_number"), values.get("name"), values.get("email")
+    symbol, number = values.get("insurance_symbol"), values.get("insurance_number")
+    sex, birth = values.get("sex"), values.get("birth_date")
+    return {
+        "employee_number_index": blind_index(tenant_id, "employee-number", employee_number)
+        if employee_number
+        else None,
+        "name_index": blind_index(tenant_id, "name", name, kana=True) if name else "",
+        "email_index": blind_index(tenant_id, "email", email) if email else "",
+        "insurance_card_index": (
             insurance_card_index(
                 tenant_id,
-                symbol=self.insurance_symbol,
-                number=self.insurance_number,
-                relationship=self.relationship,
-                sex=self.sex,
-                birth_year_month=f"{self.birth_date.year:04d}-{self.birth_date.month:02d}",
+                symbol=symbol,
+                number=number,
+                relationship=values.get("relationship") or Member.Relationship.SELF,
+                sex=sex,
+                birth_year_month=f"{birth.year:04d}-{birth.month:02d}",
             )
-            if all(card)
+            if symbol and number and sex and birth
             else None
-        )
-        return ("employee_number_index", "name_index", "email_index", "insurance_card_index")
+        ),
+    }
+
+
+_INDEX_SOURCES = {"employee_number_index": "employee_number", "email_index": "email", "name_index": "name"}
 
 
 class LabelGrant(TenantScopedModel):

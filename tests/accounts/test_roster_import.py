@@ -221,6 +221,28 @@ def test_unknown_offices_are_created_only_when_asked(world):
         assert members(world.tenant_a)["N1"].department.office == office
 
 
+def test_the_dry_run_creates_no_office_even_for_a_member_moving_into_a_new_one(world):
+    run(world.tenant_a, roster_csv([person("N1")]), create_offices=True)
+    with tenant_context(world.tenant_a):
+        offices_before = set(Office.objects.values_list("name", flat=True))
+    job = validate(world.tenant_a, roster_csv([person("N1", office="札幌支店", dept="総務部")]), create_offices=True)
+    assert (job.counts["updated"], job.counts["unchanged"], job.counts["new_offices"]) == (1, 0, 1)
+    with tenant_context(world.tenant_a):
+        assert set(Office.objects.values_list("name", flat=True)) == offices_before  # preview only
+    apply(world.tenant_a, job)
+    assert members(world.tenant_a)["N1"].office.name == "札幌支店"
+
+
+def test_full_mode_deactivates_the_members_the_preview_counted_not_later_additions(world):
+    job = validate(world.tenant_a, roster_csv([person("A1", "甲野 1", office="", dept="")]), mode="full")
+    assert job.counts["deactivated"] == 2  # A0 and A2
+    with tenant_context(world.tenant_a):
+        Member.objects.create(employee_number="LATE", name="後藤 追加")  # entered by hand after the preview
+    apply(world.tenant_a, job)
+    roster = members(world.tenant_a)
+    assert roster["LATE"].is_active and not roster["A0"].is_active and not roster["A2"].is_active
+
+
 # --- Semantics ----------------------------------------------------------------------------------------------
 
 

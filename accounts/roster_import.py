@@ -25,7 +25,8 @@ import logging
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import IO, Any
@@ -46,7 +47,7 @@ from healthapp.crypto.fields import encrypted_fields, open_row, seal_row
 from healthapp.csvsafe import csv_bytes
 from healthapp.errors import AppError
 from healthapp.models import Job
-from tenants.context import require_tenant
+from tenants.context import require_tenant, tenant_context
 from tenants.models import Department, Office, Tenant
 
 logger = logging.getLogger(__name__)
@@ -772,12 +773,50 @@ def roster_import_confirm(*, job: Job, acting_user: User | None, enqueue: bool =
     return job
 
 
-def roster_import_apply_step(*, job_id: int) -> bool:
+@dataclass
+class PreparedChunk:
+    """One chunk read, checked again and turned into writes: everything but the writing itself."""
+
+    index: int
+    size: int
+    unchanged: int
+    errors: int = 0
+    new: list = field(default_factory=list)  # COPY records (PostgreSQL) or Member instances
+    updates: dict[int, dict[str, Any]] = field(default_factory=dict)  # member pk → attribute changes
+
+
+def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
+    plan = job.plan
+    start, first_number, size, mask, unchanged = plan["chunks"][index]
+    prepared = PreparedChunk(index=index, size=size, unchanged=unchanged)
+    todo = int.from_bytes(base64.b64decode(mask), "little")
+    if not todo:
+        return prepared
+    ctx = Context.load(job, plan["columns"])
+    with jobs.job_open(job) as f:
+        rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
+    prepared.errors = todo.bit_count() - len(rows)  # rows that no longer pass (roster changed)
+    existing = _existing(rows, ctx.columns)
+    new_rows = []
+    for row in rows:
+        current = existing.get(row.key)
+        if current is None:
+            new_rows.append(row)
+        elif changes := _member_changes(current, row, ctx):
+            prepared.updates[current.pk] = changes
+        else:
+            prepared.unchanged += 1
+    prepared.new = _new_members(new_rows, ctx)
+    return prepared
+
+
+def roster_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = None) -> bool:
     """Apply the next chunk (or, after the last, finish the job) inside the caller's transaction.
 
     Returns True while steps remain. The job row is locked, and the chunk's members and the advanced
     ``next_chunk`` commit together: a step interrupted by a crash leaves nothing behind, and a step
-    delivered twice finds its chunk already done.
+    delivered twice finds its chunk already done. ``prepared``: the chunk as read ahead by
+    ``roster_import_apply`` (ignored unless it is the chunk due).
     """
     job = jobs.job_lock(job_id=job_id)
     if job is None or job.state != Job.State.APPLYING:
@@ -785,18 +824,14 @@ def roster_import_apply_step(*, job_id: int) -> bool:
     plan = job.plan
     applied = job.counts["applied"]
     if job.next_chunk < len(plan["chunks"]):
-        start, first_number, size, mask, unchanged = plan["chunks"][job.next_chunk]
-        todo = int.from_bytes(base64.b64decode(mask), "little")
-        applied["unchanged"] += unchanged
-        if todo:
-            ctx = Context.load(job, plan["columns"])
-            with jobs.job_open(job) as f:
-                rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
-            applied["errors"] += todo.bit_count() - len(rows)  # rows that no longer pass (roster changed)
-            for name, n in _apply_rows(rows, ctx).items():
-                applied[name] += n
+        if prepared is None or prepared.index != job.next_chunk:
+            prepared = _prepare_chunk(job, job.next_chunk)
+        applied["unchanged"] += prepared.unchanged
+        applied["errors"] += prepared.errors
+        for name, n in _write_chunk(prepared).items():
+            applied[name] += n
         job.next_chunk += 1
-        job.rows_done = min(job.rows_total, job.rows_done + size)
+        job.rows_done = min(job.rows_total, job.rows_done + prepared.size)
         job.save()
         return True
     if job.options.get("mode") == FULL:
@@ -822,6 +857,58 @@ def roster_import_apply_step(*, job_id: int) -> bool:
     return False
 
 
+def roster_import_apply(*, tenant: Tenant, job_id: int, progress: Callable[[Job], None] | None = None) -> None:
+    """Apply a confirmed job, each chunk in a transaction of its own (what the worker runs).
+
+    On PostgreSQL the writing of chunk n (COPY, INSERT, constraint and policy checks: server time)
+    overlaps the reading, checking and sealing of chunk n + 1 (client time): a second thread with its
+    own connection runs the steps while this one prepares the next chunk. Each step still locks the
+    job and commits its chunk with ``next_chunk``, so a crash or a redelivery behaves exactly as with
+    one thread. Inside an outer transaction (tests, SQLite) the steps simply run one after another.
+    """
+
+    def report() -> None:
+        if progress:
+            with transaction.atomic(), tenant_context(tenant):
+                progress(Job.objects.get(pk=job_id))
+
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        while True:
+            with transaction.atomic(), tenant_context(tenant):
+                more = roster_import_apply_step(job_id=job_id)
+            report()
+            if not more:
+                return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="roster-writer") as writer:
+        try:
+            writing = None
+            with transaction.atomic(), tenant_context(tenant):
+                job = Job.objects.get(pk=job_id)
+            index, chunks = job.next_chunk, len(job.plan["chunks"])
+            while job.state == Job.State.APPLYING and index < chunks:
+                with transaction.atomic(), tenant_context(tenant):
+                    prepared = _prepare_chunk(job, index)
+                if writing is not None:
+                    writing.result()  # a failed write stops the import here (and is raised)
+                    report()
+                writing = writer.submit(_step_in_thread, tenant, job_id, prepared)
+                index += 1
+            if writing is not None:
+                writing.result()
+        finally:
+            writer.submit(connections.close_all).result()  # the writer thread's connection
+    with transaction.atomic(), tenant_context(tenant):
+        while roster_import_apply_step(job_id=job_id):  # normally just the finishing step
+            pass
+    report()
+
+
+def _step_in_thread(tenant: Tenant, job_id: int, prepared: PreparedChunk) -> None:
+    with transaction.atomic(), tenant_context(tenant):
+        roster_import_apply_step(job_id=job_id, prepared=prepared)
+
+
 def _chunk_rows(
     f: IO[bytes], job: Job, ctx: Context, *, start: int, first_number: int, size: int, todo: int
 ) -> list[Row]:
@@ -842,22 +929,10 @@ def _chunk_rows(
     return rows
 
 
-def _apply_rows(rows: list[Row], ctx: Context) -> dict[str, int]:
-    counts = {"added": 0, "updated": 0, "unchanged": 0, "deactivated": 0}
-    existing = _existing(rows, ctx.columns)
-    new_rows: list[Row] = []
-    updates: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        current = existing.get(row.key)
-        if current is None:
-            new_rows.append(row)
-            continue
-        changes = _member_changes(current, row, ctx)
-        if changes:
-            updates[current.pk] = changes
-        else:
-            counts["unchanged"] += 1
+def _write_chunk(prepared: PreparedChunk) -> dict[str, int]:
+    counts = {"added": 0, "updated": 0, "deactivated": 0}
     to_deactivate_users: list[int] = []
+    updates = prepared.updates
     for member in Member.objects.filter(pk__in=list(updates)) if updates else ():
         changes = updates[member.pk]
         for attr, value in changes.items():
@@ -869,9 +944,9 @@ def _apply_rows(rows: list[Row], ctx: Context) -> dict[str, int]:
                 to_deactivate_users.append(member.user_id)
         else:
             counts["updated"] += 1
-    counts["added"] = _insert_members(new_rows, ctx)
+    counts["added"] = _insert_members(prepared.new)
     if to_deactivate_users:
-        User.objects.filter(pk__in=to_deactivate_users, tenant=ctx.tenant).update(is_active=False)
+        User.objects.filter(pk__in=to_deactivate_users, tenant=require_tenant()).update(is_active=False)
     return counts
 
 
@@ -891,44 +966,56 @@ _MEMBER_FIELDS = [f for f in Member._meta.concrete_fields if not f.primary_key]
 _MEMBER_ENCRYPTED = frozenset(f.attname for f in encrypted_fields(Member))
 
 
-def _insert_members(rows: list[Row], ctx: Context) -> int:
-    """Insert the chunk's new members. Row-level security applies as to any INSERT of the application
-    role. On PostgreSQL the rows are built without model instances (each row's personal values sealed
-    in one pass with ``seal_row``), streamed with COPY into a temporary table and inserted from there
-    in one statement: COPY itself is refused on a table under row-level security, and row-by-row
-    INSERTs cost the server a round of planning, constraint and policy checks each."""
+def _new_members(rows: list[Row], ctx: Context) -> list:
+    """New roster entries, ready to write: on PostgreSQL as COPY records built without model
+    instances (each row's personal values sealed in one pass with ``seal_row``), elsewhere as Member
+    instances for ``bulk_create``."""
     if not rows:
-        return 0
+        return []
     now = timezone.now()
     defaults = {f.attname: f.get_default() for f in _MEMBER_FIELDS if f.attname != "uid"}
-    connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor != "postgresql":
+    if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
         members = []
         for row in rows:
             values = _new_member(row, ctx, now, defaults)
             members.append(Member(**{k: v for k, v in values.items() if k not in ("created_at", "updated_at")}))
-        Member.objects.bulk_create(members, batch_size=500)
-        return len(members)
+        return members
     tenant_id = ctx.tenant.pk
-    encrypted = [f for f in _MEMBER_FIELDS if f.attname in _MEMBER_ENCRYPTED]
-    plain = [f for f in _MEMBER_FIELDS if f.attname not in _MEMBER_ENCRYPTED]
-    columns = [f.column for f in plain] + [f.column for f in encrypted]
-    connection.ensure_connection()
     records = []
-    for row in rows:  # built before the COPY starts: an office created here queries the same connection
+    for row in rows:
         values = _new_member(row, ctx, now, defaults)
-        stored = [f for f in encrypted if not _stored_as_null(f, values[f.attname])]
+        stored = [f for f in _ENCRYPTED if not _stored_as_null(f, values[f.attname])]
         sealed = seal_row(tenant_id, values["uid"].bytes, [(f, values[f.attname]) for f in stored])
         by_field = dict(zip(stored, sealed, strict=True))
-        records.append([values[f.attname] for f in plain] + [by_field.get(f) for f in encrypted])
+        records.append([values[f.attname] for f in _PLAIN] + [by_field.get(f) for f in _ENCRYPTED])
+    return records
+
+
+_ENCRYPTED = [f for f in _MEMBER_FIELDS if f.attname in _MEMBER_ENCRYPTED]
+_PLAIN = [f for f in _MEMBER_FIELDS if f.attname not in _MEMBER_ENCRYPTED]
+_COLUMNS = tuple(f.column for f in _PLAIN + _ENCRYPTED)
+
+
+def _insert_members(new: list) -> int:
+    """Insert new members; row-level security applies as to any INSERT of the application role. On
+    PostgreSQL the records are streamed with COPY into a temporary table and inserted from there in
+    one statement: COPY itself is refused on a table under row-level security, and row-by-row
+    INSERTs cost the server a round of planning, constraint and policy checks each."""
+    if not new:
+        return 0
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql":
+        Member.objects.bulk_create(new, batch_size=500)
+        return len(new)
+    connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_staging_statement(tuple(columns)))
-        with cursor.copy(pgsql.SQL("COPY roster_new ({}) FROM STDIN").format(_identifiers(columns))) as copy:
-            for record in records:
+        cursor.execute(_staging_statement(_COLUMNS))
+        with cursor.copy(pgsql.SQL("COPY roster_new ({}) FROM STDIN").format(_identifiers(_COLUMNS))) as copy:
+            for record in new:
                 copy.write_row(record)
         cursor.execute(
             pgsql.SQL("INSERT INTO {} ({}) SELECT {} FROM roster_new").format(
-                pgsql.Identifier(Member._meta.db_table), _identifiers(columns), _identifiers(columns)
+                pgsql.Identifier(Member._meta.db_table), _identifiers(_COLUMNS), _identifiers(_COLUMNS)
             )
         )
         added = cursor.rowcount

@@ -34,10 +34,7 @@ def roster_apply_task(tenant_id: int, job_id: int) -> None:
     """
     tenant = Tenant.objects.get(pk=tenant_id)
     try:
-        while True:
-            with transaction.atomic(), tenant_context(tenant):
-                if not roster_import.roster_import_apply_step(job_id=job_id):
-                    return
+        roster_import.roster_import_apply(tenant=tenant, job_id=job_id)
     except Exception:
         logger.exception("roster import job %s: apply step failed", job_id)
         with transaction.atomic(), tenant_context(tenant):

@@ -154,7 +154,6 @@ def floor(path: Path, tenant) -> tuple[float, float]:
 
 def import_file(path: Path, tenant) -> tuple[float, float, object]:
     """The import as the worker runs it: store + validate (one transaction), apply per chunk."""
-    from django.db import transaction
 
     from accounts import roster_import
     from tenants.context import tenant_context
@@ -168,10 +167,7 @@ def import_file(path: Path, tenant) -> tuple[float, float, object]:
         assert job.state == "validated", (job.error_code, job.errors[:5])
         roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
     validated = time.perf_counter() - start
-    while True:
-        with transaction.atomic(), tenant_context(tenant):
-            if not roster_import.roster_import_apply_step(job_id=job.pk):
-                break
+    roster_import.roster_import_apply(tenant=tenant, job_id=job.pk)
     total = time.perf_counter() - start
     with tenant_context(tenant):
         job.refresh_from_db()

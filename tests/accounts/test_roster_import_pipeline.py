@@ -1,0 +1,71 @@
+"""On PostgreSQL the worker applies a roster import with two threads: chunk n is written while chunk
+n + 1 is read and sealed. Each chunk still commits alone with the job's pointer."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.db.models import Count
+
+from accounts import roster_import
+from accounts.models import Member
+from healthapp.models import Job
+from tenants.context import tenant_context
+from tests.accounts.test_roster_import import person, roster_csv
+
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("private_storage")]
+
+
+def _confirmed(tenant, rows) -> Job:
+    with tenant_context(tenant):
+        job = roster_import.roster_import_start(
+            upload=io.BytesIO(roster_csv(rows)), file_name="roster.csv", mode="partial", create_offices=True,
+            acting_user=None, enqueue=False,
+        )  # fmt: skip
+        job = roster_import.roster_import_validate(job_id=job.pk)
+        return roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
+
+
+def _duplicates(tenant) -> int:
+    with tenant_context(tenant):
+        return Member.objects.values("employee_number_index").annotate(n=Count("pk")).filter(n__gt=1).count()
+
+
+def test_two_threads_apply_every_chunk_once_with_progress(committed_world, settings):
+    settings.ROSTER_IMPORT_CHUNK_ROWS = 7
+    tenant = committed_world.tenant_a
+    job = _confirmed(tenant, [person(f"P{i:03d}", office=f"支店{i % 3}") for i in range(50)])
+    seen: list[int] = []
+    roster_import.roster_import_apply(tenant=tenant, job_id=job.pk, progress=lambda j: seen.append(j.rows_done))
+    with tenant_context(tenant):
+        job.refresh_from_db()
+        numbers = {str(m.employee_number) for m in Member.objects.filter(office__name__startswith="支店")}
+    assert job.state == Job.State.DONE and job.counts["applied"]["added"] == 50
+    assert numbers == {f"P{i:03d}" for i in range(50)} and _duplicates(tenant) == 0
+    assert seen == sorted(seen) and seen[-1] == 50 and len(seen) >= 7  # the bar moves chunk by chunk
+
+
+def test_a_failed_write_stops_the_import_at_that_chunk_and_a_rerun_finishes_it(committed_world, settings, monkeypatch):
+    settings.ROSTER_IMPORT_CHUNK_ROWS = 5
+    tenant = committed_world.tenant_a
+    job = _confirmed(tenant, [person(f"F{i:02d}") for i in range(30)])
+    real_insert, calls = roster_import._insert_members, []
+
+    def failing(new):
+        calls.append(len(new))
+        if len(calls) == 3:
+            raise RuntimeError("connection lost")
+        return real_insert(new)
+
+    monkeypatch.setattr(roster_import, "_insert_members", failing)
+    with pytest.raises(RuntimeError):
+        roster_import.roster_import_apply(tenant=tenant, job_id=job.pk)
+    with tenant_context(tenant):
+        stopped = Job.objects.get(pk=job.pk)
+        assert stopped.next_chunk == 2 and Member.objects.filter(employee_number_index__isnull=False).count() == 3 + 10
+    monkeypatch.setattr(roster_import, "_insert_members", real_insert)
+    roster_import.roster_import_apply(tenant=tenant, job_id=job.pk)  # the redelivered task
+    with tenant_context(tenant):
+        done = Job.objects.get(pk=job.pk)
+    assert done.state == Job.State.DONE and done.counts["applied"]["added"] == 30 and _duplicates(tenant) == 0

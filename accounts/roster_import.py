@@ -721,6 +721,9 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     if job.options.get("mode") == FULL:
         missing = [pk for pk, _user in _missing_members(seen)]
         counts["deactivated"] += len(missing)
+        own = Member.objects.filter(user_id=job.created_by_id).values_list("pk", flat=True).first()
+        if own is not None and own in set(missing):
+            counts["deactivates_uploader"] = 1  # the preview warns: applying locks the uploader out
     counts["new_offices"] = len(new_offices)
     # Mode full deactivates exactly the members the preview counted (ids only, no personal data).
     job.plan = {"encoding": encoding, "delimiter": delimiter, "columns": columns, "chunks": chunks, "missing": missing}

@@ -122,3 +122,18 @@ def test_api_upload_preview_apply(hr_client, world, django_capture_on_commit_cal
     assert progress.json()["state"] == "done", progress.content
     again = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")
     assert again.status_code == 400 and again.json()["error"]["code"] == "not_applicable"
+
+
+def test_full_mode_preview_warns_the_uploader_who_would_lock_themself_out(
+    hr_client, world, django_capture_on_commit_callbacks
+):
+    def preview(rows) -> str:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = upload(hr_client, roster_csv(rows), mode="full")
+        return hr_client.get(response.url).content.decode()
+
+    everyone_but_me = [person(f"A{i}", office="", dept="") for i in range(3)]
+    page = preview(everyone_but_me)
+    assert 'data-testid="job-deactivates-uploader"' in page and "あなたの名簿とログインも無効化されます" in page
+    page = preview([*everyone_but_me, person("HR1", "人事 太郎", office="", dept="")])
+    assert 'data-testid="job-deactivates-uploader"' not in page and 'data-count="deactivated">0<' in page

@@ -1,7 +1,11 @@
+import json
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from checkups.models import PhysicianOpinion
+from checkups import criteria as criteria_data
+from checkups import services
+from checkups.models import CriteriaSet, PhysicianOpinion
 
 
 class OpinionForm(forms.Form):
@@ -14,3 +18,55 @@ class OpinionForm(forms.Form):
     opinion = forms.CharField(
         label=_("意見"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 4})
     )
+
+
+class FollowUpVisitForm(forms.Form):
+    """受診しました: the date of the follow-up visit (an undo posts ``undo`` instead)."""
+
+    visited_on = forms.DateField(label=_("受診日"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class CriteriaVersionForm(forms.ModelForm):
+    """A corrected criteria set for the operators' admin; saving always stores a new version."""
+
+    data = forms.CharField(
+        label=_("判定基準（JSON）"), widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "spellcheck": "false"})
+    )
+
+    class Meta:
+        model = CriteriaSet
+        fields = ["name", "title", "effective_from", "is_active", "data"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "name" in self.fields:  # the add form (the admin shows stored versions read-only, without fields)
+            names = CriteriaSet.objects.order_by("name").values_list("name", flat=True).distinct()
+            self.fields["name"] = forms.ChoiceField(label=_("判定基準の名前"), choices=[(n, n) for n in names])
+            self.fields["title"].widget.attrs["size"] = 80
+            self.fields["effective_from"].help_text = _("この日以降の判定から使われます。")
+            self.fields["is_active"].help_text = _("外すと、この版は新しい判定に使われません。")
+        if isinstance(self.initial.get("data"), dict):
+            self.initial["data"] = criteria_data.dumps(self.initial["data"])
+
+    def clean_data(self) -> dict:
+        try:
+            document = json.loads(self.cleaned_data["data"])
+        except json.JSONDecodeError as exc:
+            message = _("JSON として読めません（%(line)s 行 %(column)s 列）。")
+            raise forms.ValidationError(message, params={"line": exc.lineno, "column": exc.colno}) from exc
+        if not isinstance(document, dict):
+            raise forms.ValidationError(_("判定基準は JSON のオブジェクト（{ … }）で入力してください。"))
+        return document
+
+    def clean(self) -> dict:
+        """Check the document exactly as the new version would store it (CriteriaError → form errors)."""
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                services.criteria_version_check(
+                    name=cleaned["name"], title=cleaned["title"], effective_from=cleaned["effective_from"],
+                    data=cleaned["data"],
+                )  # fmt: skip
+            except criteria_data.CriteriaError as exc:
+                self.add_error("data", exc.messages)
+        return cleaned

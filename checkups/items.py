@@ -1,8 +1,9 @@
 """The checkup item catalogue: our item keys ↔ JLAC10-based 17-digit codes, units, plausible ranges.
 
 The data lives in ``checkups/criteria/items_v1.json`` (versioned, editable by a physician or operator);
-this module only loads it into typed, immutable objects and answers three questions: which item does a
-code belong to, which canonical unit does a given unit spelling mean, and is a value physically plausible.
+this module only loads it into typed, immutable objects and answers four questions: which item does a
+code belong to, which canonical unit does a given unit spelling mean, is a value physically plausible, and
+how does a stored result read (a coded answer by its label).
 Pure Python: no Django, no database.
 """
 
@@ -102,6 +103,17 @@ class Catalogue:
 
     def codes(self) -> set[str]:
         return set(self._codes)
+
+    def display(self, key: str, value: Decimal | None, text: str = "") -> str:
+        """A stored result as a person reads it: 1.500 → 1.5, 120.000 → 120, and a coded answer as its
+        label (尿糖 1 → −) rather than its code; free text as stored."""
+        if value is None:
+            return text
+        number = format(value.normalize(), "f")
+        item = self.items.get(key)
+        if item is not None and item.type == "CO":
+            return item.answer_label(number) or number
+        return number
 
 
 def unit_key(unit: str) -> str:

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from checkups import items
 from tenants.models import TenantScopedModel
 
 
@@ -17,13 +18,13 @@ class CriteriaSet(models.Model):
     """A versioned set of judgement criteria (one uniform standard for every tenant), shipped as data
     (checkups/criteria/*.json) and corrected by operators as new versions, never edited in place."""
 
-    name = models.CharField(max_length=100)
-    version = models.PositiveIntegerField()
-    title = models.CharField(max_length=200)
-    effective_from = models.DateField()
-    data = models.JSONField()
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(_("判定基準の名前"), max_length=100)
+    version = models.PositiveIntegerField(_("版"))
+    title = models.CharField(_("表題"), max_length=200)
+    effective_from = models.DateField(_("適用開始日"))
+    data = models.JSONField(_("判定基準（JSON）"))
+    is_active = models.BooleanField(_("有効"), default=True)  # new judgements use the newest active version
+    created_at = models.DateTimeField(_("登録日時"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("判定基準")
@@ -81,6 +82,11 @@ class CheckupResult(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"CheckupResult #{self.pk}"
+
+    @property
+    def display(self) -> str:
+        """The result as a person reads it: 5.8, not 5.800; a coded answer (尿糖) as −/±, not its code."""
+        return items.load().display(self.item, self.value, self.text)
 
 
 class Judgement(TenantScopedModel):
@@ -140,6 +146,43 @@ class PhysicianOpinion(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"PhysicianOpinion #{self.pk}"
+
+    @property
+    def restriction_labels(self) -> list[str]:
+        """The restrictions as words (時間外労働の制限), not their stored codes; an unknown code as is."""
+        labels = dict(self.RESTRICTIONS)
+        return [str(labels.get(code, code)) for code in self.restrictions]
+
+
+class FollowUpVisit(TenantScopedModel):
+    """事後措置の実施状況: that the person saw a doctor for the follow-up an opinion asked for. Append-only:
+    a correction or an undo adds a row, and the newest row of a record is its current state."""
+
+    class Status(models.TextChoices):
+        DONE = "done", _("受診済み")
+        UNDONE = "undone", _("未受診")  # an undo of an earlier "done"
+
+    record = models.ForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="follow_up_visits")
+    opinion = models.ForeignKey(PhysicianOpinion, on_delete=models.PROTECT, related_name="+")  # the one in force
+    status = models.CharField(_("受診状況"), max_length=10, choices=Status.choices)
+    visited_on = models.DateField(_("受診日"), null=True, blank=True)
+    by_self = models.BooleanField(default=False)  # reported by the person themself
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("事後措置の実施状況")
+        verbose_name_plural = _("事後措置の実施状況")
+        indexes = [models.Index(fields=["tenant", "record", "-recorded_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status="undone") | models.Q(visited_on__isnull=False),
+                name="followupvisit_done_has_date",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"FollowUpVisit #{self.pk}"
 
 
 class CheckupCsvMapping(TenantScopedModel):

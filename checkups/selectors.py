@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404
+from django.utils import timezone
 
 from accounts import policy
 from accounts.labels import Perm
 from accounts.models import Member
-from checkups.models import CheckupRecord, Judgement, PhysicianOpinion
+from checkups.models import CheckupRecord, FollowUpVisit, Judgement, PhysicianOpinion
 
 REVIEW_GRADES = {"C", "D", "E"}
 REVIEW_GUIDANCE = {"積極的支援", "動機付け支援"}
@@ -29,6 +31,46 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 def _latest_judgements():
     return Prefetch("judgements", queryset=Judgement.objects.order_by("-judged_at"), to_attr="judgements_newest_first")
+
+
+def _opinions_newest_first():
+    return Prefetch("opinions", queryset=PhysicianOpinion.objects.order_by("-signed_at", "-pk"))
+
+
+def _visits_newest_first():
+    return Prefetch("follow_up_visits", queryset=FollowUpVisit.objects.order_by("-recorded_at", "-pk"))
+
+
+@dataclass(frozen=True)
+class FollowUpState:
+    """事後措置の実施状況 of one record whose current opinion asks for a follow-up."""
+
+    kind: str  # PhysicianOpinion.FollowUp value
+    label: str
+    due: dt.date  # CHECKUP_FOLLOW_UP_DUE_MONTHS after the opinion first asked for it
+    visit: FollowUpVisit | None  # the "done" row in force, or None (未受診)
+    history: list[FollowUpVisit]  # every row, newest first
+    overdue: bool
+
+
+def follow_up_state(record: CheckupRecord, *, today: dt.date | None = None) -> FollowUpState | None:
+    """The follow-up status of a record fetched with its opinions and visits prefetched newest first;
+    None when its current opinion asks for no follow-up."""
+    opinions = list(record.opinions.all())
+    if not opinions or opinions[0].follow_up == PhysicianOpinion.FollowUp.NONE:
+        return None
+    asked_since = opinions[0]
+    for opinion in opinions[1:]:  # an edit of the opinion does not move the due date
+        if opinion.follow_up == PhysicianOpinion.FollowUp.NONE:
+            break
+        asked_since = opinion
+    due = add_months(timezone.localtime(asked_since.signed_at).date(), settings.CHECKUP_FOLLOW_UP_DUE_MONTHS)
+    history = list(record.follow_up_visits.all())
+    visit = history[0] if history and history[0].status == FollowUpVisit.Status.DONE else None
+    today = today or timezone.localdate()
+    return FollowUpState(
+        opinions[0].follow_up, opinions[0].get_follow_up_display(), due, visit, history, visit is None and today > due
+    )
 
 
 @dataclass(frozen=True)
@@ -76,20 +118,46 @@ def my_records(*, user) -> list[CheckupRecord]:
     member = Member.objects.filter(user=user).first()
     if member is None:
         return []
-    return list(
+    records = list(
         CheckupRecord.objects.filter(member=member)
-        .prefetch_related("results", _latest_judgements(), "opinions")
+        .prefetch_related("results", _latest_judgements(), _opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date")
     )
+    for record in records:
+        record.follow_up = follow_up_state(record)
+    return records
+
+
+def my_record(*, user, record_id: int) -> CheckupRecord:
+    """One of the user's own records (for reporting a follow-up visit); anyone else's is a 404."""
+    record = CheckupRecord.objects.filter(pk=record_id, member__user=user).select_related("member").first()
+    if record is None:
+        raise Http404
+    return record
+
+
+def record_for_conclusions(*, user, record_id: int) -> CheckupRecord:
+    """A record in the user's checkup.view_conclusion scope (for recording a follow-up visit)."""
+    record = (
+        policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
+        .select_related("member")
+        .filter(pk=record_id)
+        .first()
+    )
+    if record is None:
+        raise Http404
+    return record
 
 
 def trend_series(records: list[CheckupRecord]) -> dict[str, list[tuple[str, float]]]:
-    """Per chart item, (fiscal year, value) in time order, from the records given."""
+    """Per chart item, (exam date, value) in time order, from the records given; labelled by the date
+    (2025/9/1), not the fiscal year, so that several checkups in one year stay apart."""
     series: dict[str, list[tuple[str, float]]] = {item: [] for item in CHART_ITEMS}
     for record in sorted(records, key=lambda r: r.exam_date):
+        day = record.exam_date
         for result in record.results.all():
             if result.item in series and result.value is not None:
-                series[result.item].append((str(record.fiscal_year), float(result.value)))
+                series[result.item].append((f"{day.year}/{day.month}/{day.day}", float(result.value)))
     return {item: points for item, points in series.items() if points}
 
 
@@ -99,6 +167,7 @@ class Conclusion:
     member: Member
     exam_date: dt.date
     opinion: PhysicianOpinion | None
+    follow_up: FollowUpState | None = None
 
 
 def conclusions(*, user) -> list[Conclusion]:
@@ -108,13 +177,29 @@ def conclusions(*, user) -> list[Conclusion]:
     records = (
         policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
         .select_related("member", "member__office", "member__department")
-        .prefetch_related(Prefetch("opinions", queryset=PhysicianOpinion.objects.order_by("-signed_at")))
+        .prefetch_related(_opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date", "pk")
     )
-    return [Conclusion(r.pk, r.member, r.exam_date, next(iter(r.opinions.all()), None)) for r in records]
+    today = timezone.localdate()
+    return [
+        Conclusion(r.pk, r.member, r.exam_date, next(iter(r.opinions.all()), None), follow_up_state(r, today=today))
+        for r in records
+    ]
 
 
 MIN_GROUP_SIZE = 5  # aggregates over fewer people are suppressed, so nobody can be singled out
+
+
+@dataclass(frozen=True)
+class FollowUpRate:
+    """Follow-ups reported done out of those the physicians asked for (records of the fiscal year)."""
+
+    required: int
+    done: int
+
+    @property
+    def percent(self) -> int | None:
+        return round(100 * self.done / self.required) if self.required else None
 
 
 @dataclass(frozen=True)
@@ -123,39 +208,83 @@ class DistributionRow:
     department: str
     people: int
     grades: dict[str, int] | None  # None when suppressed
-    judged_share: int | None  # % of records with a physician's opinion; None when suppressed
+    judged_share: int | None  # % of people whose counted record has a physician's opinion; None when suppressed
+    follow_up: FollowUpRate | None = None  # None when suppressed
 
 
-def grade_distribution(*, user, fiscal_year: int | None = None) -> tuple[int | None, list[DistributionRow]]:
-    """Counts of overall grades by office and department for one fiscal year (the latest by default),
-    inside the user's checkup.view_conclusion scope; groups under MIN_GROUP_SIZE people are suppressed."""
+@dataclass(frozen=True)
+class Distribution:
+    fiscal_year: int | None
+    rows: list[DistributionRow]
+    follow_up: FollowUpRate | None  # overall; None when it would single anyone out (see grade_distribution)
+
+
+def _follow_up_rate(records: list[CheckupRecord], today: dt.date) -> FollowUpRate:
+    states = [state for record in records if (state := follow_up_state(record, today=today)) is not None]
+    return FollowUpRate(len(states), sum(1 for state in states if state.visit is not None))
+
+
+def _counted_per_person(records: list[CheckupRecord]) -> list[CheckupRecord]:
+    """Each person once, so that the grade columns add up to 人数: their latest judged record of the year
+    (latest exam date; read by its newest judgement), or their latest record while none is judged yet."""
+    chosen: dict[int, CheckupRecord] = {}
+
+    def rank(record: CheckupRecord) -> tuple[bool, dt.date, int]:
+        newest = record.judgements_newest_first[0] if record.judgements_newest_first else None
+        return (bool(newest and newest.overall), record.exam_date, record.pk)
+
+    for record in records:
+        if record.member_id not in chosen or rank(record) > rank(chosen[record.member_id]):
+            chosen[record.member_id] = record
+    return list(chosen.values())
+
+
+def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
+    """Counts of overall grades and the follow-up completion rate by office and department for one fiscal
+    year (the latest by default), inside the user's checkup.view_conclusion scope; groups under
+    MIN_GROUP_SIZE people are suppressed. The overall rate is shown only when the suppressed groups
+    together are empty or large enough themselves: otherwise overall minus the shown groups would give
+    the figures of a group that was hidden."""
     if not policy.can(user, Perm.CHECKUP_VIEW_CONCLUSION):
         raise Http404
     records = policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
     if fiscal_year is None:
         fiscal_year = records.order_by("-fiscal_year").values_list("fiscal_year", flat=True).first()
         if fiscal_year is None:
-            return None, []
+            return Distribution(None, [], None)
     groups: dict[tuple[str, str], list[CheckupRecord]] = {}
     for record in (
         records.filter(fiscal_year=fiscal_year)
         .select_related("member__office", "member__department")
-        .prefetch_related(_latest_judgements(), "opinions")
+        .prefetch_related(_latest_judgements(), _opinions_newest_first(), _visits_newest_first())
     ):
         office = record.member.office.name if record.member.office_id else "—"
         department = record.member.department.name if record.member.department_id else "—"
         groups.setdefault((office, department), []).append(record)
+    today = timezone.localdate()
     rows = []
+    suppressed_people = total_people = 0
     for (office, department), members_records in sorted(groups.items()):
-        people = len({r.member_id for r in members_records})
+        counted = _counted_per_person(members_records)
+        people = len(counted)
+        total_people += people
         if people < MIN_GROUP_SIZE:
+            suppressed_people += people
             rows.append(DistributionRow(office, department, people, None, None))
             continue
         grades = {grade: 0 for grade in "ABCDE"}
-        for record in members_records:
+        for record in counted:
             latest = record.judgements_newest_first[0] if record.judgements_newest_first else None
             if latest and latest.overall:
                 grades[latest.overall] += 1
-        judged = sum(1 for r in members_records if r.opinions.all())
-        rows.append(DistributionRow(office, department, people, grades, round(100 * judged / len(members_records))))
-    return fiscal_year, rows
+        judged = sum(1 for r in counted if r.opinions.all())
+        rows.append(
+            DistributionRow(
+                office, department, people, grades, round(100 * judged / people),
+                _follow_up_rate(members_records, today),
+            )
+        )  # fmt: skip
+    overall = None
+    if total_people >= MIN_GROUP_SIZE and (suppressed_people == 0 or suppressed_people >= MIN_GROUP_SIZE):
+        overall = _follow_up_rate([record for group in groups.values() for record in group], today)
+    return Distribution(fiscal_year, rows, overall)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Max
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 import audit
@@ -17,7 +20,7 @@ from accounts.models import Member
 from checkups import criteria as criteria_data
 from checkups import items
 from checkups.judgement import judge
-from checkups.models import CheckupRecord, CheckupResult, CriteriaSet, Judgement, PhysicianOpinion
+from checkups.models import CheckupRecord, CheckupResult, CriteriaSet, FollowUpVisit, Judgement, PhysicianOpinion
 from checkups.stratification import Checkup, metabolic_syndrome, stratify
 from healthapp.errors import AppError
 
@@ -37,9 +40,11 @@ def age_in_fiscal_year(birth: dt.date, fiscal_year: int) -> int:
     return end.year - birth.year - ((end.month, end.day) < (birth.month, birth.day))
 
 
-def criteria_current(name: str) -> CriteriaSet:
-    """The newest active version of a criteria set; the shipped version 1 if none is stored yet."""
-    found = CriteriaSet.objects.filter(name=name, is_active=True).order_by("-version").first()
+def criteria_current(name: str, *, on: dt.date | None = None) -> CriteriaSet:
+    """The newest active version of a criteria set in effect on ``on`` (today): a version an operator
+    dated ahead waits for its day. The shipped version 1 if none is stored yet."""
+    day = on or timezone.localdate()
+    found = CriteriaSet.objects.filter(name=name, is_active=True, effective_from__lte=day).order_by("-version").first()
     if found is None:
         raw = json.loads((criteria_data.CRITERIA_DIR / f"{name}.json").read_text(encoding="utf-8"))
         found, _ = CriteriaSet.objects.get_or_create(
@@ -85,37 +90,76 @@ def checkup_record_save(
 @transaction.atomic
 def checkup_judge(*, record: CheckupRecord, acting_user=None) -> Judgement:
     """Judge a record under the current criteria versions; adds a Judgement (old ones are kept)."""
-    grades_set, guidance_set = criteria_current(GRADES_SET), criteria_current(GUIDANCE_SET)
+    criteria = JudgingCriteria.current()
     values = {r.item: r.value for r in record.results.all() if r.value is not None}
-    answers = record.questionnaire or {}
-    medications = frozenset(kind for key, kind in MEDICATIONS.items() if answers.get(key))
-    member = record.member
-    result = judge(values, criteria_data.parse(grades_set.data), sex=member.sex, medications=medications)
-    checkup = _stratification_input(record, member, values, answers)
-    guidance_rules = criteria_data.parse(guidance_set.data)
-    judgement = Judgement(
-        record=record, criteria=grades_set, grades=result.grades, overall=result.overall or "", mhlw=result.mhlw,
-        metabolic_syndrome=str(metabolic_syndrome(checkup, guidance_rules)) if checkup else "",
-        guidance_level=stratify(checkup, guidance_rules).level.label if checkup else "",
-        judged_by=acting_user,
-    )  # fmt: skip
+    judgement = judgement_build(record=record, member=record.member, values=values, criteria=criteria)
+    judgement.judged_by = acting_user
     judgement.save()
     audit.record(
         action="checkup.judged", target_type="checkup", target_id=record.pk,
-        details={"judgement": judgement.pk, "criteria": f"{grades_set.name} v{grades_set.version}"},
-        actor=acting_user,
+        details={"judgement": judgement.pk, "criteria": criteria.label}, actor=acting_user,
     )  # fmt: skip
     return judgement
 
 
-def _stratification_input(record: CheckupRecord, member: Member, values: dict, answers: dict) -> Checkup | None:
+@dataclass(frozen=True)
+class JudgingCriteria:
+    """The current criteria versions, parsed once (an import judges thousands of records with them)."""
+
+    grades_set: CriteriaSet
+    grades: dict
+    guidance: dict
+
+    @classmethod
+    def current(cls) -> JudgingCriteria:
+        grades_set, guidance_set = criteria_current(GRADES_SET), criteria_current(GUIDANCE_SET)
+        return cls(grades_set, criteria_data.parse(grades_set.data), criteria_data.parse(guidance_set.data))
+
+    @property
+    def label(self) -> str:
+        return f"{self.grades_set.name} v{self.grades_set.version}"
+
+
+def judgement_build(
+    *, record: CheckupRecord, member: Member, values: dict[str, Decimal], criteria: JudgingCriteria
+) -> Judgement:
+    """The (unsaved) judgement of ``record`` with these result values."""
+    fields = judgement_fields(
+        fiscal_year=record.fiscal_year, questionnaire=record.questionnaire, member=member, values=values,
+        criteria=criteria,
+    )  # fmt: skip
+    return Judgement(record=record, criteria=criteria.grades_set, **fields)
+
+
+def judgement_fields(
+    *,
+    fiscal_year: int,
+    questionnaire: dict | None,
+    member: Member,
+    values: dict[str, Decimal],
+    criteria: JudgingCriteria,
+) -> dict:
+    """Grades, overall grade, MHLW levels, metabolic syndrome and guidance level of one checkup: pure
+    apart from reading the member's sex and birth date (the import judges batches with it)."""  # fmt: skip
+    answers = questionnaire or {}
+    medications = frozenset(kind for key, kind in MEDICATIONS.items() if answers.get(key))
+    result = judge(values, criteria.grades, sex=member.sex, medications=medications)
+    checkup = _stratification_input(fiscal_year, member, values, answers)
+    return {
+        "grades": result.grades, "overall": result.overall or "", "mhlw": result.mhlw,
+        "metabolic_syndrome": str(metabolic_syndrome(checkup, criteria.guidance)) if checkup else "",
+        "guidance_level": stratify(checkup, criteria.guidance).level.label if checkup else "",
+    }  # fmt: skip
+
+
+def _stratification_input(fiscal_year: int, member: Member, values: dict, answers: dict) -> Checkup | None:
     if not member.birth_date or member.sex not in {"male", "female"}:
         return None
     hours = answers.get("hours_since_meal")
     fasting_tg, random_tg = values.get("triglycerides_fasting"), values.get("triglycerides_random")
     return Checkup(
         sex=member.sex,
-        age=age_in_fiscal_year(member.birth_date, record.fiscal_year),
+        age=age_in_fiscal_year(member.birth_date, fiscal_year),
         waist=values.get("waist"),
         bmi=values.get("bmi"),
         systolic=values.get("systolic"),
@@ -159,3 +203,119 @@ def physician_opinion_record(
         details={"opinion": signed.pk, "replaces": previous.pk if previous else None}, actor=acting_user,
     )  # fmt: skip
     return signed
+
+
+# --- 事後措置の実施状況 (follow-up completion) ------------------------------------------------------
+
+
+def _follow_up_reporter(record: CheckupRecord, acting_user) -> bool:
+    """True when the person reports their own follow-up; HR needs checkup.view_conclusion for the
+    record's roster entry. Anyone else gets a 404 (the record is not theirs to see)."""
+    member = record.member
+    if member.user_id is not None and member.user_id == acting_user.pk:
+        return True
+    if policy.can(acting_user, Perm.CHECKUP_VIEW_CONCLUSION, member):
+        return False
+    raise Http404
+
+
+def _opinion_asking_follow_up(record: CheckupRecord) -> PhysicianOpinion:
+    current = record.opinions.order_by("-signed_at", "-pk").first()
+    if current is None or current.follow_up == PhysicianOpinion.FollowUp.NONE:
+        raise AppError("no_follow_up", _("この健診には事後措置の指示がありません。"))
+    return current
+
+
+@transaction.atomic
+def follow_up_visit_record(*, record: CheckupRecord, visited_on: dt.date, acting_user) -> FollowUpVisit:
+    """Record that the follow-up the current opinion asks for was done on ``visited_on``, by HR in their
+    checkup.view_conclusion scope or by the person themself. A correction adds a row (history kept)."""
+    by_self = _follow_up_reporter(record, acting_user)
+    opinion = _opinion_asking_follow_up(record)
+    if visited_on > timezone.localdate():
+        raise AppError("visit_in_future", _("受診日に未来の日付は指定できません。"))
+    if visited_on < record.exam_date:
+        raise AppError("visit_before_exam", _("受診日は健診の受診日以降の日付を指定してください。"))
+    previous = record.follow_up_visits.order_by("-recorded_at", "-pk").first()
+    visit = FollowUpVisit.objects.create(
+        record=record, opinion=opinion, status=FollowUpVisit.Status.DONE, visited_on=visited_on, by_self=by_self,
+        recorded_by=acting_user,
+    )  # fmt: skip
+    audit.record(
+        action="checkup.follow_up_recorded", target_type="checkup", target_id=record.pk,
+        details={"visit": visit.pk, "replaces": previous.pk if previous else None, "by_self": by_self},
+        actor=acting_user,
+    )  # fmt: skip
+    return visit
+
+
+@transaction.atomic
+def follow_up_visit_undo(*, record: CheckupRecord, acting_user) -> FollowUpVisit:
+    """Take back a recorded visit (entered by mistake): adds an "undone" row, the earlier one stays."""
+    by_self = _follow_up_reporter(record, acting_user)
+    previous = record.follow_up_visits.order_by("-recorded_at", "-pk").first()
+    if previous is None or previous.status != FollowUpVisit.Status.DONE:
+        raise AppError("nothing_to_undo", _("取り消す受診の記録がありません。"))
+    visit = FollowUpVisit.objects.create(
+        record=record, opinion=previous.opinion, status=FollowUpVisit.Status.UNDONE, by_self=by_self,
+        recorded_by=acting_user,
+    )  # fmt: skip
+    audit.record(
+        action="checkup.follow_up_undone", target_type="checkup", target_id=record.pk,
+        details={"visit": visit.pk, "replaces": previous.pk, "by_self": by_self}, actor=acting_user,
+    )  # fmt: skip
+    return visit
+
+
+# --- Criteria versions (operators) ----------------------------------------------------------------
+
+
+def criteria_version_check(
+    *, name: str, title: str, effective_from: dt.date, data: dict, newest: CriteriaSet | None = None
+) -> dict:
+    """The document a new version of ``name`` would store (the form's name, title and date win over
+    the JSON's), checked like the judging reads it; CriteriaError with every problem otherwise."""
+    newest = newest or CriteriaSet.objects.filter(name=name).order_by("-version").first()
+    if newest is None:
+        raise criteria_data.CriteriaError(_("判定基準「%(name)s」はありません。") % {"name": name})
+    document = {**data, "name": name, "title": title, "effective_from": effective_from.isoformat()}
+    criteria_data.validate(document, like=newest.data)
+    return document
+
+
+@transaction.atomic
+def criteria_version_create(
+    *, name: str, title: str, effective_from: dt.date, data: dict, acting_user, is_active: bool = True
+) -> CriteriaSet:
+    """Store corrected criteria as a NEW version of the set ``name`` (version = newest + 1); stored
+    versions are never changed, so existing judgements keep the criteria they were made under.
+
+    ``data`` is checked by the same loader the judging uses (criteria.validate); CriteriaError if unusable.
+    """
+    newest = CriteriaSet.objects.select_for_update().filter(name=name).order_by("-version").first()
+    document = criteria_version_check(name=name, title=title, effective_from=effective_from, data=data, newest=newest)
+    version = (CriteriaSet.objects.filter(name=name).aggregate(top=Max("version"))["top"] or 0) + 1
+    created = CriteriaSet.objects.create(
+        name=name, version=version, title=title, effective_from=effective_from, data=document, is_active=is_active
+    )
+    audit.record(
+        action="criteria.version_created", target_type="criteria_set", target_id=created.pk,
+        details={"criteria": name, "version": version, "based_on": newest.pk, "active": is_active},
+        tenant=None, actor=acting_user,
+    )  # fmt: skip
+    return created
+
+
+@transaction.atomic
+def criteria_version_set_active(*, criteria_set: CriteriaSet, active: bool, acting_user) -> CriteriaSet:
+    """Switch whether a version may be chosen for new judgements; its data and the judgements already
+    made under it are left alone."""
+    if criteria_set.is_active != active:
+        criteria_set.is_active = active
+        criteria_set.save(update_fields=["is_active"])
+        audit.record(
+            action="criteria.version_activated" if active else "criteria.version_deactivated",
+            target_type="criteria_set", target_id=criteria_set.pk,
+            details={"criteria": criteria_set.name, "version": criteria_set.version}, tenant=None, actor=acting_user,
+        )  # fmt: skip
+    return criteria_set

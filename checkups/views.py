@@ -8,13 +8,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 import audit
 from accounts import policy
 from accounts.labels import Perm
 from checkups import items, selectors, services
 from checkups.charts import trend_svg
-from checkups.forms import OpinionForm
+from checkups.forms import FollowUpVisitForm, OpinionForm
 from healthapp.errors import AppError
 
 
@@ -78,9 +79,43 @@ def conclusions(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    fiscal_year, rows = selectors.grade_distribution(user=request.user)
+    distribution = selectors.grade_distribution(user=request.user)
     return render(
         request,
         "checkups/dashboard.html",
-        {"fiscal_year": fiscal_year, "rows": rows, "min_size": selectors.MIN_GROUP_SIZE, "grades": "ABCDE"},
-    )
+        {
+            "fiscal_year": distribution.fiscal_year, "rows": distribution.rows, "follow_up": distribution.follow_up,
+            "min_size": selectors.MIN_GROUP_SIZE, "grades": "ABCDE",
+        },
+    )  # fmt: skip
+
+
+def _follow_up_post(request: HttpRequest, record) -> None:
+    """Record (or, with ``undo``, take back) a follow-up visit; the outcome goes to the messages."""
+    try:
+        if "undo" in request.POST:
+            services.follow_up_visit_undo(record=record, acting_user=request.user)
+            messages.success(request, _("受診の記録を取り消しました。"))
+            return
+        form = FollowUpVisitForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, _("受診日を正しく入力してください。"))
+            return
+        services.follow_up_visit_record(record=record, acting_user=request.user, **form.cleaned_data)
+        messages.success(request, _("受診を記録しました。"))
+    except AppError as exc:
+        messages.error(request, exc.message)
+
+
+@login_required
+@require_POST
+def conclusion_follow_up(request: HttpRequest, record_id: int) -> HttpResponse:
+    _follow_up_post(request, selectors.record_for_conclusions(user=request.user, record_id=record_id))
+    return redirect("checkups:conclusions")
+
+
+@login_required
+@require_POST
+def my_follow_up(request: HttpRequest, record_id: int) -> HttpResponse:
+    _follow_up_post(request, selectors.my_record(user=request.user, record_id=record_id))
+    return redirect("checkups:mine")

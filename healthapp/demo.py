@@ -78,6 +78,7 @@ def seed_demo() -> list[DemoLogin]:
         if created:
             _seed_grants(tenant, spec["grants"])
             _seed_checkups(tenant, rng)
+            _seed_follow_ups(tenant)
     logins.append(_ensure_login(None, Role.OPERATOR))
     return logins
 
@@ -141,6 +142,33 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
                     institution="デモ健診センター", source="demo",
                 )  # fmt: skip
                 checkup_judge(record=record)
+
+
+def _seed_follow_ups(tenant: Tenant) -> None:
+    """Where the tenant has a physician: opinions asking for a follow-up on some of the latest year's
+    D/E records (the rest stay in the review queue), about half of them reported done, so 就業判定の確認
+    and the completion rate on 健診の集計 have something to show."""
+    from checkups.models import CheckupRecord
+    from checkups.services import follow_up_visit_record, physician_opinion_record
+
+    physician = User.objects.filter(email=demo_email(tenant.slug, Role.PHYSICIAN)).first()
+    hr = User.objects.filter(email=demo_email(tenant.slug, Role.HR_ADMIN)).first()
+    if physician is None or hr is None:
+        return
+    rng = random.Random(SEED + 8)  # noqa: S311  (its own stream: the next tenant's data stays as it was)
+    with tenant_context(tenant):
+        latest = CheckupRecord.objects.order_by("-fiscal_year").values_list("fiscal_year", flat=True).first()
+        records = CheckupRecord.objects.filter(
+            fiscal_year=latest, judgements__overall__in=["D", "E"], member__user__isnull=True
+        ).distinct()  # people with a demo login stay in the physician's queue for the walkthrough
+        for i, record in enumerate(records.order_by("pk")[:16]):
+            physician_opinion_record(
+                record=record, fitness="normal", follow_up=rng.choice(["recheck", "detailed", "consult"]),
+                opinion="", restrictions=[], acting_user=physician,
+            )  # fmt: skip
+            if i % 2 == 0:
+                visited = record.exam_date + dt.timedelta(days=rng.randint(30, 90))
+                follow_up_visit_record(record=record, visited_on=visited, acting_user=hr)
 
 
 def _seed_grants(tenant: Tenant, grants: dict[str, tuple[str, str]]) -> None:

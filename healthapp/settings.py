@@ -357,3 +357,8 @@ CELERY_BEAT_SCHEDULE["roster-expire-qualifications"] = {
     "task": "accounts.roster_tasks.roster_expire_qualifications_all",
     "schedule": crontab(hour=0, minute=5),  # 00:05 JST (CELERY_TIMEZONE): 資格喪失日 starts the day
 }
+
+# --- Checkups --------------------------------------------------------------------------------------
+# A follow-up (再検査 / 精密検査 / 受診勧奨) not reported as done this many months after the physician's
+# opinion is shown as overdue (期限超過).
+CHECKUP_FOLLOW_UP_DUE_MONTHS = env_int("CHECKUP_FOLLOW_UP_DUE_MONTHS", 3)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from tenants.context import CrossTenantError, require_tenant
 
@@ -26,6 +27,8 @@ class Tenant(models.Model):
     contract_start = models.DateField(_("契約開始日"), default=timezone.localdate)
     contract_end = models.DateField(_("契約終了日"), null=True, blank=True)
     status = models.CharField(_("状態"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # 保険者番号 of an insurer tenant: when set, checkup files of another insurer are refused per person.
+    insurer_number = models.CharField(pgettext_lazy("insurer", "保険者番号"), max_length=8, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

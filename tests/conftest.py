@@ -117,7 +117,7 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
     from django.utils import timezone
 
     from accounts.services import label_grant_create, team_create
-    from checkups.models import CheckupCsvMapping, PhysicianOpinion
+    from checkups.models import CheckupCsvMapping, FollowUpVisit, PhysicianOpinion
     from checkups.services import checkup_judge, checkup_record_save
     from healthapp.models import Job
     from tenants.context import tenant_context
@@ -140,7 +140,12 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
             member=roster[1], exam_date=dt.date(2025, 5, 1), program="regular", values={"systolic": Decimal("120")}
         )
         checkup_judge(record=record)
-        PhysicianOpinion.objects.create(record=record, fitness="normal", signed_by=org_admin)
+        opinion = PhysicianOpinion.objects.create(
+            record=record, fitness="normal", follow_up="recheck", signed_by=org_admin
+        )
+        FollowUpVisit.objects.create(
+            record=record, opinion=opinion, status="done", visited_on=dt.date(2025, 6, 1), recorded_by=org_admin
+        )
         CheckupCsvMapping.objects.create(provider="B社の健診機関", mapping={"社員番号": "employee_number"})
 
 

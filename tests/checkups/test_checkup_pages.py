@@ -129,3 +129,110 @@ def test_hr_dashboard_counts_grades_and_suppresses_small_groups(world, clinic):
     assert "<td>6</td>" in sales_row  # 6 people: the employee + 5
     assert "札幌支店" in page and "5人未満のため非表示" in page  # one person in Sapporo: suppressed
     assert "142" not in page
+
+
+def _sign(doc: Client, record, **fields) -> None:
+    data = {
+        "fitness": "restricted",
+        "restrictions": ["no_overtime"],
+        "follow_up": "detailed",
+        "opinion": "残業は月20時間まで",
+    }
+    assert doc.post(f"/checkups/review/{record.pk}/", {**data, **fields}).status_code == 302
+
+
+def _cells(html: str, row_marker: str) -> list[str]:
+    """The text of each <td> in the table row holding ``row_marker``."""
+    import re
+
+    row = html.split(row_marker)[0].rsplit("<tr", 1)[1] + row_marker + html.split(row_marker, 1)[1].split("</tr>")[0]
+    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+
+
+def test_restrictions_read_as_words_for_hr_and_in_the_physicians_history(world, clinic):
+    doc = _client("doc@a.example")
+    record = clinic["record"]
+    _sign(doc, record, restrictions=["no_overtime", "no_business_trips"])
+    page = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
+    cells = _cells(page, "2025-05-20")
+    assert cells[3] == "就業制限" and cells[5] == "精密検査"
+    assert "時間外労働の制限" in cells[4] and "出張の制限" in cells[4]
+    assert "no_overtime" not in page and "no_business_trips" not in page
+    assert "残業は月20時間まで" not in page  # the opinion text stays with the physician
+    history = doc.get(f"/checkups/review/{record.pk}/").content.decode().split("これまでの判定")[1]
+    assert "就業制限" in history and "時間外労働の制限" in history and "出張の制限" in history
+    assert "精密検査" in history and "残業は月20時間まで" in history
+    assert "no_overtime" not in history
+
+
+def test_restriction_labels_follow_the_catalogue_of_restrictions(world):
+    opinion = PhysicianOpinion(restrictions=["no_overtime", "fewer_night_shifts", "retired_code"])
+    assert opinion.restriction_labels == ["時間外労働の制限", "深夜業の回数の減少", "retired_code"]
+    assert PhysicianOpinion(restrictions=[]).restriction_labels == []
+
+
+def test_coded_answers_read_as_the_source_wrote_them(world, clinic):
+    """尿糖 and 尿蛋白 are stored as MHLW answer codes (1 = −, 2 = ±); people read the symbols."""
+    record = clinic["record"]
+    with tenant_context(world.tenant_a):
+        record = checkup_record_save(
+            member=record.member, exam_date=record.exam_date, program="regular",
+            values={**VALUES, "urine_sugar": D("1"), "urine_protein": D("2")},
+        )  # fmt: skip
+        checkup_judge(record=record)
+    mine = _client("member@a.example", TEST_PASSWORD).get("/checkups/mine/").content.decode()
+    section = mine.split('data-testid="results-2025"')[1].split("</table>")[0]
+    assert _cells(section, "<td>尿糖</td>")[1] == "−"
+    assert _cells(section, "<td>尿蛋白</td>")[1] == "±"
+    assert _cells(section, "<td>HbA1c（NGSP）</td>")[1] == "5.8 %"  # measured values stay numbers
+    review = _client("doc@a.example").get(f"/checkups/review/{record.pk}/").content.decode()
+    assert _cells(review, "<td>尿糖</td>")[1] == "−"
+    assert _cells(review, "<td>尿蛋白</td>")[1] == "±"
+
+
+def test_trend_points_are_labelled_by_exam_date(world, clinic):
+    with tenant_context(world.tenant_a):
+        patient = clinic["record"].member
+        for day in (dt.date(2025, 9, 1), dt.date(2026, 1, 15)):  # two more in fiscal year 2025
+            checkup_record_save(member=patient, exam_date=day, program="regular", values=VALUES)
+    svg = _client("member@a.example", TEST_PASSWORD).get("/checkups/mine/").content.decode()
+    chart = svg.split('aria-label="HbA1c（NGSP）"')[1].split("</svg>")[0]
+    labels = [text for text in chart.split('text-anchor="middle">')[1:] if not text.startswith("5.8")]
+    labels = [text.split("<")[0] for text in labels]
+    assert labels == ["2024/5/20", "2025/5/20", "2025/9/1", "2026/1/15"]
+
+
+def test_dashboard_counts_each_person_once_by_their_latest_judged_record(world, clinic):
+    """人数 and the grade columns agree when someone has several checkups in one fiscal year: each person
+    is counted by their latest judged record (and its newest judgement)."""
+    from checkups.models import CheckupRecord, Judgement
+
+    with tenant_context(world.tenant_a):
+        people = [clinic["record"].member]
+        for i in range(4):
+            people.append(member_create(
+                employee_number=f"G-{i}", name=f"集計 {i}", office=world.office_a, department=world.department_a,
+                sex="female", birth_date=dt.date(1985, 1, 1),
+            ))  # fmt: skip
+        healthy = {"systolic": D("110"), "diastolic": D("70"), "ldl": D("100"), "hba1c": D("5.2")}
+        for person in people[1:]:
+            first = checkup_record_save(member=person, exam_date=dt.date(2025, 6, 1), program="regular", values=VALUES)
+            checkup_judge(record=first)
+        # 集計 0: a recheck in the autumn, judged A; it is the one that counts.
+        recheck = checkup_record_save(member=people[1], exam_date=dt.date(2025, 10, 1), program="regular",
+                                      values=healthy)  # fmt: skip
+        assert checkup_judge(record=recheck).overall == "A"
+        # 集計 1: a later record not judged yet: the judged June record still counts.
+        checkup_record_save(member=people[2], exam_date=dt.date(2025, 11, 1), program="regular", values=healthy)
+        # 集計 2: the June record judged again; its newest judgement counts.
+        newest = checkup_judge(record=CheckupRecord.objects.get(member=people[3]))
+        Judgement.objects.filter(pk=newest.pk).update(overall="E")
+    doc = _client("doc@a.example")
+    _sign(doc, recheck)  # an opinion on 集計 0's counted record
+    page = _client("hr@a.example").get("/checkups/dashboard/").content.decode()
+    cells = _cells(page, "<td>営業部</td>")
+    people_count, grades, judged = int(cells[2]), [int(c) for c in cells[3:8]], cells[8]
+    assert people_count == 5
+    assert sum(grades) == 5, cells  # every person once, not every record
+    assert grades[0] == 1 and grades[4] == 1  # 集計 0's recheck (A); 集計 2's newest judgement (E)
+    assert judged == "20%"  # one person of five has an opinion on the record that counts

@@ -164,6 +164,25 @@ def test_another_tenants_roster_is_never_matched(world):
         assert not CheckupRecord.objects.filter(source="mhlw_xml").exists()
 
 
+def test_an_insurer_tenant_refuses_another_insurers_documents_person_by_person(world):
+    tenant = world.tenant_b  # an insurer (健保) tenant
+    tenant.insurer_number = "06139999"
+    tenant.save()
+    with tenant_context(tenant):
+        mine, other = card_member("0001"), card_member("0002")
+        bundle = build_zip([doc("0001", insurer_number="０６１３９９９９"), doc("0002", insurer_number="99999999")])
+        job = run(bundle)
+        assert job.counts["added"] == 1 and job.counts["errors"] == 1
+        assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [(2, "insurer_number", "other_insurer")]
+        assert imports.column_label("insurer_number") == "保険者番号"
+        assert CheckupRecord.objects.filter(member=mine).exists()
+        assert not CheckupRecord.objects.filter(member=other).exists()
+
+        tenant.insurer_number = ""  # not configured: nothing to compare with, as for a company
+        tenant.save()
+        assert run(doc("0002", insurer_number="99999999")).counts["added"] == 1
+
+
 # ----------------------------------------------------------------------------------------------- CSV
 
 CSV_MAPPING = {"社員番号": "employee_number", "受診日": "exam_date", "収縮期血圧": "systolic",
@@ -202,6 +221,38 @@ def test_provider_csv_is_matched_by_employee_number_through_the_saved_mapping(wo
                           "urine_sugar": Decimal("2")}  # fmt: skip
         assert record.judgements.count() == 1
         assert run(data, source=imports.SOURCE_CSV, mapping_id=mapping.pk).counts["unchanged"] == 1
+
+
+def test_a_csv_in_several_chunks_is_applied_from_each_chunks_own_bytes(world, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK_SIZE", 2)
+    with tenant_context(world.tenant_a):
+        for member in world.roster_a:
+            member.sex, member.birth_date = "male", dt.date(1980, 1, 1)
+            member.save()
+        mapping = imports.mapping_save(provider="P", mapping=CSV_MAPPING, acting_user=None)
+        data = csv_bytes([
+            ["A0", "2025-06-02", "120", "80", "5.5", "−", "なし"],
+            ["A1", "2025-06-02", "121", "81", "5.6", "−", "なし"],
+            [""],  # a blank line between chunks is skipped, and still counted in the row numbers
+            ["A2", "2025-06-02", "999", "82", "5.7", "−", "なし"],  # row 5: implausible
+            ["A0", "2025-06-02", "120", "80", "5.5", "−", "なし"],  # row 6: same exam again
+            ["A2", "2025-06-03", "123", "83", "5.8", "+", "あり"],
+        ])  # fmt: skip
+        job = run(data, source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert job.state == Job.State.DONE and job.next_chunk == 3
+        assert {(e["row"], e["code"]) for e in job.errors} == {(5, "implausible"), (6, "duplicate")}
+        assert job.counts["applied"] == {"added": 3, "updated": 0, "unchanged": 0, "errors": 2, "judged": 3}
+        stored = {
+            (r.record.member.employee_number, r.record.exam_date.day): r.value
+            for r in CheckupResult.objects.filter(item="systolic").select_related("record__member")
+        }
+        assert stored == {("A0", 2): Decimal("120"), ("A1", 2): Decimal("121"), ("A2", 3): Decimal("123")}
+        # Every judgement is audited: one event per written chunk, listing each record with its judgement.
+        from audit.models import AuditEvent
+
+        events = AuditEvent.objects.filter(action="checkup.judged", target_type="job", target_id=str(job.pk))
+        audited = {(r, j) for e in events for r, j in zip(e.details["records"], e.details["judgements"], strict=True)}
+        assert events.count() == 2 and audited == set(Judgement.objects.values_list("record_id", "pk"))
 
 
 def test_a_mapping_to_an_unknown_item_or_without_identity_is_refused(world):
@@ -353,12 +404,13 @@ def test_apply_goes_chunk_by_chunk_and_a_crashed_chunk_is_redone_once(world, mon
             imports.checkup_import_confirm(job=job, acting_user=None, enqueue=False)
         with transaction.atomic():
             assert imports.checkup_import_apply_step(job_id=job.pk)
-        real_judge = imports.checkup_judge
-        monkeypatch.setattr(imports, "checkup_judge", lambda **kw: (_ for _ in ()).throw(RuntimeError("worker died")))
+        real_judge = imports.checkup_judge_many
+        died = lambda **kw: (_ for _ in ()).throw(RuntimeError("worker died"))  # noqa: E731
+        monkeypatch.setattr(imports, "checkup_judge_many", died)
         with pytest.raises(RuntimeError), transaction.atomic():
             imports.checkup_import_apply_step(job_id=job.pk)
         assert CheckupRecord.objects.count() == 1  # the crashed chunk left nothing behind
-        monkeypatch.setattr(imports, "checkup_judge", real_judge)
+        monkeypatch.setattr(imports, "checkup_judge_many", real_judge)
         while True:
             with transaction.atomic():
                 if not imports.checkup_import_apply_step(job_id=job.pk):

@@ -1,0 +1,309 @@
+"""Benchmark: the checkup import (provider CSV) end to end on PostgreSQL against its floor, same run.
+
+    DATABASE_URL=postgres://healthapp_app@127.0.0.1:5432/healthapp \\
+    DATABASE_OWNER_URL=postgres://healthapp_owner@127.0.0.1:5432/healthapp \\
+    .venv/bin/python bench/checkup_import.py [--records 100000]
+
+Generates a roster of ``--records`` people (employee number, name, birth date, sex) and a CP932
+provider CSV with one checkup per person: employee number and exam date, then 25 values (the 18 result
+items of the catalogue, 5 questionnaire answers, program and institution). In a scratch database
+``bench_checkup_import`` (created and dropped by the owner role, like the test database):
+
+- setup, not timed: the roster (members written in bulk), the provider's column mapping;
+- floor: PostgreSQL ``COPY`` of the same values into a plain table, one row per value (25 per record);
+- ours: the import as a worker runs it, as the application role under row-level security: store the
+  upload, validate (the dry run), confirm, apply chunk by chunk, each chunk in its own transaction
+  (match by blind index, write records and results, judge every record, audit);
+- a re-import of the unchanged file (validate + apply, nothing to write), after an ANALYZE (untimed).
+
+Target: import and judging <= 8x the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dj_database_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET = 8
+# Provider column → our mapping target: the 18 catalogue items, 5 questionnaire answers, 2 header fields.
+COLUMNS = {
+    "社員番号": "employee_number", "受診日": "exam_date", "健診種別": "program", "健診機関": "institution",
+    "身長": "height", "体重": "weight", "BMI": "bmi", "腹囲": "waist", "収縮期血圧": "systolic",
+    "拡張期血圧": "diastolic", "中性脂肪（空腹時）": "triglycerides_fasting",
+    "中性脂肪（随時）": "triglycerides_random",
+    "HDLコレステロール": "hdl", "LDLコレステロール": "ldl", "AST": "ast", "ALT": "alt", "γ-GT": "ggt",
+    "空腹時血糖": "glucose_fasting", "随時血糖": "glucose_random", "HbA1c": "hba1c", "尿糖": "urine_sugar",
+    "尿蛋白": "urine_protein", "服薬_血圧": "medication_bp", "服薬_血糖": "medication_glucose",
+    "服薬_脂質": "medication_lipid", "喫煙": "smoker", "食後時間": "hours_since_meal",
+}  # fmt: skip
+VALUE_COLUMNS = list(COLUMNS)[2:]  # the 25 values per record (employee number and date identify it)
+INSTITUTIONS = ["さくら健診クリニック", "東京健康管理センター", "大阪予防医学協会"]
+URINE = ["－", "－", "－", "±", "＋"]
+# Ranges of the integer items, in column order: BP, lipids, liver enzymes, glucose.
+SPANS = [(95, 170), (55, 105), (40, 400), (50, 450), (30, 95), (60, 200), (12, 60), (8, 80), (10, 150), (75, 140),
+         (80, 200)]  # fmt: skip  # as CP932 writes them (NFKC: -, ±, +)
+
+
+def generate(tmp: Path, records: int) -> tuple[Path, Path, list[list[str]]]:
+    """The roster CSV, the checkup CSV and the checkup rows (for the floor)."""
+    rng = random.Random(8)
+    roster, checkups = tmp / "roster.csv", tmp / "checkups.csv"
+    rows: list[list[str]] = []
+    with roster.open("w", encoding="cp932", newline="") as r, checkups.open("w", encoding="cp932", newline="") as c:
+        roster_writer, writer = csv.writer(r, lineterminator="\r\n"), csv.writer(c, lineterminator="\r\n")
+        roster_writer.writerow(["社員番号", "氏名", "生年月日", "性別", "事業所"])
+        writer.writerow(list(COLUMNS))
+        for i in range(records):
+            number, male = f"E{i + 1:06d}", i % 2 == 0
+            birth = dt.date(1958, 1, 1) + dt.timedelta(days=rng.randint(0, 365 * 45))
+            roster_writer.writerow([number, f"健診 {i + 1}", birth.isoformat(), "男" if male else "女", "本社"])
+            height = min(max(rng.gauss(171 if male else 158, 6), 140), 200)
+            weight = min(max(rng.gauss(68 if male else 54, 9), 38), 140)
+            waist = min(max(rng.gauss(84 if male else 78, 9), 55), 130)
+            values = [
+                "定期健診", INSTITUTIONS[i % 3], f"{height:.1f}", f"{weight:.1f}",
+                f"{weight / (height / 100) ** 2:.1f}", f"{waist:.1f}", *(str(rng.randint(*span)) for span in SPANS),
+                f"{rng.uniform(4.6, 7.5):.1f}", rng.choice(URINE), rng.choice(URINE),
+                *(rng.choice(["あり"] + ["なし"] * odds) for odds in (5, 9, 6, 2)), str(rng.choice([2, 12, 14])),
+            ]  # fmt: skip
+            exam = dt.date(2025, 4, 1) + dt.timedelta(days=i % 300)
+            writer.writerow([number, exam.strftime("%Y/%m/%d"), *values])
+            rows.append(values)
+    return roster, checkups, rows
+
+
+def setup_database() -> object:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthapp.settings")
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        sys.exit("Set DATABASE_URL (application role) and DATABASE_OWNER_URL (owner role) to PostgreSQL.")
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test.utils import setup_databases
+
+    from healthapp.db import use_app_role, use_owner_role
+
+    connection.settings_dict["TEST"]["NAME"] = "bench_checkup_import"  # never the test suite's database
+    use_owner_role()
+    config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    use_app_role()
+    return config
+
+
+def teardown_database(config) -> None:
+    from django.test.utils import teardown_databases
+
+    from healthapp.db import use_owner_role
+
+    use_owner_role()
+    teardown_databases(config, verbosity=0)
+
+
+def load_roster(path: Path, tenant) -> None:
+    """The roster written in bulk (not timed): encrypted and blind-indexed as any member row."""
+    from django.db import transaction
+
+    from accounts.models import Member
+    from tenants.context import tenant_context
+
+    sexes = {"男": Member.Sex.MALE, "女": Member.Sex.FEMALE}
+    with path.open(encoding="cp932", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        rows = list(reader)
+    for start in range(0, len(rows), 2000):
+        with transaction.atomic(), tenant_context(tenant):
+            members = []
+            for number, name, birth, sex, _office in rows[start : start + 2000]:
+                member = Member(
+                    tenant=tenant, employee_number=number, name=name, birth_date=dt.date.fromisoformat(birth),
+                    sex=sexes[sex],
+                )  # fmt: skip
+                member.before_save()  # bulk_create skips save(): derive the blind indexes here
+                members.append(member)
+            Member.objects.bulk_create(members)
+    analyze()
+
+
+def analyze() -> None:
+    """Planner statistics for the freshly loaded tables, as autovacuum keeps them on a live server (the
+    test server runs without autovacuum; without statistics the lookups by member scan the tenant)."""
+    from django.db import connection
+
+    from healthapp.db import owner_role
+
+    with owner_role(), connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def _owner_connect():
+    import psycopg
+    from django.conf import settings
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params["user"] = dj_database_url.parse(settings.DATABASE_OWNER_URL).get("USER") or params.get("user")
+    return psycopg.connect(**params)
+
+
+def floor(rows: list[list[str]]) -> float:
+    """COPY of the same values into a plain table, one row per value (the data prepared untimed); the
+    best of three runs, as the machine is shared."""
+    buffer = io.StringIO()
+    for record, values in enumerate(rows, start=1):
+        for column, value in zip(VALUE_COLUMNS, values, strict=True):
+            buffer.write(f"{record}\t{COLUMNS[column]}\t{value}\n")
+    data = buffer.getvalue().encode()
+    best = float("inf")
+    with _owner_connect() as conn, conn.cursor() as cur:
+        conn.autocommit = True
+        for _ in range(3):
+            cur.execute("CREATE TEMP TABLE checkup_floor (record integer, item text, value text)")
+            start = time.perf_counter()
+            with cur.copy("COPY checkup_floor FROM STDIN") as copy:
+                for offset in range(0, len(data), 1 << 16):
+                    copy.write(data[offset : offset + (1 << 16)])
+            best = min(best, time.perf_counter() - start)
+            cur.execute("SELECT count(*) FROM checkup_floor")
+            assert cur.fetchone()[0] == len(rows) * len(VALUE_COLUMNS)
+            cur.execute("DROP TABLE checkup_floor")
+    return best
+
+
+def schema_floor() -> tuple[float, int]:
+    """For reference, not the target: COPY of the imported results (as the owner, no row-level
+    security) into a copy of the results table with its indexes and foreign keys, committed (the
+    deferred foreign-key checks run at the commit): what any write of these rows costs here."""
+    data = io.BytesIO()
+    with _owner_connect() as conn, conn.cursor() as cur:
+        with cur.copy("COPY (SELECT tenant_id, record_id, item, value, text, unit, unit_as_given, code, interpretation "
+                      "FROM checkups_checkupresult) TO STDOUT") as copy:  # fmt: skip
+            for block in copy:
+                data.write(block)
+        cur.execute("CREATE TABLE bench_results (LIKE checkups_checkupresult INCLUDING ALL)")
+        for sql in FOREIGN_KEYS:
+            cur.execute(sql)
+        conn.commit()
+        count = 0
+        start = time.perf_counter()
+        with cur.copy("COPY bench_results (tenant_id, record_id, item, value, text, unit, unit_as_given, code, "
+                      "interpretation) FROM STDIN") as copy:  # fmt: skip
+            view = data.getbuffer()
+            for offset in range(0, len(view), 1 << 16):
+                copy.write(view[offset : offset + (1 << 16)])
+        conn.commit()
+        seconds = time.perf_counter() - start
+        cur.execute("SELECT count(*) FROM bench_results")
+        count = cur.fetchone()[0]
+        cur.execute("DROP TABLE bench_results")
+        conn.commit()
+    return seconds, count
+
+
+# The indexes come with LIKE … INCLUDING ALL; the foreign keys as Django declares them.
+FOREIGN_KEYS = [
+    f"ALTER TABLE bench_results ADD FOREIGN KEY ({column}) REFERENCES {table} (id) DEFERRABLE INITIALLY DEFERRED"
+    for column, table in (("record_id", "checkups_checkuprecord"), ("tenant_id", "tenants_tenant"))
+]
+
+
+def import_file(path: Path, tenant, mapping_id: int) -> tuple[float, float, object]:
+    """The import as the workers run it: store + validate (one transaction), confirm, one transaction
+    per apply step."""
+    from django.db import transaction
+
+    from checkups import imports
+    from tenants.context import tenant_context
+
+    start = time.perf_counter()
+    with transaction.atomic(), tenant_context(tenant), path.open("rb") as upload:
+        job = imports.checkup_import_start(
+            upload=upload, file_name=path.name, source="csv", mapping_id=mapping_id, acting_user=None, enqueue=False
+        )
+    with transaction.atomic(), tenant_context(tenant):
+        job = imports.checkup_import_validate(job_id=job.pk)
+        assert job.state == "validated" and not job.counts["errors"], (job.error_code, job.errors[:5])
+    validated = time.perf_counter() - start
+    with transaction.atomic(), tenant_context(tenant):
+        imports.checkup_import_confirm(job=job, acting_user=None, enqueue=False)
+    while True:
+        with transaction.atomic(), tenant_context(tenant):
+            if not imports.checkup_import_apply_step(job_id=job.pk):
+                break
+    total = time.perf_counter() - start
+    with tenant_context(tenant):
+        job.refresh_from_db()
+    return validated, total, job
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=100_000)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-checkup-"))
+    os.environ.setdefault("HEALTHAPP_VAR_DIR", str(tmp / "var"))
+    roster_csv, checkup_csv, rows = generate(tmp, args.records)
+    config = setup_database()
+    try:
+        from checkups import imports
+        from checkups.models import CheckupResult, Judgement
+        from tenants.context import tenant_context
+        from tenants.services import tenant_create
+
+        tenant = tenant_create(kind="company", name="ベンチ株式会社", slug="bench")
+        start = time.perf_counter()
+        load_roster(roster_csv, tenant)
+        with tenant_context(tenant):
+            mapping = imports.mapping_save(provider="ベンチ健診", mapping=COLUMNS, acting_user=None)
+        setup_s = time.perf_counter() - start
+        floor_s = floor(rows)
+        validated_s, import_s, job = import_file(checkup_csv, tenant, mapping.pk)
+        applied = job.counts["applied"]
+        assert job.state == "done" and applied["added"] == args.records == applied["judged"], job.counts
+        with tenant_context(tenant):
+            results, judgements = CheckupResult.objects.count(), Judgement.objects.count()
+        assert judgements == args.records, judgements
+        schema_s, schema_rows = schema_floor()
+        analyze()  # between the runs, as autovacuum would after 100,000 new records (it is off here)
+        revalidated_s, reimport_s, again = import_file(checkup_csv, tenant, mapping.pk)
+        assert again.counts["applied"]["unchanged"] == args.records, again.counts
+    finally:
+        teardown_database(config)
+
+    size_mb = checkup_csv.stat().st_size / 2**20
+    values = args.records * len(VALUE_COLUMNS)
+    print(f"records: {args.records:,} x {len(VALUE_COLUMNS)} values (18 result items, 5 questionnaire answers, "
+          f"program, institution; CP932 CSV {size_mb:.1f} MB), PostgreSQL, application role with RLS")  # fmt: skip
+    print(f"setup (not timed): roster + mapping {setup_s:.2f}s")
+    print(
+        f"floor: COPY of {values:,} values into a plain table {floor_s:.2f}s ({args.records / floor_s:,.0f} records/s)"
+    )
+    print(f"reference (not the target): COPY of the {schema_rows:,} results into a copy of the results table "
+          f"with its indexes and foreign keys, owner role, committed {schema_s:.2f}s = {schema_s / floor_s:.1f}x "
+          "floor")  # fmt: skip
+    ratio = import_s / floor_s
+    print(f"import + judging: {import_s:.2f}s (validate {validated_s:.2f}s + apply {import_s - validated_s:.2f}s), "
+          f"{args.records / import_s:,.0f} records/s, {results:,} results, {judgements:,} judgements, "
+          f"{ratio:.2f}x floor (target <= {TARGET}x) {'OK' if ratio <= TARGET else 'OVER TARGET'}")  # fmt: skip
+    print(f"re-import unchanged: {reimport_s:.2f}s (validate {revalidated_s:.2f}s), "
+          f"{args.records / reimport_s:,.0f} records/s, {reimport_s / floor_s:.2f}x floor")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

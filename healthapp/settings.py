@@ -347,8 +347,11 @@ ROSTER_IMPORT_KEEP_DAYS = env_int("ROSTER_IMPORT_KEEP_DAYS", 7)  # unconfirmed u
 CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "accounts.roster_tasks"]  # not a tasks.py module
 # An unacknowledged task (acks_late) of a killed worker is handed out again once it is older than the
 # visibility timeout; workers look for such tasks every interval x throttle seconds (kombu: 10 x 10).
+# 15 minutes: far above our longest task (a 100,000-row import), and a task still running when its
+# copy is handed out is harmless: every import step locks its job and skips work already committed.
+# Tasks with an ETA or countdown beyond this would be delivered twice: we schedule none.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600),
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 900),
     "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL_SECONDS", 10),
     "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
 }

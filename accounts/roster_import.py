@@ -760,15 +760,13 @@ def can_apply(job: Job) -> bool:
 
 def roster_import_confirm(*, job: Job, acting_user: User | None, enqueue: bool = True) -> Job:
     """The admin accepts the preview: apply in chunks on a worker."""
-    job = jobs.job_lock(job_id=job.pk)
-    if job is None or not can_apply(job):
-        raise AppError("not_applicable", _("この取り込みは反映できません。"))
-    if Job.objects.filter(kind=Job.Kind.ROSTER, state=Job.State.APPLYING).exclude(pk=job.pk).exists():
-        raise AppError("busy", _("別の名簿の取り込みを反映中です。完了してからもう一度お試しください。"))
-    job.state, job.rows_done, job.next_chunk = Job.State.APPLYING, 0, 0
-    job.confirmed_by = acting_user if getattr(acting_user, "pk", None) else None
-    job.counts = {**job.counts, "applied": {"added": 0, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 0}}
-    job.save()
+    job = jobs.job_confirm(
+        job=job,
+        acting_user=acting_user,
+        can_apply=can_apply,
+        busy_message=_("別の名簿の取り込みを反映中です。完了してからもう一度お試しください。"),
+        applied={"added": 0, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 0},
+    )
     if enqueue:
         from accounts.roster_tasks import roster_apply_task
 

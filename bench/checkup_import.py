@@ -37,6 +37,8 @@ import dj_database_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scratchdb import setup_database, teardown_database  # noqa: E402  (bench/ is the script's folder)
+
 TARGET = 8
 # Provider column → our mapping target: the 18 catalogue items, 5 questionnaire answers, 2 header fields.
 COLUMNS = {
@@ -83,34 +85,6 @@ def generate(tmp: Path, records: int) -> tuple[Path, Path, list[list[str]]]:
             writer.writerow([number, exam.strftime("%Y/%m/%d"), *values])
             rows.append(values)
     return roster, checkups, rows
-
-
-def setup_database() -> object:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthapp.settings")
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        sys.exit("Set DATABASE_URL (application role) and DATABASE_OWNER_URL (owner role) to PostgreSQL.")
-    import django
-
-    django.setup()
-    from django.db import connection
-    from django.test.utils import setup_databases
-
-    from healthapp.db import use_app_role, use_owner_role
-
-    connection.settings_dict["TEST"]["NAME"] = "bench_checkup_import"  # never the test suite's database
-    use_owner_role()
-    config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
-    use_app_role()
-    return config
-
-
-def teardown_database(config) -> None:
-    from django.test.utils import teardown_databases
-
-    from healthapp.db import use_owner_role
-
-    use_owner_role()
-    teardown_databases(config, verbosity=0)
 
 
 def load_roster(path: Path, tenant) -> None:
@@ -259,7 +233,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-checkup-"))
     os.environ.setdefault("HEALTHAPP_VAR_DIR", str(tmp / "var"))
     roster_csv, checkup_csv, rows = generate(tmp, args.records)
-    config = setup_database()
+    config = setup_database("bench_checkup_import")
     try:
         from checkups import imports
         from checkups.models import CheckupResult, Judgement

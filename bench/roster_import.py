@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scratchdb import setup_database, teardown_database  # noqa: E402  (bench/ is the script's folder)
+
 LAST = "佐藤:サトウ 鈴木:スズキ 高橋:タカハシ 田中:タナカ 伊藤:イトウ 渡辺:ワタナベ 山本:ヤマモト 中村:ナカムラ"
 LAST += " 小林:コバヤシ 加藤:カトウ 吉田:ヨシダ 山田:ヤマダ 佐々木:ササキ 山口:ヤマグチ 松本:マツモト"
 LAST += " 髙橋:タカハシ 齋藤:サイトウ"
@@ -77,34 +79,6 @@ def generate(path: Path, rows: int) -> None:
                 "男" if i % 2 else "女", office, departments[i % len(departments)], end,
                 f"user{i + 1}@example.co.jp",
             ])  # fmt: skip
-
-
-def setup_database() -> object:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthapp.settings")
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        sys.exit("Set DATABASE_URL (application role) and DATABASE_OWNER_URL (owner role) to PostgreSQL.")
-    import django
-
-    django.setup()
-    from django.db import connection
-    from django.test.utils import setup_databases
-
-    from healthapp.db import use_app_role, use_owner_role
-
-    connection.settings_dict["TEST"]["NAME"] = "bench_roster_import"  # never the test suite's database
-    use_owner_role()
-    config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
-    use_app_role()
-    return config
-
-
-def teardown_database(config) -> None:
-    from django.test.utils import teardown_databases
-
-    from healthapp.db import use_owner_role
-
-    use_owner_role()
-    teardown_databases(config, verbosity=0)
 
 
 def floor(path: Path, tenant) -> tuple[float, float]:
@@ -191,7 +165,7 @@ def main() -> None:
     os.environ.setdefault("HEALTHAPP_VAR_DIR", str(tmp / "var"))
     csv_path = tmp / "roster.csv"
     generate(csv_path, args.rows)
-    config = setup_database()
+    config = setup_database("bench_roster_import")
     try:
         from tenants.services import tenant_create
 

@@ -709,18 +709,13 @@ def can_apply(job: Job) -> bool:
 
 def checkup_import_confirm(*, job: Job, acting_user: User | None, enqueue: bool = True) -> Job:
     """The admin accepts the preview: apply in chunks on a worker."""
-    locked = jobs.job_lock(job_id=job.pk)
-    if locked is None or not can_apply(locked):
-        raise AppError("not_applicable", _("この取り込みは反映できません。"))
-    if Job.objects.filter(kind=Job.Kind.CHECKUP, state=Job.State.APPLYING).exclude(pk=locked.pk).exists():
-        raise AppError("busy", _("別の健診結果の取り込みを反映中です。完了してからもう一度お試しください。"))
-    locked.state, locked.rows_done, locked.next_chunk = Job.State.APPLYING, 0, 0
-    locked.confirmed_by = acting_user if getattr(acting_user, "pk", None) else None
-    locked.counts = {
-        **locked.counts,
-        "applied": {"added": 0, "updated": 0, "unchanged": 0, "errors": 0, "judged": 0},
-    }
-    locked.save()
+    locked = jobs.job_confirm(
+        job=job,
+        acting_user=acting_user,
+        can_apply=can_apply,
+        busy_message=_("別の健診結果の取り込みを反映中です。完了してからもう一度お試しください。"),
+        applied={"added": 0, "updated": 0, "unchanged": 0, "errors": 0, "judged": 0},
+    )
     if enqueue:
         from checkups.tasks import checkup_apply_task
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import uuid
+from collections.abc import Callable
 from typing import IO
 
 from django.core.files.base import File
@@ -17,6 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from healthapp.errors import AppError
 from healthapp.models import Job
@@ -35,7 +37,6 @@ def job_create(*, kind: str, upload: IO[bytes], file_name: str, max_bytes: int, 
     The size limit is checked while reading, so a lying Content-Length or a stream without a size
     cannot get past it; the SHA-256 identifies the file in the audit log without its content.
     """
-    from django.utils.translation import gettext as _
 
     tenant = require_tenant()
     size = getattr(upload, "size", None)
@@ -89,6 +90,23 @@ def job_lock(*, job_id: int) -> Job | None:
     """The job row locked for one worker step (PostgreSQL: SELECT … FOR UPDATE), inside the caller's
     transaction, so two deliveries of the same step run one after the other."""
     return Job.objects.select_for_update().filter(pk=job_id).first()
+
+
+def job_confirm(
+    *, job: Job, acting_user, can_apply: Callable[[Job], bool], busy_message: str, applied: dict[str, int]
+) -> Job:
+    """The admin accepts a validated job's preview: it moves to APPLYING with zeroed ``applied``
+    counts. Refused when ``can_apply`` says no, or while another job of the same kind is applying."""
+    locked = job_lock(job_id=job.pk)
+    if locked is None or not can_apply(locked):
+        raise AppError("not_applicable", _("この取り込みは反映できません。"))
+    if Job.objects.filter(kind=locked.kind, state=Job.State.APPLYING).exclude(pk=locked.pk).exists():
+        raise AppError("busy", busy_message)
+    locked.state, locked.rows_done, locked.next_chunk = Job.State.APPLYING, 0, 0
+    locked.confirmed_by = acting_user if getattr(acting_user, "pk", None) else None
+    locked.counts = {**locked.counts, "applied": dict(applied)}
+    locked.save()
+    return locked
 
 
 def job_fail(job: Job, *, code: str) -> None:

@@ -8,7 +8,7 @@ Generates a realistic CP932 roster (Japanese names, kana, era and Gregorian date
 departments, e-mail addresses), then in a scratch database ``bench_roster_import`` (created and
 dropped by the owner role, like the test database):
 
-- floor: PostgreSQL ``COPY`` of the same file into a plain table, plus the bare AES-256-GCM
+- floor (best of three runs): PostgreSQL ``COPY`` of the same file into a plain table, plus the bare AES-256-GCM
   encryption of every value the file carries and the bare HMAC-SHA-256 of every blind index;
 - ours: the import as a worker runs it, as the application role under row-level security: store
   the upload, validate (the dry run), apply chunk by chunk (encrypt, blind-index, insert);
@@ -170,7 +170,9 @@ def main() -> None:
         from tenants.services import tenant_create
 
         tenant = tenant_create(kind="company", name="ベンチ株式会社", slug="bench")
-        copy_s, crypto_s = floor(csv_path, tenant)
+        # The floor is the best of three runs: its crypto part varies by half between runs on a shared
+        # machine, and the best one makes the ratio the conservative (higher) one.
+        copy_s, crypto_s = min((floor(csv_path, tenant) for _ in range(3)), key=sum)
         floor_s = copy_s + crypto_s
         validated_s, import_s, job = import_file(csv_path, tenant)
         assert job.counts["applied"]["added"] == args.rows, job.counts

@@ -37,7 +37,10 @@ def normalise(value: object, *, kana: bool = False) -> str:
 
 def blind_index(tenant_id: int, purpose: str, *parts: object, kana: bool = False) -> str:
     """The hex HMAC of the normalised ``parts`` (joined with a separator that normalisation removes)."""
-    message = SEPARATOR.join([normalise(part, kana=kana) for part in parts])
+    if len(parts) == 1:  # the common case (employee number, name, e-mail): no list, no join
+        message = normalise(parts[0], kana=kana)
+    else:
+        message = SEPARATOR.join([normalise(part, kana=kana) for part in parts])
     return hmac.digest(keyring.index_key(tenant_id, purpose), message.encode(), "sha256").hex()
 
 

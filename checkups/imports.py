@@ -27,7 +27,7 @@ import base64
 import json
 import logging
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -194,12 +194,13 @@ def _is_zip(data: bytes) -> bool:
     return data[:4] == b"PK\x03\x04"
 
 
-def xml_entries(data: bytes) -> Iterator[Entry]:
+def xml_entries(data: bytes, wanted: Callable[[int], bool] | None = None) -> Iterator[Entry | None]:
     """Entries of one ClinicalDocument or a ZIP bundle, not yet matched (``match_members``). Raises
-    FileError for a bundle that cannot be read at all."""
+    FileError for a bundle that cannot be read at all. ``wanted`` as for ``parse_zip``: the bundle's
+    other documents are not parsed and yield None."""
     if _is_zip(data):
         try:
-            parsed_all: Iterator[ParsedCheckup | ParseError] = parse_zip(data)
+            parsed_all: Iterator[ParsedCheckup | ParseError | None] = parse_zip(data, wanted=wanted)
         except ParseError as exc:
             raise FileError(exc.code if exc.code in ERROR_MESSAGES else "not_zip") from None
     else:
@@ -209,6 +210,9 @@ def xml_entries(data: bytes) -> Iterator[Entry]:
             raise FileError(exc.code if exc.code in ERROR_MESSAGES else "parse_error") from None
     insurer_number = _tenant_insurer_number()
     for number, parsed in enumerate(parsed_all, start=1):
+        if parsed is None:
+            yield None
+            continue
         if isinstance(parsed, ParseError):
             code = parsed.code if parsed.code in ERROR_MESSAGES else "parse_error"
             yield Entry(row=number, source=parsed.source, problems=[("", code)])
@@ -785,7 +789,11 @@ def _chunk_entries(job: Job, *, start: int, first_row: int, size: int, todo: int
             stream: Iterator[tuple[int, Entry]] = csv_entries(f, layout, start=start, first_row=first_row)
             index = 0
         else:
-            stream, index = ((0, entry) for entry in xml_entries(f.read())), -start
+
+            def wanted(position: int) -> bool:  # only the chunk's documents marked to write are parsed again
+                return 0 <= position - start < size and bool(todo >> (position - start) & 1)
+
+            stream, index = ((0, entry) for entry in xml_entries(f.read(), wanted)), -start
         for _end, entry in stream:
             if index >= size:
                 break

@@ -33,7 +33,7 @@ import io
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -455,11 +455,14 @@ def parse_zip(
     max_entries: int = MAX_ENTRIES,
     max_entry_bytes: int = MAX_DOCUMENT_BYTES,
     max_total_bytes: int = MAX_TOTAL_BYTES,
-) -> Iterator[ParsedCheckup | ParseError]:
+    wanted: Callable[[int], bool] | None = None,
+) -> Iterator[ParsedCheckup | ParseError | None]:
     """Parse every ``DATA/h….xml`` of an MHLW bundle, yielding a ParsedCheckup or a ParseError per file.
 
     The bundle itself is checked eagerly: not a ZIP, too many entries or too large in total raises
-    ParseError at call time. ix08/su08, CLAIMS/ and XSD/ entries are ignored.
+    ParseError at call time. ix08/su08, CLAIMS/ and XSD/ entries are ignored. ``wanted(position)``
+    (0-based, counting what is yielded) limits inflating and parsing to those positions; the others
+    yield None, so an import's apply step parses only its chunk's documents.
     """
     cat = catalogue or catalogue_module.load()
     try:
@@ -474,21 +477,31 @@ def parse_zip(
     declared = sum(info.file_size for info in infos if _is_data_entry(info.filename))
     if declared > max_total_bytes:
         raise ParseError("too_large", "ZIP の展開後サイズが上限を超えています / ZIP too large once inflated")
-    return _iter_zip(bundle, infos, cat, max_entry_bytes, max_total_bytes)
+    return _iter_zip(bundle, infos, cat, max_entry_bytes, max_total_bytes, wanted)
 
 
 def _iter_zip(
-    bundle: zipfile.ZipFile, infos: list[zipfile.ZipInfo], cat: Catalogue, max_entry: int, max_total: int
-) -> Iterator[ParsedCheckup | ParseError]:
+    bundle: zipfile.ZipFile,
+    infos: list[zipfile.ZipInfo],
+    cat: Catalogue,
+    max_entry: int,
+    max_total: int,
+    wanted: Callable[[int], bool] | None,
+) -> Iterator[ParsedCheckup | ParseError | None]:
     total = 0
+    position = -1
     with bundle:
         for info in infos:
             name = info.filename
             label = name[:200]
+            if not _unsafe_name(name) and (info.is_dir() or not _is_data_entry(name)):
+                continue
+            position += 1
+            if wanted is not None and not wanted(position):
+                yield None
+                continue
             if _unsafe_name(name):
                 yield ParseError("unsafe_name", "不正なパス名の項目です / entry name escapes the bundle", source=label)
-                continue
-            if info.is_dir() or not _is_data_entry(name):
                 continue
             if info.flag_bits & 0x1:
                 yield ParseError("encrypted", "暗号化された項目は読めません / encrypted entry", source=label)

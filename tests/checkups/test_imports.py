@@ -87,6 +87,25 @@ def test_a_zip_bundle_is_matched_by_insurance_card_imported_and_judged(world):
         assert job.counts["applied"]["judged"] == 2
 
 
+def test_a_zip_in_several_chunks_parses_each_document_once_to_check_and_once_to_write(world, monkeypatch):
+    from checkups import mhlw_xml
+
+    monkeypatch.setattr(imports, "CHUNK_SIZE", 2)
+    parsed: list[str] = []
+    real_parse = mhlw_xml.parse_document
+    monkeypatch.setattr(
+        mhlw_xml, "parse_document", lambda data, **kw: parsed.append(kw["source"]) or real_parse(data, **kw)
+    )
+    with tenant_context(world.tenant_a):
+        people = [card_member(f"000{i}") for i in range(1, 5)]
+        job = run(build_zip([doc("0001"), doc("0002"), doc("0999"), doc("0003"), doc("0004")]))
+        assert job.state == Job.State.DONE and job.next_chunk == 3 and job.counts["applied"]["added"] == 4
+        assert CheckupRecord.objects.filter(member__in=people).count() == 4
+    # five documents checked by the dry run, then only the four to write (the unknown card is not parsed again,
+    # and no step parses the documents of the chunks before its own)
+    assert len(parsed) == 5 + 4 and len(set(parsed[5:])) == 4
+
+
 def test_reimporting_the_same_file_changes_nothing_and_a_corrected_file_updates_keeping_history(world):
     with tenant_context(world.tenant_a):
         me = card_member("0001")

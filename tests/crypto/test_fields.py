@@ -23,8 +23,9 @@ CANARY = {
     "kana_name": "アンゴウ ハナコ",
     "birth_date": dt.date(1984, 7, 9),
     "sex": "female",
-    "insurance_symbol": "4711",
-    "insurance_number": "90210",
+    # Long enough never to turn up by chance inside a random uid, index or ciphertext of the dump.
+    "insurance_symbol": "47110815",
+    "insurance_number": "90210377",
     "address": "東京都千代田区試験町1-2-3",
     "phone": "03-5555-0199",
 }

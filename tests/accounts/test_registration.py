@@ -249,7 +249,8 @@ def test_registration_is_audited_without_personal_data(client, world, dependant)
     assert confirmed[-1].outcome == "success"
     for event in [*failed, *requested, *confirmed]:
         text = f"{event.target_id} {event.details}"
-        assert "@" not in text and "1234" not in text and "乙山" not in text
+        assert "@" not in text and "乙山" not in text
+        assert "1234" not in str(event.details)  # (target_id is a random uid: four digits may turn up in it)
 
 
 def test_card_lookup_uses_the_blind_index_and_decrypts_no_roster_entry(client, world, dependant, monkeypatch):

@@ -45,7 +45,7 @@ def main() -> None:
     from accounts.models import Member
     from healthapp.crypto import keyring
     from healthapp.crypto.blind_index import blind_index, insurance_card_index, normalise
-    from healthapp.crypto.fields import _aad, encrypted_fields, open_row, seal_row
+    from healthapp.crypto.fields import encrypted_fields, open_row, seal_row
     from tenants.context import tenant_context
     from tenants.services import tenant_create
 
@@ -83,7 +83,7 @@ def main() -> None:
             [
                 (
                     (v.isoformat() if isinstance(v, dt.date) else v).encode(),
-                    _aad(m, fields[name]),
+                    b"%d" % tenant.pk + fields[name]._aad_suffix + m.uid.bytes,  # tenant|model|field|uid
                 )
                 for name, v in values.items()
             ]

@@ -76,22 +76,6 @@ def fresh(value: Any) -> Any:
     return value
 
 
-def _aad(instance: models.Model, field: EncryptedMixin) -> bytes:
-    """``tenant id | app.model | field | row uid`` (the uid only on models that have one)."""
-    state = instance.__dict__
-    tenant_id = state.get("tenant_id")
-    if tenant_id is None:
-        raise DecryptionError(f"{field.model.__name__}.{field.name} needs a tenant to encrypt or decrypt")
-    cached = state.get("_aad_cache")
-    if cached is not None and cached[0] == tenant_id and field.name in cached[1]:
-        return cached[1][field.name]
-    aad = _build_aad(instance, field, tenant_id)
-    if cached is None or cached[0] != tenant_id:
-        cached = state["_aad_cache"] = (tenant_id, {})
-    cached[1][field.name] = aad
-    return aad
-
-
 def _aad_parts(field: EncryptedMixin) -> bytes:
     """The field's constant AAD part ``|app.model|field|``; notes whether the model has a row uid."""
     suffix = field.__dict__.get("_aad_suffix")
@@ -99,14 +83,6 @@ def _aad_parts(field: EncryptedMixin) -> bytes:
         suffix = field._aad_suffix = f"|{field.model._meta.label_lower}|{field.name}|".encode()
         field._aad_has_uid = any(f.attname == "uid" for f in field.model._meta.concrete_fields)
     return suffix
-
-
-def _build_aad(instance: models.Model, field: EncryptedMixin, tenant_id: int) -> bytes:
-    suffix = _aad_parts(field)
-    if not field._aad_has_uid:
-        return b"%d" % tenant_id + suffix
-    uid = instance.__dict__["uid"] if "uid" in instance.__dict__ else instance.uid  # loads if deferred
-    return b"%d" % tenant_id + suffix + uid.bytes
 
 
 class EncryptedAttribute(DeferredAttribute):
@@ -138,27 +114,16 @@ class EncryptedMixin:
     def decode_plain(self, raw: bytes) -> Any:
         raise NotImplementedError
 
-    # --- encryption ------------------------------------------------------------------------------
-    # Both are written flat (no helper calls beyond the key lookup): they run for every personal value.
+    # --- encryption: one value is a row of one (seal_row / open_row below) --------------------------
     def encrypt_for(self, instance: models.Model, value: Any) -> bytes:
         """Seal under a fresh random 96-bit nonce: header | nonce | ciphertext+tag, header in the AAD."""
-        aad = _aad(instance, self)
-        aead, header = keyring.active_cipher(instance.tenant_id)
-        nonce = urandom(NONCE_SIZE)
-        return header + nonce + aead.encrypt(nonce, self.encode_plain(value), header + aad)
+        _aad_parts(self)  # a field outside its model's concrete fields is prepared here
+        return seal_row(*_row_aad(instance), [(self, value)])[0]
 
     def decrypt_for(self, instance: models.Model, sealed: bytes) -> Any:
         """Open a sealed value; raises DecryptionError, never returns anything but the plaintext."""
-        if len(sealed) < HEADER_SIZE + 16 or sealed[0] != FORMAT_V1:
-            key_version_of(sealed)  # raises with the precise reason
-        header = sealed[:VERSION_HEADER_SIZE]
-        aead = keyring.aead_for(instance.tenant_id, int.from_bytes(header[1:], "big"))
-        try:
-            nonce, body = sealed[VERSION_HEADER_SIZE:HEADER_SIZE], sealed[HEADER_SIZE:]
-            plain = aead.decrypt(nonce, body, header + _aad(instance, self))
-        except InvalidTag:
-            raise DecryptionError("value does not authenticate (wrong key, moved or altered ciphertext)") from None
-        return self.decode_plain(plain)
+        _aad_parts(self)
+        return open_row(*_row_aad(instance), [(self, sealed)])[0]
 
     # --- Django field protocol -------------------------------------------------------------------
     def get_internal_type(self) -> str:
@@ -280,9 +245,10 @@ def _row_aad(instance: models.Model) -> tuple[int, bytes]:
     tenant_id = state.get("tenant_id")
     if tenant_id is None:
         raise DecryptionError(f"{type(instance).__name__} needs a tenant to encrypt or decrypt")
+    fields = encrypted_fields(type(instance))  # also prepares each field's constant AAD part
     if "uid" in state:
         uid = state["uid"]
-    elif not any(f._aad_has_uid for f in encrypted_fields(type(instance))):
+    elif not any(f._aad_has_uid for f in fields):
         return tenant_id, b""
     else:
         uid = instance.uid  # deferred: loads it

@@ -1,32 +1,30 @@
 """Pages of the checkup import (健診結果の取り込み): upload (MHLW XML / ZIP or provider CSV), preview,
 apply, progress, error report, and the per-provider CSV column mappings.
 
-Thin: the work is in checkups.imports. Every page needs ``roster.manage`` (the people who load the
-roster load the checkup files); without it, and for another tenant's job, the answer is the same 404.
+Thin: the work is in checkups.imports; the pages every importer shares are healthapp.job_views. Every
+page needs ``roster.manage`` (the people who load the roster load the checkup files); without it, and for
+another tenant's job, the answer is the same 404.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_POST
 
-from accounts import policy
 from accounts.labels import Perm
 from checkups import imports
 from checkups.models import CheckupCsvMapping
-from healthapp import jobs
-from healthapp.csvsafe import csv_response
 from healthapp.errors import AppError
+from healthapp.job_views import ADDED, UNCHANGED, UPDATED, Count, JobPages, JobUrls
 from healthapp.models import Job
 
-PREVIEW_ERRORS = 200  # the page lists this many; the CSV report has them all
 SAMPLE_CSV = Path(__file__).resolve().parent / "samples" / "sample_checkups.csv"
 
 
@@ -74,14 +72,57 @@ class MappingForm(forms.Form):
         return out
 
 
-def require_manager(user) -> None:
-    if not policy.can(user, Perm.ROSTER_MANAGE):
-        raise Http404
+def _start(data: dict[str, Any], acting_user) -> Job:
+    file = data["file"]
+    return imports.checkup_import_start(
+        upload=file, file_name=file.name, source=data["source"], mapping_id=data.get("mapping"),
+        acting_user=acting_user,
+    )  # fmt: skip
 
 
-def _job(request: HttpRequest, job_id: int) -> Job:
-    require_manager(request.user)
-    return jobs.job_get(job_id=job_id, kind=Job.Kind.CHECKUP)
+def _mapping(job: Job) -> dict[str, Any]:
+    """The provider mapping a CSV job was read with, named on its page (None once deleted, or for XML)."""
+    mapping_id = job.options.get("mapping_id")
+    return {"mapping": CheckupCsvMapping.objects.filter(pk=mapping_id).first() if mapping_id else None}
+
+
+PAGES = JobPages(
+    kind=Job.Kind.CHECKUP,
+    permission=Perm.ROSTER_MANAGE,
+    urls=JobUrls(
+        upload="checkup_import:upload",
+        job="checkup_import:job",
+        status="checkup_import:status",
+        apply="checkup_import:apply",
+        errors="checkup_import:errors",
+    ),
+    upload_template="checkups/import/upload.html",
+    job_template="checkups/import/job.html",
+    upload_form=CheckupUploadForm,
+    start=_start,
+    confirm=imports.checkup_import_confirm,
+    can_apply=imports.can_apply,
+    error_message=imports.error_message,
+    column_label=imports.column_label,
+    report_header=imports.error_report_header,
+    report_rows=imports.error_report_rows,
+    preview_counts=(
+        ADDED,
+        Count("updated", _("更新（結果を置き換え、判定の履歴は残します）")),
+        UNCHANGED,
+        Count("errors", _("エラー（取り込まない件）")),
+        Count("warnings", _("警告（不明な項目コードは読み飛ばし）"), only_if_any=True),
+    ),
+    applied_counts=(ADDED, UPDATED, UNCHANGED, Count("judged", _("判定した件数"))),
+    warnings=imports.WARNINGS,
+    extra_context=_mapping,
+)
+
+upload = PAGES.upload_page
+job_page = PAGES.job_page
+status = PAGES.status
+apply = PAGES.apply
+errors_csv = PAGES.error_report
 
 
 def _mapping_text(mapping: dict[str, str]) -> str:
@@ -89,28 +130,8 @@ def _mapping_text(mapping: dict[str, str]) -> str:
 
 
 @login_required
-def upload(request: HttpRequest) -> HttpResponse:
-    require_manager(request.user)
-    form = CheckupUploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        file = form.cleaned_data["file"]
-        mapping = form.cleaned_data.get("mapping")
-        try:
-            job = imports.checkup_import_start(
-                upload=file, file_name=file.name, source=form.cleaned_data["source"],
-                mapping_id=mapping, acting_user=request.user,
-            )  # fmt: skip
-        except AppError as exc:
-            form.add_error("file", exc.message)
-        else:
-            return redirect("checkup_import:job", job_id=job.pk)
-    recent = Job.objects.filter(kind=Job.Kind.CHECKUP).order_by("-created_at")[:20]
-    return render(request, "checkups/import/upload.html", {"form": form, "jobs": recent})
-
-
-@login_required
 def sample_csv(request: HttpRequest) -> HttpResponse:
-    require_manager(request.user)
+    PAGES.require(request.user)
     response = HttpResponse(SAMPLE_CSV.read_bytes(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="sample_checkups.csv"'
     return response
@@ -119,7 +140,7 @@ def sample_csv(request: HttpRequest) -> HttpResponse:
 @login_required
 def mappings(request: HttpRequest, mapping_id: int | None = None) -> HttpResponse:
     """The provider mappings, with a form for a new one or, given ``mapping_id``, for editing it."""
-    require_manager(request.user)
+    PAGES.require(request.user)
     editing = None
     if mapping_id is not None:
         editing = CheckupCsvMapping.objects.filter(pk=mapping_id).first()
@@ -140,50 +161,3 @@ def mappings(request: HttpRequest, mapping_id: int | None = None) -> HttpRespons
             return redirect("checkup_import:mappings")
     context = {"form": form, "mappings": CheckupCsvMapping.objects.order_by("provider"), "editing": editing}
     return render(request, "checkups/import/mappings.html", context)
-
-
-@login_required
-def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _job(request, job_id)
-    errors = [
-        {**e, "column_label": imports.column_label(e.get("column") or ""), "message": imports.error_message(e["code"]),
-         "warning": e["code"] in imports.WARNINGS}
-        for e in job.errors[:PREVIEW_ERRORS]
-    ]  # fmt: skip
-    mapping = None
-    if job.options.get("mapping_id"):
-        mapping = CheckupCsvMapping.objects.filter(pk=job.options["mapping_id"]).first()
-    context = {
-        "job": job,
-        "errors": errors,
-        "more_errors": max(0, len(job.errors) - PREVIEW_ERRORS),
-        "can_apply": imports.can_apply(job),
-        "failure": imports.error_message(job.error_code) if job.error_code else "",
-        "applied": job.counts.get("applied"),
-        "mapping": mapping,
-    }
-    return render(request, "checkups/import/job.html", context)
-
-
-@login_required
-def status(request: HttpRequest, job_id: int) -> JsonResponse:
-    return JsonResponse(jobs.job_status(_job(request, job_id)))
-
-
-@login_required
-@require_POST
-def apply(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _job(request, job_id)
-    try:
-        imports.checkup_import_confirm(job=job, acting_user=request.user)
-    except AppError as exc:
-        messages.error(request, exc.message)
-    return redirect("checkup_import:job", job_id=job.pk)
-
-
-@login_required
-def errors_csv(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _job(request, job_id)
-    return csv_response(
-        f"checkup-import-{job.pk}-errors.csv", imports.error_report_header(), imports.error_report_rows(job)
-    )

@@ -1,0 +1,162 @@
+"""The pages every file importer shows the same way (roster, checkups): the upload form with the history,
+a job's page (facts, live progress, preview and result counts, confirm form, errors), its JSON status for
+the progress bar, the confirm POST and the CSV error report.
+
+An importer describes itself once in a ``JobPages`` (job kind, permission, URL names, service functions,
+count labels) and points its URLs at that object's views; its templates extend templates/jobs/upload.html
+and templates/jobs/job.html and fill in only what it alone shows. Thin like any view: the work is in the
+importer's services and healthapp.jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from accounts import policy
+from healthapp import jobs
+from healthapp.csvsafe import csv_response
+from healthapp.errors import AppError
+from healthapp.models import Job
+
+PREVIEW_ERRORS = 200  # the page lists this many; the CSV report has them all
+RECENT_JOBS = 20
+
+
+@dataclass(frozen=True)
+class Count:
+    """One line of a count table: ``key`` in the job's counts, its label; ``only_if_any`` hides it at zero."""
+
+    key: str
+    label: str | Promise
+    only_if_any: bool = False
+
+
+# The counts every importer has, by the same words.
+ADDED = Count("added", _("追加"))
+UPDATED = Count("updated", _("更新"))
+UNCHANGED = Count("unchanged", _("変更なし"))
+
+
+@dataclass(frozen=True)
+class JobUrls:
+    """The URL names of one importer's pages; all but ``upload`` take ``job_id``."""
+
+    upload: str
+    job: str
+    status: str
+    apply: str
+    errors: str
+
+
+def _no_extra(job: Job) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class JobPages:
+    """One importer's front end. ``start`` turns the upload form's cleaned data into a new job;
+    ``confirm``, ``can_apply``, ``error_message`` and the report functions are the importer's services."""
+
+    kind: str
+    permission: str
+    urls: JobUrls
+    upload_template: str
+    job_template: str
+    upload_form: type[forms.Form]
+    start: Callable[[dict[str, Any], Any], Job]
+    confirm: Callable[..., Job]
+    can_apply: Callable[[Job], bool]
+    error_message: Callable[[str], str]
+    column_label: Callable[[str], str]
+    report_header: Callable[[], list[str]]
+    report_rows: Callable[[Job], Iterable[Sequence[object]]]
+    preview_counts: tuple[Count, ...]
+    applied_counts: tuple[Count, ...]
+    warnings: frozenset[str] = frozenset()  # error codes that import the rest of the entry anyway
+    extra_context: Callable[[Job], dict[str, Any]] = _no_extra
+
+    def require(self, user) -> None:
+        """Without the importer's permission every page is the 404 of a page that does not exist."""
+        if not policy.can(user, self.permission):
+            raise Http404
+
+    def job(self, request: HttpRequest, job_id: int) -> Job:
+        """The current tenant's job of this kind for a user holding the permission; anything else is 404."""
+        self.require(request.user)
+        return jobs.job_get(job_id=job_id, kind=self.kind)
+
+    def _context(self, **context: Any) -> dict[str, Any]:
+        return {"title": Job.Kind(self.kind).label, "kind": self.kind, "urls": self.urls, **context}
+
+    @method_decorator(login_required)
+    def upload_page(self, request: HttpRequest) -> HttpResponse:
+        self.require(request.user)
+        form = self.upload_form(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = self.start(form.cleaned_data, request.user)
+            except AppError as exc:
+                form.add_error("file", exc.message)
+            else:
+                return redirect(self.urls.job, job_id=job.pk)
+        recent = Job.objects.filter(kind=self.kind).order_by("-created_at")[:RECENT_JOBS]
+        return render(request, self.upload_template, self._context(form=form, jobs=recent))
+
+    @method_decorator(login_required)
+    def job_page(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = self.job(request, job_id)
+        errors = [
+            {**e, "column_label": self.column_label(e.get("column") or ""), "message": self.error_message(e["code"]),
+             "warning": e["code"] in self.warnings}
+            for e in job.errors[:PREVIEW_ERRORS]
+        ]  # fmt: skip
+        applied = job.counts.get("applied")
+        context = self._context(
+            job=job,
+            errors=errors,
+            more_errors=max(0, len(job.errors) - PREVIEW_ERRORS),
+            can_apply=self.can_apply(job),
+            failure=self.error_message(job.error_code) if job.error_code else "",
+            applied=applied,
+            preview_counts=_count_rows(self.preview_counts, job.counts),
+            applied_counts=_count_rows(self.applied_counts, applied or {}),
+            **self.extra_context(job),
+        )
+        return render(request, self.job_template, context)
+
+    @method_decorator(login_required)
+    def status(self, request: HttpRequest, job_id: int) -> JsonResponse:
+        return JsonResponse(jobs.job_status(self.job(request, job_id)))
+
+    @method_decorator(login_required)
+    @method_decorator(require_POST)
+    def apply(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = self.job(request, job_id)
+        try:
+            self.confirm(job=job, acting_user=request.user)
+        except AppError as exc:
+            messages.error(request, exc.message)
+        return redirect(self.urls.job, job_id=job.pk)
+
+    @method_decorator(login_required)
+    def error_report(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = self.job(request, job_id)
+        name = f"{self.kind}-import-{job.pk}-errors.csv"
+        return csv_response(name, self.report_header(), self.report_rows(job))
+
+
+def _count_rows(spec: tuple[Count, ...], counts: Mapping[str, Any]) -> list[tuple[str, str | Promise, Any]]:
+    """(key, label, value) to show; a missing count is blank, as the page showed it before it ran."""
+    return [(c.key, c.label, counts.get(c.key, "")) for c in spec if not c.only_if_any or counts.get(c.key)]

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import IO, Any
 
 import psycopg
@@ -46,6 +46,7 @@ from healthapp.crypto.blind_index import blind_index, insurance_card_index
 from healthapp.crypto.fields import encrypted_fields, open_row, seal_row
 from healthapp.csvsafe import csv_bytes
 from healthapp.errors import AppError
+from healthapp.lookups import rows_by_keys
 from healthapp.models import Job
 from tenants.context import require_tenant, tenant_context
 from tenants.models import Department, Office, Tenant
@@ -180,6 +181,14 @@ def parse_date(text: str) -> dt.date:
 
     Raises ValueError with an ERROR_MESSAGES code; a date outside its era's span is refused rather
     than silently moved into the next era."""
+    if len(text) == 10 and text.isascii() and text[4] in "-/." and text[7] == text[4]:
+        # YYYY-MM-DD and YYYY/MM/DD, what most files hold: no normalising, no patterns to try
+        year, month, day = text[:4], text[5:7], text[8:]
+        if year.isdigit() and month.isdigit() and day.isdigit():
+            try:
+                return dt.date(int(year), int(month), int(day))
+            except ValueError:
+                raise ValueError("date_invalid") from None
     value = unicodedata.normalize("NFKC", text).strip().replace(" ", "").lower()
     for pattern in _DATE_PATTERNS:
         match = pattern.match(value)
@@ -259,6 +268,11 @@ class Context:
     def insurer(self) -> bool:
         return self.tenant.kind == Tenant.Kind.INSURER
 
+    @cached_property
+    def cleaners(self) -> list[tuple[int, str, Callable[[str, Context], Any]]]:
+        """(cell position, column, cleaner) of the file's known columns, looked up once per job step."""
+        return [(at, c, _CLEANERS[c]) for at, c in enumerate(self.columns) if c is not None]
+
 
 def _nfkc(text: str) -> str:
     return text.strip() if text.isascii() else unicodedata.normalize("NFKC", text).strip()
@@ -274,15 +288,13 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
     if len(cells) < width:
         cells = cells + [""] * (width - len(cells))  # Excel drops trailing empty cells
     values = row.values
-    for canonical, raw in zip(ctx.columns, cells, strict=False):
-        if canonical is None:
-            continue
-        text = raw.strip()
+    for at, canonical, clean in ctx.cleaners:
+        text = cells[at].strip()
         if text.startswith(_FORMULA_START):
             row.errors.append((canonical, "formula"))
             continue
         try:
-            values[canonical] = _CLEANERS[canonical](text, ctx)
+            values[canonical] = clean(text, ctx)
         except ValueError as exc:
             row.errors.append((canonical, str(exc)))
     if row.errors:
@@ -579,12 +591,15 @@ def _existing(rows: list[Row], columns: list[str | None]) -> dict[str, Current]:
     names = [f.attname for f in personal]
     tenant_id = require_tenant().pk
     for key_field, keys in by_field.items():
-        loaded = Member.objects.filter(**{f"{key_field}__any": keys}).values_list(
-            key_field, "pk", "uid", "user_id", "office_id", "department_id", "is_active", *plain, *names
+        loaded = rows_by_keys(
+            Member, key_field, keys, ["pk", "uid", "user_id", "office_id", "department_id", "is_active", *plain, *names]
         )
         for key, pk, uid, user_id, office_id, department_id, is_active, *rest in loaded:
-            values = dict(zip(plain + names, rest, strict=True))  # NULL personal values load as "" / None
+            if isinstance(uid, str):
+                uid = uuid.UUID(uid)  # SQLite keeps it as text
+            values = dict(zip(plain + names, rest, strict=True))
             todo = [(f, v) for f, v in zip(personal, rest[len(plain) :], strict=True) if isinstance(v, bytes)]
+            values.update((f.attname, "" if f.empty_as_null else None) for f in personal if values[f.attname] is None)
             values.update(zip((f.attname for f, _ in todo), open_row(tenant_id, uid.bytes, todo), strict=True))
             found[key] = Current(pk, user_id, office_id, department_id, is_active, values)
     return found
@@ -953,13 +968,14 @@ def _write_chunk(prepared: PreparedChunk) -> dict[str, int]:
 
 def _new_member(row: Row, ctx: Context, now: dt.datetime, defaults: dict[str, Any]) -> dict[str, Any]:
     """A new roster entry's attributes (plaintext; sealed when written), defaults for the rest."""
-    values = {**defaults, "uid": uuid.uuid4()}
-    values.update((c, v) for c, v in row.values.items() if c not in ("office", "department"))
+    values = defaults.copy()
+    values.update(row.values)
+    del values["office"], values["department"]  # names; the entry holds their ids
+    values["uid"] = uuid.uuid4()
     values["office_id"], values["department_id"] = _office_ids(row, ctx)
     values["is_active"] = _target_active(row.values, ctx.today)
     values["tenant_id"], values["created_at"], values["updated_at"] = ctx.tenant.pk, now, now
-    known = {row.key_field: row.key} if row.key_field == "employee_number_index" else None
-    values.update(member_indexes(ctx.tenant.pk, values, known=known))
+    values.update(member_indexes(ctx.tenant.pk, values, known={row.key_field: row.key}))
     return values
 
 
@@ -975,6 +991,7 @@ def _new_members(rows: list[Row], ctx: Context) -> list:
         return []
     now = timezone.now()
     defaults = {f.attname: f.get_default() for f in _MEMBER_FIELDS if f.attname != "uid"}
+    defaults["office"] = defaults["department"] = None
     if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
         members = []
         for row in rows:
@@ -982,13 +999,22 @@ def _new_members(rows: list[Row], ctx: Context) -> list:
             members.append(Member(**{k: v for k, v in values.items() if k not in ("created_at", "updated_at")}))
         return members
     tenant_id = ctx.tenant.pk
+    plain_names = [f.attname for f in _PLAIN]
+    # (position in the record, field, "" stored as NULL): flat tuples, no Field hashing per value
+    encrypted = [(len(_PLAIN) + i, f, f.empty_as_null) for i, f in enumerate(_ENCRYPTED)]
     records = []
     for row in rows:
         values = _new_member(row, ctx, now, defaults)
-        stored = [f for f in _ENCRYPTED if not _stored_as_null(f, values[f.attname])]
-        sealed = seal_row(tenant_id, values["uid"].bytes, [(f, values[f.attname]) for f in stored])
-        by_field = dict(zip(stored, sealed, strict=True))
-        records.append([values[f.attname] for f in _PLAIN] + [by_field.get(f) for f in _ENCRYPTED])
+        record = [values[name] for name in plain_names] + [None] * len(encrypted)
+        todo = []
+        for at, f, empty_as_null in encrypted:
+            value = values[f.attname]
+            if value is not None and not (empty_as_null and value == ""):
+                todo.append((at, f, value))
+        sealed = seal_row(tenant_id, values["uid"].bytes, [(f, value) for _at, f, value in todo])
+        for (at, _f, _value), ciphertext in zip(todo, sealed, strict=True):
+            record[at] = ciphertext
+        records.append(record)
     return records
 
 
@@ -1022,10 +1048,6 @@ def _insert_members(new: list) -> int:
         added = cursor.rowcount
         cursor.execute("DROP TABLE roster_new")  # several chunks may share a transaction (operator command)
         return added
-
-
-def _stored_as_null(field, value: Any) -> bool:
-    return value is None or (value == "" and field.empty_as_null)
 
 
 def _identifiers(columns: Iterable[str]) -> pgsql.Composed:

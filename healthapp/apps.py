@@ -6,4 +6,4 @@ class HealthappConfig(AppConfig):
     verbose_name = "healthapp"
 
     def ready(self) -> None:
-        from healthapp import checks, lookups  # noqa: F401  (registers system checks and the __any lookup)
+        from healthapp import checks  # noqa: F401  (registers the system checks)

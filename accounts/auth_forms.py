@@ -156,6 +156,16 @@ class CodeForm(forms.Form):
     )
 
 
+class PasswordConfirmForm(forms.Form):
+    """The password typed again before a sensitive change (accounts.mfa checks it)."""
+
+    password = forms.CharField(
+        label=_("現在のパスワード"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
+
+
 class AllowlistForm(forms.Form):
     networks = forms.CharField(
         label=_("許可するネットワーク（1行に1つ、CIDR形式）"),

@@ -24,6 +24,11 @@ urlpatterns = [
     path("accounts/mfa/verify/", views.mfa_verify, name="mfa-verify"),
     path("accounts/mfa/email/", views.mfa_email_send, name="mfa-email-send"),
     path("accounts/mfa/backup-codes/", views.mfa_backup_codes, name="mfa-backup-codes"),
+    path(
+        "accounts/mfa/devices/<slug:method>/<int:device_id>/remove/",
+        views.mfa_device_remove,
+        name="mfa-device-remove",
+    ),
     path("settings/allowlist/", views.allowlist_edit, name="allowlist"),
     path("settings/security/", views.security_policy_edit, name="security-policy"),
 ]

@@ -24,10 +24,12 @@ from accounts.auth_forms import (
     ChangePasswordForm,
     CodeForm,
     EmployeeRegistrationForm,
+    PasswordConfirmForm,
     PasswordResetRequestForm,
     ResetSetPasswordForm,
     SecurityPolicyForm,
 )
+from healthapp.errors import AppError
 from healthapp.net import client_ip
 from tenants import allowlist
 
@@ -150,10 +152,17 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 @login_required
 def mfa_overview(request: HttpRequest) -> HttpResponse:
+    factors = mfa.mfa_factors(request.user)
     return render(
         request,
         "accounts/mfa/overview.html",
-        {"devices": mfa.user_devices(request.user), "required": mfa.mfa_required(request.user)},
+        {
+            "devices": mfa.user_devices(request.user),
+            "required": mfa.mfa_required(request.user),
+            "factors": factors,
+            "last_factor_kept": len(factors) == 1 and mfa.mfa_mandatory(request.user),
+            "last_factor_message": mfa.LAST_FACTOR_MESSAGE,
+        },
     )
 
 
@@ -246,6 +255,39 @@ def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
         return redirect("accounts:mfa-backup-codes")
     codes = request.session.pop(NEW_BACKUP_CODES, None)  # shown once
     return render(request, "accounts/mfa/backup_codes.html", {"codes": codes, "next": _next_url(request)})
+
+
+@login_required
+def mfa_device_remove(request: HttpRequest, method: str, device_id: int) -> HttpResponse:
+    """GET shows what removing the factor does; POST with the password typed again removes it."""
+    if _enrolment_blocked(request):
+        return redirect(_with_next("accounts:mfa-verify", request))
+    device = mfa.mfa_factor_get(user=request.user, method=method, device_id=device_id)
+    form = PasswordConfirmForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            done = mfa.mfa_device_remove(request=request, device=device, password=form.cleaned_data["password"])
+        except AppError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(
+                request,
+                _("認証方法を削除しました。多要素認証は無効になり、バックアップコードも削除しました。")
+                if done == mfa.Removal.MFA_OFF
+                else _("認証方法を削除しました。"),
+            )
+            return redirect("accounts:mfa")
+    return render(
+        request,
+        "accounts/mfa/device_remove.html",
+        {
+            "form": form,
+            "method": method,
+            "device": device,
+            "removal": mfa.mfa_device_removal(user=request.user, device=device),
+            "last_factor_message": mfa.LAST_FACTOR_MESSAGE,
+        },
+    )
 
 
 # --- the tenant's sign-in settings (org admin) ------------------------------------------------------

@@ -4,6 +4,7 @@ whose security policy says so; an employee who enrolled a device is asked for it
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from dataclasses import dataclass
 
@@ -11,13 +12,15 @@ import django_otp
 import qrcode
 import qrcode.image.svg
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
+from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import audit
 from accounts.models import User
+from healthapp.errors import AppError
 from tenants.context import current_tenant
 from tenants.models import TenantSecurityPolicy
 
@@ -33,13 +36,16 @@ def security_policy() -> TenantSecurityPolicy:
     return TenantSecurityPolicy.objects.first() or TenantSecurityPolicy(tenant=current_tenant())
 
 
-def mfa_required(user: User) -> bool:
-    """Must this user pass a second factor before anything beyond enrolment?"""
+def mfa_mandatory(user: User) -> bool:
+    """Does the role (every one but employee) or the tenant's policy demand a second factor?"""
     if user.is_privileged:
         return True
-    if user.tenant_id is not None and current_tenant() is not None and security_policy().mfa_required_for_all:
-        return True
-    return django_otp.user_has_device(user)
+    return user.tenant_id is not None and current_tenant() is not None and security_policy().mfa_required_for_all
+
+
+def mfa_required(user: User) -> bool:
+    """Must this user pass a second factor before anything beyond enrolment?"""
+    return mfa_mandatory(user) or django_otp.user_has_device(user)
 
 
 def has_confirmed_device(user: User) -> bool:
@@ -206,6 +212,117 @@ def user_devices(user: User) -> dict:
         "email": EmailDevice.objects.filter(user=user, confirmed=True).exists(),
         "backup_codes": backup_codes_remaining(user),
     }
+
+
+# --- the user's own devices: list and remove --------------------------------------------------------
+
+# The factors a user signs in with. Backup codes are a fallback for them, not a factor of their own:
+# they are not listed as a device and cannot be the one thing left.
+FACTOR_MODELS: dict[str, type[TOTPDevice] | type[EmailDevice]] = {"totp": TOTPDevice, "email": EmailDevice}
+LAST_FACTOR_MESSAGE = _(
+    "このアカウントでは多要素認証が必須のため、最後の認証方法は削除できません。"
+    "先に別の認証方法（認証アプリまたはメールの確認コード）を追加してください。"
+)
+
+
+@dataclass(frozen=True)
+class FactorRow:
+    method: str  # "totp" | "email"
+    id: int
+    created_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+class Removal:
+    """What removing one factor does (mfa_device_removal)."""
+
+    REFUSED = "refused"  # the last factor of a user who must use MFA
+    MFA_OFF = "mfa_off"  # the last factor where MFA is optional: MFA ends, the backup codes go too
+    REMOVED = "removed"  # another factor remains
+
+
+def mfa_factors(user: User) -> list[FactorRow]:
+    """The user's confirmed factors (app and e-mail devices), oldest first."""
+    rows = [
+        FactorRow(method=method, id=device.pk, created_at=device.created_at, last_used_at=device.last_used_at)
+        for method, model in FACTOR_MODELS.items()
+        for device in model.objects.filter(user=user, confirmed=True)
+    ]
+    return sorted(rows, key=lambda row: (row.created_at or dt.datetime.min.replace(tzinfo=dt.UTC), row.id))
+
+
+def mfa_factor_get(*, user: User, method: str, device_id: int) -> TOTPDevice | EmailDevice:
+    """One confirmed factor of ``user``; anyone else's, an unconfirmed one or a missing one is 404."""
+    model = FACTOR_MODELS.get(method)
+    device = model.objects.filter(user=user, confirmed=True, pk=device_id).first() if model else None
+    if device is None:
+        raise Http404
+    return device
+
+
+def mfa_device_removal(*, user: User, device: TOTPDevice | EmailDevice) -> str:
+    """Removal.REFUSED / MFA_OFF / REMOVED for removing ``device`` now (the confirmation page says which)."""
+    others = [row for row in mfa_factors(user) if (row.method, row.id) != (_method(device), device.pk)]
+    if others:
+        return Removal.REMOVED
+    return Removal.REFUSED if mfa_mandatory(user) else Removal.MFA_OFF
+
+
+def mfa_device_remove(*, request: HttpRequest, device: TOTPDevice | EmailDevice, password: str) -> str:
+    """Remove one of the signed-in user's own factors once they have typed their password again.
+
+    Refused with AppError (and audited) for a wrong password and for the last factor of a user whose role
+    or tenant requires MFA. Removing the last factor where MFA is optional turns MFA off and deletes the
+    backup codes too: left alone, they would still be asked for at every login. Returns the Removal done.
+    """
+    user = request.user
+    method = _method(device)
+    if not user.check_password(password):
+        _removal_refused(user=user, method=method, reason="password", outcome="failure")
+        raise AppError("wrong_password", _("パスワードが正しくありません。"))
+    outcome = _device_delete(request=request, device=device)
+    if outcome == Removal.REFUSED:
+        _removal_refused(user=user, method=method, reason="last_factor", outcome="denied")
+        raise AppError("last_factor", LAST_FACTOR_MESSAGE)
+    return outcome
+
+
+@transaction.atomic
+def _device_delete(*, request: HttpRequest, device: TOTPDevice | EmailDevice) -> str:
+    user = request.user
+    # Two removals at once (two tabs) must not both see "another factor remains".
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    outcome = mfa_device_removal(user=user, device=device)
+    if outcome == Removal.REFUSED:
+        return outcome
+    method, device_pk = _method(device), device.pk
+    session_device = getattr(user, "otp_device", None)
+    this_session_used_it = session_device is not None and session_device.persistent_id == device.persistent_id
+    device.delete()
+    if outcome == Removal.MFA_OFF:
+        StaticDevice.objects.filter(user=user).delete()
+    elif this_session_used_it:
+        # This session passed its second factor and the password was just typed again: keep it verified
+        # through a factor that remains. Other sessions verified with the removed device lose it.
+        remaining = mfa_factors(user)[0]
+        django_otp.login(request, mfa_factor_get(user=user, method=remaining.method, device_id=remaining.id))
+    audit.record(
+        action="auth.mfa.device_removed",
+        target_type="user",
+        target_id=user.pk,
+        details={"method": method, "device": device_pk, "mfa_off": outcome == Removal.MFA_OFF},
+    )
+    return outcome
+
+
+def _removal_refused(*, user: User, method: str, reason: str, outcome: str) -> None:
+    audit.record(
+        action="auth.mfa.device_removed",
+        outcome=outcome,
+        target_type="user",
+        target_id=user.pk,
+        details={"method": method, "reason": reason},
+    )
 
 
 def _digits(code: str) -> str:

@@ -31,7 +31,7 @@ from django.utils.http import urlsafe_base64_encode
 import audit
 from accounts.models import Member, Role, User
 from healthapp.crypto.blind_index import blind_index, insurance_card_index, normalise
-from tenants.context import tenant_context
+from tenants.context import require_tenant, tenant_context
 from tenants.models import PendingRegistration, Tenant, TenantSecurityPolicy
 
 UrlBuilder = Callable[[str], str]  # absolute URL of a path on this site (request.build_absolute_uri)
@@ -334,6 +334,27 @@ def registration_confirm(token: str) -> User | None:
             details={"member": str(member.uid)},
         )
     return user
+
+
+@transaction.atomic
+def pending_registrations_purge(*, now: dt.datetime | None = None, dry_run: bool = False) -> int:
+    """Delete the current tenant's self-registrations whose link has expired, used or not: once the link is
+    dead, the e-mail address and password hash they hold serve nothing. One audit event with the count.
+    Returns how many rows were (``dry_run``: would be) deleted."""
+    tenant = require_tenant()
+    expired = PendingRegistration.objects.filter(expires_at__lte=now or timezone.now())
+    if dry_run:
+        return expired.count()
+    deleted = expired.delete()[0]
+    if deleted:
+        audit.record(
+            action="auth.registration.purged",
+            actor=None,
+            target_type="tenant",
+            target_id=tenant.pk,
+            details={"deleted": deleted},
+        )
+    return deleted
 
 
 def _confirm_path(token: str) -> str:

@@ -360,6 +360,10 @@ CELERY_BEAT_SCHEDULE["roster-expire-qualifications"] = {
     "task": "accounts.roster_tasks.roster_expire_qualifications_all",
     "schedule": crontab(hour=0, minute=5),  # 00:05 JST (CELERY_TIMEZONE): 資格喪失日 starts the day
 }
+CELERY_BEAT_SCHEDULE["registration-purge"] = {
+    "task": "accounts.tasks.registration_purge_all",
+    "schedule": crontab(hour=0, minute=20),  # daily: expired self-registration links and their e-mail addresses
+}
 
 # --- Checkups --------------------------------------------------------------------------------------
 # A follow-up (再検査 / 精密検査 / 受診勧奨) not reported as done this many months after the physician's

@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zoneinfo
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 import audit
+from audit.actions import ACTION_LABELS
 from tenants.context import tenant_context
 from tests.conftest import TEST_PASSWORD, log_in
 
@@ -131,3 +134,17 @@ def test_the_page_is_in_english_when_chosen(admin_client, settings):
     admin_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     page = admin_client.get("/audit/").content.decode()
     assert "Audit log" in page and "Login succeeded" in page and "Time (JST)" in page
+
+
+def test_every_action_the_code_records_has_a_name_in_the_viewer():
+    """An HR admin reading the log sees 「ログイン成功」, not ``auth.login.succeeded``: every action
+    recorded anywhere in the code base (literal names and the rate-limit scopes) has a label."""
+    root = Path(__file__).resolve().parents[2]
+    recorded = set()
+    for path in (p for app in root.iterdir() if (app / "apps.py").exists() for p in app.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        recorded |= set(re.findall(r'action="([a-z_]+(?:\.[a-z_]+)+)"', text))
+        for scope in re.findall(r'_check_rate\(scope="([a-z_]+)"', text):
+            recorded.add(f"auth.{scope}.rate_limited")
+    assert {"auth.login.succeeded", "checkup.judged", "auth.registration.rate_limited"} <= recorded
+    assert sorted(recorded - set(ACTION_LABELS)) == []

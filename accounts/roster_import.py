@@ -26,7 +26,6 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import IO, Any
@@ -48,7 +47,7 @@ from healthapp.csvsafe import csv_bytes
 from healthapp.errors import AppError
 from healthapp.lookups import rows_by_keys
 from healthapp.models import Job
-from tenants.context import require_tenant, tenant_context
+from tenants.context import require_tenant
 from tenants.models import Department, Office, Tenant
 
 logger = logging.getLogger(__name__)
@@ -874,55 +873,12 @@ def roster_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = No
 
 
 def roster_import_apply(*, tenant: Tenant, job_id: int, progress: Callable[[Job], None] | None = None) -> None:
-    """Apply a confirmed job, each chunk in a transaction of its own (what the worker runs).
-
-    On PostgreSQL the writing of chunk n (COPY, INSERT, constraint and policy checks: server time)
-    overlaps the reading, checking and sealing of chunk n + 1 (client time): a second thread with its
-    own connection runs the steps while this one prepares the next chunk. Each step still locks the
-    job and commits its chunk with ``next_chunk``, so a crash or a redelivery behaves exactly as with
-    one thread. Inside an outer transaction (tests, SQLite) the steps simply run one after another.
-    """
-
-    def report() -> None:
-        if progress:
-            with transaction.atomic(), tenant_context(tenant):
-                progress(Job.objects.get(pk=job_id))
-
-    connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        while True:
-            with transaction.atomic(), tenant_context(tenant):
-                more = roster_import_apply_step(job_id=job_id)
-            report()
-            if not more:
-                return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="roster-writer") as writer:
-        try:
-            writing = None
-            with transaction.atomic(), tenant_context(tenant):
-                job = Job.objects.get(pk=job_id)
-            index, chunks = job.next_chunk, len(job.plan["chunks"])
-            while job.state == Job.State.APPLYING and index < chunks:
-                with transaction.atomic(), tenant_context(tenant):
-                    prepared = _prepare_chunk(job, index)
-                if writing is not None:
-                    writing.result()  # a failed write stops the import here (and is raised)
-                    report()
-                writing = writer.submit(_step_in_thread, tenant, job_id, prepared)
-                index += 1
-            if writing is not None:
-                writing.result()
-        finally:
-            writer.submit(connections.close_all).result()  # the writer thread's connection
-    with transaction.atomic(), tenant_context(tenant):
-        while roster_import_apply_step(job_id=job_id):  # normally just the finishing step
-            pass
-    report()
-
-
-def _step_in_thread(tenant: Tenant, job_id: int, prepared: PreparedChunk) -> None:
-    with transaction.atomic(), tenant_context(tenant):
-        roster_import_apply_step(job_id=job_id, prepared=prepared)
+    """Apply a confirmed job, each chunk in a transaction of its own (what the worker runs). On
+    PostgreSQL the writing of chunk n (COPY, INSERT, constraint and policy checks: server time) overlaps
+    the reading, checking and sealing of chunk n + 1 (client time), see ``jobs.job_apply``."""
+    jobs.job_apply(
+        tenant=tenant, job_id=job_id, step=roster_import_apply_step, prepare=_prepare_chunk, progress=progress
+    )
 
 
 def _chunk_rows(

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from django.db import transaction
 from django.db.models import Max
@@ -120,6 +121,13 @@ class JudgingCriteria:
         return f"{self.grades_set.name} v{self.grades_set.version}"
 
 
+class JudgedPerson(Protocol):
+    """What judging reads of the person: a Member, or the import's matched roster entry."""
+
+    sex: str
+    birth_date: dt.date | None
+
+
 def judgement_build(
     *, record: CheckupRecord, member: Member, values: dict[str, Decimal], criteria: JudgingCriteria
 ) -> Judgement:
@@ -135,7 +143,7 @@ def judgement_fields(
     *,
     fiscal_year: int,
     questionnaire: dict | None,
-    member: Member,
+    member: JudgedPerson,
     values: dict[str, Decimal],
     criteria: JudgingCriteria,
 ) -> dict:
@@ -152,7 +160,7 @@ def judgement_fields(
     }  # fmt: skip
 
 
-def _stratification_input(fiscal_year: int, member: Member, values: dict, answers: dict) -> Checkup | None:
+def _stratification_input(fiscal_year: int, member: JudgedPerson, values: dict, answers: dict) -> Checkup | None:
     if not member.birth_date or member.sex not in {"male", "female"}:
         return None
     hours = answers.get("hours_since_meal")

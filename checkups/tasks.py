@@ -29,10 +29,7 @@ def checkup_apply_task(tenant_id: int, job_id: int) -> None:
     is not a ``tenant_task``); a redelivered message resumes at ``Job.next_chunk``."""
     tenant = Tenant.objects.get(pk=tenant_id)
     try:
-        while True:
-            with transaction.atomic(), tenant_context(tenant):
-                if not imports.checkup_import_apply_step(job_id=job_id):
-                    return
+        imports.checkup_import_apply(tenant=tenant, job_id=job_id)
     except Exception:
         logger.exception("checkup import job %s: apply step failed", job_id)
         with transaction.atomic(), tenant_context(tenant):

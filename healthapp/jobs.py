@@ -11,18 +11,22 @@ import hashlib
 import tempfile
 import uuid
 from collections.abc import Callable
-from typing import IO
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, TYPE_CHECKING, Any
 
 from django.core.files.base import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from healthapp.errors import AppError
 from healthapp.models import Job
-from tenants.context import require_tenant
+from tenants.context import require_tenant, tenant_context
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
 
 READ_BLOCK = 64 * 1024
 
@@ -149,3 +153,60 @@ def job_status(job: Job) -> dict:
 def on_commit(func, *args) -> None:
     """Enqueue after the surrounding transaction commits (a worker must see the rows it is sent)."""
     transaction.on_commit(lambda: func(*args))
+
+
+def job_apply(
+    *,
+    tenant: Tenant,
+    job_id: int,
+    step: Callable[..., bool],
+    prepare: Callable[[Job, int], Any] | None = None,
+    progress: Callable[[Job], None] | None = None,
+) -> None:
+    """Apply a confirmed job, each chunk in a transaction of its own (what an importer's worker runs).
+
+    ``step(job_id=…, prepared=…)`` locks the job, writes its next chunk (or finishes the job) inside
+    the caller's transaction and returns True while steps remain; ``prepare(job, index)`` is what it
+    would read, check and compute for chunk ``index`` before writing, and must ignore a prepared
+    chunk that is not the one due. On PostgreSQL the writing of chunk n (server time: inserts, index,
+    policy and foreign-key checks) overlaps the preparing of chunk n + 1 (client time): a second thread
+    with its own connection runs the steps while this one prepares. Each step still locks the job and
+    commits its chunk with ``next_chunk``, so a crash or a redelivery behaves as with one thread.
+    Inside an outer transaction (tests, SQLite) the steps simply run one after another.
+    """
+
+    def report() -> None:
+        if progress:
+            with transaction.atomic(), tenant_context(tenant):
+                progress(Job.objects.get(pk=job_id))
+
+    def write(prepared: Any) -> None:
+        with transaction.atomic(), tenant_context(tenant):
+            step(job_id=job_id, prepared=prepared)
+
+    connection = connections[DEFAULT_DB_ALIAS]
+    if prepare is not None and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-writer") as writer:
+            try:
+                writing = None
+                with transaction.atomic(), tenant_context(tenant):
+                    job = Job.objects.get(pk=job_id)
+                index, chunks = job.next_chunk, len(job.plan.get("chunks", []))
+                while job.state == Job.State.APPLYING and index < chunks:
+                    with transaction.atomic(), tenant_context(tenant):
+                        prepared = prepare(job, index)
+                    if writing is not None:
+                        writing.result()  # a failed write stops the import here (and is raised)
+                        report()
+                    writing = writer.submit(write, prepared)
+                    index += 1
+                if writing is not None:
+                    writing.result()
+            finally:
+                writer.submit(connections.close_all).result()  # the writer thread's connection
+    while True:  # one thread: every step; after the pipeline: normally just the finishing step
+        with transaction.atomic(), tenant_context(tenant):
+            more = step(job_id=job_id, prepared=None)
+        report()
+        if not more:
+            return

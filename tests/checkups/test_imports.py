@@ -425,13 +425,14 @@ def test_apply_goes_chunk_by_chunk_and_a_crashed_chunk_is_redone_once(world, mon
             imports.checkup_import_confirm(job=job, acting_user=None, enqueue=False)
         with transaction.atomic():
             assert imports.checkup_import_apply_step(job_id=job.pk)
-        real_judge = imports.checkup_judge_many
+        real_record = imports.audit.record
         died = lambda **kw: (_ for _ in ()).throw(RuntimeError("worker died"))  # noqa: E731
-        monkeypatch.setattr(imports, "checkup_judge_many", died)
+        monkeypatch.setattr(imports.audit, "record", died)  # after the chunk's rows, before its audit event
         with pytest.raises(RuntimeError), transaction.atomic():
             imports.checkup_import_apply_step(job_id=job.pk)
         assert CheckupRecord.objects.count() == 1  # the crashed chunk left nothing behind
-        monkeypatch.setattr(imports, "checkup_judge_many", real_judge)
+        assert Judgement.objects.count() == 1 and CheckupResult.objects.filter(record__source="mhlw_xml").count() == 14
+        monkeypatch.setattr(imports.audit, "record", real_record)
         while True:
             with transaction.atomic():
                 if not imports.checkup_import_apply_step(job_id=job.pk):
@@ -439,3 +440,170 @@ def test_apply_goes_chunk_by_chunk_and_a_crashed_chunk_is_redone_once(world, mon
         job.refresh_from_db()
         assert job.state == Job.State.DONE and job.next_chunk == 3 and job.counts["applied"]["added"] == 3
         assert CheckupRecord.objects.count() == 3 and Judgement.objects.filter(record__source="mhlw_xml").count() == 3
+
+
+# ------------------------------------------------------------------------------ PostgreSQL: the worker
+
+
+def _csv_people(tenant, count: int, *, prefix: str = "W"):
+    """``count`` roster entries with sex and birth date, a saved mapping, and a CSV of one checkup each."""
+    with tenant_context(tenant):
+        for i in range(count):
+            member_create(
+                employee_number=f"{prefix}{i:03d}", name=f"健診 {i}", sex="male", birth_date=dt.date(1970, 1, 1)
+            )
+        mapping = imports.mapping_save(provider="P", mapping=CSV_MAPPING, acting_user=None)
+    rows = [[f"{prefix}{i:03d}", "2025-06-02", str(110 + i), "80", "5.5", "−", "なし"] for i in range(count)]
+    return mapping, csv_bytes(rows)
+
+
+def _confirmed(tenant, data: bytes, mapping_id: int) -> Job:
+    with tenant_context(tenant):
+        job = imports.checkup_import_start(
+            upload=io.BytesIO(data), file_name="c.csv", source="csv", mapping_id=mapping_id, acting_user=None,
+            enqueue=False,
+        )  # fmt: skip
+        job = imports.checkup_import_validate(job_id=job.pk)
+        return imports.checkup_import_confirm(job=job, acting_user=None, enqueue=False)
+
+
+@pytest.mark.postgres
+def test_the_worker_writes_each_chunk_on_a_second_thread_while_it_prepares_the_next(
+    committed_world, monkeypatch, private_storage
+):
+    import threading
+
+    monkeypatch.setattr(imports, "CHUNK_SIZE", 7)
+    tenant = committed_world.tenant_a
+    mapping, data = _csv_people(tenant, 30)
+    job = _confirmed(tenant, data, mapping.pk)
+    threads: dict[str, set[str]] = {"prepare": set(), "write": set()}
+    for name, target in (("prepare", "_prepare_chunk"), ("write", "_write_chunk")):
+        real = getattr(imports, target)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            threads[_name].add(threading.current_thread().name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(imports, target, spy)
+    imports.checkup_import_apply(tenant=tenant, job_id=job.pk)
+    with tenant_context(tenant):
+        job.refresh_from_db()
+        records = CheckupRecord.objects.filter(source="csv")
+        systolic = sorted(int(v) for v in CheckupResult.objects.filter(item="systolic").values_list("value", flat=True))
+        judged = set(Judgement.objects.values_list("record_id", flat=True))
+        from audit.models import AuditEvent
+
+        events = AuditEvent.objects.filter(action="checkup.judged", target_id=str(job.pk))
+        audited = {r for e in events for r in e.details["records"]}
+        assert job.state == Job.State.DONE and job.next_chunk == 5
+        assert job.counts["applied"] == {"added": 30, "updated": 0, "unchanged": 0, "errors": 0, "judged": 30}
+        assert records.count() == 30 and systolic == list(range(110, 140))
+        assert judged == audited == set(records.values_list("pk", flat=True)) and events.count() == 5
+    assert threads["prepare"] == {threading.main_thread().name}
+    assert threads["write"] and threading.main_thread().name not in threads["write"]
+
+
+@pytest.mark.postgres
+def test_a_failed_chunk_write_stops_the_worker_there_and_the_redelivered_task_finishes(
+    committed_world, monkeypatch, private_storage
+):
+    monkeypatch.setattr(imports, "CHUNK_SIZE", 5)
+    tenant = committed_world.tenant_a
+    mapping, data = _csv_people(tenant, 20, prefix="F")
+    job = _confirmed(tenant, data, mapping.pk)
+    real_write, calls = imports._write_chunk, []
+
+    def failing(prepared, job):
+        calls.append(prepared.index)
+        if len(calls) == 3:
+            raise RuntimeError("connection lost")
+        return real_write(prepared, job)
+
+    monkeypatch.setattr(imports, "_write_chunk", failing)
+    with pytest.raises(RuntimeError):
+        imports.checkup_import_apply(tenant=tenant, job_id=job.pk)
+    with tenant_context(tenant):
+        stopped = Job.objects.get(pk=job.pk)
+        assert stopped.next_chunk == 2 and CheckupRecord.objects.count() == 10 and Judgement.objects.count() == 10
+    monkeypatch.setattr(imports, "_write_chunk", real_write)
+    imports.checkup_import_apply(tenant=tenant, job_id=job.pk)
+    with tenant_context(tenant):
+        done = Job.objects.get(pk=job.pk)
+        assert done.state == Job.State.DONE and done.counts["applied"]["added"] == 20
+        assert CheckupRecord.objects.count() == 20 and Judgement.objects.count() == 20
+        assert CheckupResult.objects.filter(item="systolic").count() == 20
+
+
+@pytest.mark.postgres
+def test_a_chunks_stored_records_are_probed_through_the_unique_index_on_a_table_without_statistics(world):
+    """The test database is never analysed, like a new tenant's first big import: each chunk's lookup
+    of stored records (and their values) must go through the indexes, not scan the tenant's records
+    once per chunk (an import quadratic in its size)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    tenant, day = world.tenant_a, dt.date(2025, 6, 2)
+    with tenant_context(tenant):
+        people = Member.objects.bulk_create([Member(tenant=tenant, name="統計") for _ in range(3000)], batch_size=1000)
+        records = CheckupRecord.objects.bulk_create(
+            [CheckupRecord(tenant=tenant, member=m, exam_date=day, fiscal_year=2025, program="regular")
+             for m in people], batch_size=1000,
+        )  # fmt: skip
+        CheckupResult.objects.bulk_create(
+            [CheckupResult(tenant=tenant, record=r, item=item, value=1) for r in records for item in ("hdl", "ldl")],
+            batch_size=2000,
+        )  # fmt: skip
+        entries = [
+            imports.Entry(row=i, member=imports.Person(m.pk, "male", None), exam_date=day, program="regular")
+            for i, m in enumerate(people[::3])
+        ]
+        with CaptureQueriesContext(connection) as captured:
+            stored = imports._stored(entries)
+        (query,) = [q["sql"] for q in captured.captured_queries if "unnest" in q["sql"]]
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + query)
+            plan = cursor.fetchone()[0][0]["Plan"]
+    assert len(stored) == 1000 and {s.values for s in stored.values()} == {"hdl=1.000,ldl=1.000"}
+    scans = {(node["Node Type"], node.get("Index Name")) for node in _plan_nodes(plan) if "Scan" in node["Node Type"]}
+    assert scans == {
+        ("Function Scan", None),  # the chunk's keys
+        ("Index Scan", "checkup_unique_exam"),  # one probe per key
+        ("Bitmap Heap Scan", None),  # a record's results, found by its probe of the (record, item) index
+        ("Bitmap Index Scan", "checkupresult_one_per_item"),
+    } or scans == {
+        ("Function Scan", None),
+        ("Index Scan", "checkup_unique_exam"),
+        ("Index Scan", "checkupresult_one_per_item"),
+    }
+
+
+def _plan_nodes(node: dict):
+    """A plan node (EXPLAIN FORMAT JSON) and every node below it."""
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
+
+
+@pytest.mark.postgres
+def test_a_value_with_more_decimals_than_stored_compares_as_postgresql_rounded_it(world):
+    """numeric(9,3) rounds half away from zero: the comparison with the file rounds the same way, so
+    re-importing such a value finds it unchanged."""
+    from django.db import connection
+
+    member = world.roster_a[0]
+    with tenant_context(world.tenant_a):
+        record = CheckupRecord.objects.create(member=member, exam_date=dt.date(2025, 6, 2), fiscal_year=2025,
+                                              program="regular")  # fmt: skip
+        with connection.cursor() as cursor:  # as the import writes values: their text, rounded by the server
+            cursor.execute(
+                "INSERT INTO checkups_checkupresult (tenant_id, record_id, item, value, text, unit, unit_as_given, "
+                "code, interpretation) VALUES (%s, %s, 'hdl', '40.0005', '', '', '', '', '')",
+                [world.tenant_a.pk, record.pk],
+            )
+        entry = imports.Entry(row=1, member=imports.Person(member.pk, "male", None), exam_date=record.exam_date,
+                              program="regular", values={"hdl": Decimal("40.0005")})  # fmt: skip
+        stored = imports._stored([entry])
+        assert CheckupResult.objects.get(record=record).value == Decimal("40.001")
+    assert stored[entry.key()].values == "hdl=40.001" == imports._fingerprint(entry.values)
+    assert imports._outcome(entry, stored) == "unchanged"

@@ -20,8 +20,9 @@ from tenants.context import require_tenant
 
 
 def rows_by_keys(model: type[Model], key_field: str, keys: Sequence[str], fields: Sequence[str]) -> Iterator[tuple]:
-    """``(key, *fields)`` of the current tenant's rows whose ``key_field`` is one of ``keys`` (text
-    keys). Values come as the database driver gives them (encrypted fields as their stored bytes)."""
+    """``(key, *fields)`` of the current tenant's rows whose ``key_field`` is one of ``keys`` (blind
+    indexes: hex text, never a comma). Values come as the database driver gives them (encrypted fields
+    as their stored bytes)."""
     tenant = require_tenant()  # fails closed in the application, as row-level security does below it
     if not keys:
         return
@@ -35,7 +36,7 @@ def rows_by_keys(model: type[Model], key_field: str, keys: Sequence[str], fields
     columns = [opts.pk.column if name == "pk" else opts.get_field(name).column for name in fields]
     # OFFSET 0 keeps the planner from flattening the probe into a join over the whole table.
     query = pgsql.SQL(
-        "SELECT k.key, {columns} FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL "
+        "SELECT k.key, {columns} FROM unnest(string_to_array(%s, ',')) AS k(key) CROSS JOIN LATERAL "
         "(SELECT {inner} FROM {table} t WHERE t.tenant_id = %s AND t.{key} = k.key OFFSET 0) AS m"
     ).format(
         columns=pgsql.SQL(", ").join(pgsql.Identifier("m", c) for c in columns),
@@ -45,7 +46,8 @@ def rows_by_keys(model: type[Model], key_field: str, keys: Sequence[str], fields
     )
     without_jit()
     with connection.cursor() as cursor:
-        cursor.execute(query.as_string(connection.connection), [list(keys), tenant.pk])
+        # One text parameter: binding a thousand array elements costs more than the probes.
+        cursor.execute(query.as_string(connection.connection), [",".join(keys), tenant.pk])
         yield from cursor.fetchall()
 
 

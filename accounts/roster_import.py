@@ -847,7 +847,7 @@ def roster_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = No
             applied[name] += n
         job.next_chunk += 1
         job.rows_done = min(job.rows_total, job.rows_done + prepared.size)
-        job.save()
+        job.save(update_fields=["next_chunk", "rows_done", "counts", "updated_at"])  # not the plan again
         return True
     if job.options.get("mode") == FULL:
         missing = plan.get("missing", [])

@@ -92,8 +92,9 @@ def job_get(*, job_id: int, kind: str) -> Job:
 
 def job_lock(*, job_id: int) -> Job | None:
     """The job row locked for one worker step (PostgreSQL: SELECT … FOR UPDATE), inside the caller's
-    transaction, so two deliveries of the same step run one after the other."""
-    return Job.objects.select_for_update().filter(pk=job_id).first()
+    transaction, so two deliveries of the same step run one after the other. The error list (up to
+    the importer's limit of entries) loads only if the step reads it: apply steps never do."""
+    return Job.objects.select_for_update().defer("errors").filter(pk=job_id).first()
 
 
 def job_confirm(

@@ -594,11 +594,8 @@ def _existing(rows: list[Row], columns: list[str | None]) -> dict[str, Current]:
             Member, key_field, keys, ["pk", "uid", "user_id", "office_id", "department_id", "is_active", *plain, *names]
         )
         for key, pk, uid, user_id, office_id, department_id, is_active, *rest in loaded:
-            if isinstance(uid, str):
-                uid = uuid.UUID(uid)  # SQLite keeps it as text
-            values = dict(zip(plain + names, rest, strict=True))
+            values = dict(zip(plain + names, rest, strict=True))  # NULL personal values load as "" / None
             todo = [(f, v) for f, v in zip(personal, rest[len(plain) :], strict=True) if isinstance(v, bytes)]
-            values.update((f.attname, "" if f.empty_as_null else None) for f in personal if values[f.attname] is None)
             values.update(zip((f.attname for f, _ in todo), open_row(tenant_id, uid.bytes, todo), strict=True))
             found[key] = Current(pk, user_id, office_id, department_id, is_active, values)
     return found

@@ -27,7 +27,6 @@ import base64
 import json
 import logging
 import unicodedata
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -349,8 +348,7 @@ def _people(key_field: str, keys: list[str]) -> Iterator[tuple[str, Person]]:
         sealed = [(f, value) for f, value in ((sex_field, sex), (birth_field, birth)) if isinstance(value, bytes)]
         opened = dict.fromkeys(("sex", "birth_date"))
         if sealed:
-            uid_bytes = (uid if isinstance(uid, uuid.UUID) else uuid.UUID(str(uid))).bytes  # SQLite: text
-            opened.update(zip((f.attname for f, _v in sealed), open_row(tenant_id, uid_bytes, sealed), strict=True))
+            opened.update(zip((f.attname for f, _v in sealed), open_row(tenant_id, uid.bytes, sealed), strict=True))
         yield key, Person(pk, opened["sex"] or "", opened["birth_date"])
 
 

@@ -21,8 +21,8 @@ from tenants.context import require_tenant
 
 def rows_by_keys(model: type[Model], key_field: str, keys: Sequence[str], fields: Sequence[str]) -> Iterator[tuple]:
     """``(key, *fields)`` of the current tenant's rows whose ``key_field`` is one of ``keys`` (blind
-    indexes: hex text, never a comma). Values come as the database driver gives them (encrypted fields
-    as their stored bytes)."""
+    indexes: hex text, never a comma). Values come as ``values_list`` gives them on every database
+    (encrypted fields as their sealed bytes, an empty optional one as "")."""
     tenant = require_tenant()  # fails closed in the application, as row-level security does below it
     if not keys:
         return
@@ -33,7 +33,14 @@ def rows_by_keys(model: type[Model], key_field: str, keys: Sequence[str], fields
             yield from batch.values_list(key_field, *fields)
         return
     opts = model._meta
-    columns = [opts.pk.column if name == "pk" else opts.get_field(name).column for name in fields]
+    model_fields = [opts.pk if name == "pk" else opts.get_field(name) for name in fields]
+    columns = [f.column for f in model_fields]
+    # The fields' own conversions, as the ORM applies them (the driver already gives uuids and dates)
+    converters = [
+        (at, convert, f.get_col(opts.db_table))
+        for at, f in enumerate(model_fields, start=1)
+        for convert in f.get_db_converters(connection)
+    ]
     # OFFSET 0 keeps the planner from flattening the probe into a join over the whole table.
     query = pgsql.SQL(
         "SELECT k.key, {columns} FROM unnest(string_to_array(%s, ',')) AS k(key) CROSS JOIN LATERAL "
@@ -48,7 +55,13 @@ def rows_by_keys(model: type[Model], key_field: str, keys: Sequence[str], fields
     with connection.cursor() as cursor:
         # One text parameter: binding a thousand array elements costs more than the probes.
         cursor.execute(query.as_string(connection.connection), [",".join(keys), tenant.pk])
-        yield from cursor.fetchall()
+        rows = cursor.fetchall()
+    for row in rows:
+        if converters:
+            row = list(row)
+            for at, convert, expression in converters:
+                row[at] = convert(row[at], expression, connection)
+        yield tuple(row)
 
 
 def without_jit() -> None:

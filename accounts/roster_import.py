@@ -990,7 +990,10 @@ def _insert_members(new: list) -> int:
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_staging_statement(_COLUMNS))
-        with cursor.copy(pgsql.SQL("COPY roster_new ({}) FROM STDIN").format(_identifiers(_COLUMNS))) as copy:
+        # Binary: the sealed values travel as bytes, not as hex text that both sides would convert.
+        statement = pgsql.SQL("COPY roster_new ({}) FROM STDIN (FORMAT BINARY)").format(_identifiers(_COLUMNS))
+        with cursor.copy(statement) as copy:
+            copy.set_types(_copy_types(connection))
             for record in new:
                 copy.write_row(record)
         cursor.execute(
@@ -1001,6 +1004,11 @@ def _insert_members(new: list) -> int:
         added = cursor.rowcount
         cursor.execute("DROP TABLE roster_new")  # several chunks may share a transaction (operator command)
         return added
+
+
+def _copy_types(connection) -> list[str]:
+    """The PostgreSQL type of each COPY column, as a binary COPY must be told (sizes dropped)."""
+    return [re.sub(r"\(.*\)", "", f.db_type(connection)) for f in _PLAIN + _ENCRYPTED]
 
 
 def _identifiers(columns: Iterable[str]) -> pgsql.Composed:

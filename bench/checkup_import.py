@@ -17,6 +17,8 @@ items of the catalogue, 5 questionnaire answers, program and institution). In a 
   while the next one is prepared;
 - for reference, what this schema itself costs: the imported rows COPYed by the owner into copies of
   their tables with their indexes (the results also without their foreign keys), committed;
+- the CPU the import used, in this process and in the PostgreSQL server (bench/cpu.py): the least time
+  that work could take on this machine's cores, however well it overlapped;
 - a re-import of the unchanged file (validate + apply, nothing to write), after an ANALYZE (untimed).
 
 Target: import and judging <= 8x the floor.
@@ -40,7 +42,8 @@ import dj_database_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scratchdb import setup_database, teardown_database  # noqa: E402  (bench/ is the script's folder)
+from cpu import cpu_use, report  # noqa: E402  (bench/ is the script's folder)
+from scratchdb import setup_database, teardown_database  # noqa: E402
 
 TARGET = 8
 # Provider column → our mapping target: the 18 catalogue items, 5 questionnaire answers, 2 header fields.
@@ -210,29 +213,34 @@ def _copy_into_copy(conn, cur, table: str, data: bytes, *, foreign_keys: bool = 
     return seconds, count
 
 
-def import_file(path: Path, tenant, mapping_id: int) -> tuple[float, float, object]:
+def import_file(path: Path, tenant, mapping_id: int, cpu: list | None = None) -> tuple[float, float, object]:
     """The import as the workers run it: store + validate (one transaction), confirm, apply (one
-    transaction per chunk, written while the next chunk is prepared)."""
+    transaction per chunk, written while the next chunk is prepared). ``cpu``: receives the CpuUse of
+    the validation and of the apply."""
     from django.db import transaction
 
     from checkups import imports
     from tenants.context import tenant_context
 
     start = time.perf_counter()
-    with transaction.atomic(), tenant_context(tenant), path.open("rb") as upload:
-        job = imports.checkup_import_start(
-            upload=upload, file_name=path.name, source="csv", mapping_id=mapping_id, acting_user=None, enqueue=False
-        )
-    with transaction.atomic(), tenant_context(tenant):
-        job = imports.checkup_import_validate(job_id=job.pk)
-        assert job.state == "validated" and not job.counts["errors"], (job.error_code, job.errors[:5])
+    with cpu_use() as validating:
+        with transaction.atomic(), tenant_context(tenant), path.open("rb") as upload:
+            job = imports.checkup_import_start(
+                upload=upload, file_name=path.name, source="csv", mapping_id=mapping_id, acting_user=None, enqueue=False
+            )
+        with transaction.atomic(), tenant_context(tenant):
+            job = imports.checkup_import_validate(job_id=job.pk)
+            assert job.state == "validated" and not job.counts["errors"], (job.error_code, job.errors[:5])
     validated = time.perf_counter() - start
-    with transaction.atomic(), tenant_context(tenant):
-        imports.checkup_import_confirm(job=job, acting_user=None, enqueue=False)
-    imports.checkup_import_apply(tenant=tenant, job_id=job.pk)
+    with cpu_use() as applying:
+        with transaction.atomic(), tenant_context(tenant):
+            imports.checkup_import_confirm(job=job, acting_user=None, enqueue=False)
+        imports.checkup_import_apply(tenant=tenant, job_id=job.pk)
     total = time.perf_counter() - start
     with tenant_context(tenant):
         job.refresh_from_db()
+    if cpu is not None:
+        cpu += [validating, applying]
     return validated, total, job
 
 
@@ -257,7 +265,8 @@ def main() -> None:
             mapping = imports.mapping_save(provider="ベンチ健診", mapping=COLUMNS, acting_user=None)
         setup_s = time.perf_counter() - start
         floor_s = floor(rows)
-        validated_s, import_s, job = import_file(checkup_csv, tenant, mapping.pk)
+        cpu: list = []
+        validated_s, import_s, job = import_file(checkup_csv, tenant, mapping.pk, cpu)
         applied = job.counts["applied"]
         assert job.state == "done" and applied["added"] == args.records == applied["judged"], job.counts
         with tenant_context(tenant):
@@ -295,6 +304,8 @@ def main() -> None:
           f"{args.records / import_s:,.0f} records/s, {results:,} results, {judgements:,} judgements, "
           f"{ratio:.2f}x floor (target <= {TARGET}x) {'OK' if ratio <= TARGET else 'OVER TARGET'}, "
           f"{import_s / own_floor_s:.2f}x the schema's own write floor above")  # fmt: skip
+    for line in report([("validate", cpu[0]), ("apply", cpu[1])], floor_s):
+        print(line)
     print(f"re-import unchanged: {reimport_s:.2f}s (validate {revalidated_s:.2f}s), "
           f"{args.records / reimport_s:,.0f} records/s, {reimport_s / floor_s:.2f}x floor")  # fmt: skip
 

@@ -294,7 +294,7 @@ def main() -> None:
     print("reference (not the target): the import's own rows COPYed by the owner role (no row-level security, no "
           "application) into copies of their tables, committed:")  # fmt: skip
     print(f"  {results_n:,} results with the table's indexes {results_s:.2f}s = {results_s / floor_s:.1f}x floor; "
-          f"with its 2 foreign keys too (checked row by row at the commit) {with_fk_s:.2f}s = "
+          f"with its foreign key too (checked row by row at the commit) {with_fk_s:.2f}s = "
           f"{with_fk_s / floor_s:.1f}x floor")  # fmt: skip
     print(f"  {schema['records_fk'][1]:,} records + {schema['judgements_fk'][1]:,} judgements with indexes and "
           f"foreign keys {others_s:.2f}s; all three tables {own_floor_s:.2f}s = {own_floor_s / floor_s:.1f}x floor "

@@ -63,7 +63,9 @@ class CheckupRecord(TenantScopedModel):
         # (tenant, member, exam_date…) is the unique constraint's index: no second index of its prefix.
         indexes = [models.Index(fields=["tenant", "fiscal_year"])]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "member", "exam_date", "program"], name="checkup_unique_exam")
+            models.UniqueConstraint(fields=["tenant", "member", "exam_date", "program"], name="checkup_unique_exam"),
+            # What the same-tenant foreign keys (tenant, record) of results and judgements refer to.
+            models.UniqueConstraint(fields=["tenant", "id"], name="checkuprecord_tenant_id"),
         ]
 
     def __str__(self) -> str:
@@ -72,8 +74,12 @@ class CheckupRecord(TenantScopedModel):
 
 class CheckupResult(TenantScopedModel):
     # Read only through its record; the unique (record, item) index serves that and the foreign key.
-    tenant = models.ForeignKey(Tenant, **_TENANT_NO_INDEX)
-    record = models.ForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="results", db_index=False)
+    # The database has one key for both fields: (tenant, record) → the record's (tenant, id), so a result
+    # can belong to a record of its own tenant only (migration 0007, tenants.migration_ops).
+    tenant = models.ForeignKey(Tenant, db_constraint=False, **_TENANT_NO_INDEX)
+    record = models.ForeignKey(
+        CheckupRecord, on_delete=models.CASCADE, related_name="results", db_index=False, db_constraint=False
+    )
     item = models.CharField(max_length=40)  # our catalogue key, e.g. "hba1c"
     value = models.DecimalField(max_digits=9, decimal_places=3, null=True, blank=True)
     text = models.CharField(max_length=200, blank=True)  # coded or free-text results
@@ -95,8 +101,9 @@ class CheckupResult(TenantScopedModel):
 
 
 class Judgement(TenantScopedModel):
-    tenant = models.ForeignKey(Tenant, **_TENANT_NO_INDEX)
-    record = models.ForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="judgements")
+    # One database key for tenant and record, as for results: the record must be of the same tenant.
+    tenant = models.ForeignKey(Tenant, db_constraint=False, **_TENANT_NO_INDEX)
+    record = models.ForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="judgements", db_constraint=False)
     criteria = models.ForeignKey(CriteriaSet, on_delete=models.PROTECT, related_name="+")
     grades = models.JSONField(default=dict)
     overall = models.CharField(max_length=1, blank=True)

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.labels import Scope
 from healthapp.crypto.blind_index import blind_index, insurance_card_index
 from healthapp.crypto.fields import EncryptedDateField, EncryptedTextField
-from tenants.models import Department, Office, Tenant, TenantScopedModel
+from tenants.models import Department, Office, SameTenantForeignKey, Tenant, TenantScopedModel
 
 
 class Role(models.TextChoices):
@@ -112,8 +112,10 @@ class Member(TenantScopedModel):
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", editable=False, db_index=False)
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.OneToOneField(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="member")
-    office = models.ForeignKey(Office, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
-    department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
+    office = SameTenantForeignKey(Office, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
+    department = SameTenantForeignKey(
+        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
+    )
     relationship = models.CharField(_("続柄"), max_length=8, choices=Relationship.choices, default=Relationship.SELF)
     qualification_end = models.DateField(_("資格喪失日"), null=True, blank=True)
     is_active = models.BooleanField(default=True)
@@ -217,10 +219,10 @@ class LabelGrant(TenantScopedModel):
         EMPLOYEE = "employee", _("社員番号")
         DEPARTMENT = "department", _("部署")
 
-    office = models.ForeignKey(Office, on_delete=models.PROTECT, related_name="label_grants")
+    office = SameTenantForeignKey(Office, on_delete=models.PROTECT, related_name="label_grants")
     target_kind = models.CharField(_("付与対象"), max_length=12, choices=Target.choices)
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, null=True, blank=True, related_name="label_grants")
-    department = models.ForeignKey(
+    member = SameTenantForeignKey(Member, on_delete=models.CASCADE, null=True, blank=True, related_name="label_grants")
+    department = SameTenantForeignKey(
         Department, on_delete=models.CASCADE, null=True, blank=True, related_name="label_grants"
     )
     labels = models.JSONField(_("ラベル"), default=list)
@@ -294,7 +296,7 @@ class TeamMembership(TenantScopedModel):
         REJECTED = "rejected", _("見送り")
         LEFT = "left", _("退会")
 
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    team = SameTenantForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="team_memberships")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     is_team_admin = models.BooleanField(default=False)

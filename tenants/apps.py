@@ -7,7 +7,8 @@ class TenantsConfig(AppConfig):
     verbose_name = "テナント / Tenants"
 
     def ready(self) -> None:
-        from tenants import rls
+        from tenants import keys, rls
 
         # Runs after every app's migrations, so new tenant tables are covered without remembering to.
         post_migrate.connect(rls.apply_after_migrate, dispatch_uid="tenants.rls.apply_after_migrate")
+        post_migrate.connect(keys.apply_after_migrate, dispatch_uid="tenants.keys.apply_after_migrate")

@@ -62,6 +62,24 @@ class TenantManager(models.Manager):
         return super().bulk_create(objs, *args, **kwargs)
 
 
+class SameTenantForeignKey(models.ForeignKey):
+    """A foreign key from one tenant-scoped model to another. On PostgreSQL the database holds it as
+    ``(tenant_id, <column>) → target (tenant_id, id)`` (tenants.keys, after every migrate), so a row
+    can only refer to a row of its own tenant: row-level security checks a row's own tenant_id, and
+    PostgreSQL's foreign-key checks ignore policies. Django's single-column constraint is left out
+    (``db_constraint=False``): the composite key checks existence too. On SQLite only Django's
+    relation applies."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["db_constraint"] = False
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("db_constraint", None)
+        return name, path, args, kwargs
+
+
 class TenantScopedModel(models.Model):
     """Base of every tenant-owned table.
 
@@ -115,7 +133,7 @@ class Office(TenantScopedModel):
 class Department(TenantScopedModel):
     """部署, inside one office."""
 
-    office = models.ForeignKey(Office, on_delete=models.PROTECT, related_name="departments")
+    office = SameTenantForeignKey(Office, on_delete=models.PROTECT, related_name="departments")
     name = models.CharField(_("部署名"), max_length=200)
 
     class Meta:

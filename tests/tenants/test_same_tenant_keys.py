@@ -1,10 +1,9 @@
-"""A checkup result or judgement can only belong to a record of its own tenant: the database refuses
-anything else.
+"""A row can only refer to a row of its own tenant: the database refuses anything else.
 
 Row-level security checks a row's own tenant_id; PostgreSQL's foreign-key checks ignore policies, so a
-plain key on record_id would let tenant A's session attach a result to tenant B's record. The one
-foreign key of results and judgements to their record is (tenant_id, record_id) → the record's
-(tenant_id, id) (tenants.migration_ops).
+plain key on record_id would let tenant A's session attach a result to tenant B's record, or a member
+to B's office. Every relation between tenant tables is a same-tenant key, (tenant_id, <column>) → the
+target's (tenant_id, id) (tenants.keys).
 """
 
 from __future__ import annotations
@@ -17,11 +16,13 @@ import pytest
 from django.db import connection
 from psycopg import errors
 
+from accounts.models import Member
 from checkups.models import CheckupRecord, CheckupResult, Judgement
 from checkups.services import checkup_judge, checkup_record_save
+from tenants import keys
 from tenants.context import tenant_context
 
-pytestmark = pytest.mark.postgres
+postgres = pytest.mark.postgres
 
 
 def _connect(role: str) -> psycopg.Connection:
@@ -64,29 +65,58 @@ def records(committed_world):
     return committed_world, own.pk, foreign
 
 
-@pytest.mark.parametrize("table", INSERTS)
-def test_the_only_key_to_the_record_is_the_same_tenant_one(transactional_db, table):
+def test_every_relation_between_tenant_models_is_declared_a_same_tenant_key():
+    assert len(keys.tenant_relations()) >= 12  # offices, members, grants, teams, checkups…
+    assert keys.violations() == []
+
+
+@postgres
+def test_every_relation_between_tenant_tables_is_a_same_tenant_key_in_the_database(transactional_db):
     with _connect("owner") as conn, conn.cursor() as cur:
+        assert keys.violations(cur) == []
         cur.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype = 'f' AND pg_get_constraintdef(oid) LIKE %s",
-            [f"checkups_{table}", "%checkups_checkuprecord%"],
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'checkups_checkupresult'::regclass "
+            "AND contype = 'f'"
         )
-        assert cur.fetchall() == [
-            (
-                f"{table}_record_same_tenant",
-                "FOREIGN KEY (tenant_id, record_id) REFERENCES checkups_checkuprecord(tenant_id, id) "
-                "DEFERRABLE INITIALLY DEFERRED",
-            )
+        # results: no key of their own to the tenant, the record's covers it (one check per imported row)
+        assert [row[0] for row in cur.fetchall()] == [
+            "FOREIGN KEY (tenant_id, record_id) REFERENCES checkups_checkuprecord(tenant_id, id) "
+            "DEFERRABLE INITIALLY DEFERRED"
         ]
-        cur.execute(  # and no key of its own to the tenant: the record's key covers it
-            "SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' "
-            "AND confrelid = 'tenants_tenant'::regclass",
-            [f"checkups_{table}"],
-        )
-        assert cur.fetchone()[0] == 0
 
 
+@postgres
+def test_a_missing_or_plain_key_is_reported(transactional_db):
+    with _connect("owner") as conn, conn.transaction() as tx, conn.cursor() as cur:
+        cur.execute("ALTER TABLE accounts_member DROP CONSTRAINT accounts_member_office_id_same_tenant")
+        assert keys.violations(cur) == [
+            "accounts.Member.office: the database has no foreign key, not FOREIGN KEY (tenant_id, office_id) "
+            "REFERENCES tenants_office(tenant_id, id) DEFERRABLE INITIALLY DEFERRED"
+        ]
+        cur.execute("ALTER TABLE accounts_member ADD FOREIGN KEY (office_id) REFERENCES tenants_office (id)")
+        assert keys.violations(cur) == [
+            "accounts.Member.office: the database has ['FOREIGN KEY (office_id) REFERENCES tenants_office(id)'], "
+            "not FOREIGN KEY (tenant_id, office_id) REFERENCES tenants_office(tenant_id, id) DEFERRABLE INITIALLY "
+            "DEFERRED"
+        ]
+        raise psycopg.Rollback(tx)  # the constraint as it was
+
+
+@postgres
+def test_tenant_a_cannot_put_a_member_in_tenant_bs_office(committed_world):
+    a, member = committed_world.tenant_a, committed_world.roster_a[0]
+    with _connect("app") as conn:
+        with pytest.raises(errors.ForeignKeyViolation), conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT set_config('app.tenant_id', %s, true)", [str(a.pk)])
+            foreign_office = committed_world.roster_b[0].office_id
+            cur.execute("UPDATE accounts_member SET office_id = %s WHERE id = %s", [foreign_office, member.pk])
+            assert cur.rowcount == 1
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with tenant_context(a):
+        assert Member.objects.get(pk=member.pk).office_id == committed_world.office_a.pk
+
+
+@postgres
 @pytest.mark.parametrize("table", INSERTS)
 def test_tenant_a_cannot_attach_a_row_to_tenant_bs_record(records, table):
     world, own, foreign = records
@@ -105,6 +135,7 @@ def test_tenant_a_cannot_attach_a_row_to_tenant_bs_record(records, table):
         assert not Judgement.objects.filter(record_id=foreign, guidance_level="canary").exists()
 
 
+@postgres
 def test_deleting_a_record_still_deletes_its_results_and_judgements(records):
     world, own, _foreign = records
     with tenant_context(world.tenant_a):

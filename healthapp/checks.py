@@ -1,5 +1,5 @@
-"""Deployment checks: refuse a database role that row-level security would not apply to, and tenant
-tables without row-level security."""
+"""Checks: refuse a database role that row-level security would not apply to, tenant tables without
+row-level security, and relations between tenant tables that are not same-tenant keys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from django.core.checks import Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
+from tenants import keys
 from tenants.rls import rls_violations
 
 
@@ -39,7 +40,17 @@ def check_application_role(app_configs=None, databases=None, **kwargs) -> list[E
             Error(problem, hint="Run `manage.py migrate` (it applies the policies).", id="healthapp.E002")
             for problem in rls_violations(cur)
         )
+        errors.extend(
+            Error(problem, hint="Run `manage.py migrate` (it adds the same-tenant keys).", id="healthapp.E004")
+            for problem in keys.violations(cur)
+        )
     return errors
+
+
+@register(Tags.models)
+def check_same_tenant_keys(app_configs=None, **kwargs) -> list[Error]:
+    """A relation between two tenant models must be a SameTenantForeignKey (tenants.keys)."""
+    return [Error(problem, id="healthapp.E005") for problem in keys.violations()]
 
 
 @register(Tags.security, deploy=True)

@@ -19,6 +19,7 @@ from psycopg import errors
 from accounts.models import Member
 from checkups.models import CheckupRecord, CheckupResult, Judgement
 from checkups.services import checkup_judge, checkup_record_save
+from healthapp.checks import check_application_role, check_same_tenant_keys
 from tenants import keys
 from tenants.context import tenant_context
 
@@ -68,10 +69,24 @@ def records(committed_world):
 def test_every_relation_between_tenant_models_is_declared_a_same_tenant_key():
     assert len(keys.tenant_relations()) >= 12  # offices, members, grants, teams, checkups…
     assert keys.violations() == []
+    assert check_same_tenant_keys() == []
+
+
+def test_a_plain_foreign_key_between_tenant_models_fails_the_system_check(monkeypatch):
+    plain = Member._meta.get_field("user")  # a plain ForeignKey, standing in for one to a tenant model
+    monkeypatch.setattr(keys, "tenant_relations", lambda app_config=None: [(Member, plain)])
+    errors = check_same_tenant_keys()
+    assert [(e.id, e.msg) for e in errors] == [
+        (
+            "healthapp.E005",
+            "accounts.Member.user: a plain ForeignKey to another tenant's table; use SameTenantForeignKey",
+        )
+    ]
 
 
 @postgres
 def test_every_relation_between_tenant_tables_is_a_same_tenant_key_in_the_database(transactional_db):
+    assert check_application_role(databases=["default"]) == []  # the deploy check, as the application role
     with _connect("owner") as conn, conn.cursor() as cur:
         assert keys.violations(cur) == []
         cur.execute(

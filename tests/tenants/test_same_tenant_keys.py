@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from django.db import connection
 from psycopg import errors
 
 from accounts.models import Member
@@ -22,18 +21,9 @@ from checkups.services import checkup_judge, checkup_record_save
 from healthapp.checks import check_application_role, check_same_tenant_keys
 from tenants import keys
 from tenants.context import tenant_context
+from tests.tenants.test_rls_postgres import _connect
 
 postgres = pytest.mark.postgres
-
-
-def _connect(role: str) -> psycopg.Connection:
-    from healthapp.db import app_role_name, owner_role_name
-
-    params = connection.get_connection_params()
-    params["user"] = app_role_name() if role == "app" else owner_role_name()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    return psycopg.connect(**params, autocommit=True)
 
 
 INSERTS = {

@@ -11,7 +11,14 @@ from django.utils.translation import gettext_lazy as _
 from accounts.labels import Scope
 from healthapp.crypto.blind_index import blind_index, insurance_card_index
 from healthapp.crypto.fields import EncryptedDateField, EncryptedTextField
-from tenants.models import Department, Office, SameTenantForeignKey, Tenant, TenantScopedModel
+from tenants.models import (
+    Department,
+    Office,
+    SameTenantForeignKey,
+    SameTenantOneToOneField,
+    Tenant,
+    TenantScopedModel,
+)
 
 
 class Role(models.TextChoices):
@@ -111,7 +118,7 @@ class Member(TenantScopedModel):
     # each of an import's inserts.
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", editable=False, db_index=False)
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    user = models.OneToOneField(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="member")
+    user = SameTenantOneToOneField(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="member")
     office = SameTenantForeignKey(Office, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
     department = SameTenantForeignKey(
         Department, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
@@ -229,7 +236,7 @@ class LabelGrant(TenantScopedModel):
     scope = models.CharField(_("範囲"), max_length=12, choices=Scope.CHOICES, default=Scope.SELF)
     valid_from = models.DateField(_("有効開始日"), null=True, blank=True)
     valid_until = models.DateField(_("有効終了日"), null=True, blank=True)
-    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = SameTenantForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -272,7 +279,7 @@ class Team(TenantScopedModel):
     join_policy = models.CharField(
         _("参加方法"), max_length=10, choices=JoinPolicy.choices, default=JoinPolicy.APPROVAL
     )
-    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = SameTenantForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     dissolved_at = models.DateTimeField(null=True, blank=True)
 
@@ -297,12 +304,12 @@ class TeamMembership(TenantScopedModel):
         LEFT = "left", _("退会")
 
     team = SameTenantForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="team_memberships")
+    user = SameTenantForeignKey(User, on_delete=models.CASCADE, related_name="team_memberships")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     is_team_admin = models.BooleanField(default=False)
     requested_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
-    decided_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    decided_by = SameTenantForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
 
     class Meta:
         constraints = [

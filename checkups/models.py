@@ -106,7 +106,7 @@ class Judgement(TenantScopedModel):
     metabolic_syndrome = models.CharField(max_length=10, blank=True)
     guidance_level = models.CharField(max_length=10, blank=True)
     judged_at = models.DateTimeField(auto_now_add=True)
-    judged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    judged_by = SameTenantForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "record", "-judged_at"])]
@@ -144,7 +144,7 @@ class PhysicianOpinion(TenantScopedModel):
     restrictions = models.JSONField(_("就業制限の内容"), default=list, blank=True)
     follow_up = models.CharField(_("事後措置"), max_length=10, choices=FollowUp.choices, default=FollowUp.NONE)
     opinion = models.TextField(_("意見"), blank=True, max_length=2000)
-    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signed_by = SameTenantForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     signed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -175,7 +175,7 @@ class FollowUpVisit(TenantScopedModel):
     status = models.CharField(_("受診状況"), max_length=10, choices=Status.choices)
     visited_on = models.DateField(_("受診日"), null=True, blank=True)
     by_self = models.BooleanField(default=False)  # reported by the person themself
-    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_by = SameTenantForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

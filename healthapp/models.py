@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from tenants.models import TenantScopedModel
+from tenants.models import SameTenantForeignKey, TenantScopedModel
 
 
 class Job(TenantScopedModel):
@@ -45,8 +45,8 @@ class Job(TenantScopedModel):
     counts = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=list, blank=True)
     error_code = models.CharField(max_length=40, blank=True)  # a file-level failure, e.g. "encoding"
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    confirmed_by = models.ForeignKey(
+    created_by = SameTenantForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    confirmed_by = SameTenantForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)

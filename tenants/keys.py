@@ -1,6 +1,7 @@
 """Same-tenant foreign keys: ``(tenant_id, <column>) → target (tenant_id, id)`` on PostgreSQL.
 
-Every relation from one tenant-scoped model to another is a ``SameTenantForeignKey``; after every
+Every relation from a tenant-scoped model to another model with a tenant (tenant-scoped, or the logins
+of ``accounts.User``) is a ``SameTenantForeignKey`` (or ``SameTenantOneToOneField``); after every
 ``migrate`` (post_migrate, idempotently, by the owner role, like tenants.rls) its table gets the
 composite key and the target a unique ``(tenant_id, id)`` index for it to refer to. Django's model
 state does not know these (it has no composite foreign keys), as it does not know the policies.
@@ -15,17 +16,27 @@ from django.apps import AppConfig
 from django.db import connections, models
 from psycopg import sql
 
-from tenants.models import SameTenantForeignKey, TenantScopedModel
+from tenants.models import SameTenantForeignKey, SameTenantOneToOneField, Tenant, TenantScopedModel
 from tenants.rls import tenant_models
+
+SAME_TENANT = (SameTenantForeignKey, SameTenantOneToOneField)
+
+
+def _has_tenant(model: type[models.Model]) -> bool:
+    """Tenant-scoped, or a global table whose rows still belong to a tenant (the logins)."""
+    if issubclass(model, TenantScopedModel):
+        return True
+    return any(f.name == "tenant" and f.is_relation and f.related_model is Tenant for f in model._meta.concrete_fields)
 
 
 def tenant_relations(app_config: AppConfig | None = None) -> list[tuple[type[models.Model], models.ForeignKey]]:
-    """(model, field) of every foreign key between two tenant-scoped models (the tenant field aside)."""
+    """(model, field) of every foreign key from a tenant-scoped model to another model with a tenant
+    (the tenant field aside)."""
     return [
         (model, field)
         for model in tenant_models(app_config)
         for field in model._meta.concrete_fields
-        if field.many_to_one and field.name != "tenant" and issubclass(field.related_model, TenantScopedModel)
+        if (field.many_to_one or field.one_to_one) and field.name != "tenant" and _has_tenant(field.related_model)
     ]
 
 
@@ -79,7 +90,7 @@ def apply_after_migrate(sender: AppConfig, using: str = "default", **kwargs) -> 
         return
     with conn.cursor() as cur:
         for model, field in tenant_relations(sender):
-            if not isinstance(field, SameTenantForeignKey):
+            if not isinstance(field, SAME_TENANT):
                 continue  # reported by violations(); a migration must not fail over it
             cur.execute(
                 "SELECT 1 FROM pg_constraint WHERE conrelid = %s::regclass AND conname = %s",
@@ -96,7 +107,7 @@ def violations(cursor=None) -> list[str]:
     problems = []
     for model, field in tenant_relations():
         label = f"{model._meta.label}.{field.name}"
-        if not isinstance(field, SameTenantForeignKey):
+        if not isinstance(field, SAME_TENANT):
             problems.append(f"{label}: a plain ForeignKey to another tenant's table; use SameTenantForeignKey")
             continue
         if cursor is None:

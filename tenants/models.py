@@ -62,13 +62,13 @@ class TenantManager(models.Manager):
         return super().bulk_create(objs, *args, **kwargs)
 
 
-class SameTenantForeignKey(models.ForeignKey):
-    """A foreign key from one tenant-scoped model to another. On PostgreSQL the database holds it as
-    ``(tenant_id, <column>) → target (tenant_id, id)`` (tenants.keys, after every migrate), so a row
-    can only refer to a row of its own tenant: row-level security checks a row's own tenant_id, and
-    PostgreSQL's foreign-key checks ignore policies. Django's single-column constraint is left out
-    (``db_constraint=False``): the composite key checks existence too. On SQLite only Django's
-    relation applies."""
+class _SameTenant:
+    """A relation from one tenant's row to another row of the same tenant (a tenant-scoped model, or a
+    login of ``accounts.User``). On PostgreSQL the database holds it as ``(tenant_id, <column>) → target
+    (tenant_id, id)`` (tenants.keys, after every migrate), so a row can only refer to a row of its own
+    tenant: row-level security checks a row's own tenant_id, and PostgreSQL's foreign-key checks ignore
+    policies. Django's single-column constraint is left out (``db_constraint=False``): the composite key
+    checks existence too. On SQLite only Django's relation applies."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs["db_constraint"] = False
@@ -78,6 +78,14 @@ class SameTenantForeignKey(models.ForeignKey):
         name, path, args, kwargs = super().deconstruct()
         kwargs.pop("db_constraint", None)
         return name, path, args, kwargs
+
+
+class SameTenantForeignKey(_SameTenant, models.ForeignKey):
+    __doc__ = _SameTenant.__doc__
+
+
+class SameTenantOneToOneField(_SameTenant, models.OneToOneField):
+    __doc__ = _SameTenant.__doc__
 
 
 class TenantScopedModel(models.Model):

@@ -16,11 +16,13 @@ import pytest
 from psycopg import errors
 
 from accounts.models import Member
+from accounts.services import user_create
 from checkups.models import CheckupRecord, CheckupResult, Judgement
 from checkups.services import checkup_judge, checkup_record_save
 from healthapp.checks import check_application_role, check_same_tenant_keys
 from tenants import keys
 from tenants.context import tenant_context
+from tests.conftest import TEST_PASSWORD
 from tests.tenants.test_rls_postgres import _connect
 
 postgres = pytest.mark.postgres
@@ -63,13 +65,13 @@ def test_every_relation_between_tenant_models_is_declared_a_same_tenant_key():
 
 
 def test_a_plain_foreign_key_between_tenant_models_fails_the_system_check(monkeypatch):
-    plain = Member._meta.get_field("user")  # a plain ForeignKey, standing in for one to a tenant model
-    monkeypatch.setattr(keys, "tenant_relations", lambda app_config=None: [(Member, plain)])
+    plain = Judgement._meta.get_field("criteria")  # a plain ForeignKey, standing in for one to a tenant model
+    monkeypatch.setattr(keys, "tenant_relations", lambda app_config=None: [(Judgement, plain)])
     errors = check_same_tenant_keys()
     assert [(e.id, e.msg) for e in errors] == [
         (
             "healthapp.E005",
-            "accounts.Member.user: a plain ForeignKey to another tenant's table; use SameTenantForeignKey",
+            "checkups.Judgement.criteria: a plain ForeignKey to another tenant's table; use SameTenantForeignKey",
         )
     ]
 
@@ -108,17 +110,22 @@ def test_a_missing_or_plain_key_is_reported(transactional_db):
 
 
 @postgres
-def test_tenant_a_cannot_put_a_member_in_tenant_bs_office(committed_world):
-    a, member = committed_world.tenant_a, committed_world.roster_a[0]
+@pytest.mark.parametrize("column", ["office_id", "user_id"])
+def test_tenant_a_cannot_point_a_member_at_tenant_bs_office_or_login(committed_world, column):
+    a, member = committed_world.tenant_a, committed_world.roster_a[1]  # in A's office, without a login
+    b_login = user_create(
+        email="unlinked@b.example", role="employee", tenant=committed_world.tenant_b, password=TEST_PASSWORD
+    )
+    foreign = {"office_id": committed_world.roster_b[0].office_id, "user_id": b_login.pk}[column]
     with _connect("app") as conn:
         with pytest.raises(errors.ForeignKeyViolation), conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT set_config('app.tenant_id', %s, true)", [str(a.pk)])
-            foreign_office = committed_world.roster_b[0].office_id
-            cur.execute("UPDATE accounts_member SET office_id = %s WHERE id = %s", [foreign_office, member.pk])
+            cur.execute(f"UPDATE accounts_member SET {column} = %s WHERE id = %s", [foreign, member.pk])
             assert cur.rowcount == 1
             cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
     with tenant_context(a):
-        assert Member.objects.get(pk=member.pk).office_id == committed_world.office_a.pk
+        stored = Member.objects.get(pk=member.pk)
+        assert (stored.office_id, stored.user_id) == (committed_world.office_a.pk, None)
 
 
 @postgres

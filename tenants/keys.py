@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 
+import psycopg
 from django.apps import AppConfig
-from django.db import connections, models
+from django.db import IntegrityError, connections, models
 from psycopg import sql
 
 from tenants.models import SameTenantForeignKey, SameTenantOneToOneField, Tenant, TenantScopedModel
@@ -84,21 +85,43 @@ def _statements(model: type[models.Model], field: models.ForeignKey) -> tuple[sq
     return index, key
 
 
+class CrossTenantRows(Exception):
+    """Existing rows refer to another tenant's rows: the key cannot be added until they are corrected."""
+
+
 def apply_after_migrate(sender: AppConfig, using: str = "default", **kwargs) -> None:
     conn = connections[using]
     if conn.vendor != "postgresql":
         return
     with conn.cursor() as cur:
-        for model, field in tenant_relations(sender):
-            if not isinstance(field, SAME_TENANT):
-                continue  # reported by violations(); a migration must not fail over it
-            cur.execute(
-                "SELECT 1 FROM pg_constraint WHERE conrelid = %s::regclass AND conname = %s",
-                [model._meta.db_table, constraint_name(model._meta.db_table, field.column)],
-            )
-            if cur.fetchone() is None:
-                for statement in _statements(model, field):
-                    cur.execute(statement)
+        ensure_keys(cur, tenant_relations(sender))
+
+
+def ensure_keys(cursor, relations: list[tuple[type[models.Model], models.ForeignKey]]) -> None:
+    """Add the same-tenant keys that are missing. Raises CrossTenantRows, naming the table and column
+    (never a value), when existing rows break one."""
+    for model, field in relations:
+        if not isinstance(field, SAME_TENANT):
+            continue  # reported by violations(); a migration must not fail over it
+        table = model._meta.db_table
+        cursor.execute(
+            "SELECT 1 FROM pg_constraint WHERE conrelid = %s::regclass AND conname = %s",
+            [table, constraint_name(table, field.column)],
+        )
+        if cursor.fetchone() is not None:
+            continue
+        index, key = _statements(model, field)
+        cursor.execute(index)
+        try:
+            cursor.execute(key)
+        except (IntegrityError, psycopg.errors.ForeignKeyViolation):
+            target, column = field.related_model._meta.db_table, field.column
+            # shown to the operator, never executed here
+            find = f"SELECT t.id FROM {table} t LEFT JOIN {target} r ON r.id = t.{column} AND r.tenant_id = t.tenant_id"  # noqa: S608
+            raise CrossTenantRows(
+                f"{table}.{column}: some rows refer to a row of {target} of another tenant (or to none). Find them as "
+                f"the owner role with: {find} WHERE t.{column} IS NOT NULL AND r.id IS NULL"
+            ) from None
 
 
 def violations(cursor=None) -> list[str]:

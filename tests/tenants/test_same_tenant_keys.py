@@ -110,6 +110,25 @@ def test_a_missing_or_plain_key_is_reported(transactional_db):
 
 
 @postgres
+def test_a_key_that_existing_rows_break_is_refused_with_where_to_look(committed_world):
+    a, member = committed_world.tenant_a, committed_world.roster_a[1]
+    with _connect("owner") as conn, conn.transaction() as tx, conn.cursor() as cur:
+        cur.execute("SELECT set_config('app.tenant_id', %s, true)", [str(a.pk)])  # RLS is forced on the owner too
+        cur.execute("ALTER TABLE accounts_member DROP CONSTRAINT accounts_member_office_id_same_tenant")
+        cur.execute(
+            "UPDATE accounts_member SET office_id = %s WHERE id = %s",
+            [committed_world.roster_b[0].office_id, member.pk],
+        )
+        with pytest.raises(keys.CrossTenantRows) as refused, conn.transaction():  # a savepoint
+            keys.ensure_keys(cur, [(Member, Member._meta.get_field("office"))])
+        message = str(refused.value)
+        assert message.startswith("accounts_member.office_id: some rows refer to a row of tenants_office of another")
+        cur.execute(message.split("with: ", 1)[1])  # the query it gives finds exactly the broken row
+        assert cur.fetchall() == [(member.pk,)]
+        raise psycopg.Rollback(tx)
+
+
+@postgres
 @pytest.mark.parametrize("column", ["office_id", "user_id"])
 def test_tenant_a_cannot_point_a_member_at_tenant_bs_office_or_login(committed_world, column):
     a, member = committed_world.tenant_a, committed_world.roster_a[1]  # in A's office, without a login

@@ -43,6 +43,7 @@ ACTION_LABELS = {
     "checkup.conclusions_viewed": _("就業判定の閲覧"),
     "checkup.imported": _("健診結果の取り込み"),
     "checkup.judged": _("健診結果の判定"),
+    "checkup.corrected": _("健診結果の訂正（訂正前の値を履歴に保存）"),
     "checkup.opinion_signed": _("医師の意見・就業判定の登録"),
     "checkup.follow_up_recorded": _("事後措置の記録"),
     "checkup.follow_up_undone": _("事後措置の記録の取り消し"),

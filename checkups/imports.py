@@ -50,7 +50,7 @@ from accounts.roster_import import FileError, detect_encoding, parse_date, recor
 from checkups import items as catalogue_module
 from checkups.mhlw_xml import ParsedCheckup, ParseError, parse_document, parse_zip
 from checkups.models import CheckupCsvMapping, CheckupRecord, CheckupResult, Judgement
-from checkups.services import JudgingCriteria, fiscal_year_of, judgement_fields
+from checkups.services import JudgingCriteria, checkup_corrections_keep, fiscal_year_of, judgement_fields
 from healthapp import jobs
 from healthapp.crypto.blind_index import blind_index, insurance_card_index
 from healthapp.crypto.fields import open_row
@@ -977,6 +977,9 @@ def _write_chunk(prepared: PreparedChunk, job: Job) -> int:
     updates = [CheckupRecord(pk=w.record_id, tenant_id=job.tenant_id, **_record_fields(w.entry, source, sha256))
                for w in writes if w.record_id is not None]  # fmt: skip
     if updates:
+        checkup_corrections_keep(
+            record_ids=[record.pk for record in updates], job=job, acting_user=job.confirmed_by
+        )  # what they held stays as history
         CheckupRecord.objects.bulk_update(updates, ["fiscal_year", "institution", "questionnaire", "source",
                                                     "source_sha256"], batch_size=500)  # fmt: skip
         _delete_results([record.pk for record in updates])

@@ -96,6 +96,34 @@ class CheckupResult(TenantScopedModel):
         return items.load().display(self.item, self.value, self.text)
 
 
+class CheckupCorrection(TenantScopedModel):
+    """訂正履歴: what a record held (results and record fields) before a corrected file or a new save
+    replaced it. Written only when something changed; the newest correction of a record is the state just
+    before the current one. Judgements made before it stay too, so every old grade can be read beside
+    the values it was given on."""
+
+    record = SameTenantForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="corrections")
+    # [{"item", "value" (decimal as text or null), "text", "unit", "unit_as_given", "code", "interpretation"}]
+    results = models.JSONField(default=list)
+    institution = models.CharField(max_length=100, blank=True)
+    questionnaire = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=20, blank=True)
+    source_sha256 = models.CharField(max_length=64, blank=True)  # the file the replaced values came from
+    job = SameTenantForeignKey("healthapp.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    corrected_by = SameTenantForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    corrected_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("健診結果の訂正履歴")
+        verbose_name_plural = _("健診結果の訂正履歴")
+        indexes = [models.Index(fields=["tenant", "record", "-corrected_at"])]
+
+    def __str__(self) -> str:
+        return f"CheckupCorrection #{self.pk}"
+
+
 class Judgement(TenantScopedModel):
     tenant = models.ForeignKey(Tenant, db_constraint=False, **_TENANT_NO_INDEX)  # as for results
     record = SameTenantForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="judgements")

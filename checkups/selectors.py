@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models import Exists, Max, OuterRef, Prefetch
 from django.http import Http404
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from accounts import policy
 from accounts.labels import Perm
 from accounts.models import Member
-from checkups.models import CheckupRecord, FollowUpVisit, Judgement, PhysicianOpinion
+from checkups import items
+from checkups.models import CheckupCorrection, CheckupRecord, FollowUpVisit, Judgement, PhysicianOpinion
 
 REVIEW_GRADES = {"C", "D", "E"}
 REVIEW_GUIDANCE = {"積極的支援", "動機付け支援"}
@@ -113,6 +116,70 @@ def record_for_physician(*, user, record_id: int) -> CheckupRecord:
     return record
 
 
+@dataclass(frozen=True)
+class Correction:
+    """One correction of a record as a physician reads it: when, from which file, and what it changed."""
+
+    corrected_at: dt.datetime
+    source: str
+    source_sha256: str
+    job_id: int | None
+    changes: list[tuple[str, str, str]]  # (what, before, after), as displayed
+
+
+# Questionnaire keys as the imports store them → the catalogue question that names them.
+_ANSWER_QUESTIONS = {"smoker": "smoking", "hours_since_meal": "blood_draw_timing"}
+
+
+def corrections_of(record: CheckupRecord) -> list[Correction]:
+    """The record's corrections, newest first, each with what differs between the values it kept and
+    those that replaced them (the next correction's, or the current ones)."""
+    catalogue = items.load()
+    english = translation.get_language() == "en"
+
+    def item_label(key: str) -> str:
+        item = catalogue.items.get(key)
+        return (item.label_en if english else item.label) if item else key
+
+    def answer_label(key: str) -> str:
+        question = catalogue.questions.get(_ANSWER_QUESTIONS.get(key, key))
+        return (question.label_en if english else question.label) if question else key
+
+    def shown(result: dict) -> str:
+        value = result.get("value")
+        return catalogue.display(result["item"], None if value is None else Decimal(value), result.get("text", ""))
+
+    def answer(value: object) -> str:
+        if isinstance(value, bool):
+            return _("はい") if value else _("いいえ")
+        return "—" if value is None else str(value)
+
+    kept = list(CheckupCorrection.objects.filter(record=record).order_by("corrected_at", "pk"))
+    if not kept:
+        return []
+    current = {
+        "results": [{"item": r.item, "value": r.value, "text": r.text} for r in record.results.all()],
+        "institution": record.institution,
+        "questionnaire": record.questionnaire,
+    }
+    states = [{"results": c.results, "institution": c.institution, "questionnaire": c.questionnaire} for c in kept]
+    out: list[Correction] = []
+    for correction, before, after in zip(kept, states, [*states[1:], current], strict=True):
+        old = {r["item"]: shown(r) for r in before["results"]}
+        new = {r["item"]: shown({**r, "value": r["value"] and str(r["value"])}) for r in after["results"]}
+        changes = [(item_label(key), old.get(key, "—"), new.get(key, "—"))
+                   for key in sorted({*old, *new}) if old.get(key) != new.get(key)]  # fmt: skip
+        if before["institution"] != after["institution"]:
+            changes.append((_("健診機関"), before["institution"] or "—", after["institution"] or "—"))
+        answers_before, answers_after = before["questionnaire"] or {}, after["questionnaire"] or {}
+        for key in sorted({*answers_before, *answers_after} - {"mhlw"}):  # mhlw: the raw codes of the same answers
+            if answers_before.get(key) != answers_after.get(key):
+                changes.append((answer_label(key), answer(answers_before.get(key)), answer(answers_after.get(key))))
+        out.append(Correction(correction.corrected_at, correction.source, correction.source_sha256, correction.job_id,
+                              changes))  # fmt: skip
+    return out[::-1]
+
+
 def my_records(*, user) -> list[CheckupRecord]:
     """The user's own records, newest first, with results and the newest judgement."""
     member = Member.objects.filter(user=user).first()
@@ -120,6 +187,7 @@ def my_records(*, user) -> list[CheckupRecord]:
         return []
     records = list(
         CheckupRecord.objects.filter(member=member)
+        .annotate(corrected_at=Max("corrections__corrected_at"))
         .prefetch_related("results", _latest_judgements(), _opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date")
     )

@@ -21,9 +21,18 @@ from accounts.models import Member
 from checkups import criteria as criteria_data
 from checkups import items
 from checkups.judgement import judge
-from checkups.models import CheckupRecord, CheckupResult, CriteriaSet, FollowUpVisit, Judgement, PhysicianOpinion
+from checkups.models import (
+    CheckupCorrection,
+    CheckupRecord,
+    CheckupResult,
+    CriteriaSet,
+    FollowUpVisit,
+    Judgement,
+    PhysicianOpinion,
+)
 from checkups.stratification import Checkup, metabolic_syndrome, stratify
 from healthapp.errors import AppError
+from healthapp.models import Job
 
 GRADES_SET = "uniform_grades_v1"
 GUIDANCE_SET = "specific_guidance_fy2024"
@@ -69,6 +78,12 @@ def checkup_record_save(
 ) -> CheckupRecord:
     """Create or replace the record of ``member``'s exam on ``exam_date``; results are replaced, the
     earlier judgements stay as they were."""
+    stored = CheckupRecord.objects.filter(member=member, exam_date=exam_date, program=program).first()
+    if stored is not None:
+        now = {r.item: r.value for r in stored.results.all() if r.value is not None}
+        given = {item: value for item, value in values.items() if value is not None}
+        if (now, stored.institution, stored.questionnaire) != (given, institution, questionnaire or {}):
+            checkup_corrections_keep(record_ids=[stored.pk])
     record, _ = CheckupRecord.objects.update_or_create(
         member=member, exam_date=exam_date, program=program,
         defaults={
@@ -86,6 +101,46 @@ def checkup_record_save(
         ]
     )
     return record
+
+
+_KEPT = ("item", "value", "text", "unit", "unit_as_given", "code", "interpretation")
+
+
+def checkup_corrections_keep(*, record_ids: list[int], job: Job | None = None, acting_user=None) -> list[int]:
+    """Keep what the records hold now (results and record fields) as one CheckupCorrection each, before
+    a correction replaces it: health data is corrected, never overwritten. Returns the corrections' ids."""
+    if not record_ids:
+        return []
+    results: dict[int, list[dict]] = {pk: [] for pk in record_ids}
+    stored = CheckupResult.objects.filter(record_id__in=record_ids).order_by("record_id", "item")
+    for record_id, *fields in stored.values_list("record_id", *_KEPT):
+        result = dict(zip(_KEPT, fields, strict=True))
+        result["value"] = None if result["value"] is None else str(result["value"])  # exact, as JSON
+        results[record_id].append(result)
+    corrections = [
+        CheckupCorrection(
+            record_id=pk,
+            results=results[pk],
+            institution=institution,
+            questionnaire=questionnaire,
+            source=source,
+            source_sha256=sha256,
+            job=job,
+            corrected_by=acting_user,
+        )
+        for pk, institution, questionnaire, source, sha256 in CheckupRecord.objects.filter(pk__in=record_ids)
+        .order_by("pk")
+        .values_list("pk", "institution", "questionnaire", "source", "source_sha256")
+    ]
+    CheckupCorrection.objects.bulk_create(corrections)
+    kept = [c.pk for c in corrections]
+    target = ("job", job.pk) if job is not None else ("checkup", record_ids[0] if len(record_ids) == 1 else None)
+    audit.record(
+        action="checkup.corrected", target_type=target[0], target_id=target[1],
+        details={"records": [c.record_id for c in corrections], "corrections": kept},
+        **({"actor": acting_user} if acting_user is not None else {}),
+    )  # fmt: skip
+    return kept
 
 
 @transaction.atomic

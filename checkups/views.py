@@ -66,7 +66,13 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
     return render(
         request,
         "checkups/review.html",
-        {"record": record, "form": form, "labels": _item_labels(), "opinions": record.opinions.order_by("-signed_at")},
+        {
+            "record": record,
+            "form": form,
+            "labels": _item_labels(),
+            "opinions": record.opinions.order_by("-signed_at"),
+            "corrections": selectors.corrections_of(record),
+        },
     )
 
 

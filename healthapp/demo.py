@@ -118,6 +118,7 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
     """Three fiscal years of fictional checkups per roster entry, judged, so every page has data."""
     from decimal import Decimal
 
+    from checkups.models import CheckupRecord
     from checkups.services import checkup_judge, checkup_record_save
 
     with tenant_context(tenant):
@@ -142,6 +143,20 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
                     institution="デモ健診センター", source="demo",
                 )  # fmt: skip
                 checkup_judge(record=record)
+        # One correction by the provider, so 結果の訂正履歴 and the note on マイ健診結果 have something to show.
+        record = (
+            CheckupRecord.objects.filter(member__user__email=demo_email(tenant.slug, Role.EMPLOYEE))
+            .order_by("-exam_date")
+            .first()
+        )
+        if record is not None:
+            values = {r.item: r.value for r in record.results.all()}
+            values["systolic"] += 12
+            checkup_record_save(
+                member=record.member, exam_date=record.exam_date, program=record.program, values=values,
+                questionnaire=record.questionnaire, institution=record.institution, source="demo",
+            )  # fmt: skip
+            checkup_judge(record=record)
 
 
 def _seed_follow_ups(tenant: Tenant) -> None:

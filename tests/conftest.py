@@ -136,9 +136,13 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
         )  # fmt: skip
         team_create(name="B社の歩こう会", description="", join_policy="approval", acting_user=org_admin)  # + membership
         Job.objects.create(kind=Job.Kind.ROSTER, file="jobs/none.csv", file_sha256="0" * 64, created_by=org_admin)
-        record = checkup_record_save(
-            member=roster[1], exam_date=dt.date(2025, 5, 1), program="regular", values={"systolic": Decimal("120")}
-        )
+        for systolic in ("118", "120"):  # the second save is a correction: the first value is kept
+            record = checkup_record_save(
+                member=roster[1],
+                exam_date=dt.date(2025, 5, 1),
+                program="regular",
+                values={"systolic": Decimal(systolic)},
+            )
         checkup_judge(record=record)
         opinion = PhysicianOpinion.objects.create(
             record=record, fitness="normal", follow_up="recheck", signed_by=org_admin

@@ -245,3 +245,22 @@ def test_dashboard_counts_each_person_once_by_their_latest_judged_record(world, 
     assert sum(grades) == 5, cells  # every person once, not every record
     assert grades[0] == 1 and grades[4] == 1  # 集計 0's recheck (A); 集計 2's newest judgement (E)
     assert judged == "20%"  # one person of five has an opinion on the record that counts
+
+
+def test_the_physician_sees_what_a_correction_changed_and_hr_still_sees_no_values(world, clinic):
+    record = clinic["record"]  # 2025: systolic 142, 12 hours after a meal
+    with tenant_context(world.tenant_a):
+        checkup_record_save(
+            member=record.member, exam_date=record.exam_date, program="regular",
+            values={**VALUES, "systolic": D("151"), "hba1c": None}, questionnaire={"hours_since_meal": "2"},
+        )  # fmt: skip
+    page = _client("doc@a.example").get(f"/checkups/review/{record.pk}/").content.decode()
+    table = page.split("結果の訂正履歴")[1].split("</table>")[0]
+    assert _cells(table, "収縮期血圧") == ["収縮期血圧", "142", "151"]
+    assert _cells(table, "HbA1c") == ["HbA1c（NGSP）", "5.8", "—"]  # a value the correction removed
+    assert _cells(table, "採血時間（食後）") == ["採血時間（食後）", "12", "2"]
+    assert "拡張期血圧" not in table  # unchanged items are not listed
+    mine = _client("member@a.example", TEST_PASSWORD).get("/checkups/mine/").content.decode()
+    assert mine.count('data-testid="corrected"') == 1 and "に訂正されました" in mine
+    conclusions = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
+    assert "訂正" not in conclusions and not shows(conclusions, "151")

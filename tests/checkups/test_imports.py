@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import Member
 from accounts.services import member_create
+from audit.models import AuditEvent
 from checkups import imports
 from checkups.mhlw_sample import Observation, build_document, build_zip
 from checkups.models import CheckupRecord, CheckupResult, Judgement
@@ -120,12 +121,22 @@ def test_reimporting_the_same_file_changes_nothing_and_a_corrected_file_updates_
         assert set(record.results.values_list("pk", flat=True)) == result_ids
         assert record.judgements.count() == 1
 
+        assert not record.corrections.exists()  # nothing changed, nothing to keep
+
         corrected = run(doc("0001", items={**ITEMS, "systolic": 165}))
         assert corrected.counts["updated"] == 1 and corrected.counts["applied"]["updated"] == 1
         assert record.results.get(item="systolic").value == Decimal("165")
         assert record.judgements.count() == 2  # the old judgement stays as history
         newest = record.judgements.order_by("-judged_at", "-pk").first()
         assert newest.grades["systolic"] != record.judgements.order_by("judged_at", "pk").first().grades["systolic"]
+        # the values the first file gave stay too, linked to the file and the job that replaced them
+        kept = record.corrections.get()
+        old = {r["item"]: r["value"] for r in kept.results}
+        assert Decimal(old["systolic"]) == 128 and Decimal(old["diastolic"]) == 82 and len(old) == len(ITEMS)
+        assert kept.source_sha256 == first.file_sha256 and kept.job_id == corrected.pk
+        event = AuditEvent.objects.get(action="checkup.corrected", target_type="job")
+        assert event.target_id == str(corrected.pk) and event.tenant_id == world.tenant_a.pk
+        assert event.details == {"records": [record.pk], "corrections": [kept.pk]}  # ids only
 
 
 def test_an_implausible_value_imports_nothing_of_that_person(world):

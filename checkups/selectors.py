@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Exists, Max, OuterRef, Prefetch
+from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -81,15 +81,34 @@ class QueueEntry:
     record: CheckupRecord
     judgement: Judgement
     deadline: dt.date
+    recheck: bool = False  # signed before a correction changed the values: to be confirmed again
+
+
+def _newest(model, field: str) -> Subquery:
+    return Subquery(model.objects.filter(record=OuterRef("pk")).order_by(f"-{field}").values(field)[:1])
+
+
+def with_correction_state(records: QuerySet[CheckupRecord]) -> QuerySet[CheckupRecord]:
+    """Annotates ``signed_at`` (newest opinion), ``corrected_at`` (newest correction) and ``stale_opinion``:
+    the opinion in force was signed before the values were corrected."""
+    return records.annotate(
+        signed_at=_newest(PhysicianOpinion, "signed_at"), corrected_at=_newest(CheckupCorrection, "corrected_at")
+    ).annotate(
+        stale_opinion=ExpressionWrapper(
+            Q(signed_at__isnull=False, corrected_at__gt=F("signed_at")), output_field=BooleanField()
+        )
+    )
 
 
 def review_queue(*, user) -> list[QueueEntry]:
     """Records in the physician's checkup.judge scope that need an opinion (grade C or worse, or a
-    guidance target) and have none yet, oldest exam first, with the legal deadline."""
+    guidance target) and have none yet, or whose opinion was signed before a correction of their
+    values, oldest exam first, with the legal deadline."""
     records = (
-        policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
-        .annotate(has_opinion=Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk"))))
-        .filter(has_opinion=False)
+        with_correction_state(
+            policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
+        )
+        .filter(Q(signed_at__isnull=True) | Q(stale_opinion=True))
         .select_related("member")
         .prefetch_related(_latest_judgements())
         .order_by("exam_date", "pk")
@@ -98,14 +117,17 @@ def review_queue(*, user) -> list[QueueEntry]:
     for record in records:
         latest = record.judgements_newest_first[0] if record.judgements_newest_first else None
         if latest and (latest.overall in REVIEW_GRADES or latest.guidance_level in REVIEW_GUIDANCE):
-            queue.append(QueueEntry(record, latest, add_months(record.exam_date, OPINION_DEADLINE_MONTHS)))
+            deadline = add_months(record.exam_date, OPINION_DEADLINE_MONTHS)
+            queue.append(QueueEntry(record, latest, deadline, recheck=record.stale_opinion))
     return queue
 
 
 def record_for_physician(*, user, record_id: int) -> CheckupRecord:
     """A record with its results, inside the user's checkup.judge scope."""
     record = (
-        policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
+        with_correction_state(
+            policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
+        )
         .select_related("member")
         .prefetch_related("results", _latest_judgements(), "opinions")
         .filter(pk=record_id)
@@ -187,7 +209,7 @@ def my_records(*, user) -> list[CheckupRecord]:
         return []
     records = list(
         CheckupRecord.objects.filter(member=member)
-        .annotate(corrected_at=Max("corrections__corrected_at"))
+        .annotate(corrected_at=_newest(CheckupCorrection, "corrected_at"))
         .prefetch_related("results", _latest_judgements(), _opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date")
     )
@@ -236,6 +258,7 @@ class Conclusion:
     exam_date: dt.date
     opinion: PhysicianOpinion | None
     follow_up: FollowUpState | None = None
+    recheck: bool = False  # the opinion predates a correction of the values: the physician confirms it again
 
 
 def conclusions(*, user) -> list[Conclusion]:
@@ -243,14 +266,23 @@ def conclusions(*, user) -> list[Conclusion]:
     if not policy.can(user, Perm.CHECKUP_VIEW_CONCLUSION):
         raise Http404
     records = (
-        policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
+        with_correction_state(
+            policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
+        )
         .select_related("member", "member__office", "member__department")
         .prefetch_related(_opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date", "pk")
     )
     today = timezone.localdate()
     return [
-        Conclusion(r.pk, r.member, r.exam_date, next(iter(r.opinions.all()), None), follow_up_state(r, today=today))
+        Conclusion(
+            r.pk,
+            r.member,
+            r.exam_date,
+            next(iter(r.opinions.all()), None),
+            follow_up_state(r, today=today),
+            recheck=r.stale_opinion,
+        )
         for r in records
     ]
 

@@ -264,3 +264,38 @@ def test_the_physician_sees_what_a_correction_changed_and_hr_still_sees_no_value
     assert mine.count('data-testid="corrected"') == 1 and "に訂正されました" in mine
     conclusions = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
     assert "訂正" not in conclusions and not shows(conclusions, "151")
+
+
+def test_a_correction_after_the_opinion_sends_the_record_back_to_the_physician(world, clinic):
+    doc, record = _client("doc@a.example"), clinic["record"]
+    _sign(doc, record)
+    assert "2025-05-20" not in doc.get("/checkups/review/").content.decode()  # signed: off the queue
+    assert "再確認待ち" not in _client("hr@a.example").get("/checkups/conclusions/").content.decode()
+    with tenant_context(world.tenant_a):
+        checkup_record_save(
+            member=record.member, exam_date=record.exam_date, program="regular",
+            values={**VALUES, "systolic": D("168")}, questionnaire={"hours_since_meal": "12"},
+        )  # fmt: skip
+        checkup_judge(record=record)
+    queue = doc.get("/checkups/review/").content.decode()
+    row = queue.split("2025-05-20")[1].split("</tr>")[0]
+    assert 'data-testid="recheck"' in row  # back on the queue, marked as a re-check
+    page = doc.get(f"/checkups/review/{record.pk}/").content.decode()
+    assert 'data-testid="stale-opinion"' in page and "訂正された値より前に署名" in page
+    hr = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
+    assert f'data-testid="recheck-{record.pk}"' in hr and "就業制限" in hr  # the opinion in force, flagged
+    assert not shows(hr, "168")
+    _sign(doc, record, restrictions=["no_overtime", "no_business_trips"])  # the physician confirms again
+    assert "2025-05-20" not in doc.get("/checkups/review/").content.decode()
+    assert 'data-testid="stale-opinion"' not in doc.get(f"/checkups/review/{record.pk}/").content.decode()
+    hr = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
+    assert f'data-testid="recheck-{record.pk}"' not in hr
+
+
+def test_a_correction_before_any_opinion_only_keeps_the_record_waiting(world, clinic):
+    record = clinic["record"]
+    with tenant_context(world.tenant_a):
+        checkup_record_save(member=record.member, exam_date=record.exam_date, program="regular",
+                            values={**VALUES, "systolic": D("150")})  # fmt: skip
+    row = _client("doc@a.example").get("/checkups/review/").content.decode().split("2025-05-20")[1].split("</tr>")[0]
+    assert 'data-testid="recheck"' not in row  # in the queue as any unsigned record

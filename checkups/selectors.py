@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.core.paginator import Page, Paginator
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -22,6 +24,7 @@ REVIEW_GRADES = {"C", "D", "E"}
 REVIEW_GUIDANCE = {"積極的支援", "動機付け支援"}
 OPINION_DEADLINE_MONTHS = 3  # 安衛法 66条の4: the physician's opinion within 3 months of the checkup
 CHART_ITEMS = ["weight", "bmi", "systolic", "diastolic", "hba1c", "ldl"]
+PAGE_SIZE = 50  # rows per page of the physician's queue and HR's conclusions
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -33,7 +36,9 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 
 def _latest_judgements():
-    return Prefetch("judgements", queryset=Judgement.objects.order_by("-judged_at"), to_attr="judgements_newest_first")
+    return Prefetch(
+        "judgements", queryset=Judgement.objects.order_by("-judged_at", "-pk"), to_attr="judgements_newest_first"
+    )
 
 
 def _opinions_newest_first():
@@ -100,26 +105,41 @@ def with_correction_state(records: QuerySet[CheckupRecord]) -> QuerySet[CheckupR
     )
 
 
-def review_queue(*, user) -> list[QueueEntry]:
+def _page(records: QuerySet[CheckupRecord], number: int | str | None) -> Page:
+    """One page of ``records`` (a bad or out-of-range number gives the first or last page): a big
+    tenant's lists are read, decrypted and rendered a page at a time."""
+    return Paginator(records, PAGE_SIZE).get_page(number)
+
+
+def review_queue(*, user, page: int | str | None = 1) -> Page:
     """Records in the physician's checkup.judge scope that need an opinion (grade C or worse, or a
-    guidance target) and have none yet, or whose opinion was signed before a correction of their
-    values, oldest exam first, with the legal deadline."""
+    guidance target, by their newest judgement) and have none yet, or whose opinion was signed before a
+    correction of their values, oldest exam first, with the legal deadline; a page of QueueEntry."""
+    newest = Judgement.objects.filter(record=OuterRef("pk")).order_by("-judged_at", "-pk")
     records = (
         with_correction_state(
             policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
         )
+        .annotate(
+            overall=Subquery(newest.values("overall")[:1]), guidance=Subquery(newest.values("guidance_level")[:1])
+        )
         .filter(Q(signed_at__isnull=True) | Q(stale_opinion=True))
+        .filter(Q(overall__in=REVIEW_GRADES) | Q(guidance__in=REVIEW_GUIDANCE))
         .select_related("member")
         .prefetch_related(_latest_judgements())
         .order_by("exam_date", "pk")
     )
-    queue = []
-    for record in records:
-        latest = record.judgements_newest_first[0] if record.judgements_newest_first else None
-        if latest and (latest.overall in REVIEW_GRADES or latest.guidance_level in REVIEW_GUIDANCE):
-            deadline = add_months(record.exam_date, OPINION_DEADLINE_MONTHS)
-            queue.append(QueueEntry(record, latest, deadline, recheck=record.stale_opinion))
-    return queue
+    found = _page(records, page)
+    found.object_list = [
+        QueueEntry(
+            record,
+            record.judgements_newest_first[0],
+            add_months(record.exam_date, OPINION_DEADLINE_MONTHS),
+            recheck=record.stale_opinion,
+        )
+        for record in found.object_list
+    ]
+    return found
 
 
 def record_for_physician(*, user, record_id: int) -> CheckupRecord:
@@ -261,8 +281,9 @@ class Conclusion:
     recheck: bool = False  # the opinion predates a correction of the values: the physician confirms it again
 
 
-def conclusions(*, user) -> list[Conclusion]:
-    """就業判定 and follow-up only (never lab values) for records in the checkup.view_conclusion scope."""
+def conclusions(*, user, page: int | str | None = 1) -> Page:
+    """就業判定 and follow-up only (never lab values) for records in the checkup.view_conclusion scope,
+    newest exam first; a page of Conclusion."""
     if not policy.can(user, Perm.CHECKUP_VIEW_CONCLUSION):
         raise Http404
     records = (
@@ -273,8 +294,9 @@ def conclusions(*, user) -> list[Conclusion]:
         .prefetch_related(_opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date", "pk")
     )
+    found = _page(records, page)
     today = timezone.localdate()
-    return [
+    found.object_list = [
         Conclusion(
             r.pk,
             r.member,
@@ -283,8 +305,9 @@ def conclusions(*, user) -> list[Conclusion]:
             follow_up_state(r, today=today),
             recheck=r.stale_opinion,
         )
-        for r in records
+        for r in found.object_list
     ]
+    return found
 
 
 MIN_GROUP_SIZE = 5  # aggregates over fewer people are suppressed, so nobody can be singled out
@@ -319,19 +342,28 @@ class Distribution:
     follow_up: FollowUpRate | None  # overall; None when it would single anyone out (see grade_distribution)
 
 
-def _follow_up_rate(records: list[CheckupRecord], today: dt.date) -> FollowUpRate:
-    states = [state for record in records if (state := follow_up_state(record, today=today)) is not None]
-    return FollowUpRate(len(states), sum(1 for state in states if state.visit is not None))
+class _Counted(NamedTuple):
+    """What the dashboard needs of a record: no model instances, no personal data."""
+
+    pk: int
+    member_id: int
+    exam_date: dt.date
+    overall: str | None  # of its newest judgement
+    signed: bool  # has a physician's opinion
 
 
-def _counted_per_person(records: list[CheckupRecord]) -> list[CheckupRecord]:
+def _follow_up_rate(records: list[_Counted], states: dict[int, FollowUpState | None]) -> FollowUpRate:
+    asked = [state for record in records if (state := states.get(record.pk)) is not None]
+    return FollowUpRate(len(asked), sum(1 for state in asked if state.visit is not None))
+
+
+def _counted_per_person(records: list[_Counted]) -> list[_Counted]:
     """Each person once, so that the grade columns add up to 人数: their latest judged record of the year
     (latest exam date; read by its newest judgement), or their latest record while none is judged yet."""
-    chosen: dict[int, CheckupRecord] = {}
+    chosen: dict[int, _Counted] = {}
 
-    def rank(record: CheckupRecord) -> tuple[bool, dt.date, int]:
-        newest = record.judgements_newest_first[0] if record.judgements_newest_first else None
-        return (bool(newest and newest.overall), record.exam_date, record.pk)
+    def rank(record: _Counted) -> tuple[bool, dt.date, int]:
+        return (bool(record.overall), record.exam_date, record.pk)
 
     for record in records:
         if record.member_id not in chosen or rank(record) > rank(chosen[record.member_id]):
@@ -352,16 +384,25 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         fiscal_year = records.order_by("-fiscal_year").values_list("fiscal_year", flat=True).first()
         if fiscal_year is None:
             return Distribution(None, [], None)
-    groups: dict[tuple[str, str], list[CheckupRecord]] = {}
-    for record in (
-        records.filter(fiscal_year=fiscal_year)
-        .select_related("member__office", "member__department")
-        .prefetch_related(_latest_judgements(), _opinions_newest_first(), _visits_newest_first())
-    ):
-        office = record.member.office.name if record.member.office_id else "—"
-        department = record.member.department.name if record.member.department_id else "—"
-        groups.setdefault((office, department), []).append(record)
+    # One light row per record (a big tenant has 100,000 a year): the newest judgement's grade and whether an
+    # opinion exists come from subqueries; only the signed records are loaded whole, for their follow-up.
+    year = records.filter(fiscal_year=fiscal_year)
+    newest = Judgement.objects.filter(record=OuterRef("pk")).order_by("-judged_at", "-pk")
+    has_opinion = Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk")))
+    groups: dict[tuple[str, str], list[_Counted]] = {}
+    for pk, member_id, exam_date, overall, signed, office, department in year.annotate(
+        overall=Subquery(newest.values("overall")[:1]),
+        signed=has_opinion,
+    ).values_list("pk", "member_id", "exam_date", "overall", "signed", "member__office__name",
+                  "member__department__name"):  # fmt: skip
+        groups.setdefault((office or "—", department or "—"), []).append(
+            _Counted(pk, member_id, exam_date, overall, signed)
+        )
     today = timezone.localdate()
+    states = {
+        record.pk: follow_up_state(record, today=today)
+        for record in year.filter(has_opinion).prefetch_related(_opinions_newest_first(), _visits_newest_first())
+    }
     rows = []
     suppressed_people = total_people = 0
     for (office, department), members_records in sorted(groups.items()):
@@ -374,17 +415,16 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
             continue
         grades = {grade: 0 for grade in "ABCDE"}
         for record in counted:
-            latest = record.judgements_newest_first[0] if record.judgements_newest_first else None
-            if latest and latest.overall:
-                grades[latest.overall] += 1
-        judged = sum(1 for r in counted if r.opinions.all())
+            if record.overall:
+                grades[record.overall] += 1
+        judged = sum(1 for r in counted if r.signed)
         rows.append(
             DistributionRow(
                 office, department, people, grades, round(100 * judged / people),
-                _follow_up_rate(members_records, today),
+                _follow_up_rate(members_records, states),
             )
         )  # fmt: skip
     overall = None
     if total_people >= MIN_GROUP_SIZE and (suppressed_people == 0 or suppressed_people >= MIN_GROUP_SIZE):
-        overall = _follow_up_rate([record for group in groups.values() for record in group], today)
+        overall = _follow_up_rate([record for group in groups.values() for record in group], states)
     return Distribution(fiscal_year, rows, overall)

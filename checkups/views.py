@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -47,7 +48,11 @@ def my_checkups(request: HttpRequest) -> HttpResponse:
 def review_queue(request: HttpRequest) -> HttpResponse:
     if not policy.can(request.user, Perm.CHECKUP_JUDGE):
         raise Http404
-    return render(request, "checkups/queue.html", {"queue": selectors.review_queue(user=request.user)})
+    return render(
+        request,
+        "checkups/queue.html",
+        {"page": selectors.review_queue(user=request.user, page=request.GET.get("page"))},
+    )
 
 
 @login_required
@@ -78,9 +83,12 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
 
 @login_required
 def conclusions(request: HttpRequest) -> HttpResponse:
-    rows = selectors.conclusions(user=request.user)
-    audit.record(action="checkup.conclusions_viewed", target_type="checkup", details={"rows": len(rows)})
-    return render(request, "checkups/conclusions.html", {"rows": rows})
+    page = selectors.conclusions(user=request.user, page=request.GET.get("page"))
+    audit.record(
+        action="checkup.conclusions_viewed", target_type="checkup",
+        details={"rows": len(page.object_list), "page": page.number, "records": [row.record_id for row in page]},
+    )  # fmt: skip
+    return render(request, "checkups/conclusions.html", {"page": page})
 
 
 @login_required
@@ -117,7 +125,8 @@ def _follow_up_post(request: HttpRequest, record) -> None:
 @require_POST
 def conclusion_follow_up(request: HttpRequest, record_id: int) -> HttpResponse:
     _follow_up_post(request, selectors.record_for_conclusions(user=request.user, record_id=record_id))
-    return redirect("checkups:conclusions")
+    page = request.POST.get("page", "")
+    return redirect(reverse("checkups:conclusions") + (f"?page={page}" if page.isdigit() else ""))  # back to that page
 
 
 @login_required

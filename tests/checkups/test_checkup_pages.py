@@ -299,3 +299,28 @@ def test_a_correction_before_any_opinion_only_keeps_the_record_waiting(world, cl
                             values={**VALUES, "systolic": D("150")})  # fmt: skip
     row = _client("doc@a.example").get("/checkups/review/").content.decode().split("2025-05-20")[1].split("</tr>")[0]
     assert 'data-testid="recheck"' not in row  # in the queue as any unsigned record
+
+
+def test_long_lists_come_a_page_at_a_time_and_a_follow_up_returns_to_its_page(world, clinic, monkeypatch):
+    from checkups import selectors
+    from checkups.models import CheckupRecord
+
+    monkeypatch.setattr(selectors, "PAGE_SIZE", 1)
+    doc, hr = _client("doc@a.example"), _client("hr@a.example")
+    first = doc.get("/checkups/review/").content.decode()
+    assert first.split("<tbody>")[1].split("</tbody>")[0].count("<tr>") == 1
+    assert "1 / 2 ページ（全 2 件）" in first and "2024-05-20" in first and "2025-05-20" not in first  # oldest first
+    second = doc.get("/checkups/review/?page=2").content.decode()
+    assert "2 / 2 ページ" in second and "2025-05-20" in second and "2024-05-20" not in second
+    assert "2 / 2 ページ" in doc.get("/checkups/review/?page=99").content.decode()  # out of range: the last page
+    assert "1 / 2 ページ" in doc.get("/checkups/review/?page=x").content.decode()
+    _sign(doc, clinic["record"])  # the 2025 record asks for a 精密検査
+    with tenant_context(world.tenant_a):
+        total = CheckupRecord.objects.count()  # HR sees every record of the tenant, newest exam first
+    pages = [hr.get(f"/checkups/conclusions/?page={n}").content.decode() for n in range(1, total + 1)]
+    assert all(f"（全 {total} 件）" in page for page in pages)
+    on = next(n for n, page in enumerate(pages, 1) if f'data-testid="follow-up-{clinic["record"].pk}"' in page)
+    posted = hr.post(
+        f"/checkups/conclusions/{clinic['record'].pk}/follow-up/", {"visited_on": "2025-08-01", "page": str(on)}
+    )
+    assert posted.status_code == 302 and posted["Location"] == f"/checkups/conclusions/?page={on}"

@@ -41,6 +41,7 @@ ACTION_LABELS = {
     # Checkups
     "checkup.viewed": _("健診結果の閲覧"),
     "checkup.conclusions_viewed": _("就業判定の閲覧"),
+    "checkup.queue_viewed": _("就業判定の待ち一覧の閲覧"),
     "checkup.imported": _("健診結果の取り込み"),
     "checkup.judged": _("健診結果の判定"),
     "checkup.corrected": _("健診結果の訂正（訂正前の値を履歴に保存）"),

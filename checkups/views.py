@@ -48,11 +48,13 @@ def my_checkups(request: HttpRequest) -> HttpResponse:
 def review_queue(request: HttpRequest) -> HttpResponse:
     if not policy.can(request.user, Perm.CHECKUP_JUDGE):
         raise Http404
-    return render(
-        request,
-        "checkups/queue.html",
-        {"page": selectors.review_queue(user=request.user, page=request.GET.get("page"))},
-    )
+    page = selectors.review_queue(user=request.user, page=request.GET.get("page"))
+    # The queue shows each person's overall grade: a read of their results, audited like any other.
+    audit.record(
+        action="checkup.queue_viewed", target_type="checkup",
+        details={"page": page.number, "records": [entry.record.pk for entry in page]},
+    )  # fmt: skip
+    return render(request, "checkups/queue.html", {"page": page})
 
 
 @login_required

@@ -69,6 +69,13 @@ class CheckupRecord(TenantScopedModel):
     def __str__(self) -> str:
         return f"CheckupRecord #{self.pk}"
 
+    @property
+    def results_in_order(self) -> list[CheckupResult]:
+        """The results in the catalogue's order (身長, 体重, BMI, …), however they were stored; uses the
+        prefetched results when there are."""
+        position = {key: at for at, key in enumerate(items.load().items)}
+        return sorted(self.results.all(), key=lambda r: (position.get(r.item, len(position)), r.item))
+
 
 class CheckupResult(TenantScopedModel):
     # Read only through its record; the unique (record, item) index serves that and the foreign key.

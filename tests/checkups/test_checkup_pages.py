@@ -328,3 +328,17 @@ def test_long_lists_come_a_page_at_a_time_and_a_follow_up_returns_to_its_page(wo
         f"/checkups/conclusions/{clinic['record'].pk}/follow-up/", {"visited_on": "2025-08-01", "page": str(on)}
     )
     assert posted.status_code == 302 and posted["Location"] == f"/checkups/conclusions/?page={on}"
+
+
+def test_results_read_in_the_catalogue_order_whatever_order_they_were_stored_in(world, clinic):
+    record = clinic["record"]
+    with tenant_context(world.tenant_a):
+        backwards = dict(reversed(list({**VALUES, "height": D("170.2")}.items())))
+        checkup_record_save(member=record.member, exam_date=record.exam_date, program="regular", values=backwards)
+    for client, url, table in (
+        (_client("member@a.example", TEST_PASSWORD), "/checkups/mine/", 'data-testid="results-2025"'),
+        (_client("doc@a.example"), f"/checkups/review/{record.pk}/", 'data-testid="results"'),
+    ):
+        rows = client.get(url).content.decode().split(table)[1].split("</table>")[0]
+        labels = re.findall(r"<tr><td>([^<]+)</td>", rows)
+        assert labels[:4] == ["身長", "体重", "BMI", "腹囲"], (url, labels)

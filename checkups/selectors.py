@@ -13,6 +13,7 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRe
 from django.http import Http404
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts import policy
 from accounts.labels import Perm
@@ -89,8 +90,10 @@ class QueueEntry:
     recheck: bool = False  # signed before a correction changed the values: to be confirmed again
 
 
-def _newest(model, field: str) -> Subquery:
-    return Subquery(model.objects.filter(record=OuterRef("pk")).order_by(f"-{field}").values(field)[:1])
+def _newest(model, order: str, field: str = "") -> Subquery:
+    """``field`` (default: ``order``) of the record's newest ``model`` row by ``order``."""
+    newest = model.objects.filter(record=OuterRef("pk")).order_by(f"-{order}", "-pk")
+    return Subquery(newest.values(field or order)[:1])
 
 
 def with_correction_state(records: QuerySet[CheckupRecord]) -> QuerySet[CheckupRecord]:
@@ -281,15 +284,35 @@ class Conclusion:
     recheck: bool = False  # the opinion predates a correction of the values: the physician confirms it again
 
 
-def conclusions(*, user, page: int | str | None = 1) -> Page:
+# What HR can narrow 就業判定の確認 to (?show=…): the key, its label, and the records it keeps.
+_FOLLOW_UP_KINDS = [k for k in PhysicianOpinion.FollowUp.values if k != PhysicianOpinion.FollowUp.NONE]
+CONCLUSION_FILTERS = {
+    "all": (gettext_lazy("すべて"), Q()),
+    "pending": (gettext_lazy("判定待ち"), Q(signed_at__isnull=True)),
+    "signed": (gettext_lazy("就業判定あり"), Q(signed_at__isnull=False)),
+    "follow_up": (
+        gettext_lazy("事後措置が未受診"),
+        Q(follow_up__in=_FOLLOW_UP_KINDS) & (Q(visit__isnull=True) | ~Q(visit=FollowUpVisit.Status.DONE)),
+    ),
+    "recheck": (gettext_lazy("訂正後の再確認待ち"), Q(stale_opinion=True)),
+}
+
+
+def conclusions(*, user, page: int | str | None = 1, show: str = "all") -> Page:
     """就業判定 and follow-up only (never lab values) for records in the checkup.view_conclusion scope,
-    newest exam first; a page of Conclusion."""
+    newest exam first, narrowed by ``show`` (a CONCLUSION_FILTERS key; anything else shows all); a page
+    of Conclusion."""
     if not policy.can(user, Perm.CHECKUP_VIEW_CONCLUSION):
         raise Http404
     records = (
         with_correction_state(
             policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
         )
+        .annotate(  # the opinion in force and the newest visit row decide "follow-up not done yet"
+            follow_up=_newest(PhysicianOpinion, "signed_at", "follow_up"),
+            visit=_newest(FollowUpVisit, "recorded_at", "status"),
+        )
+        .filter(CONCLUSION_FILTERS.get(show, CONCLUSION_FILTERS["all"])[1])
         .select_related("member", "member__office", "member__department")
         .prefetch_related(_opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date", "pk")

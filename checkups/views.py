@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -85,12 +86,20 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
 
 @login_required
 def conclusions(request: HttpRequest) -> HttpResponse:
-    page = selectors.conclusions(user=request.user, page=request.GET.get("page"))
+    show = request.GET.get("show", "all")
+    show = show if show in selectors.CONCLUSION_FILTERS else "all"
+    page = selectors.conclusions(user=request.user, page=request.GET.get("page"), show=show)
     audit.record(
         action="checkup.conclusions_viewed", target_type="checkup",
-        details={"rows": len(page.object_list), "page": page.number, "records": [row.record_id for row in page]},
+        details={"page": page.number, "show": show, "records": [row.record_id for row in page]},
     )  # fmt: skip
-    return render(request, "checkups/conclusions.html", {"page": page})
+    filters = [(key, label) for key, (label, _q) in selectors.CONCLUSION_FILTERS.items()]
+    pager_query = "" if show == "all" else urlencode({"show": show}) + "&"
+    return render(
+        request,
+        "checkups/conclusions.html",
+        {"page": page, "show": show, "filters": filters, "pager_query": pager_query},
+    )
 
 
 @login_required
@@ -127,8 +136,13 @@ def _follow_up_post(request: HttpRequest, record) -> None:
 @require_POST
 def conclusion_follow_up(request: HttpRequest, record_id: int) -> HttpResponse:
     _follow_up_post(request, selectors.record_for_conclusions(user=request.user, record_id=record_id))
-    page = request.POST.get("page", "")
-    return redirect(reverse("checkups:conclusions") + (f"?page={page}" if page.isdigit() else ""))  # back to that page
+    # back to the page and filter the visit was recorded from
+    back = {}
+    if request.POST.get("show") in selectors.CONCLUSION_FILTERS:
+        back["show"] = request.POST["show"]
+    if request.POST.get("page", "").isdigit():
+        back["page"] = request.POST["page"]
+    return redirect(reverse("checkups:conclusions") + (f"?{urlencode(back)}" if back else ""))
 
 
 @login_required

@@ -267,14 +267,14 @@ def test_the_physician_sees_what_a_correction_changed_and_hr_still_sees_no_value
     mine = _client("member@a.example", TEST_PASSWORD).get("/checkups/mine/").content.decode()
     assert mine.count('data-testid="corrected"') == 1 and "に訂正されました" in mine
     conclusions = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
-    assert "訂正" not in conclusions and not shows(conclusions, "151")
+    assert 'data-testid="recheck-' not in conclusions and not shows(conclusions, "151")  # no opinion yet
 
 
 def test_a_correction_after_the_opinion_sends_the_record_back_to_the_physician(world, clinic):
     doc, record = _client("doc@a.example"), clinic["record"]
     _sign(doc, record)
     assert "2025-05-20" not in doc.get("/checkups/review/").content.decode()  # signed: off the queue
-    assert "再確認待ち" not in _client("hr@a.example").get("/checkups/conclusions/").content.decode()
+    assert 'data-testid="recheck-' not in _client("hr@a.example").get("/checkups/conclusions/").content.decode()
     with tenant_context(world.tenant_a):
         checkup_record_save(
             member=record.member, exam_date=record.exam_date, program="regular",
@@ -321,6 +321,8 @@ def test_long_lists_come_a_page_at_a_time_and_a_follow_up_returns_to_its_page(wo
     _sign(doc, clinic["record"])  # the 2025 record asks for a 精密検査
     with tenant_context(world.tenant_a):
         total = CheckupRecord.objects.count()  # HR sees every record of the tenant, newest exam first
+    pending = hr.get("/checkups/conclusions/?show=pending").content.decode()
+    assert 'href="?show=pending&amp;page=2"' in pending  # the pager keeps the filter
     pages = [hr.get(f"/checkups/conclusions/?page={n}").content.decode() for n in range(1, total + 1)]
     assert all(f"（全 {total} 件）" in page for page in pages)
     on = next(n for n, page in enumerate(pages, 1) if f'data-testid="follow-up-{clinic["record"].pk}"' in page)
@@ -342,3 +344,30 @@ def test_results_read_in_the_catalogue_order_whatever_order_they_were_stored_in(
         rows = client.get(url).content.decode().split(table)[1].split("</table>")[0]
         labels = re.findall(r"<tr><td>([^<]+)</td>", rows)
         assert labels[:4] == ["身長", "体重", "BMI", "腹囲"], (url, labels)
+
+
+def test_hr_narrows_the_conclusions_to_what_needs_acting_on(world, clinic):
+    doc, hr = _client("doc@a.example"), _client("hr@a.example")
+    record, other = clinic["record"], clinic["other"]  # 2025 record of the employee; someone in 札幌支店
+    _sign(doc, record)  # 精密検査 asked, not done yet
+
+    def listed(show: str) -> set[int]:
+        page = hr.get(f"/checkups/conclusions/?show={show}").content.decode()
+        return {int(pk) for pk in re.findall(r'data-testid="follow-up-(\d+)"', page)}
+
+    everything = listed("all")
+    assert {record.pk, other.pk} <= everything and listed("nonsense") == everything
+    assert listed("signed") == {record.pk} and listed("follow_up") == {record.pk}
+    assert record.pk not in listed("pending") and other.pk in listed("pending")
+    assert listed("recheck") == set()
+    posted = hr.post(
+        f"/checkups/conclusions/{record.pk}/follow-up/", {"visited_on": "2025-08-01", "show": "follow_up", "page": "1"}
+    )
+    assert posted["Location"] == "/checkups/conclusions/?show=follow_up&page=1"  # back where HR was
+    assert listed("follow_up") == set() and listed("signed") == {record.pk}  # done: off the to-do list
+    with tenant_context(world.tenant_a):
+        checkup_record_save(member=record.member, exam_date=record.exam_date, program="regular",
+                            values={**VALUES, "systolic": D("170")})  # fmt: skip
+    assert listed("recheck") == {record.pk}
+    page = hr.get("/checkups/conclusions/?show=recheck").content.decode()
+    assert '<option value="recheck" selected>' in page

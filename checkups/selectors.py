@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -25,6 +39,7 @@ REVIEW_GRADES = {"C", "D", "E"}
 REVIEW_GUIDANCE = {"積極的支援", "動機付け支援"}
 OPINION_DEADLINE_MONTHS = 3  # 安衛法 66条の4: the physician's opinion within 3 months of the checkup
 CHART_ITEMS = ["weight", "bmi", "systolic", "diastolic", "hba1c", "ldl"]
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # "before any correction"
 PAGE_SIZE = 50  # rows per page of the physician's queue and HR's conclusions
 
 
@@ -119,15 +134,19 @@ def review_queue(*, user, page: int | str | None = 1) -> Page:
     guidance target, by their newest judgement) and have none yet, or whose opinion was signed before a
     correction of their values, oldest exam first, with the legal deadline; a page of QueueEntry."""
     newest = Judgement.objects.filter(record=OuterRef("pk")).order_by("-judged_at", "-pk")
+    # Each subquery is written once, as the filter runs over every record in scope: "no opinion signed
+    # since the values last changed" is one NOT EXISTS; whether an older opinion exists (a re-check) is
+    # read for the page's rows only.
+    since = Coalesce(OuterRef("corrected_at"), Value(EPOCH, output_field=DateTimeField()))
     records = (
-        with_correction_state(
-            policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
-        )
+        policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
+        .annotate(corrected_at=_newest(CheckupCorrection, "corrected_at"))
+        .filter(~Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk"), signed_at__gt=since)))
         .annotate(
             overall=Subquery(newest.values("overall")[:1]), guidance=Subquery(newest.values("guidance_level")[:1])
         )
-        .filter(Q(signed_at__isnull=True) | Q(stale_opinion=True))
         .filter(Q(overall__in=REVIEW_GRADES) | Q(guidance__in=REVIEW_GUIDANCE))
+        .annotate(signed_at=_newest(PhysicianOpinion, "signed_at"))
         .select_related("member")
         .prefetch_related(_latest_judgements())
         .order_by("exam_date", "pk")
@@ -138,7 +157,7 @@ def review_queue(*, user, page: int | str | None = 1) -> Page:
             record,
             record.judgements_newest_first[0],
             add_months(record.exam_date, OPINION_DEADLINE_MONTHS),
-            recheck=record.stale_opinion,
+            recheck=record.signed_at is not None,  # signed before the newest correction
         )
         for record in found.object_list
     ]
@@ -286,15 +305,30 @@ class Conclusion:
 
 # What HR can narrow 就業判定の確認 to (?show=…): the key, its label, and the records it keeps.
 _FOLLOW_UP_KINDS = [k for k in PhysicianOpinion.FollowUp.values if k != PhysicianOpinion.FollowUp.NONE]
-CONCLUSION_FILTERS = {
-    "all": (gettext_lazy("すべて"), Q()),
-    "pending": (gettext_lazy("判定待ち"), Q(signed_at__isnull=True)),
-    "signed": (gettext_lazy("就業判定あり"), Q(signed_at__isnull=False)),
+
+
+def _with_opinion(**lookups) -> Q:
+    # "IN (records with such an opinion)": a semi-join, so the per-record subqueries after it run only
+    # for the few records that have an opinion at all, not for every record of a big tenant.
+    return Q(pk__in=PhysicianOpinion.objects.filter(**lookups).values("record_id"))
+
+
+CONCLUSION_FILTERS: dict[str, tuple[str, Callable[[], Q]]] = {
+    "all": (gettext_lazy("すべて"), Q),
+    "pending": (gettext_lazy("判定待ち"), lambda: ~_with_opinion()),
+    "signed": (gettext_lazy("就業判定あり"), _with_opinion),
     "follow_up": (
         gettext_lazy("事後措置が未受診"),
-        Q(follow_up__in=_FOLLOW_UP_KINDS) & (Q(visit__isnull=True) | ~Q(visit=FollowUpVisit.Status.DONE)),
+        lambda: (
+            _with_opinion(follow_up__in=_FOLLOW_UP_KINDS)
+            & Q(follow_up__in=_FOLLOW_UP_KINDS)
+            & (Q(visit__isnull=True) | ~Q(visit=FollowUpVisit.Status.DONE))
+        ),
     ),
-    "recheck": (gettext_lazy("訂正後の再確認待ち"), Q(stale_opinion=True)),
+    "recheck": (
+        gettext_lazy("訂正後の再確認待ち"),
+        lambda: Q(pk__in=CheckupCorrection.objects.values("record_id")) & _with_opinion() & Q(stale_opinion=True),
+    ),
 }
 
 
@@ -312,7 +346,7 @@ def conclusions(*, user, page: int | str | None = 1, show: str = "all") -> Page:
             follow_up=_newest(PhysicianOpinion, "signed_at", "follow_up"),
             visit=_newest(FollowUpVisit, "recorded_at", "status"),
         )
-        .filter(CONCLUSION_FILTERS.get(show, CONCLUSION_FILTERS["all"])[1])
+        .filter(CONCLUSION_FILTERS.get(show, CONCLUSION_FILTERS["all"])[1]())
         .select_related("member", "member__office", "member__department")
         .prefetch_related(_opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date", "pk")

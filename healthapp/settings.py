@@ -125,6 +125,10 @@ elif PRODUCTION and DATABASE_OWNER_URL == DATABASE_URL:
         "DATABASE_OWNER_URL must name a different role from DATABASE_URL in production: "
         "the application role must not own the tables it is isolated by (row-level security)."
     )
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # No JIT: the pages and lookups are short queries whose cost estimates (a big tenant's subqueries, a
+    # table without statistics) pass the JIT thresholds, and compiling took longer than running them.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, Celery -----------------------------------------------------------------------------

@@ -303,7 +303,6 @@ class Conclusion:
     recheck: bool = False  # the opinion predates a correction of the values: the physician confirms it again
 
 
-# What HR can narrow 就業判定の確認 to (?show=…): the key, its label, and the records it keeps.
 _FOLLOW_UP_KINDS = [k for k in PhysicianOpinion.FollowUp.values if k != PhysicianOpinion.FollowUp.NONE]
 
 
@@ -313,6 +312,7 @@ def _with_opinion(**lookups) -> Q:
     return Q(pk__in=PhysicianOpinion.objects.filter(**lookups).values("record_id"))
 
 
+# What HR can narrow 就業判定の確認 to (?show=…): the key, its label, and the condition on the records.
 CONCLUSION_FILTERS: dict[str, tuple[str, Callable[[], Q]]] = {
     "all": (gettext_lazy("すべて"), Q),
     "pending": (gettext_lazy("判定待ち"), lambda: ~_with_opinion()),

@@ -53,7 +53,9 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 def _latest_judgements():
     return Prefetch(
-        "judgements", queryset=Judgement.objects.order_by("-judged_at", "-pk"), to_attr="judgements_newest_first"
+        "judgements",
+        queryset=Judgement.objects.select_related("criteria").order_by("-judged_at", "-pk"),
+        to_attr="judgements_newest_first",
     )
 
 

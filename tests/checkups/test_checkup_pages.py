@@ -286,6 +286,8 @@ def test_a_correction_after_the_opinion_sends_the_record_back_to_the_physician(w
     assert 'data-testid="recheck"' in row  # back on the queue, marked as a re-check
     page = doc.get(f"/checkups/review/{record.pk}/").content.decode()
     assert 'data-testid="stale-opinion"' in page and "訂正された値より前に署名" in page
+    history = page.split('data-testid="judgement-history"')[1].split("</details>")[0]  # both judgements, newest first
+    assert "判定の履歴（2）" in history and history.count("<tr><td>") == 2
     hr = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
     assert f'data-testid="recheck-{record.pk}"' in hr and "就業制限" in hr  # the opinion in force, flagged
     assert not shows(hr, "168")

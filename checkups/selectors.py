@@ -106,6 +106,10 @@ class QueueEntry:
     deadline: dt.date
     recheck: bool = False  # signed before a correction changed the values: to be confirmed again
 
+    @property
+    def overdue(self) -> bool:
+        return self.deadline < timezone.localdate()
+
 
 def _newest(model, order: str, field: str = "") -> Subquery:
     """``field`` (default: ``order``) of the record's newest ``model`` row by ``order``."""

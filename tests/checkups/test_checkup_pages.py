@@ -373,3 +373,17 @@ def test_hr_narrows_the_conclusions_to_what_needs_acting_on(world, clinic):
     assert listed("recheck") == {record.pk}
     page = hr.get("/checkups/conclusions/?show=recheck").content.decode()
     assert '<option value="recheck" selected>' in page
+
+
+def test_the_queue_marks_deadlines_that_have_passed(world, clinic):
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    with tenant_context(world.tenant_a):
+        fresh = checkup_record_save(member=clinic["record"].member, exam_date=today, program="regular", values=VALUES)
+        checkup_judge(record=fresh)
+    queue = _client("doc@a.example").get("/checkups/review/").content.decode()
+    old_row = queue.split("2024-05-20")[1].split("</tr>")[0]
+    new_row = queue.split(f"<td>{today:%Y-%m-%d}</td>")[1].split("</tr>")[0]
+    assert 'data-testid="overdue"' in old_row and "期限超過" in old_row  # 2024-08-20 is long gone
+    assert 'data-testid="overdue"' not in new_row  # three months from today

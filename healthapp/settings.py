@@ -125,9 +125,10 @@ elif PRODUCTION and DATABASE_OWNER_URL == DATABASE_URL:
         "DATABASE_OWNER_URL must name a different role from DATABASE_URL in production: "
         "the application role must not own the tables it is isolated by (row-level security)."
     )
-if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" and env_bool("DB_JIT_OFF", True):
     # No JIT: the pages and lookups are short queries whose cost estimates (a big tenant's subqueries, a
     # table without statistics) pass the JIT thresholds, and compiling took longer than running them.
+    # Behind PgBouncer (which refuses startup options) set DB_JIT_OFF=0 and ALTER ROLE … SET jit = off.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

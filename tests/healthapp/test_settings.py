@@ -89,3 +89,14 @@ def test_embedded_default_generates_its_secret_key_once(tmp_path):
     assert len(first) > 40 and oct(key_file.stat().st_mode)[-3:] == "600"
     _manage("check", HEALTHAPP_VAR_DIR=str(tmp_path))
     assert key_file.read_text() == first
+
+
+@pytest.mark.postgres
+def test_postgresql_connections_run_without_jit(db):
+    """The pages' short queries over a big tenant passed the JIT thresholds and compiled longer than they
+    ran (see bench/checkup_pages.py): the application's connections start with JIT off."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -403,6 +403,7 @@ class Distribution:
     fiscal_year: int | None
     rows: list[DistributionRow]
     follow_up: FollowUpRate | None  # overall; None when it would single anyone out (see grade_distribution)
+    years: list[int] = field(default_factory=list)  # fiscal years with checkups in scope, newest first
 
 
 class _Counted(NamedTuple):
@@ -436,17 +437,18 @@ def _counted_per_person(records: list[_Counted]) -> list[_Counted]:
 
 def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     """Counts of overall grades and the follow-up completion rate by office and department for one fiscal
-    year (the latest by default), inside the user's checkup.view_conclusion scope; groups under
-    MIN_GROUP_SIZE people are suppressed. The overall rate is shown only when the suppressed groups
-    together are empty or large enough themselves: otherwise overall minus the shown groups would give
-    the figures of a group that was hidden."""
+    year (the latest when none, or one without checkups, is asked for), inside the user's
+    checkup.view_conclusion scope; groups under MIN_GROUP_SIZE people are suppressed. The overall rate
+    is shown only when the suppressed groups together are empty or large enough themselves: otherwise
+    overall minus the shown groups would give the figures of a group that was hidden."""
     if not policy.can(user, Perm.CHECKUP_VIEW_CONCLUSION):
         raise Http404
     records = policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
-    if fiscal_year is None:
-        fiscal_year = records.order_by("-fiscal_year").values_list("fiscal_year", flat=True).first()
-        if fiscal_year is None:
-            return Distribution(None, [], None)
+    years = list(records.order_by("-fiscal_year").values_list("fiscal_year", flat=True).distinct())
+    if not years:
+        return Distribution(None, [], None)
+    if fiscal_year not in years:
+        fiscal_year = years[0]  # the latest (a year with no checkups in scope has nothing to show)
     # One light row per record (a big tenant has 100,000 a year): the newest judgement's grade and whether an
     # opinion exists come from subqueries; only the signed records are loaded whole, for their follow-up.
     year = records.filter(fiscal_year=fiscal_year)
@@ -490,4 +492,4 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     overall = None
     if total_people >= MIN_GROUP_SIZE and (suppressed_people == 0 or suppressed_people >= MIN_GROUP_SIZE):
         overall = _follow_up_rate([record for group in groups.values() for record in group], states)
-    return Distribution(fiscal_year, rows, overall)
+    return Distribution(fiscal_year, rows, overall, years)

@@ -104,13 +104,14 @@ def conclusions(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    distribution = selectors.grade_distribution(user=request.user)
+    year = request.GET.get("year", "")
+    distribution = selectors.grade_distribution(user=request.user, fiscal_year=int(year) if year.isdigit() else None)
     return render(
         request,
         "checkups/dashboard.html",
         {
             "fiscal_year": distribution.fiscal_year, "rows": distribution.rows, "follow_up": distribution.follow_up,
-            "min_size": selectors.MIN_GROUP_SIZE, "grades": "ABCDE",
+            "years": distribution.years, "min_size": selectors.MIN_GROUP_SIZE, "grades": "ABCDE",
         },
     )  # fmt: skip
 

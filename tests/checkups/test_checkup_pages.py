@@ -387,3 +387,14 @@ def test_the_queue_marks_deadlines_that_have_passed(world, clinic):
     new_row = queue.split(f"<td>{today:%Y-%m-%d}</td>")[1].split("</tr>")[0]
     assert 'data-testid="overdue"' in old_row and "期限超過" in old_row  # 2024-08-20 is long gone
     assert 'data-testid="overdue"' not in new_row  # three months from today
+
+
+def test_hr_picks_the_fiscal_year_of_the_dashboard(world, clinic):
+    hr = _client("hr@a.example")
+    latest = hr.get("/checkups/dashboard/").content.decode()
+    assert "健診の集計（2025年度）" in latest
+    assert '<option value="2025" selected>' in latest and '<option value="2024">' in latest
+    earlier = hr.get("/checkups/dashboard/?year=2024").content.decode()
+    assert "健診の集計（2024年度）" in earlier and '<option value="2024" selected>' in earlier
+    for wrong in ("1999", "x"):  # a year without checkups, or no year: the latest
+        assert "健診の集計（2025年度）" in hr.get(f"/checkups/dashboard/?year={wrong}").content.decode()

@@ -108,7 +108,7 @@ PAGES = JobPages(
     report_rows=imports.error_report_rows,
     preview_counts=(
         ADDED,
-        Count("updated", _("更新（結果を置き換え、判定の履歴は残します）")),
+        Count("updated", _("訂正（新しい結果で置き換え、訂正前の値と判定は履歴に残します）")),
         UNCHANGED,
         Count("errors", _("エラー（取り込まない件）")),
         Count("warnings", _("警告（不明な項目コードは読み飛ばし）"), only_if_any=True),

@@ -109,6 +109,7 @@ PAGES = JobPages(
     preview_counts=(
         ADDED,
         Count("updated", _("訂正（新しい結果で置き換え、訂正前の値と判定は履歴に残します）")),
+        Count("rechecks", _("うち就業判定済み（産業医の再確認に戻ります）"), only_if_any=True),
         UNCHANGED,
         Count("errors", _("エラー（取り込まない件）")),
         Count("warnings", _("警告（不明な項目コードは読み飛ばし）"), only_if_any=True),

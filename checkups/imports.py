@@ -49,7 +49,7 @@ from accounts.models import Member, User
 from accounts.roster_import import FileError, detect_encoding, parse_date, records
 from checkups import items as catalogue_module
 from checkups.mhlw_xml import ParsedCheckup, ParseError, parse_document, parse_zip
-from checkups.models import CheckupCsvMapping, CheckupRecord, CheckupResult, Judgement
+from checkups.models import CheckupCsvMapping, CheckupRecord, CheckupResult, Judgement, PhysicianOpinion
 from checkups.services import JudgingCriteria, checkup_corrections_keep, fiscal_year_of, judgement_fields
 from healthapp import jobs
 from healthapp.crypto.blind_index import blind_index, insurance_card_index
@@ -746,7 +746,7 @@ def checkup_import_validate(*, job_id: int) -> Job | None:
 
 
 def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
-    counts = {"rows": 0, "added": 0, "updated": 0, "unchanged": 0, "errors": 0, "warnings": 0}
+    counts = {"rows": 0, "added": 0, "updated": 0, "unchanged": 0, "errors": 0, "warnings": 0, "rechecks": 0}
     errors: list[dict] = []
     plan: dict[str, Any] = {"chunk_size": CHUNK_SIZE, "chunks": []}
     stream: Iterator[tuple[int, Entry]]
@@ -763,6 +763,7 @@ def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
         _check(entries, seen)
         stored = _stored(entries)
         todo = unchanged = 0
+        corrected: list[int] = []
         for index, entry in enumerate(entries):
             counts["rows"] += 1
             errors += _errors_of(entry)
@@ -776,6 +777,11 @@ def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
                 unchanged += 1
             else:
                 todo |= 1 << index
+            if outcome == "updated":
+                corrected.append(stored[entry.key()].pk)
+        if corrected:  # signed opinions on values about to change: they go back to the physician
+            signed = PhysicianOpinion.objects.filter(record_id__in=corrected).values("record_id").distinct()
+            counts["rechecks"] += signed.count()
         mask = base64.b64encode(todo.to_bytes((len(entries) + 7) // 8, "little")).decode()
         plan["chunks"].append([start, entries[0].row, len(entries), mask, unchanged])
         start = chunk[-1][0]

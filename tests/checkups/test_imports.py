@@ -16,7 +16,7 @@ from accounts.services import member_create
 from audit.models import AuditEvent
 from checkups import imports
 from checkups.mhlw_sample import Observation, build_document, build_zip
-from checkups.models import CheckupRecord, CheckupResult, Judgement
+from checkups.models import CheckupRecord, CheckupResult, Judgement, PhysicianOpinion
 from healthapp.models import Job
 from tenants.context import tenant_context
 from tests.accounts.conftest import make_hr_admin
@@ -122,9 +122,12 @@ def test_reimporting_the_same_file_changes_nothing_and_a_corrected_file_updates_
         assert record.judgements.count() == 1
 
         assert not record.corrections.exists()  # nothing changed, nothing to keep
+        assert first.counts["rechecks"] == again.counts["rechecks"] == 0
+        PhysicianOpinion.objects.create(record=record, fitness="normal", signed_by=world.admin_a)
 
         corrected = run(doc("0001", items={**ITEMS, "systolic": 165}))
         assert corrected.counts["updated"] == 1 and corrected.counts["applied"]["updated"] == 1
+        assert corrected.counts["rechecks"] == 1  # the preview says the signed opinion goes back for a re-check
         assert record.results.get(item="systolic").value == Decimal("165")
         assert record.judgements.count() == 2  # the old judgement stays as history
         newest = record.judgements.order_by("-judged_at", "-pk").first()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, OuterRef, Q, Subquery
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,6 +34,8 @@ from checkups.models import (
 from checkups.stratification import Checkup, metabolic_syndrome, stratify
 from healthapp.errors import AppError
 from healthapp.models import Job
+from tenants.context import tenant_context
+from tenants.models import Tenant
 
 GRADES_SET = "uniform_grades_v1"
 GUIDANCE_SET = "specific_guidance_fy2024"
@@ -156,6 +159,59 @@ def checkup_judge(*, record: CheckupRecord, acting_user=None) -> Judgement:
         details={"judgement": judgement.pk, "criteria": criteria.label}, actor=acting_user,
     )  # fmt: skip
     return judgement
+
+
+REJUDGE_CHUNK = 500
+
+
+def checkup_rejudge_pending(*, fiscal_year: int | None = None, everything: bool = False) -> list[int]:
+    """Ids of the current tenant's records to judge again: those whose newest judgement was not made under
+    the current grading version (or that have none), or with ``everything`` all of them; by fiscal year."""
+    records = CheckupRecord.objects.all()
+    if fiscal_year is not None:
+        records = records.filter(fiscal_year=fiscal_year)
+    if not everything:
+        current = JudgingCriteria.current().grades_set.pk
+        newest = Judgement.objects.filter(record=OuterRef("pk")).order_by("-judged_at", "-pk").values("criteria_id")
+        records = records.annotate(judged_under=Subquery(newest[:1])).filter(
+            Q(judged_under__isnull=True) | ~Q(judged_under=current)
+        )
+    return list(records.order_by("pk").values_list("pk", flat=True))
+
+
+def checkup_rejudge(
+    *, tenant: Tenant, record_ids: list[int], acting_user=None, progress: Callable[[int], None] | None = None
+) -> int:
+    """Judge ``tenant``'s records again under the current criteria versions, each chunk in a transaction
+    of its own (an interrupted run is finished by running it again: judged records are no longer
+    pending); earlier judgements stay. One audit event per chunk lists the records and their judgements."""
+    criteria = JudgingCriteria.current()
+    for start in range(0, len(record_ids), REJUDGE_CHUNK):
+        with tenant_context(tenant), transaction.atomic():
+            records = (
+                CheckupRecord.objects.filter(pk__in=record_ids[start : start + REJUDGE_CHUNK])
+                .select_related("member")
+                .prefetch_related("results")
+                .order_by("pk")
+            )
+            judgements = []
+            for record in records:
+                values = {r.item: r.value for r in record.results.all() if r.value is not None}
+                judgement = judgement_build(record=record, member=record.member, values=values, criteria=criteria)
+                judgement.judged_by = acting_user
+                judgements.append(judgement)
+            Judgement.objects.bulk_create(judgements)
+            audit.record(
+                action="checkup.judged", target_type="checkup",
+                details={
+                    "criteria": criteria.label, "rejudged": True,
+                    "records": [j.record_id for j in judgements], "judgements": [j.pk for j in judgements],
+                },
+                **({"actor": acting_user} if acting_user is not None else {}),
+            )  # fmt: skip
+        if progress is not None:
+            progress(min(start + REJUDGE_CHUNK, len(record_ids)))
+    return len(record_ids)
 
 
 @dataclass(frozen=True)

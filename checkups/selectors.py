@@ -186,6 +186,17 @@ def record_for_physician(*, user, record_id: int) -> CheckupRecord:
     return record
 
 
+def previous_record(record: CheckupRecord) -> CheckupRecord | None:
+    """The same person's latest checkup before this one (前回), with its results; the record was already
+    read inside the physician's scope, and the person is the same."""
+    return (
+        CheckupRecord.objects.filter(member_id=record.member_id, exam_date__lt=record.exam_date)
+        .prefetch_related("results")
+        .order_by("-exam_date", "-pk")
+        .first()
+    )
+
+
 @dataclass(frozen=True)
 class Correction:
     """One correction of a record as a physician reads it: when, from which file, and what it changed."""

@@ -71,6 +71,9 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
             messages.success(request, _("就業判定を記録しました。"))
             return redirect("checkups:review")
     audit.record(action="checkup.viewed", target_type="checkup", target_id=record.pk)
+    previous = selectors.previous_record(record)
+    if previous is not None:  # its values are shown beside this record's: a read of that record too
+        audit.record(action="checkup.viewed", target_type="checkup", target_id=previous.pk)
     return render(
         request,
         "checkups/review.html",
@@ -80,6 +83,8 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
             "labels": _item_labels(),
             "opinions": record.opinions.order_by("-signed_at"),
             "corrections": selectors.corrections_of(record),
+            "previous": previous,
+            "previous_values": {r.item: r.display for r in previous.results.all()} if previous else {},
         },
     )
 

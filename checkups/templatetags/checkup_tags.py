@@ -32,3 +32,13 @@ def normalize(value):
         text = format(value.normalize(), "f")
         return text
     return value
+
+
+# UCUM unit codes as they are stored (the MHLW format uses them) → as people write them.
+_UNIT_LABELS = {"mm[Hg]": "mmHg", "kg/m2": "kg/m²"}
+
+
+@register.filter
+def unit_label(unit: str | None) -> str:
+    """A stored unit as a person reads it: mm[Hg] → mmHg, kg/m2 → kg/m²; others as stored."""
+    return _UNIT_LABELS.get(unit or "", unit or "")

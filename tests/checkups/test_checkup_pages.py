@@ -72,6 +72,8 @@ def _client(email, password=STAFF_PASSWORD) -> Client:
 def test_employee_sees_grades_explained_and_trend_charts(world, clinic):
     client = _client("member@a.example", TEST_PASSWORD)
     page = client.get("/checkups/mine/").content.decode()
+    assert "142 mmHg" in page and "収縮期血圧（mmHg）" in page and "mm[Hg]" not in page  # units as people write them
+    assert "kg/m²" in page
     assert "2025年度" in page and "2024年度" in page
     assert 'class="grade grade-C"' in page and "生活習慣の見直し" in page
     assert page.count("<svg") >= 3 and "142" in page  # weight, BMI, blood pressure, … over two years
@@ -398,3 +400,17 @@ def test_hr_picks_the_fiscal_year_of_the_dashboard(world, clinic):
     assert "健診の集計（2024年度）" in earlier and '<option value="2024" selected>' in earlier
     for wrong in ("1999", "x"):  # a year without checkups, or no year: the latest
         assert "健診の集計（2025年度）" in hr.get(f"/checkups/dashboard/?year={wrong}").content.decode()
+
+
+def test_the_physician_sees_last_years_value_beside_each_result_and_that_read_is_audited(world, clinic):
+    doc, record = _client("doc@a.example"), clinic["record"]  # 2025: systolic 142; 2024: 132
+    page = doc.get(f"/checkups/review/{record.pk}/").content.decode()
+    table = page.split('data-testid="results"')[1].split("</table>")[0]
+    assert "前回（2024-05-20）" in table
+    assert _cells(table, "収縮期血圧") == ["収縮期血圧", "142 mmHg", "C", "132"]  # now, grade, last year
+    with tenant_context(world.tenant_a):
+        earlier = record.member.checkups.get(exam_date=dt.date(2024, 5, 20))
+        viewed = AuditEvent.objects.filter(action="checkup.viewed", actor_id=clinic["doc"].pk)
+        assert {event.target_id for event in viewed} == {str(record.pk), str(earlier.pk)}
+    first = doc.get(f"/checkups/review/{earlier.pk}/").content.decode()
+    assert "前回（" not in first.split('data-testid="results"')[1].split("</table>")[0]  # nothing before 2024

@@ -15,9 +15,10 @@ Rules:
   unreadable answer) is not imported at all: a partial checkup could hide the value that matters.
   Unknown codes in XML are reported as warnings; the rest of the document is imported.
 - Re-importing the same data changes nothing (``unchanged``); a corrected file replaces the record's
-  results (as ``checkup_record_save`` does), earlier judgements stay as history and every written record
-  is judged again, a chunk at a time (``checkup_judge_many``: criteria loaded once, one audit event per
-  chunk listing every record and its judgement).
+  results (as ``checkup_record_save`` does) after keeping what it held as a ``CheckupCorrection``
+  (``checkup_corrections_keep``); earlier judgements stay as history and every written record is judged
+  again, a chunk at a time (criteria loaded once, one audit event per chunk listing every record and its
+  judgement). The dry run counts the corrections of records that already have a physician's opinion.
 - Errors carry the entry number, the item/column and a reason code: never a value.
 """
 

@@ -139,7 +139,6 @@ def review_queue(*, user, page: int | str | None = 1) -> Page:
     """Records in the physician's checkup.judge scope that need an opinion (grade C or worse, or a
     guidance target, by their newest judgement) and have none yet, or whose opinion was signed before a
     correction of their values, oldest exam first, with the legal deadline; a page of QueueEntry."""
-    newest = Judgement.objects.filter(record=OuterRef("pk")).order_by("-judged_at", "-pk")
     # Each subquery is written once, as the filter runs over every record in scope: "no opinion signed
     # since the values last changed" is one NOT EXISTS; whether an older opinion exists (a re-check) is
     # read for the page's rows only.
@@ -149,7 +148,8 @@ def review_queue(*, user, page: int | str | None = 1) -> Page:
         .annotate(corrected_at=_newest(CheckupCorrection, "corrected_at"))
         .filter(~Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk"), signed_at__gt=since)))
         .annotate(
-            overall=Subquery(newest.values("overall")[:1]), guidance=Subquery(newest.values("guidance_level")[:1])
+            overall=_newest(Judgement, "judged_at", "overall"),
+            guidance=_newest(Judgement, "judged_at", "guidance_level"),
         )
         .filter(Q(overall__in=REVIEW_GRADES) | Q(guidance__in=REVIEW_GUIDANCE))
         .annotate(signed_at=_newest(PhysicianOpinion, "signed_at"))
@@ -238,8 +238,11 @@ def corrections_of(record: CheckupRecord) -> list[Correction]:
     kept = list(CheckupCorrection.objects.filter(record=record).order_by("corrected_at", "pk"))
     if not kept:
         return []
-    current = {
-        "results": [{"item": r.item, "value": r.value, "text": r.text} for r in record.results.all()],
+    current = {  # in the form the corrections keep (value as exact text)
+        "results": [
+            {"item": r.item, "value": None if r.value is None else str(r.value), "text": r.text}
+            for r in record.results.all()
+        ],
         "institution": record.institution,
         "questionnaire": record.questionnaire,
     }
@@ -247,7 +250,7 @@ def corrections_of(record: CheckupRecord) -> list[Correction]:
     out: list[Correction] = []
     for correction, before, after in zip(kept, states, [*states[1:], current], strict=True):
         old = {r["item"]: shown(r) for r in before["results"]}
-        new = {r["item"]: shown({**r, "value": r["value"] and str(r["value"])}) for r in after["results"]}
+        new = {r["item"]: shown(r) for r in after["results"]}
         changes = [(item_label(key), old.get(key, "—"), new.get(key, "—"))
                    for key in sorted({*old, *new}) if old.get(key) != new.get(key)]  # fmt: skip
         if before["institution"] != after["institution"]:
@@ -463,11 +466,10 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     # One light row per record (a big tenant has 100,000 a year): the newest judgement's grade and whether an
     # opinion exists come from subqueries; only the signed records are loaded whole, for their follow-up.
     year = records.filter(fiscal_year=fiscal_year)
-    newest = Judgement.objects.filter(record=OuterRef("pk")).order_by("-judged_at", "-pk")
     has_opinion = Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk")))
     groups: dict[tuple[str, str], list[_Counted]] = {}
     for pk, member_id, exam_date, overall, signed, office, department in year.annotate(
-        overall=Subquery(newest.values("overall")[:1]),
+        overall=_newest(Judgement, "judged_at", "overall"),
         signed=has_opinion,
     ).values_list("pk", "member_id", "exam_date", "overall", "signed", "member__office__name",
                   "member__department__name"):  # fmt: skip

@@ -150,14 +150,20 @@ def checkup_corrections_keep(*, record_ids: list[int], job: Job | None = None, a
 def checkup_judge(*, record: CheckupRecord, acting_user=None) -> Judgement:
     """Judge a record under the current criteria versions; adds a Judgement (old ones are kept)."""
     criteria = JudgingCriteria.current()
-    values = {r.item: r.value for r in record.results.all() if r.value is not None}
-    judgement = judgement_build(record=record, member=record.member, values=values, criteria=criteria)
-    judgement.judged_by = acting_user
+    judgement = _judgement_of(record, criteria, acting_user)
     judgement.save()
     audit.record(
         action="checkup.judged", target_type="checkup", target_id=record.pk,
         details={"judgement": judgement.pk, "criteria": criteria.label}, actor=acting_user,
     )  # fmt: skip
+    return judgement
+
+
+def _judgement_of(record: CheckupRecord, criteria: JudgingCriteria, acting_user) -> Judgement:
+    """The (unsaved) judgement of a stored record from its stored results."""
+    values = {r.item: r.value for r in record.results.all() if r.value is not None}
+    judgement = judgement_build(record=record, member=record.member, values=values, criteria=criteria)
+    judgement.judged_by = acting_user
     return judgement
 
 
@@ -194,12 +200,7 @@ def checkup_rejudge(
                 .prefetch_related("results")
                 .order_by("pk")
             )
-            judgements = []
-            for record in records:
-                values = {r.item: r.value for r in record.results.all() if r.value is not None}
-                judgement = judgement_build(record=record, member=record.member, values=values, criteria=criteria)
-                judgement.judged_by = acting_user
-                judgements.append(judgement)
+            judgements = [_judgement_of(record, criteria, acting_user) for record in records]
             Judgement.objects.bulk_create(judgements)
             audit.record(
                 action="checkup.judged", target_type="checkup",

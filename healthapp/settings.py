@@ -346,7 +346,7 @@ CELERY_BEAT_SCHEDULE["audit-ship"] = {"task": "audit.tasks.ship_audit_log", "sch
 from celery.schedules import crontab  # noqa: E402  (kept inside this block: only the beat entry needs it)
 
 ROSTER_IMPORT_MAX_BYTES = env_int("ROSTER_IMPORT_MAX_BYTES", 20 * 2**20)  # larger uploads are refused
-ROSTER_IMPORT_CHUNK_ROWS = env_int("ROSTER_IMPORT_CHUNK_ROWS", 1000)  # rows per apply transaction
+ROSTER_IMPORT_CHUNK_ROWS = env_int("ROSTER_IMPORT_CHUNK_ROWS", 5000)  # rows per apply transaction
 ROSTER_IMPORT_MAX_ERRORS = env_int("ROSTER_IMPORT_MAX_ERRORS", 1000)  # beyond this the file is refused
 ROSTER_IMPORT_KEEP_DAYS = env_int("ROSTER_IMPORT_KEEP_DAYS", 7)  # unconfirmed uploads are deleted after this
 CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "accounts.roster_tasks"]  # not a tasks.py module

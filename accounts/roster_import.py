@@ -268,9 +268,21 @@ class Context:
         return self.tenant.kind == Tenant.Kind.INSURER
 
     @cached_property
-    def cleaners(self) -> list[tuple[int, str, Callable[[str, Context], Any]]]:
-        """(cell position, column, cleaner) of the file's known columns, looked up once per job step."""
-        return [(at, c, _CLEANERS[c]) for at, c in enumerate(self.columns) if c is not None]
+    def cleaners(self) -> list[tuple[int, str, Callable[[str, Context], Any], dict[str, Any] | None]]:
+        """(cell position, column, cleaner, memo) of the file's known columns, looked up once per job
+        step; ``memo``: cell text → clean value, for the columns whose few values repeat down a roster."""
+        return [
+            (at, c, _CLEANERS[c], {} if c in _REPEATING else None) for at, c in enumerate(self.columns) if c is not None
+        ]
+
+
+# Columns with few distinct values in a roster (a few offices and departments, two sexes, ~16,000 birth
+# dates among any number of people): each distinct cell text is cleaned once per job step. Bounded, so
+# memory stays flat however long the file is. Not names or numbers, which hardly repeat.
+_REPEATING = frozenset({"sex", "relationship", "office", "department", "birth_date", "qualification_end",
+                        "insurance_symbol"})  # fmt: skip
+_MEMO_LIMIT = 20_000
+_MISS = object()
 
 
 def _nfkc(text: str) -> str:
@@ -287,15 +299,21 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
     if len(cells) < width:
         cells = cells + [""] * (width - len(cells))  # Excel drops trailing empty cells
     values = row.values
-    for at, canonical, clean in ctx.cleaners:
+    for at, canonical, clean, memo in ctx.cleaners:
         text = cells[at].strip()
+        if memo is not None and (value := memo.get(text, _MISS)) is not _MISS:
+            values[canonical] = value
+            continue
         if text.startswith(_FORMULA_START):
             row.errors.append((canonical, "formula"))
             continue
         try:
-            values[canonical] = clean(text, ctx)
+            values[canonical] = value = clean(text, ctx)
         except ValueError as exc:
             row.errors.append((canonical, str(exc)))
+            continue
+        if memo is not None and len(memo) < _MEMO_LIMIT:
+            memo[text] = value  # only values that passed: an error is reported for every row it is in
     if row.errors:
         return row
     if not values.get("name"):
@@ -640,6 +658,7 @@ def roster_import_validate(*, job_id: int) -> Job | None:
         return job
     job.state, job.errors, job.counts, job.rows_done = Job.State.VALIDATING, [], {}, 0
     job.save()
+    jobs.job_drop_rows(job)
     try:
         with jobs.job_open(job) as f:
             _validate(job, f)
@@ -678,6 +697,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     chunks: list[list[int]] = []
     chunk: list[Row] = []
     chunk_start, chunk_number, number, position = header_end, 2, 1, header_end
+    names = [c for c in columns if c is not None]
 
     def flush() -> None:
         """Count the chunk's outcomes and close it: [byte offset, first record number, rows, todo, unchanged],
@@ -685,6 +705,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         re-import of an unchanged file reads the roster once, here, and writes nothing."""
         existing = _existing([r for r in chunk if not r.errors], columns)
         todo = unchanged = 0
+        kept = []
         for index, row in enumerate(chunk):
             if row.errors:
                 continue
@@ -698,8 +719,11 @@ def _validate(job: Job, f: IO[bytes]) -> None:
                     continue
                 counts["deactivated" if changes.get("is_active") is False else "updated"] += 1
             todo |= 1 << index
+            kept.append(_kept_row(row, names))
             if row.values.get("office") and row.values["office"] not in ctx.offices:
                 new_offices.add(row.values["office"])
+        if kept:
+            jobs.job_keep_rows(job, len(chunks), kept)
         mask = base64.b64encode(todo.to_bytes((len(chunk) + 7) // 8, "little")).decode()
         chunks.append([chunk_start, chunk_number, len(chunk), mask, unchanged])
         counts["unchanged"] += unchanged
@@ -737,14 +761,51 @@ def _validate(job: Job, f: IO[bytes]) -> None:
             counts["deactivates_uploader"] = 1  # the preview warns: applying locks the uploader out
     counts["new_offices"] = len(new_offices)
     # Mode full deactivates exactly the members the preview counted (ids only, no personal data).
-    job.plan = {"encoding": encoding, "delimiter": delimiter, "columns": columns, "chunks": chunks, "missing": missing}
+    job.plan = {
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "columns": columns,
+        "chunks": chunks,
+        "missing": missing,
+        "kept": True,  # the rows to write are kept cleaned per chunk (jobs.job_keep_rows)
+    }
     job.rows_total, job.rows_done = counts["rows"], 0
     job.counts, job.errors = counts, errors
     job.state = Job.State.VALIDATED
     job.save()
+    # The apply reads the kept chunks, never the file: the upload (personal data in clear) goes now,
+    # not when someone confirms (or the preview expires, days later).
+    jobs.job_release_upload(job)
 
 
 COLUMN_FOR_KEY = {"employee_number_index": "employee_number", "insurance_card_index": "insurance_number"}
+_DATE_COLUMNS = frozenset({"birth_date", "qualification_end"})
+
+
+def _kept_row(row: Row, names: list[str]) -> list:
+    """A checked row as the apply reads it back: [record number, key field, key, value per column]."""
+    values = row.values
+    cells = [values.get(name) for name in names]
+    for at, name in enumerate(names):
+        if name in _DATE_COLUMNS and cells[at] is not None:
+            cells[at] = cells[at].isoformat()
+    return [row.number, row.key_field, row.key, *cells]
+
+
+def _rows_kept(kept: list, ctx: Context) -> list[Row]:
+    """The kept rows of a chunk, as ``clean_row`` made them, offices checked again (one may be gone)."""
+    names = [c for c in ctx.columns if c is not None]
+    dates = [at for at, name in enumerate(names) if name in _DATE_COLUMNS]
+    rows = []
+    for number, key_field, key, *cells in kept:
+        for at in dates:
+            if cells[at] is not None:
+                cells[at] = dt.date.fromisoformat(cells[at])
+        row = Row(number=number, values=dict(zip(names, cells, strict=True)), key_field=key_field, key=key)
+        _resolve_office(row, ctx)
+        if not row.errors:
+            rows.append(row)
+    return rows
 
 
 def _missing_members(seen: set[int]) -> Iterator[tuple[int, int | None]]:
@@ -805,8 +866,12 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     if not todo:
         return prepared
     ctx = Context.load(job, plan["columns"])
-    with jobs.job_open(job) as f:
-        rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
+    if plan.get("kept"):  # what the dry run parsed and checked: no second pass over the file
+        # None only for a chunk already written (a read-ahead that the step will ignore).
+        rows = _rows_kept(jobs.job_kept_rows(job, index) or [], ctx)
+    else:  # a job validated before chunks were kept
+        with jobs.job_open(job) as f:
+            rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
     prepared.errors = todo.bit_count() - len(rows)  # rows that no longer pass (roster changed)
     existing = _existing(rows, ctx.columns)
     new_rows = []
@@ -842,6 +907,8 @@ def roster_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = No
         applied["errors"] += prepared.errors
         for name, n in _write_chunk(prepared).items():
             applied[name] += n
+        if plan.get("kept"):
+            jobs.job_drop_rows(job, job.next_chunk)
         job.next_chunk += 1
         job.rows_done = min(job.rows_total, job.rows_done + prepared.size)
         job.save(update_fields=["next_chunk", "rows_done", "counts", "updated_at"])  # not the plan again

@@ -855,6 +855,7 @@ class PreparedChunk:
     unchanged: int
     errors: int = 0
     new: list = field(default_factory=list)  # COPY records (PostgreSQL) or Member instances
+    new_fields: tuple = ()  # the Member fields of the COPY records, in order
     updates: dict[int, dict[str, Any]] = field(default_factory=dict)  # member pk → attribute changes
 
 
@@ -883,7 +884,7 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
             prepared.updates[current.pk] = changes
         else:
             prepared.unchanged += 1
-    prepared.new = _new_members(new_rows, ctx)
+    prepared.new_fields, prepared.new = _new_members(new_rows, ctx)
     return prepared
 
 
@@ -980,7 +981,7 @@ def _write_chunk(prepared: PreparedChunk) -> dict[str, int]:
                 to_deactivate_users.append(member.user_id)
         else:
             counts["updated"] += 1
-    counts["added"] = _insert_members(prepared.new)
+    counts["added"] = _insert_members(prepared.new, prepared.new_fields)
     if to_deactivate_users:
         User.objects.filter(pk__in=to_deactivate_users, tenant=require_tenant()).update(is_active=False)
     return counts
@@ -1003,47 +1004,63 @@ _MEMBER_FIELDS = [f for f in Member._meta.concrete_fields if not f.primary_key]
 _MEMBER_ENCRYPTED = frozenset(f.attname for f in encrypted_fields(Member))
 
 
-def _new_members(rows: list[Row], ctx: Context) -> list:
-    """New roster entries, ready to write: on PostgreSQL as COPY records built without model
-    instances (each row's personal values sealed in one pass with ``seal_row``), elsewhere as Member
-    instances for ``bulk_create``."""
+def _new_members(rows: list[Row], ctx: Context) -> tuple[tuple, list]:
+    """New roster entries, ready to write, and the fields they hold: on PostgreSQL COPY records of the
+    columns that differ from row to row (the INSERT adds tenant, timestamps and NULLs), built without
+    model instances or per-row dicts, each row's personal values sealed in one pass (``seal_row``);
+    elsewhere Member instances for ``bulk_create``."""
     if not rows:
-        return []
-    now = timezone.now()
-    defaults = {f.attname: f.get_default() for f in _MEMBER_FIELDS if f.attname != "uid"}
-    defaults["office"] = defaults["department"] = None
+        return (), []
     if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
+        now = timezone.now()
+        defaults = {f.attname: f.get_default() for f in _MEMBER_FIELDS if f.attname != "uid"}
+        defaults["office"] = defaults["department"] = None
         members = []
         for row in rows:
             values = _new_member(row, ctx, now, defaults)
             members.append(Member(**{k: v for k, v in values.items() if k not in ("created_at", "updated_at")}))
-        return members
-    tenant_id = ctx.tenant.pk
-    plain_names = [f.attname for f in _PLAIN]
-    # (position in the record, field, "" stored as NULL): flat tuples, no Field hashing per value
-    encrypted = [(len(_PLAIN) + i, f, f.empty_as_null) for i, f in enumerate(_ENCRYPTED)]
+        return (), members
+    tenant_id, today = ctx.tenant.pk, ctx.today
+    personal = [(f.attname, f.empty_as_null) for f in _ENCRYPTED if f.attname in ctx.columns]
+    fields = _VARYING + tuple(f for f in _ENCRYPTED if f.attname in ctx.columns)
+    personal_fields = fields[len(_VARYING) :]
+    first = len(_VARYING)
     records = []
     for row in rows:
-        values = _new_member(row, ctx, now, defaults)
-        record = [values[name] for name in plain_names] + [None] * len(encrypted)
-        todo = []
-        for at, f, empty_as_null in encrypted:
-            value = values[f.attname]
+        values = row.values
+        uid = uuid.uuid4()
+        office_id, department_id = _office_ids(row, ctx)
+        indexes = member_indexes(tenant_id, values, known={row.key_field: row.key})
+        record = [
+            uid, office_id, department_id, values.get("relationship") or _SELF, values.get("qualification_end"),
+            _target_active(values, today), indexes["employee_number_index"], indexes["name_index"],
+            indexes["email_index"], indexes["insurance_card_index"],
+        ]  # fmt: skip
+        record += [None] * len(personal)
+        items, at = [], []
+        for position, (name, empty_as_null) in enumerate(personal, first):
+            value = values.get(name)
             if value is not None and not (empty_as_null and value == ""):
-                todo.append((at, f, value))
-        sealed = seal_row(tenant_id, values["uid"].bytes, [(f, value) for _at, f, value in todo])
-        for (at, _f, _value), ciphertext in zip(todo, sealed, strict=True):
-            record[at] = ciphertext
+                items.append((personal_fields[position - first], value))
+                at.append(position)
+        for position, sealed in zip(at, seal_row(tenant_id, uid.bytes, items), strict=True):
+            record[position] = sealed
         records.append(record)
-    return records
+    return fields, records
 
 
 _ENCRYPTED = [f for f in _MEMBER_FIELDS if f.attname in _MEMBER_ENCRYPTED]
 _PLAIN = [f for f in _MEMBER_FIELDS if f.attname not in _MEMBER_ENCRYPTED]
 _COLUMNS = tuple(f.column for f in _PLAIN + _ENCRYPTED)
+_VARYING = tuple(
+    Member._meta.get_field(name)
+    for name in ("uid", "office", "department", "relationship", "qualification_end", "is_active",
+                 "employee_number_index", "name_index", "email_index", "insurance_card_index")
+)  # fmt: skip
+_SELF = Member.Relationship.SELF.value
 
 
-def _insert_members(new: list) -> int:
+def _insert_members(new: list, fields: tuple) -> int:
     """Insert new members; row-level security applies as to any INSERT of the application role. On
     PostgreSQL the records are streamed with COPY into a temporary table and inserted from there in
     one statement: COPY itself is refused on a table under row-level security, and row-by-row
@@ -1055,27 +1072,38 @@ def _insert_members(new: list) -> int:
         Member.objects.bulk_create(new, batch_size=500)
         return len(new)
     connection.ensure_connection()
+    copy_statement, insert_statement = _copy_statements(tuple(f.column for f in fields))
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_staging_statement(_COLUMNS))
-        # Binary: the sealed values travel as bytes, not as hex text that both sides would convert.
-        statement = pgsql.SQL("COPY roster_new ({}) FROM STDIN (FORMAT BINARY)").format(_identifiers(_COLUMNS))
-        with cursor.copy(statement) as copy:
-            copy.set_types(_copy_types(connection))
+        with cursor.copy(copy_statement) as copy:
+            copy.set_types(_copy_types(connection, fields))
             for record in new:
                 copy.write_row(record)
-        cursor.execute(
-            pgsql.SQL("INSERT INTO {} ({}) SELECT {} FROM roster_new").format(
-                pgsql.Identifier(Member._meta.db_table), _identifiers(_COLUMNS), _identifiers(_COLUMNS)
-            )
-        )
+        now = timezone.now()
+        cursor.execute(insert_statement, {"tenant": require_tenant().pk, "now": now})
         added = cursor.rowcount
         cursor.execute("TRUNCATE roster_new")  # several chunks may share one transaction (operator command)
         return added
 
 
-def _copy_types(connection) -> list[str]:
+@lru_cache(maxsize=8)
+def _copy_statements(copied: tuple[str, ...]) -> tuple[pgsql.Composed, pgsql.Composed]:
+    """COPY of the varying columns (binary: the sealed values travel as bytes, not as hex text that
+    both sides would convert), and the INSERT that adds the tenant and the timestamps; the columns not
+    copied are NULL in the load table (no login yet, personal fields the file does not have)."""
+    copy = pgsql.SQL("COPY roster_new ({}) FROM STDIN (FORMAT BINARY)").format(_identifiers(copied))
+    given = {"tenant_id": pgsql.Placeholder("tenant"), "created_at": pgsql.Placeholder("now")}
+    given["updated_at"] = given["created_at"]
+    selects = pgsql.SQL(", ").join(given.get(c, pgsql.Identifier(c)) for c in _COLUMNS)
+    insert = pgsql.SQL("INSERT INTO {} ({}) SELECT {} FROM roster_new").format(
+        pgsql.Identifier(Member._meta.db_table), _identifiers(_COLUMNS), selects
+    )
+    return copy, insert
+
+
+def _copy_types(connection, fields: tuple) -> list[str]:
     """The PostgreSQL type of each COPY column, as a binary COPY must be told (sizes dropped)."""
-    return [re.sub(r"\(.*\)", "", f.db_type(connection)) for f in _PLAIN + _ENCRYPTED]
+    return [re.sub(r"\(.*\)", "", f.db_type(connection)) for f in fields]
 
 
 def _identifiers(columns: Iterable[str]) -> pgsql.Composed:

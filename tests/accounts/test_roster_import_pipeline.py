@@ -57,11 +57,11 @@ def test_a_failed_write_stops_the_import_at_that_chunk_and_a_rerun_finishes_it(c
     job = _confirmed(tenant, [person(f"F{i:02d}") for i in range(30)])
     real_insert, calls = roster_import._insert_members, []
 
-    def failing(new):
+    def failing(new, fields):
         calls.append(len(new))
         if len(calls) == 3:
             raise RuntimeError("connection lost")
-        return real_insert(new)
+        return real_insert(new, fields)
 
     monkeypatch.setattr(roster_import, "_insert_members", failing)
     with pytest.raises(RuntimeError):

@@ -658,7 +658,6 @@ def roster_import_validate(*, job_id: int) -> Job | None:
         return job
     job.state, job.errors, job.counts, job.rows_done = Job.State.VALIDATING, [], {}, 0
     job.save()
-    jobs.job_drop_rows(job)
     try:
         with jobs.job_open(job) as f:
             _validate(job, f)
@@ -697,7 +696,6 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     chunks: list[list[int]] = []
     chunk: list[Row] = []
     chunk_start, chunk_number, number, position = header_end, 2, 1, header_end
-    names = [c for c in columns if c is not None]
 
     def flush() -> None:
         """Count the chunk's outcomes and close it: [byte offset, first record number, rows, todo, unchanged],
@@ -705,7 +703,6 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         re-import of an unchanged file reads the roster once, here, and writes nothing."""
         existing = _existing([r for r in chunk if not r.errors], columns)
         todo = unchanged = 0
-        kept = []
         for index, row in enumerate(chunk):
             if row.errors:
                 continue
@@ -719,11 +716,8 @@ def _validate(job: Job, f: IO[bytes]) -> None:
                     continue
                 counts["deactivated" if changes.get("is_active") is False else "updated"] += 1
             todo |= 1 << index
-            kept.append(_kept_row(row, names))
             if row.values.get("office") and row.values["office"] not in ctx.offices:
                 new_offices.add(row.values["office"])
-        if kept:
-            jobs.job_keep_rows(job, len(chunks), kept)
         mask = base64.b64encode(todo.to_bytes((len(chunk) + 7) // 8, "little")).decode()
         chunks.append([chunk_start, chunk_number, len(chunk), mask, unchanged])
         counts["unchanged"] += unchanged
@@ -761,51 +755,14 @@ def _validate(job: Job, f: IO[bytes]) -> None:
             counts["deactivates_uploader"] = 1  # the preview warns: applying locks the uploader out
     counts["new_offices"] = len(new_offices)
     # Mode full deactivates exactly the members the preview counted (ids only, no personal data).
-    job.plan = {
-        "encoding": encoding,
-        "delimiter": delimiter,
-        "columns": columns,
-        "chunks": chunks,
-        "missing": missing,
-        "kept": True,  # the rows to write are kept cleaned per chunk (jobs.job_keep_rows)
-    }
+    job.plan = {"encoding": encoding, "delimiter": delimiter, "columns": columns, "chunks": chunks, "missing": missing}
     job.rows_total, job.rows_done = counts["rows"], 0
     job.counts, job.errors = counts, errors
     job.state = Job.State.VALIDATED
     job.save()
-    # The apply reads the kept chunks, never the file: the upload (personal data in clear) goes now,
-    # not when someone confirms (or the preview expires, days later).
-    jobs.job_release_upload(job)
 
 
 COLUMN_FOR_KEY = {"employee_number_index": "employee_number", "insurance_card_index": "insurance_number"}
-_DATE_COLUMNS = frozenset({"birth_date", "qualification_end"})
-
-
-def _kept_row(row: Row, names: list[str]) -> list:
-    """A checked row as the apply reads it back: [record number, key field, key, value per column]."""
-    values = row.values
-    cells = [values.get(name) for name in names]
-    for at, name in enumerate(names):
-        if name in _DATE_COLUMNS and cells[at] is not None:
-            cells[at] = cells[at].isoformat()
-    return [row.number, row.key_field, row.key, *cells]
-
-
-def _rows_kept(kept: list, ctx: Context) -> list[Row]:
-    """The kept rows of a chunk, as ``clean_row`` made them, offices checked again (one may be gone)."""
-    names = [c for c in ctx.columns if c is not None]
-    dates = [at for at, name in enumerate(names) if name in _DATE_COLUMNS]
-    rows = []
-    for number, key_field, key, *cells in kept:
-        for at in dates:
-            if cells[at] is not None:
-                cells[at] = dt.date.fromisoformat(cells[at])
-        row = Row(number=number, values=dict(zip(names, cells, strict=True)), key_field=key_field, key=key)
-        _resolve_office(row, ctx)
-        if not row.errors:
-            rows.append(row)
-    return rows
 
 
 def _missing_members(seen: set[int]) -> Iterator[tuple[int, int | None]]:
@@ -867,12 +824,8 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     if not todo:
         return prepared
     ctx = Context.load(job, plan["columns"])
-    if plan.get("kept"):  # what the dry run parsed and checked: no second pass over the file
-        # None only for a chunk already written (a read-ahead that the step will ignore).
-        rows = _rows_kept(jobs.job_kept_rows(job, index) or [], ctx)
-    else:  # a job validated before chunks were kept
-        with jobs.job_open(job) as f:
-            rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
+    with jobs.job_open(job) as f:
+        rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
     prepared.errors = todo.bit_count() - len(rows)  # rows that no longer pass (roster changed)
     existing = _existing(rows, ctx.columns)
     new_rows = []
@@ -908,8 +861,6 @@ def roster_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = No
         applied["errors"] += prepared.errors
         for name, n in _write_chunk(prepared).items():
             applied[name] += n
-        if plan.get("kept"):
-            jobs.job_drop_rows(job, job.next_chunk)
         job.next_chunk += 1
         job.rows_done = min(job.rows_total, job.rows_done + prepared.size)
         job.save(update_fields=["next_chunk", "rows_done", "counts", "updated_at"])  # not the plan again

@@ -8,10 +8,8 @@ importer (accounts.roster_import; checkups next).
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 import uuid
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
@@ -24,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from healthapp.errors import AppError
-from healthapp.models import Job, JobChunk
+from healthapp.models import Job
 from tenants.context import require_tenant, tenant_context
 
 if TYPE_CHECKING:
@@ -132,36 +130,10 @@ def job_finish(job: Job) -> None:
 
 
 def job_discard_file(job: Job) -> None:
-    """Let go of everything the job holds of the file: the upload and any kept chunks."""
-    job_drop_rows(job)
-    job_release_upload(job)
-
-
-def job_release_upload(job: Job) -> None:
     """Delete the uploaded file once the job no longer needs it (it holds personal data in clear);
     after the commit, so a rolled-back step still finds its file on the retry."""
     name = job.file
     transaction.on_commit(lambda: default_storage.delete(name))
-
-
-def job_keep_rows(job: Job, index: int, rows: list) -> None:
-    """Keep chunk ``index``'s rows as the dry run cleaned them (JSON values), sealed, for the apply."""
-    packed = zlib.compress(json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode(), 1)
-    JobChunk.objects.create(job=job, index=index, rows=packed)
-
-
-def job_kept_rows(job: Job, index: int) -> list | None:
-    """The rows kept for chunk ``index``, or None when there are none (written already, or nothing to
-    write)."""
-    chunk = JobChunk.objects.filter(job=job, index=index).first()
-    return None if chunk is None else json.loads(zlib.decompress(chunk.rows))
-
-
-def job_drop_rows(job: Job, index: int | None = None) -> None:
-    """Chunk ``index`` is written: its kept rows go, in the same transaction as its writes. Without an
-    index, every chunk's (a dry run starting over, a job letting go of its file)."""
-    chunks = JobChunk.objects.filter(job=job)
-    (chunks if index is None else chunks.filter(index=index)).delete()
 
 
 def job_status(job: Job) -> dict:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from healthapp.crypto.fields import EncryptedBinaryField
 from tenants.models import SameTenantForeignKey, TenantScopedModel
 
 
@@ -73,25 +70,3 @@ class Job(TenantScopedModel):
     @property
     def is_finished(self) -> bool:
         return self.state in {self.State.DONE, self.State.FAILED}
-
-
-class JobChunk(TenantScopedModel):
-    """One chunk's rows as the dry run cleaned them, sealed, kept until the apply writes that chunk.
-
-    The apply then reads what the dry run already parsed and checked instead of the file again
-    (checking against the roster as it is by then still happens). Sealed under the tenant's data key
-    (bound to this row's uid), deleted with the chunk's writes or when the job lets go of its file.
-    """
-
-    job = SameTenantForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
-    index = models.PositiveIntegerField()
-    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    rows = EncryptedBinaryField()  # zlib-compressed JSON: a chunk is about a megabyte of text
-
-    class Meta:
-        verbose_name = _("ジョブの検証済み行")
-        verbose_name_plural = _("ジョブの検証済み行")
-        constraints = [models.UniqueConstraint(fields=["job", "index"], name="job_chunk_unique_index")]
-
-    def __str__(self) -> str:
-        return f"JobChunk #{self.pk} (job {self.job_id}, chunk {self.index})"

@@ -213,18 +213,6 @@ class EncryptedDateField(EncryptedMixin, models.Field):
         return dt.date.fromisoformat(raw.decode())
 
 
-class EncryptedBinaryField(EncryptedMixin, models.Field):
-    """Opaque bytes (e.g. a compressed document), sealed like every other personal value."""
-
-    def encode_plain(self, value: Any) -> bytes:
-        if not isinstance(value, bytes):
-            raise TypeError(f"{self.name} expects bytes")
-        return bytes(value)
-
-    def decode_plain(self, raw: bytes) -> bytes:
-        return raw
-
-
 class EncryptedJSONField(EncryptedMixin, models.Field):
     def encode_plain(self, value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import zlib
 
 import pytest
 from django.core.files.storage import default_storage
@@ -16,12 +15,10 @@ from django.utils import timezone
 from accounts import roster_import
 from accounts.models import Member, User
 from accounts.selectors import member_get_by_employee_number
-from healthapp import jobs
 from healthapp.crypto.blind_index import blind_index
-from healthapp.crypto.primitives import key_version_of
 from healthapp.csvsafe import csv_bytes
 from healthapp.errors import AppError
-from healthapp.models import Job, JobChunk
+from healthapp.models import Job
 from tenants.context import tenant_context
 from tenants.models import Office
 
@@ -381,37 +378,14 @@ def test_the_upload_is_deleted_once_applied_and_unconfirmed_previews_expire(
     assert not default_storage.exists(job.file) and not list(private_storage.rglob("*.csv"))
     with django_capture_on_commit_callbacks(execute=True):
         stale = validate(world.tenant_a, roster_csv([person("F2")]))
-    # The dry run keeps its checked rows sealed; the file in clear goes as soon as it is validated.
-    assert not default_storage.exists(stale.file)
+    assert default_storage.exists(stale.file)
     with tenant_context(world.tenant_a):
-        assert JobChunk.objects.filter(job=stale).count() == 1
         Job.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - dt.timedelta(days=8))
         with django_capture_on_commit_callbacks(execute=True):
             roster_import.members_expire_qualifications()
         stale.refresh_from_db()
-        assert not JobChunk.objects.filter(job=stale).exists()
     assert stale.state == Job.State.FAILED and stale.error_code == "expired"
-
-
-def test_the_kept_rows_are_sealed_and_go_with_the_chunks_writes(world, settings):
-    settings.ROSTER_IMPORT_CHUNK_ROWS = 2
-    job = validate(world.tenant_a, roster_csv([person("K1", "保管 一郎"), person("K2"), person("K3")]))
-    with tenant_context(world.tenant_a):
-        assert list(JobChunk.objects.filter(job=job).order_by("index").values_list("index", flat=True)) == [0, 1]
-        with connection.cursor() as cursor:
-            cursor.execute('SELECT rows FROM healthapp_jobchunk WHERE job_id = %s AND "index" = 0', [job.pk])
-            stored = bytes(cursor.fetchone()[0])
-    with pytest.raises(zlib.error):
-        zlib.decompress(stored)  # not merely compressed: sealed under the tenant's key
-    assert key_version_of(stored) >= 1
-    with tenant_context(world.tenant_a):
-        assert [row[0] for row in jobs.job_kept_rows(job, 0)] == [2, 3]  # record numbers, then values
-        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
-        assert roster_import.roster_import_apply_step(job_id=job.pk)
-        assert list(JobChunk.objects.filter(job=job).values_list("index", flat=True)) == [1]
-        roster_import.roster_import_run(job_id=job.pk)
-        assert not JobChunk.objects.filter(job=job).exists()
-    assert members(world.tenant_a)["K1"].name == "保管 一郎"
+    assert not default_storage.exists(stale.file)
 
 
 def test_a_member_entered_by_hand_after_the_preview_is_updated_not_duplicated(world):

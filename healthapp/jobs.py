@@ -21,6 +21,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from healthapp.crypto.files import SealingWriter, open_sealed
 from healthapp.errors import AppError
 from healthapp.models import Job
 from tenants.context import require_tenant, tenant_context
@@ -53,19 +54,23 @@ def job_create(*, kind: str, upload: IO[bytes], file_name: str, max_bytes: int, 
     total = 0
     if hasattr(upload, "seek"):
         upload.seek(0)
-    # Spooled copy: checked and hashed block by block (a lying size cannot pass the limit), in memory
-    # up to a few MB, then on local disk; every storage backend (local, S3) can save a real file.
+    # Spooled copy: checked, hashed and sealed block by block (a lying size cannot pass the limit), in
+    # memory up to a few MB, then on local disk; every storage backend (local, S3) can save a real file.
+    # Sealed under the tenant's data key (healthapp.crypto.files): the file is personal data, kept
+    # until the apply, and nothing of it is ever written in clear, not even to the spool.
     with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
+        sealing = SealingWriter(spool, tenant.pk)
         while block := upload.read(READ_BLOCK):
             total += len(block)
             if total > max_bytes:
                 raise too_large
             digest.update(block)
-            spool.write(block)
+            sealing.write(block)
         if total == 0:
             raise AppError("empty_file", _("ファイルが空です。"))
+        sealing.finish()
         spool.seek(0)
-        name = f"jobs/{tenant.pk}/{kind}/{uuid.uuid4().hex}.csv"
+        name = f"jobs/{tenant.pk}/{kind}/{uuid.uuid4().hex}.sealed"
         stored = default_storage.save(name, File(spool, name=name))
     return Job.objects.create(
         kind=kind,
@@ -79,7 +84,8 @@ def job_create(*, kind: str, upload: IO[bytes], file_name: str, max_bytes: int, 
 
 
 def job_open(job: Job) -> IO[bytes]:
-    return default_storage.open(job.file, "rb")
+    """The uploaded file in clear, seekable, decrypted block by block as it is read."""
+    return open_sealed(default_storage.open(job.file, "rb"), job.tenant_id)
 
 
 def job_get(*, job_id: int, kind: str) -> Job:

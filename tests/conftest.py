@@ -190,3 +190,13 @@ def log_in(client, email: str, password: str, **extra):
     next_url = parse_qs(urlsplit(landing.url).query).get("next", ["/"])[0]
     code = f"{totp(device.bin_key):06d}"
     return client.post("/accounts/mfa/verify/", {"code": code, "next": next_url}, **extra)
+
+
+@pytest.fixture
+def private_storage(settings, tmp_path):
+    """Uploads go to a temporary folder instead of var/files."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
+    return tmp_path

@@ -28,13 +28,3 @@ def make_hr_admin(world, *, email: str = "hr@a.example"):
 @pytest.fixture
 def hr_admin(world):
     return make_hr_admin(world)
-
-
-@pytest.fixture
-def private_storage(settings, tmp_path):
-    """Uploads go to a temporary folder instead of var/files."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
-    }
-    return tmp_path

@@ -375,7 +375,7 @@ def test_the_upload_is_deleted_once_applied_and_unconfirmed_previews_expire(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         job = run(world.tenant_a, roster_csv([person("F1")]))
-    assert not default_storage.exists(job.file) and not list(private_storage.rglob("*.csv"))
+    assert not default_storage.exists(job.file) and not [p for p in private_storage.rglob("*") if p.is_file()]
     with django_capture_on_commit_callbacks(execute=True):
         stale = validate(world.tenant_a, roster_csv([person("F2")]))
     assert default_storage.exists(stale.file)

@@ -25,13 +25,8 @@ from tests.conftest import TEST_PASSWORD, log_in
 
 
 @pytest.fixture(autouse=True)
-def private_storage(settings, tmp_path):
-    """Uploads go to a temporary folder instead of var/files (as in tests/accounts/conftest.py)."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
-    }
-    return tmp_path
+def _uploads_in_tmp(private_storage):
+    """Every test here uploads."""
 
 
 ITEMS = {

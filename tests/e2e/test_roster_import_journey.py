@@ -10,7 +10,6 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.accounts.conftest import private_storage  # noqa: F401  (fixture)
 from tests.e2e.test_login_journeys import click_and_wait, enrol_totp, submit_login, watch_csp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("private_storage")]

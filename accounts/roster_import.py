@@ -972,10 +972,9 @@ def _new_members(rows: list[Row], ctx: Context) -> tuple[tuple, list]:
             members.append(Member(**{k: v for k, v in values.items() if k not in ("created_at", "updated_at")}))
         return (), members
     tenant_id, today = ctx.tenant.pk, ctx.today
-    personal = [(f.attname, f.empty_as_null) for f in _ENCRYPTED if f.attname in ctx.columns]
     fields = _VARYING + tuple(f for f in _ENCRYPTED if f.attname in ctx.columns)
-    personal_fields = fields[len(_VARYING) :]
-    first = len(_VARYING)
+    # (position in the record, field, attribute, "" stored as NULL): flat tuples, no Field hashing per value
+    personal = [(at, f, f.attname, f.empty_as_null) for at, f in enumerate(fields) if at >= len(_VARYING)]
     records = []
     for row in rows:
         values = row.values
@@ -988,14 +987,14 @@ def _new_members(rows: list[Row], ctx: Context) -> tuple[tuple, list]:
             indexes["email_index"], indexes["insurance_card_index"],
         ]  # fmt: skip
         record += [None] * len(personal)
-        items, at = [], []
-        for position, (name, empty_as_null) in enumerate(personal, first):
+        items, positions = [], []
+        for at, f, name, empty_as_null in personal:
             value = values.get(name)
             if value is not None and not (empty_as_null and value == ""):
-                items.append((personal_fields[position - first], value))
-                at.append(position)
-        for position, sealed in zip(at, seal_row(tenant_id, uid.bytes, items), strict=True):
-            record[position] = sealed
+                items.append((f, value))
+                positions.append(at)
+        for at, sealed in zip(positions, seal_row(tenant_id, uid.bytes, items), strict=True):
+            record[at] = sealed
         records.append(record)
     return fields, records
 

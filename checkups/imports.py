@@ -69,7 +69,6 @@ SOURCES = (SOURCE_XML, SOURCE_CSV)
 # Records per apply transaction: each commit costs a WAL flush and its deferred key checks (1,000 made
 # the apply of 100,000 records 25% slower).
 CHUNK_SIZE = 5000
-DEFAULT_MAX_BYTES = 100 * 2**20
 
 # CSV mapping targets besides catalogue items.
 IDENTITY_TARGETS = ("employee_number", "exam_date", "program", "institution")
@@ -706,7 +705,7 @@ def checkup_import_start(
         kind=Job.Kind.CHECKUP,
         upload=upload,
         file_name=file_name,
-        max_bytes=getattr(settings, "CHECKUP_IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES),
+        max_bytes=settings.CHECKUP_IMPORT_MAX_BYTES,
         options={"source": source, "mapping_id": mapping_id if source == SOURCE_CSV else None},
         acting_user=acting_user,
     )

@@ -374,3 +374,9 @@ CELERY_BEAT_SCHEDULE["registration-purge"] = {
 # A follow-up (再検査 / 精密検査 / 受診勧奨) not reported as done this many months after the physician's
 # opinion is shown as overdue (期限超過).
 CHECKUP_FOLLOW_UP_DUE_MONTHS = env_int("CHECKUP_FOLLOW_UP_DUE_MONTHS", 3)
+CHECKUP_IMPORT_MAX_BYTES = env_int("CHECKUP_IMPORT_MAX_BYTES", 100 * 2**20)  # larger uploads are refused
+
+# Uploads up to the largest import limit stay in memory while the request runs: Django would otherwise
+# write anything over 2.5 MB to a temporary file on local disk, in clear, before the import seals it
+# (healthapp.crypto.files). Larger uploads are refused by every importer anyway.
+FILE_UPLOAD_MAX_MEMORY_SIZE = max(ROSTER_IMPORT_MAX_BYTES, CHECKUP_IMPORT_MAX_BYTES) + 2**20

@@ -137,3 +137,22 @@ def test_full_mode_preview_warns_the_uploader_who_would_lock_themself_out(
     assert 'data-testid="job-deactivates-uploader"' in page and "あなたの名簿とログインも無効化されます" in page
     page = preview([*everyone_but_me, person("HR1", "人事 太郎", office="", dept="")])
     assert 'data-testid="job-deactivates-uploader"' not in page and 'data-count="deactivated">0<' in page
+
+
+def test_a_large_upload_never_touches_local_disk_in_clear(hr_client, world, monkeypatch):
+    from django.core.files import uploadhandler
+
+    spooled = []
+    real_new_file = uploadhandler.TemporaryFileUploadHandler.new_file
+
+    def new_file(self, *args, **kwargs):
+        spooled.append(args)
+        return real_new_file(self, *args, **kwargs)
+
+    monkeypatch.setattr(uploadhandler.TemporaryFileUploadHandler, "new_file", new_file)
+    data = roster_csv([person(f"L{i:05d}", email=f"large{i}@example.com") for i in range(40_000)])
+    assert len(data) > 3 * 2**20  # over Django's default 2.5 MB, above which it writes a temporary file
+    assert upload(hr_client, data).status_code == 302
+    assert not spooled
+    with tenant_context(world.tenant_a):
+        assert Job.objects.get().file_size == len(data)

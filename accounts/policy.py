@@ -39,34 +39,76 @@ class EffectiveGrant:
 
 def effective_grants(user, *, on: dt.date | None = None) -> list[EffectiveGrant]:
     """Every label the user holds today, with its scope anchor and where it comes from."""
-    if not getattr(user, "is_authenticated", False) or user.tenant_id is None or not user.is_active:
+    if not _may_hold_grants(user):
         return []
     day = on or timezone.localdate()
     cache = getattr(user, "_effective_grants", None)
     if cache is not None and cache[0] == day:
         return cache[1]
-    result: list[EffectiveGrant] = []
-    if user.role in ROLE_LABELS:
-        code, scope_ = ROLE_LABELS[user.role]
-        result.append(EffectiveGrant(code, LABELS[code].permissions, scope_, None, None, "role"))
-    member = Member.objects.filter(user=user).only("pk", "tenant", "department", "office").first()
+    member = Member.objects.filter(user=user).only("pk", "tenant", "department", "office", "is_active").first()
+    grants: list[LabelGrant] = []
     if member is not None and member.is_active:
         targets = Q(member=member)
         if member.department_id:
             targets |= Q(department_id=member.department_id)
-        for grant in LabelGrant.objects.filter(targets).order_by("pk"):
-            if not grant.is_valid_on(day):
-                continue
-            anchor_department = grant.department_id if grant.department_id else member.department_id
-            for code in grant.labels:
-                if code in LABELS:
-                    result.append(
-                        EffectiveGrant(
-                            code, LABELS[code].permissions, grant.scope, grant.office_id, anchor_department,
-                            grant.target_kind, grant.pk, grant.valid_until,
-                        )
-                    )  # fmt: skip
+        grants = list(LabelGrant.objects.filter(targets).order_by("pk"))
+    result = _effective(user, member, grants, day)
     user._effective_grants = (day, result)
+    return result
+
+
+def effective_grants_of_all(users: list, *, on: dt.date | None = None) -> dict[int, list[EffectiveGrant]]:
+    """``effective_grants`` for many users of the current tenant at once (the access review): the
+    roster links and every grant are read once, not per user."""
+    day = on or timezone.localdate()
+    linked = Member.objects.filter(user__isnull=False)
+    members = {m.user_id: m for m in linked.only("pk", "user", "tenant", "department", "office", "is_active")}
+    by_member: dict[int, list[LabelGrant]] = {}
+    by_department: dict[int, list[LabelGrant]] = {}
+    for grant in LabelGrant.objects.order_by("pk"):
+        if grant.member_id:
+            by_member.setdefault(grant.member_id, []).append(grant)
+        if grant.department_id:
+            by_department.setdefault(grant.department_id, []).append(grant)
+    result = {}
+    for user in users:
+        if not _may_hold_grants(user):
+            result[user.pk] = []
+            continue
+        member = members.get(user.pk)
+        grants: list[LabelGrant] = []
+        if member is not None and member.is_active:
+            # A grant targets either an employee or a department (labelgrant_one_target): no duplicates.
+            grants = by_member.get(member.pk, []) + by_department.get(member.department_id, [])
+            grants.sort(key=lambda g: g.pk)
+        result[user.pk] = _effective(user, member, grants, day)
+    return result
+
+
+def _may_hold_grants(user) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.tenant_id is not None and user.is_active)
+
+
+def _effective(user, member: Member | None, grants: list[LabelGrant], day: dt.date) -> list[EffectiveGrant]:
+    """The role's built-in label, then the grants (to the member or their department, by pk) valid on ``day``."""
+    result: list[EffectiveGrant] = []
+    if user.role in ROLE_LABELS:
+        code, scope_ = ROLE_LABELS[user.role]
+        result.append(EffectiveGrant(code, LABELS[code].permissions, scope_, None, None, "role"))
+    if member is None or not member.is_active:
+        return result
+    for grant in grants:
+        if not grant.is_valid_on(day):
+            continue
+        anchor_department = grant.department_id if grant.department_id else member.department_id
+        for code in grant.labels:
+            if code in LABELS:
+                result.append(
+                    EffectiveGrant(
+                        code, LABELS[code].permissions, grant.scope, grant.office_id, anchor_department,
+                        grant.target_kind, grant.pk, grant.valid_until,
+                    )
+                )  # fmt: skip
     return result
 
 

@@ -112,6 +112,55 @@ def test_access_review_flags_ended_qualification_and_inactivity(world, salespers
     assert "qualification_ended" in row.flags and "inactive_90_days" in row.flags
 
 
+def test_access_review_matches_each_users_rights_in_a_fixed_number_of_queries(world, salesperson):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django_otp.plugins.otp_static.models import StaticDevice
+
+    from accounts import policy
+    from accounts.models import User
+    from accounts.selectors import access_review
+    from accounts.services import label_grant_create
+
+    today = timezone.localdate()
+
+    def review() -> tuple[list, int]:
+        with CaptureQueriesContext(connection) as queries:
+            rows = access_review()
+        return rows, len(queries)
+
+    with tenant_context(world.tenant_a):
+        admin_a = User.objects.get(email="admin@a.example")
+        label_grant_create(
+            office=world.office_a, target_kind="department", target="営業部", labels=["roster_viewer"],
+            scope_="department", acting_user=admin_a,
+        )  # fmt: skip
+        label_grant_create(
+            office=world.office_a, target_kind="employee", target="S-100", labels=["auditor"], scope_="self",
+            acting_user=admin_a, valid_until=today - dt.timedelta(days=1),
+        )  # fmt: skip
+        StaticDevice.objects.create(user=admin_a, name="backup", confirmed=True)
+        _, few = review()
+        for i in range(12):
+            member = member_create(
+                employee_number=f"Q-{i}", name=f"照会 {i}", office=world.office_a, department=world.department_a
+            )
+            user_create(
+                email=f"q{i}@a.example", role=Role.EMPLOYEE, tenant=world.tenant_a, password=TEST_PASSWORD,
+                member=member,
+            )  # fmt: skip
+        rows, many = review()
+        assert many == few  # not one more query per login
+        for row in rows:
+            user = User.objects.get(pk=row.user_id)
+            expected = policy.effective_grants(user, on=today)
+            assert row.labels == [g.label for g in expected], row.email
+            assert row.mfa == (row.email == "admin@a.example")
+    by_email = {r.email: r for r in rows}
+    assert by_email["sales@a.example"].labels == ["roster_viewer"]  # the expired grant is not counted
+    assert by_email["q3@a.example"].sources == ["department:営業部"]
+
+
 def test_access_review_csv_defuses_formulas(admin, world):
     user_create(
         email="=cmd|calc@a.example".replace("|", ""), role=Role.EMPLOYEE, tenant=world.tenant_a, password=TEST_PASSWORD

@@ -57,12 +57,13 @@ def effective_grants(user, *, on: dt.date | None = None) -> list[EffectiveGrant]
     return result
 
 
-def effective_grants_of_all(users: list, *, on: dt.date | None = None) -> dict[int, list[EffectiveGrant]]:
-    """``effective_grants`` for many users of the current tenant at once (the access review): the
-    roster links and every grant are read once, not per user."""
+def effective_grants_of_all(
+    users: list, members: dict[int, Member], *, on: dt.date | None = None
+) -> dict[int, list[EffectiveGrant]]:
+    """``effective_grants`` for many users of the current tenant at once (the access review), given the
+    roster entries linked to logins (by user id, as the caller has read them): every grant is read once,
+    not per user."""
     day = on or timezone.localdate()
-    linked = Member.objects.filter(user__isnull=False)
-    members = {m.user_id: m for m in linked.only("pk", "user", "tenant", "department", "office", "is_active")}
     by_member: dict[int, list[LabelGrant]] = {}
     by_department: dict[int, list[LabelGrant]] = {}
     for grant in LabelGrant.objects.order_by("pk"):
@@ -95,9 +96,7 @@ def _effective(user, member: Member | None, grants: list[LabelGrant], day: dt.da
     if user.role in ROLE_LABELS:
         code, scope_ = ROLE_LABELS[user.role]
         result.append(EffectiveGrant(code, LABELS[code].permissions, scope_, None, None, "role"))
-    if member is None or not member.is_active:
-        return result
-    for grant in grants:
+    for grant in grants:  # only an active roster entry's (the callers pass none otherwise)
         if not grant.is_valid_on(day):
             continue
         anchor_department = grant.department_id if grant.department_id else member.department_id

@@ -168,7 +168,7 @@ def access_review(*, today: dt.date | None = None) -> list[AccessReviewRow]:
     departments = {d.pk: d.name for d in Department.objects.all()}
     users = list(User.objects.filter(tenant=tenant).order_by("email"))
     # A fixed number of queries whatever the number of logins (an insurer may have 100,000).
-    grants_of = policy.effective_grants_of_all(users, on=today)
+    grants_of = policy.effective_grants_of_all(users, members, on=today)
     with_mfa = set()
     for device in device_classes():
         with_mfa.update(device.objects.filter(user__tenant=tenant, confirmed=True).values_list("user_id", flat=True))

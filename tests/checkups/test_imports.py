@@ -23,10 +23,7 @@ from tests.accounts.conftest import make_hr_admin
 from tests.checkups.test_checkup_pages import shows
 from tests.conftest import TEST_PASSWORD, log_in
 
-
-@pytest.fixture(autouse=True)
-def _uploads_in_tmp(private_storage):
-    """Every test here uploads."""
+pytestmark = pytest.mark.usefixtures("private_storage")  # every test here uploads
 
 
 ITEMS = {

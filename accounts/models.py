@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.labels import Scope
-from healthapp.crypto.blind_index import blind_index, insurance_card_index
+from healthapp.crypto.blind_index import indexer, insurance_card_index
 from healthapp.crypto.fields import EncryptedDateField, EncryptedTextField
 from tenants.models import (
     Department,
@@ -187,31 +187,45 @@ def member_indexes(tenant_id: int, values: dict, *, known: dict[str, str] | None
     """The blind indexes of a roster entry from its plaintext attributes (a saved instance or the
     roster import's new rows, which are written without model instances); ``known``: indexes the
     caller has computed already (the import's matching key)."""
-    known = known or {}
-    get = values.get
-    employee_number, name, email = get("employee_number"), get("name"), get("email")
-    symbol, number, sex, birth = get("insurance_symbol"), get("insurance_number"), get("sex"), get("birth_date")
-    indexes = {
-        "employee_number_index": blind_index(tenant_id, "employee-number", employee_number)
-        if employee_number and "employee_number_index" not in known
-        else None,
-        "name_index": blind_index(tenant_id, "name", name, kana=True) if name else "",
-        "email_index": blind_index(tenant_id, "email", email) if email else "",
-        "insurance_card_index": (
-            insurance_card_index(
-                tenant_id,
-                symbol=symbol,
-                number=number,
-                relationship=get("relationship") or Member.Relationship.SELF,
-                sex=sex,
-                birth_year_month=f"{birth.year:04d}-{birth.month:02d}",
-            )
-            if symbol and number and sex and birth and "insurance_card_index" not in known
-            else None
-        ),
-    }
-    indexes.update(known)
-    return indexes
+    return MemberIndexer(tenant_id)(values, known=known)
+
+
+class MemberIndexer:
+    """``member_indexes`` for many roster entries of one tenant (an import's rows): each purpose's key
+    is looked up once, not once per value. Lives for one batch of work."""
+
+    def __init__(self, tenant_id: int) -> None:
+        self.tenant_id = tenant_id
+        self.employee_number = indexer(tenant_id, "employee-number")
+        self.name = indexer(tenant_id, "name", kana=True)
+        self.email = indexer(tenant_id, "email")
+
+    def __call__(self, values: dict, *, known: dict[str, str] | None = None) -> dict[str, str | None]:
+        known = known or {}
+        get = values.get
+        employee_number, name, email = get("employee_number"), get("name"), get("email")
+        symbol, number, sex, birth = get("insurance_symbol"), get("insurance_number"), get("sex"), get("birth_date")
+        indexes = {
+            "employee_number_index": self.employee_number(employee_number)
+            if employee_number and "employee_number_index" not in known
+            else None,
+            "name_index": self.name(name) if name else "",
+            "email_index": self.email(email) if email else "",
+            "insurance_card_index": (
+                insurance_card_index(
+                    self.tenant_id,
+                    symbol=symbol,
+                    number=number,
+                    relationship=get("relationship") or Member.Relationship.SELF,
+                    sex=sex,
+                    birth_year_month=f"{birth.year:04d}-{birth.month:02d}",
+                )
+                if symbol and number and sex and birth and "insurance_card_index" not in known
+                else None
+            ),
+        }
+        indexes.update(known)
+        return indexes
 
 
 class LabelGrant(TenantScopedModel):

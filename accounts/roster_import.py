@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from os import urandom
 from typing import IO, Any
 
 import psycopg
@@ -39,9 +40,9 @@ from django.utils.translation import gettext_lazy
 from psycopg import sql as pgsql
 
 import audit
-from accounts.models import Member, User, member_indexes
+from accounts.models import Member, MemberIndexer, User
 from healthapp import jobs
-from healthapp.crypto.blind_index import blind_index, insurance_card_index
+from healthapp.crypto.blind_index import insurance_card_index
 from healthapp.crypto.fields import encrypted_fields, open_row, seal_row
 from healthapp.csvsafe import csv_bytes
 from healthapp.errors import AppError
@@ -268,6 +269,10 @@ class Context:
         return self.tenant.kind == Tenant.Kind.INSURER
 
     @cached_property
+    def indexes(self) -> MemberIndexer:
+        return MemberIndexer(self.tenant.pk)
+
+    @cached_property
     def cleaners(self) -> list[tuple[int, str, Callable[[str, Context], Any], dict[str, Any] | None]]:
         """(cell position, column, cleaner, memo) of the file's known columns, looked up once per job
         step; ``memo``: cell text → clean value, for the columns whose few values repeat down a roster."""
@@ -335,7 +340,7 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
         )
     elif values.get("employee_number"):
         row.key_field = "employee_number_index"
-        row.key = blind_index(ctx.tenant.pk, "employee-number", values["employee_number"])
+        row.key = ctx.indexes.employee_number(values["employee_number"])
     else:
         row.errors.append(("employee_number", "required"))
     return row
@@ -947,7 +952,7 @@ def _new_member(row: Row, ctx: Context, now: dt.datetime, defaults: dict[str, An
     values["office_id"], values["department_id"] = _office_ids(row, ctx)
     values["is_active"] = _target_active(row.values, ctx.today)
     values["tenant_id"], values["created_at"], values["updated_at"] = ctx.tenant.pk, now, now
-    values.update(member_indexes(ctx.tenant.pk, values, known={row.key_field: row.key}))
+    values.update(ctx.indexes(values, known={row.key_field: row.key}))
     return values
 
 
@@ -976,11 +981,12 @@ def _new_members(rows: list[Row], ctx: Context) -> tuple[tuple, list]:
     # (position in the record, field, attribute, "" stored as NULL): flat tuples, no Field hashing per value
     personal = [(at, f, f.attname, f.empty_as_null) for at, f in enumerate(fields) if at >= len(_VARYING)]
     records = []
-    for row in rows:
+    places: dict[tuple, tuple[int | None, int | None]] = {}  # (office, department) names → ids
+    for row, uid in zip(rows, _uuid4s(len(rows)), strict=True):
         values = row.values
-        uid = uuid.uuid4()
-        office_id, department_id = _office_ids(row, ctx)
-        indexes = member_indexes(tenant_id, values, known={row.key_field: row.key})
+        place = (values.get("office"), values.get("department"))
+        office_id, department_id = places.get(place) or places.setdefault(place, _office_ids(row, ctx))
+        indexes = ctx.indexes(values, known={row.key_field: row.key})
         record = [
             uid, office_id, department_id, values.get("relationship") or _SELF, values.get("qualification_end"),
             _target_active(values, today), indexes["employee_number_index"], indexes["name_index"],
@@ -997,6 +1003,15 @@ def _new_members(rows: list[Row], ctx: Context) -> tuple[tuple, list]:
             record[at] = sealed
         records.append(record)
     return fields, records
+
+
+def _uuid4s(n: int) -> list[uuid.UUID]:
+    """``n`` random (version 4) UUIDs from one read of the system's random source, as ``uuid4`` makes
+    them one read each: a third of the time for an import's chunk of new rows."""
+    raw = urandom(16 * n)
+    version = ~(0xC000 << 48 | 0xF000 << 64)
+    bits = 0x8000 << 48 | 4 << 76  # RFC 4122 variant, version 4
+    return [uuid.UUID(int=int.from_bytes(raw[at : at + 16]) & version | bits) for at in range(0, 16 * n, 16)]
 
 
 _ENCRYPTED = [f for f in _MEMBER_FIELDS if f.attname in _MEMBER_ENCRYPTED]

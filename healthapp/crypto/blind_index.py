@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import unicodedata
+from collections.abc import Callable
 
 from healthapp.crypto import keyring
 
@@ -42,6 +43,18 @@ def blind_index(tenant_id: int, purpose: str, *parts: object, kana: bool = False
     else:
         message = SEPARATOR.join([normalise(part, kana=kana) for part in parts])
     return hmac.digest(keyring.index_key(tenant_id, purpose), message.encode(), "sha256").hex()
+
+
+def indexer(tenant_id: int, purpose: str, *, kana: bool = False) -> Callable[[object], str]:
+    """``blind_index`` of one purpose and one value, for many values: the key is looked up once (an
+    import's rows). Use it for one batch of work; it keeps the key for as long as it lives."""
+    key = keyring.index_key(tenant_id, purpose)
+    digest = hmac.digest
+
+    def index(value: object) -> str:
+        return digest(key, normalise(value, kana=kana).encode(), "sha256").hex()
+
+    return index
 
 
 def insurance_card_index(

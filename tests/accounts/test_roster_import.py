@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import uuid
 
 import pytest
 from django.core.files.storage import default_storage
@@ -13,8 +14,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts import roster_import
-from accounts.models import Member, User
-from accounts.selectors import member_get_by_employee_number
+from accounts.models import Member, User, member_indexes
+from accounts.selectors import member_get_by_employee_number, members_find_by_name
 from healthapp.crypto.blind_index import blind_index
 from healthapp.csvsafe import csv_bytes
 from healthapp.errors import AppError
@@ -130,10 +131,20 @@ def test_cp932_utf8_bom_comma_tab_and_both_header_languages(world, encoding, bom
 
 
 def test_new_members_are_stored_encrypted_and_found_by_blind_index(world):
-    run(world.tenant_a, roster_csv([person("E77", "暗号 花子", email="hanako@example.jp")]))
+    run(
+        world.tenant_a,
+        roster_csv([person("E77", "暗号 花子", email="hanako@example.jp"), person("E78"), person("E79")]),
+    )
     with tenant_context(world.tenant_a):
         member = member_get_by_employee_number("E77")
         assert member.name == "暗号 花子" and member.email == "hanako@example.jp"
+        assert members_find_by_name("暗号花子") == [member]
+        assert Member.objects.get(email_index=member_indexes(world.tenant_a.pk, {"email": "HANAKO@example.jp"})[
+            "email_index"]) == member  # fmt: skip
+        # Every entry gets its own random (version 4, RFC 4122) uid, the key its sealed values are bound to.
+        uids = [member_get_by_employee_number(number).uid for number in ("E77", "E78", "E79")]
+        assert len(set(uids)) == 3
+        assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in uids)
         with connection.cursor() as cur:
             cur.execute("SELECT name, email, employee_number FROM accounts_member WHERE id = %s", [member.pk])
             raw = b"".join(bytes(v) for v in cur.fetchone())

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from accounts.models import Member
 from accounts.selectors import member_get_by_employee_number, members_find_by_name
 from accounts.services import member_create
-from healthapp.crypto.blind_index import blind_index, insurance_card_index, normalise
+from healthapp.crypto.blind_index import blind_index, indexer, insurance_card_index, normalise
 from tenants.context import tenant_context
 
 
@@ -33,6 +33,14 @@ def test_kana_folding_only_when_asked():
 @given(st.text(max_size=30))
 def test_normalising_twice_changes_nothing(text):
     assert normalise(normalise(text, kana=True), kana=True) == normalise(text, kana=True)
+
+
+@pytest.mark.parametrize(("purpose", "kana"), [("employee-number", False), ("name", True), ("email", False)])
+def test_a_batch_indexer_gives_the_same_index_as_blind_index(world, purpose, kana):
+    index = indexer(world.tenant_a.pk, purpose, kana=kana)
+    for value in ("ab-0042", "ＡＢ－００４２", "ヤマダ タロウ", "やまだたろう", "Hanako@Example.jp"):
+        assert index(value) == blind_index(world.tenant_a.pk, purpose, value, kana=kana), value
+    assert index("X1") != indexer(world.tenant_b.pk, purpose, kana=kana)("X1")
 
 
 def test_employee_number_lookup_ignores_width_case_and_spaces(world):

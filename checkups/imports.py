@@ -53,7 +53,7 @@ from checkups.mhlw_xml import ParsedCheckup, ParseError, parse_document, parse_z
 from checkups.models import CheckupCsvMapping, CheckupRecord, CheckupResult, Judgement, PhysicianOpinion
 from checkups.services import JudgingCriteria, checkup_corrections_keep, fiscal_year_of, judgement_fields
 from healthapp import jobs
-from healthapp.crypto.blind_index import blind_index, insurance_card_index
+from healthapp.crypto.blind_index import indexer, insurance_card_index
 from healthapp.crypto.fields import open_row
 from healthapp.errors import AppError
 from healthapp.lookups import rows_by_keys, without_jit
@@ -286,9 +286,10 @@ def match_members(entries: list[Entry]) -> None:
     tenant = require_tenant()
     by_number: dict[str, list[Entry]] = {}
     cards: list[tuple[Entry, list[str]]] = []
+    employee_number = indexer(tenant.pk, "employee-number")
     for entry in entries:
         if entry.employee_number:
-            by_number.setdefault(blind_index(tenant.pk, "employee-number", entry.employee_number), []).append(entry)
+            by_number.setdefault(employee_number(entry.employee_number), []).append(entry)
         elif entry.card is not None:
             symbol, number, sex, birth = entry.card
             indexes = [

@@ -204,6 +204,7 @@ class MemberIndexer:
         self.employee_number = indexer(tenant_id, "employee-number")
         self.name = indexer(tenant_id, "name", kana=True)
         self.email = indexer(tenant_id, "email")
+        self.card = indexer(tenant_id, "insurance-card")
 
     def __call__(self, values: dict, *, known: dict[str, str] | None = None) -> dict[str, str | None]:
         known = known or {}
@@ -224,6 +225,7 @@ class MemberIndexer:
                     relationship=get("relationship") or Member.Relationship.SELF,
                     sex=sex,
                     birth_year_month=f"{birth.year:04d}-{birth.month:02d}",
+                    index=self.card,
                 )
                 if symbol and number and sex and birth and "insurance_card_index" not in known
                 else None

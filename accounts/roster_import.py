@@ -290,6 +290,11 @@ _MEMO_LIMIT = 20_000
 _MISS = object()
 
 
+def _blank(cells: list[str]) -> bool:
+    """A record of empty or white-space cells only (one string operation, not one per cell)."""
+    return not "".join(cells).strip()
+
+
 def _nfkc(text: str) -> str:
     return text.strip() if text.isascii() else unicodedata.normalize("NFKC", text).strip()
 
@@ -337,6 +342,7 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
             relationship=values.get("relationship") or Member.Relationship.SELF,
             sex=values["sex"],
             birth_year_month=f"{birth.year:04d}-{birth.month:02d}",
+            index=ctx.indexes.card,
         )
     elif values.get("employee_number"):
         row.key_field = "employee_number_index"
@@ -729,7 +735,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
 
     for position, cells in stream:
         number += 1
-        if not any(c.strip() for c in cells):
+        if _blank(cells):
             continue  # blank lines (Excel leaves some at the end) are not rows
         row = clean_row(cells, number, ctx)
         if not row.errors:
@@ -910,7 +916,7 @@ def _chunk_rows(
     rows, index, number = [], 0, first_number - 1
     for _end, cells in records(f, start=start, encoding=plan["encoding"], delimiter=plan["delimiter"]):
         number += 1
-        if not any(c.strip() for c in cells):
+        if _blank(cells):
             continue
         if todo >> index & 1:
             row = clean_row(cells, number, ctx)

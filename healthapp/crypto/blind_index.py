@@ -38,27 +38,38 @@ def normalise(value: object, *, kana: bool = False) -> str:
 
 def blind_index(tenant_id: int, purpose: str, *parts: object, kana: bool = False) -> str:
     """The hex HMAC of the normalised ``parts`` (joined with a separator that normalisation removes)."""
+    return hmac.digest(keyring.index_key(tenant_id, purpose), _message(parts, kana), "sha256").hex()
+
+
+def _message(parts: tuple, kana: bool) -> bytes:
     if len(parts) == 1:  # the common case (employee number, name, e-mail): no list, no join
-        message = normalise(parts[0], kana=kana)
-    else:
-        message = SEPARATOR.join([normalise(part, kana=kana) for part in parts])
-    return hmac.digest(keyring.index_key(tenant_id, purpose), message.encode(), "sha256").hex()
+        return normalise(parts[0], kana=kana).encode()
+    return SEPARATOR.join([normalise(part, kana=kana) for part in parts]).encode()
 
 
-def indexer(tenant_id: int, purpose: str, *, kana: bool = False) -> Callable[[object], str]:
-    """``blind_index`` of one purpose and one value, for many values: the key is looked up once (an
-    import's rows). Use it for one batch of work; it keeps the key for as long as it lives."""
+def indexer(tenant_id: int, purpose: str, *, kana: bool = False) -> Callable[..., str]:
+    """``blind_index`` of one purpose, for many values: the key is looked up once (an import's rows).
+    Use it for one batch of work; it keeps the key for as long as it lives."""
     key = keyring.index_key(tenant_id, purpose)
     digest = hmac.digest
 
-    def index(value: object) -> str:
-        return digest(key, normalise(value, kana=kana).encode(), "sha256").hex()
+    def index(*parts: object) -> str:
+        return digest(key, _message(parts, kana), "sha256").hex()
 
     return index
 
 
 def insurance_card_index(
-    tenant_id: int, *, symbol: str, number: str, relationship: str, sex: str, birth_year_month: str
+    tenant_id: int,
+    *,
+    symbol: str,
+    number: str,
+    relationship: str,
+    sex: str,
+    birth_year_month: str,
+    index: Callable[..., str] | None = None,
 ) -> str:
-    """Self-registration lookup: 記号 + 番号 + 続柄 + 性別 + 生年月 (``YYYY-MM``)."""
-    return blind_index(tenant_id, "insurance-card", symbol, number, relationship, sex, birth_year_month)
+    """Self-registration lookup: 記号 + 番号 + 続柄 + 性別 + 生年月 (``YYYY-MM``). ``index``: the
+    caller's ``indexer`` of purpose "insurance-card", for many cards."""
+    index = index or indexer(tenant_id, "insurance-card")
+    return index(symbol, number, relationship, sex, birth_year_month)

@@ -43,6 +43,13 @@ def test_a_batch_indexer_gives_the_same_index_as_blind_index(world, purpose, kan
     assert index("X1") != indexer(world.tenant_b.pk, purpose, kana=kana)("X1")
 
 
+def test_a_batch_card_indexer_gives_the_same_insurance_card_index(world):
+    card = {"symbol": "ｱ12", "number": "３４５", "relationship": "self", "sex": "female", "birth_year_month": "1980-04"}
+    once = insurance_card_index(world.tenant_a.pk, **card)
+    assert insurance_card_index(world.tenant_a.pk, **card, index=indexer(world.tenant_a.pk, "insurance-card")) == once
+    assert once == blind_index(world.tenant_a.pk, "insurance-card", "ア12", "345", "self", "female", "1980-04")
+
+
 def test_employee_number_lookup_ignores_width_case_and_spaces(world):
     with tenant_context(world.tenant_a):
         member = member_create(employee_number="ab-0042", name="検索 一郎")

@@ -286,7 +286,7 @@ def match_members(entries: list[Entry]) -> None:
     tenant = require_tenant()
     by_number: dict[str, list[Entry]] = {}
     cards: list[tuple[Entry, list[str]]] = []
-    employee_number = indexer(tenant.pk, "employee-number")
+    employee_number, card = indexer(tenant.pk, "employee-number"), indexer(tenant.pk, "insurance-card")
     for entry in entries:
         if entry.employee_number:
             by_number.setdefault(employee_number(entry.employee_number), []).append(entry)
@@ -300,6 +300,7 @@ def match_members(entries: list[Entry]) -> None:
                     relationship=relationship,
                     sex=sex,
                     birth_year_month=f"{birth.year:04d}-{birth.month:02d}",
+                    index=card,
                 )
                 for relationship in (Member.Relationship.SELF, Member.Relationship.FAMILY)
             ]

@@ -50,7 +50,7 @@ from accounts.models import Member, User
 from accounts.roster_import import FileError, detect_encoding, parse_date, records
 from checkups import items as catalogue_module
 from checkups.mhlw_xml import ParsedCheckup, ParseError, parse_document, parse_zip
-from checkups.models import CheckupCsvMapping, CheckupRecord, CheckupResult, Judgement, PhysicianOpinion
+from checkups.models import CheckupCsvMapping, CheckupRecord, Judgement, PhysicianOpinion, result_json, value_text
 from checkups.services import JudgingCriteria, checkup_corrections_keep, fiscal_year_of, judgement_fields
 from healthapp import jobs
 from healthapp.crypto.blind_index import indexer, insurance_card_index
@@ -174,6 +174,8 @@ class Entry:
     program: str = ""
     institution: str = ""
     values: dict[str, Decimal] = field(default_factory=dict)
+    # What the source said of a value besides the value (XML: unit_as_given, code, interpretation), by item.
+    details: dict[str, dict[str, str]] = field(default_factory=dict)
     questionnaire: dict[str, Any] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (column, reason)
     warnings: list[tuple[str, str]] = field(default_factory=list)
@@ -188,6 +190,15 @@ class Entry:
 
     def key(self) -> tuple[int, date | None, str]:
         return (self.member.pk if self.member else 0, self.exam_date, self.program)
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        """The results as the record stores them (``result_json``)."""
+        units = _units()
+        return {
+            item: result_json(value, units.get(item, ""), **self.details.get(item, {}))
+            for item, value in self.values.items()
+            if value is not None
+        }
 
 
 # ------------------------------------------------------------------------------------------ MHLW XML
@@ -238,6 +249,11 @@ def _xml_entry(number: int, parsed: ParsedCheckup, insurer_number: str = "") -> 
             entry.values[key] = result.value if isinstance(result.value, Decimal) else Decimal(result.value)
         except InvalidOperation:
             entry.problems.append((key, "bad_value"))
+            continue
+        entry.details[key] = {
+            "unit_as_given": result.unit_as_given or "", "code": result.code or "",
+            "interpretation": result.interpretation or "",
+        }  # fmt: skip
     if not entry.values:
         entry.problems.append(("", "no_results"))
     entry.questionnaire = _xml_questionnaire(parsed.questionnaire)
@@ -594,23 +610,21 @@ def _check(entries: list[Entry], seen: set[tuple[int, date | None, str]]) -> Non
 
 
 class StoredRecord(NamedTuple):
-    """A stored record as the comparison with the file needs it; ``values`` is the fingerprint of its
-    result values (``_fingerprint``), so 18 values compare as one string."""
+    """A stored record as the comparison with the file needs it."""
 
     pk: int
     institution: str
     questionnaire: dict
-    values: str
+    results: dict
 
 
 Stored = dict[tuple[int, date | None, str], StoredRecord]
-_MILLI = Decimal("0.001")  # the scale of CheckupResult.value: numeric(9,3)
 
 
 def _stored(entries: list[Entry]) -> Stored:
-    """The stored records of the valid entries, with their result values' fingerprints: on PostgreSQL
-    one query, each (member, exam date, program) probed through the unique index whatever the table
-    statistics say (a never-analysed table would otherwise be scanned whole for every chunk)."""
+    """The stored records of the valid entries: on PostgreSQL one query, each (member, exam date,
+    program) probed through the unique index whatever the table statistics say (a never-analysed table
+    would otherwise be scanned whole for every chunk)."""
     wanted = {entry.key() for entry in entries if entry.ok}
     if not wanted:
         return {}
@@ -625,23 +639,21 @@ def _stored(entries: list[Entry]) -> Stored:
         cursor.execute(STORED, [*keys, require_tenant().pk])
         rows = cursor.fetchall()
     stored: Stored = {}
-    for member_id, exam_date, program, pk, institution, questionnaire, values in rows:
+    for member_id, exam_date, program, pk, institution, questionnaire, results in rows:
         answers = json.loads(questionnaire) if isinstance(questionnaire, str) else questionnaire
-        stored[(member_id, exam_date, program)] = StoredRecord(pk, institution, answers, values or "")
+        found = json.loads(results) if isinstance(results, str) else results
+        stored[(member_id, exam_date, program)] = StoredRecord(pk, institution, answers, found)
     return stored
 
 
-# The result values as one text per record, built by the server (items in code-point order, numeric(9,3)
-# as text): a re-import compares them without turning each into a Python Decimal. OFFSET 0 keeps the
-# per-key probe from being flattened into a join the planner would cost from (missing) statistics.
+# OFFSET 0 keeps the per-key probe from being flattened into a join the planner would cost from (missing)
+# statistics.
 STORED = """
-SELECT r.member_id, r.exam_date, r.program, r.id, r.institution, r.questionnaire,
-       (SELECT string_agg(x.item || '=' || x.value::text, ',' ORDER BY x.item COLLATE "C")
-          FROM checkups_checkupresult x WHERE x.record_id = r.id AND x.value IS NOT NULL) AS fingerprint
+SELECT r.member_id, r.exam_date, r.program, r.id, r.institution, r.questionnaire, r.results
   FROM unnest(string_to_array(%s, ',')::bigint[], string_to_array(%s, ',')::date[], string_to_array(%s, ','))
        AS k(member_id, exam_date, program)
  CROSS JOIN LATERAL (
-       SELECT t.id, t.member_id, t.exam_date, t.program, t.institution, t.questionnaire
+       SELECT t.id, t.member_id, t.exam_date, t.program, t.institution, t.questionnaire, t.results
          FROM checkups_checkuprecord t
         WHERE t.tenant_id = %s AND t.member_id = k.member_id AND t.exam_date = k.exam_date
           AND t.program = k.program
@@ -651,25 +663,11 @@ SELECT r.member_id, r.exam_date, r.program, r.id, r.institution, r.questionnaire
 
 def _stored_orm(wanted: set[tuple[int, date | None, str]]) -> Stored:
     members, days = list({key[0] for key in wanted}), list({key[1] for key in wanted})
-    found = {
-        (r.member_id, r.exam_date, r.program): r
+    return {
+        (r.member_id, r.exam_date, r.program): StoredRecord(r.pk, r.institution, r.questionnaire, r.results)
         for r in CheckupRecord.objects.filter(member_id__in=members, exam_date__in=days)
         if (r.member_id, r.exam_date, r.program) in wanted
     }
-    values: dict[int, dict[str, Decimal]] = {record.pk: {} for record in found.values()}
-    results = CheckupResult.objects.filter(record_id__in=list(values), value__isnull=False)
-    for record_id, item, value in results.values_list("record_id", "item", "value"):
-        values[record_id][item] = value
-    return {
-        key: StoredRecord(r.pk, r.institution, r.questionnaire, _fingerprint(values[r.pk])) for key, r in found.items()
-    }
-
-
-def _fingerprint(values: dict[str, Decimal]) -> str:
-    """The values as STORED writes them: items in code-point order, numeric(9,3) as text (PostgreSQL
-    rounds a longer value half away from zero: ROUND_HALF_UP)."""
-    return ",".join([f"{item}={value.quantize(_MILLI, ROUND_HALF_UP)}" for item, value in sorted(values.items())
-                     if value is not None])  # fmt: skip
 
 
 def _outcome(entry: Entry, stored: Stored) -> str:
@@ -678,7 +676,7 @@ def _outcome(entry: Entry, stored: Stored) -> str:
     if found is None:
         return "added"
     same = (
-        found.values == _fingerprint(entry.values)
+        found.results == entry.results()
         and (found.questionnaire or {}) == entry.questionnaire
         and found.institution == entry.institution
     )
@@ -823,14 +821,13 @@ def checkup_import_apply(*, tenant: Tenant, job_id: int) -> None:
 
 class Write(NamedTuple):
     """One entry to write, judged: ``record_id`` of the stored record it replaces (None: a new record,
-    ``record_line`` its COPY text); its result rows and its judgement as COPY text, all but the record
-    id that starts each row."""
+    ``record_line`` its COPY text, results included); its judgement as COPY text, all but the record id
+    that starts it."""
 
     entry: Entry
     record_id: int | None
     judgement: dict[str, Any]
     record_line: str
-    result_lines: list[str]
     judgement_line: str
 
 
@@ -863,7 +860,7 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     criteria = JudgingCriteria.current()
     prepared.criteria_id, prepared.criteria_label = criteria.grades_set.pk, criteria.label
     tail = _judgement_tail(criteria, job.confirmed_by_id)
-    heads, units = _result_heads()
+    heads, tails = _result_heads()
     source, sha256 = job.options.get("source", ""), job.file_sha256
     created = f"\t{_copy_value(source)}\t{_copy_value(sha256)}\t{_copy_value(timezone.now())}\n"
     for entry in entries:
@@ -884,12 +881,12 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
         if outcome == "updated":
             record_id = stored[entry.key()].pk
         else:
-            record_line = "\t".join(map(_copy_value, (entry.member.pk, entry.exam_date, fiscal_year, entry.program,
-                                                      entry.institution, entry.questionnaire))) + created  # fmt: skip
-        lines = [f"{heads[item]}{value}{units[item]}" for item, value in entry.values.items() if value is not None]
+            fields_in_order = (entry.member.pk, entry.exam_date, fiscal_year, entry.program, entry.institution,
+                               entry.questionnaire, _results_text(entry, heads, tails))  # fmt: skip
+            record_line = "\t".join(map(_copy_value, fields_in_order)) + created
         line = "\t".join(map(_copy_value, (fields["grades"], fields["overall"], fields["mhlw"],
                                            fields["metabolic_syndrome"], fields["guidance_level"])))  # fmt: skip
-        prepared.writes.append(Write(entry, record_id, fields, record_line, lines, f"\t{line}{tail}"))
+        prepared.writes.append(Write(entry, record_id, fields, record_line, f"\t{line}{tail}"))
     return prepared
 
 
@@ -899,10 +896,34 @@ def _judgement_tail(criteria: JudgingCriteria, judge_id: int | None) -> str:
 
 
 def _result_heads() -> tuple[dict[str, str], dict[str, str]]:
-    """Per item, the COPY text around a result's value: ``\titem\t`` before it, ``\tunit\n`` after."""
+    """Per item, the JSON text of a stored result (``result_json``) around its value text:
+    ``"item": {"value": "`` before it, ``", "unit": "…"}`` after."""
     items = catalogue_module.load().items
-    heads = {key: f"\t{_copy_value(key)}\t" for key in items}
-    return heads, {key: f"\t{_copy_value(item.unit)}\n" for key, item in items.items()}
+    heads = {key: json.dumps(key) + ': {"value": "' for key in items}
+    return heads, {key: '", "unit": ' + json.dumps(item.unit, ensure_ascii=False) + "}" for key, item in items.items()}
+
+
+def _results_text(entry: Entry, heads: dict[str, str], tails: dict[str, str]) -> str:
+    """The JSON text of ``entry.results()``; for the common case, a CSV (no details), put together from
+    its parts without a dict per value."""
+    if entry.details:
+        return json.dumps(entry.results(), ensure_ascii=False)
+    parts = [
+        f"{heads[item]}{value_text(value)}{tails[item]}" for item, value in entry.values.items() if value is not None
+    ]
+    return "{" + ", ".join(parts) + "}"
+
+
+_UNITS: dict[str, dict[str, str]] = {}
+
+
+def _units() -> dict[str, str]:
+    """Item → its normalised unit, per catalogue."""
+    catalogue = catalogue_module.load()
+    found = _UNITS.get(catalogue.name)
+    if found is None:
+        found = _UNITS[catalogue.name] = {key: item.unit for key, item in catalogue.items.items()}
+    return found
 
 
 def checkup_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = None) -> bool:
@@ -968,9 +989,8 @@ def _chunk_entries(job: Job, *, start: int, first_row: int, size: int, todo: int
     return entries
 
 
-RECORD_COLUMNS = ("member_id", "exam_date", "fiscal_year", "program", "institution", "questionnaire", "source",
-                  "source_sha256", "created_at")  # fmt: skip
-RESULT_COLUMNS = ("record_id", "item", "value", "unit")
+RECORD_COLUMNS = ("member_id", "exam_date", "fiscal_year", "program", "institution", "questionnaire", "results",
+                  "source", "source_sha256", "created_at")  # fmt: skip
 JUDGEMENT_COLUMNS = ("record_id", "grades", "overall", "mhlw", "metabolic_syndrome", "guidance_level", "criteria_id",
                      "judged_at", "judged_by_id")  # fmt: skip
 
@@ -990,9 +1010,8 @@ def _write_chunk(prepared: PreparedChunk, job: Job) -> int:
         checkup_corrections_keep(
             record_ids=[record.pk for record in updates], job=job, acting_user=job.confirmed_by
         )  # what they held stays as history
-        CheckupRecord.objects.bulk_update(updates, ["fiscal_year", "institution", "questionnaire", "source",
-                                                    "source_sha256"], batch_size=500)  # fmt: skip
-        _delete_results([record.pk for record in updates])
+        CheckupRecord.objects.bulk_update(updates, ["fiscal_year", "institution", "questionnaire", "results",
+                                                    "source", "source_sha256"], batch_size=500)  # fmt: skip
     new = [w for w in writes if w.record_id is None]
     if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
         judged = _write_copy(new, writes)
@@ -1014,27 +1033,13 @@ def _record_fields(entry: Entry, source: str, sha256: str) -> dict[str, Any]:
     assert entry.exam_date is not None  # noqa: S101 - entry.ok
     return {
         "fiscal_year": fiscal_year_of(entry.exam_date), "institution": entry.institution,
-        "questionnaire": entry.questionnaire, "source": source, "source_sha256": sha256,
+        "questionnaire": entry.questionnaire, "results": entry.results(), "source": source, "source_sha256": sha256,
     }  # fmt: skip
 
 
-def _delete_results(record_ids: list[int]) -> None:
-    """The results of records about to be written anew; on PostgreSQL one statement per record (sent in
-    one pipeline), so each is an index probe whatever the table statistics say."""
-    if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
-        CheckupResult.objects.filter(record_id__in=record_ids).delete()
-        return
-    connection = connections[DEFAULT_DB_ALIAS]
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.executemany(
-            "DELETE FROM checkups_checkupresult WHERE tenant_id = %s AND record_id = %s",
-            [(require_tenant().pk, record_id) for record_id in record_ids],
-        )
-
-
 def _write_copy(new: list[Write], writes: list[Write]) -> list[tuple[int, int]]:
-    """PostgreSQL: records, results and judgements each as one COPY and one INSERT … SELECT; returns
-    (record id, judgement id) pairs."""
+    """PostgreSQL: records (with their results) and judgements each as one COPY and one INSERT … SELECT;
+    returns (record id, judgement id) pairs."""
     ids = {
         (member_id, exam_date, program): pk
         for pk, member_id, exam_date, program in _copy_insert(
@@ -1045,11 +1050,6 @@ def _write_copy(new: list[Write], writes: list[Write]) -> list[tuple[int, int]]:
         )
     }
     record_ids = [w.record_id if w.record_id is not None else ids[w.entry.key()] for w in writes]
-    results: list[str] = []
-    for record_id, w in zip(record_ids, writes, strict=True):
-        prefix = str(record_id)
-        results += [prefix + line for line in w.result_lines]
-    _copy_insert(CheckupResult, RESULT_COLUMNS, "".join(results))
     judgements = "".join(f"{record_id}{w.judgement_line}" for record_id, w in zip(record_ids, writes, strict=True))
     return sorted(_copy_insert(Judgement, JUDGEMENT_COLUMNS, judgements, returning=("record_id", "id")))
 
@@ -1066,16 +1066,6 @@ def _write_orm(
     CheckupRecord.objects.bulk_create(records, batch_size=500)
     made = iter(records)
     record_ids = [w.record_id if w.record_id is not None else next(made).pk for w in writes]
-    units = {key: item.unit for key, item in catalogue_module.load().items.items()}
-    CheckupResult.objects.bulk_create(
-        [
-            CheckupResult(record_id=record_id, item=item, value=value, unit=units.get(item, ""))
-            for record_id, w in zip(record_ids, writes, strict=True)
-            for item, value in w.entry.values.items()
-            if value is not None
-        ],
-        batch_size=500,
-    )
     judgements = [
         Judgement(record_id=record_id, criteria_id=prepared.criteria_id, judged_by_id=judge_id, **w.judgement)
         for record_id, w in zip(record_ids, writes, strict=True)

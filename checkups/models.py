@@ -6,6 +6,10 @@ with it. Judgements are never overwritten: judging again (e.g. under a new crite
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -46,13 +50,19 @@ class CheckupRecord(TenantScopedModel):
         DOCK = "dock", _("人間ドック")
         HIRING = "hiring", _("雇入時健診")
 
-    tenant = models.ForeignKey(Tenant, **_TENANT_NO_INDEX)
-    member = SameTenantForeignKey("accounts.Member", on_delete=models.PROTECT, related_name="checkups")
+    # The same-tenant key to the member, (tenant, member) → the member's (tenant, id), proves the tenant;
+    # the unique (tenant, member, exam_date, program) index serves that key.
+    tenant = models.ForeignKey(Tenant, db_constraint=False, **_TENANT_NO_INDEX)
+    member = SameTenantForeignKey("accounts.Member", on_delete=models.PROTECT, related_name="checkups", db_index=False)
     exam_date = models.DateField(_("受診日"))
     fiscal_year = models.PositiveSmallIntegerField(_("年度"))
     program = models.CharField(_("健診種別"), max_length=10, choices=Program.choices)
     institution = models.CharField(_("健診機関"), max_length=100, blank=True)
     questionnaire = models.JSONField(_("問診"), default=dict, blank=True)  # medication, smoking, fasting…
+    # The results, one entry per catalogue item (``result_json``): in the record, not a row per item. An
+    # exam's results are read and written together, and an import of 100,000 exams wrote 1.8 M rows
+    # with an index entry and a foreign-key check each.
+    results = models.JSONField(_("検査結果"), default=dict, blank=True)
     source = models.CharField(max_length=20, default="manual")  # csv, mhlw_xml, manual
     source_sha256 = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -70,32 +80,68 @@ class CheckupRecord(TenantScopedModel):
         return f"CheckupRecord #{self.pk}"
 
     @property
-    def results_in_order(self) -> list[CheckupResult]:
-        """The results in the catalogue's order (身長, 体重, BMI, …), however they were stored; uses the
-        prefetched results when there are."""
+    def results_in_order(self) -> list[Result]:
+        """The results in the catalogue's order (身長, 体重, BMI, …), however they were stored."""
         position = {key: at for at, key in enumerate(items.load().items)}
-        return sorted(self.results.all(), key=lambda r: (position.get(r.item, len(position)), r.item))
+        found = [Result.of(item, data) for item, data in (self.results or {}).items()]
+        return sorted(found, key=lambda r: (position.get(r.item, len(position)), r.item))
+
+    def result_values(self) -> dict[str, Decimal]:
+        """Item → value of the results that have one (what judging reads)."""
+        return {
+            item: Decimal(data["value"]) for item, data in (self.results or {}).items() if data.get("value") is not None
+        }
 
 
-class CheckupResult(TenantScopedModel):
-    # Read only through its record; the unique (record, item) index serves that and the foreign key.
-    # No key of its own to the tenant: the same-tenant key to the record, (tenant, record) → the record's
-    # (tenant, id), proves the tenant too, and an import's 1.8 M rows pay one check each, not two.
-    tenant = models.ForeignKey(Tenant, db_constraint=False, **_TENANT_NO_INDEX)
-    record = SameTenantForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="results", db_index=False)
-    item = models.CharField(max_length=40)  # our catalogue key, e.g. "hba1c"
-    value = models.DecimalField(max_digits=9, decimal_places=3, null=True, blank=True)
-    text = models.CharField(max_length=200, blank=True)  # coded or free-text results
-    unit = models.CharField(max_length=20, blank=True)  # normalised
-    unit_as_given = models.CharField(max_length=20, blank=True)
-    code = models.CharField(max_length=17, blank=True)  # the JLAC10-based code it came with
-    interpretation = models.CharField(max_length=2, blank=True)  # H / N / L from the source
+_MILLI = Decimal("0.001")
+RESULT_DETAILS = ("text", "unit_as_given", "code", "interpretation")
 
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["record", "item"], name="checkupresult_one_per_item")]
 
-    def __str__(self) -> str:
-        return f"CheckupResult #{self.pk}"
+def value_text(value: Decimal) -> str:
+    """A result value as stored: exact decimal text with three places (what numeric(9,3) kept), so that
+    the same value always reads the same text and a re-import compares texts, not numbers."""
+    return format(value.quantize(_MILLI, ROUND_HALF_UP), "f")
+
+
+def result_json(value: Decimal | None, unit: str = "", **details: str) -> dict[str, Any]:
+    """One stored result: its value (``value_text``, or None for a free-text result), the normalised unit,
+    and, when the source gave them, ``text``, ``unit_as_given``, ``code`` (JLAC10-based) and
+    ``interpretation`` (H / N / L); empty details are left out."""
+    data: dict[str, Any] = {"value": None if value is None else value_text(value), "unit": unit}
+    for name in RESULT_DETAILS:
+        if details.get(name):
+            data[name] = details[name]
+    return data
+
+
+def correction_results(results: dict[str, dict]) -> list[dict]:
+    """A record's results in the form its corrections keep them: a list in item order, each with its
+    item, value (exact text or None) and every detail (empty when the source gave none)."""
+    kept = []
+    for item in sorted(results):
+        data = results[item]
+        kept.append({"item": item, "value": data.get("value"), "unit": data.get("unit") or "",
+                     **{name: data.get(name) or "" for name in RESULT_DETAILS}})  # fmt: skip
+    return kept
+
+
+@dataclass(frozen=True)
+class Result:
+    """One result of a record, as read from it."""
+
+    item: str  # our catalogue key, e.g. "hba1c"
+    value: Decimal | None
+    unit: str = ""  # normalised
+    text: str = ""  # coded or free-text results
+    unit_as_given: str = ""
+    code: str = ""  # the JLAC10-based code it came with
+    interpretation: str = ""  # H / N / L from the source
+
+    @classmethod
+    def of(cls, item: str, data: dict[str, Any]) -> Result:
+        value = data.get("value")
+        details = {name: data.get(name) or "" for name in RESULT_DETAILS}
+        return cls(item, None if value is None else Decimal(value), data.get("unit") or "", **details)
 
     @property
     def display(self) -> str:
@@ -132,8 +178,10 @@ class CheckupCorrection(TenantScopedModel):
 
 
 class Judgement(TenantScopedModel):
-    tenant = models.ForeignKey(Tenant, db_constraint=False, **_TENANT_NO_INDEX)  # as for results
-    record = SameTenantForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="judgements")
+    # No key of its own to the tenant: the same-tenant key to the record, (tenant, record) → the record's
+    # (tenant, id), proves the tenant too; the (tenant, record, -judged_at) index serves that key.
+    tenant = models.ForeignKey(Tenant, db_constraint=False, **_TENANT_NO_INDEX)
+    record = SameTenantForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="judgements", db_index=False)
     criteria = models.ForeignKey(CriteriaSet, on_delete=models.PROTECT, related_name="+")
     grades = models.JSONField(default=dict)
     overall = models.CharField(max_length=1, blank=True)

@@ -33,7 +33,14 @@ from accounts import policy
 from accounts.labels import Perm
 from accounts.models import Member
 from checkups import items
-from checkups.models import CheckupCorrection, CheckupRecord, FollowUpVisit, Judgement, PhysicianOpinion
+from checkups.models import (
+    CheckupCorrection,
+    CheckupRecord,
+    FollowUpVisit,
+    Judgement,
+    PhysicianOpinion,
+    correction_results,
+)
 
 REVIEW_GRADES = {"C", "D", "E"}
 REVIEW_GUIDANCE = {"積極的支援", "動機付け支援"}
@@ -145,6 +152,7 @@ def review_queue(*, user, page: int | str | None = 1) -> Page:
     since = Coalesce(OuterRef("corrected_at"), Value(EPOCH, output_field=DateTimeField()))
     records = (
         policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
+        .defer("results")  # a queue row shows no values
         .annotate(corrected_at=_newest(CheckupCorrection, "corrected_at"))
         .filter(~Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk"), signed_at__gt=since)))
         .annotate(
@@ -177,7 +185,7 @@ def record_for_physician(*, user, record_id: int) -> CheckupRecord:
             policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
         )
         .select_related("member")
-        .prefetch_related("results", _latest_judgements(), "opinions")
+        .prefetch_related(_latest_judgements(), "opinions")
         .filter(pk=record_id)
         .first()
     )
@@ -191,7 +199,6 @@ def previous_record(record: CheckupRecord) -> CheckupRecord | None:
     read inside the physician's scope, and the person is the same."""
     return (
         CheckupRecord.objects.filter(member_id=record.member_id, exam_date__lt=record.exam_date)
-        .prefetch_related("results")
         .order_by("-exam_date", "-pk")
         .first()
     )
@@ -239,10 +246,7 @@ def corrections_of(record: CheckupRecord) -> list[Correction]:
     if not kept:
         return []
     current = {  # in the form the corrections keep (value as exact text)
-        "results": [
-            {"item": r.item, "value": None if r.value is None else str(r.value), "text": r.text}
-            for r in record.results.all()
-        ],
+        "results": correction_results(record.results or {}),
         "institution": record.institution,
         "questionnaire": record.questionnaire,
     }
@@ -272,7 +276,7 @@ def my_records(*, user) -> list[CheckupRecord]:
     records = list(
         CheckupRecord.objects.filter(member=member)
         .annotate(corrected_at=_newest(CheckupCorrection, "corrected_at"))
-        .prefetch_related("results", _latest_judgements(), _opinions_newest_first(), _visits_newest_first())
+        .prefetch_related(_latest_judgements(), _opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date")
     )
     for record in records:
@@ -292,6 +296,7 @@ def record_for_conclusions(*, user, record_id: int) -> CheckupRecord:
     """A record in the user's checkup.view_conclusion scope (for recording a follow-up visit)."""
     record = (
         policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
+        .defer("results")  # the lab values are not for this reader: not even loaded
         .select_related("member")
         .filter(pk=record_id)
         .first()
@@ -307,7 +312,7 @@ def trend_series(records: list[CheckupRecord]) -> dict[str, list[tuple[str, floa
     series: dict[str, list[tuple[str, float]]] = {item: [] for item in CHART_ITEMS}
     for record in sorted(records, key=lambda r: r.exam_date):
         day = record.exam_date
-        for result in record.results.all():
+        for result in record.results_in_order:
             if result.item in series and result.value is not None:
                 series[result.item].append((f"{day.year}/{day.month}/{day.day}", float(result.value)))
     return {item: points for item, points in series.items() if points}
@@ -362,6 +367,7 @@ def conclusions(*, user, page: int | str | None = 1, show: str = "all") -> Page:
         with_correction_state(
             policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
         )
+        .defer("results")  # the lab values are not for this reader: not even loaded
         .annotate(  # the opinion in force and the newest visit row decide "follow-up not done yet"
             follow_up=_newest(PhysicianOpinion, "signed_at", "follow_up"),
             visit=_newest(FollowUpVisit, "recorded_at", "status"),
@@ -479,7 +485,9 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     today = timezone.localdate()
     states = {
         record.pk: follow_up_state(record, today=today)
-        for record in year.filter(has_opinion).prefetch_related(_opinions_newest_first(), _visits_newest_first())
+        for record in year.filter(has_opinion)
+        .defer("results")
+        .prefetch_related(_opinions_newest_first(), _visits_newest_first())
     }
     rows = []
     suppressed_people = total_people = 0

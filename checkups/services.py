@@ -25,11 +25,12 @@ from checkups.judgement import judge
 from checkups.models import (
     CheckupCorrection,
     CheckupRecord,
-    CheckupResult,
     CriteriaSet,
     FollowUpVisit,
     Judgement,
     PhysicianOpinion,
+    correction_results,
+    result_json,
 )
 from checkups.stratification import Checkup, metabolic_syndrome, stratify
 from healthapp.errors import AppError
@@ -81,32 +82,27 @@ def checkup_record_save(
 ) -> CheckupRecord:
     """Create or replace the record of ``member``'s exam on ``exam_date``; results are replaced, the
     earlier judgements stay as they were."""
+    catalogue = items.load().items
+    results = {
+        item: result_json(value, catalogue[item].unit if item in catalogue else "")
+        for item, value in values.items()
+        if value is not None
+    }
     stored = CheckupRecord.objects.filter(member=member, exam_date=exam_date, program=program).first()
-    if stored is not None:
-        now = {r.item: r.value for r in stored.results.all() if r.value is not None}
-        given = {item: value for item, value in values.items() if value is not None}
-        if (now, stored.institution, stored.questionnaire) != (given, institution, questionnaire or {}):
-            checkup_corrections_keep(record_ids=[stored.pk])
+    if stored is not None and (stored.results, stored.institution, stored.questionnaire) != (
+        results,
+        institution,
+        questionnaire or {},
+    ):
+        checkup_corrections_keep(record_ids=[stored.pk])
     record, _ = CheckupRecord.objects.update_or_create(
         member=member, exam_date=exam_date, program=program,
         defaults={
-            "fiscal_year": fiscal_year_of(exam_date), "institution": institution,
+            "fiscal_year": fiscal_year_of(exam_date), "institution": institution, "results": results,
             "questionnaire": questionnaire or {}, "source": source, "source_sha256": source_sha256,
         },
     )  # fmt: skip
-    record.results.all().delete()
-    catalogue = items.load().items
-    CheckupResult.objects.bulk_create(
-        [
-            CheckupResult(record=record, item=item, value=value, unit=catalogue[item].unit if item in catalogue else "")
-            for item, value in values.items()
-            if value is not None
-        ]
-    )
     return record
-
-
-_KEPT = ("item", "value", "text", "unit", "unit_as_given", "code", "interpretation")
 
 
 def checkup_corrections_keep(*, record_ids: list[int], job: Job | None = None, acting_user=None) -> list[int]:
@@ -114,16 +110,10 @@ def checkup_corrections_keep(*, record_ids: list[int], job: Job | None = None, a
     a correction replaces it: health data is corrected, never overwritten. Returns the corrections' ids."""
     if not record_ids:
         return []
-    results: dict[int, list[dict]] = {pk: [] for pk in record_ids}
-    stored = CheckupResult.objects.filter(record_id__in=record_ids).order_by("record_id", "item")
-    for record_id, *fields in stored.values_list("record_id", *_KEPT):
-        result = dict(zip(_KEPT, fields, strict=True))
-        result["value"] = None if result["value"] is None else str(result["value"])  # exact, as JSON
-        results[record_id].append(result)
     corrections = [
         CheckupCorrection(
             record_id=pk,
-            results=results[pk],
+            results=correction_results(results),
             institution=institution,
             questionnaire=questionnaire,
             source=source,
@@ -131,9 +121,9 @@ def checkup_corrections_keep(*, record_ids: list[int], job: Job | None = None, a
             job=job,
             corrected_by=acting_user,
         )
-        for pk, institution, questionnaire, source, sha256 in CheckupRecord.objects.filter(pk__in=record_ids)
+        for pk, results, institution, questionnaire, source, sha256 in CheckupRecord.objects.filter(pk__in=record_ids)
         .order_by("pk")
-        .values_list("pk", "institution", "questionnaire", "source", "source_sha256")
+        .values_list("pk", "results", "institution", "questionnaire", "source", "source_sha256")
     ]
     CheckupCorrection.objects.bulk_create(corrections)
     kept = [c.pk for c in corrections]
@@ -161,8 +151,7 @@ def checkup_judge(*, record: CheckupRecord, acting_user=None) -> Judgement:
 
 def _judgement_of(record: CheckupRecord, criteria: JudgingCriteria, acting_user) -> Judgement:
     """The (unsaved) judgement of a stored record from its stored results."""
-    values = {r.item: r.value for r in record.results.all() if r.value is not None}
-    judgement = judgement_build(record=record, member=record.member, values=values, criteria=criteria)
+    judgement = judgement_build(record=record, member=record.member, values=record.result_values(), criteria=criteria)
     judgement.judged_by = acting_user
     return judgement
 
@@ -197,7 +186,6 @@ def checkup_rejudge(
             records = (
                 CheckupRecord.objects.filter(pk__in=record_ids[start : start + REJUDGE_CHUNK])
                 .select_related("member")
-                .prefetch_related("results")
                 .order_by("pk")
             )
             judgements = [_judgement_of(record, criteria, acting_user) for record in records]

@@ -84,7 +84,7 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
             "opinions": record.opinions.order_by("-signed_at"),
             "corrections": selectors.corrections_of(record),
             "previous": previous,
-            "previous_values": {r.item: r.display for r in previous.results.all()} if previous else {},
+            "previous_values": {r.item: r.display for r in previous.results_in_order} if previous else {},
         },
     )
 

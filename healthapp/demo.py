@@ -150,7 +150,7 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
             .first()
         )
         if record is not None:
-            values = {r.item: r.value for r in record.results.all()}
+            values = record.result_values()
             values["systolic"] += 12
             checkup_record_save(
                 member=record.member, exam_date=record.exam_date, program=record.program, values=values,

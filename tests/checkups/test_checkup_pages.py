@@ -8,7 +8,9 @@ import re
 from decimal import Decimal as D
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Role
 from accounts.services import label_grant_create, member_create, user_create
@@ -113,9 +115,14 @@ def test_physician_signs_a_restriction_and_hr_sees_only_the_conclusion(world, cl
     queue = doc.get("/checkups/review/").content.decode()
     assert "2025-05-20" not in queue and "2024-05-20" in queue  # the signed record left the queue
     hr = _client("hr@a.example")
-    page = hr.get("/checkups/conclusions/").content.decode()
+    with CaptureQueriesContext(connection) as captured:
+        page = hr.get("/checkups/conclusions/").content.decode()
+        hr.get("/checkups/dashboard/")
     assert "就業制限" in page and "受診勧奨" in page
     assert not shows(page, "142") and not shows(page, "5.8")  # no lab values for HR
+    # nor are they read from the database for HR's pages: no query of theirs selects the results
+    read = [q["sql"] for q in captured.captured_queries if "checkups_checkuprecord" in q["sql"]]
+    assert read and not [sql for sql in read if '"checkups_checkuprecord"."results"' in sql]
     assert hr.get("/checkups/review/").status_code == 404
     assert hr.get(f"/checkups/review/{record.pk}/").status_code == 404
 

@@ -16,7 +16,8 @@ from accounts.services import member_create
 from audit.models import AuditEvent
 from checkups import imports
 from checkups.mhlw_sample import Observation, build_document, build_zip
-from checkups.models import CheckupRecord, CheckupResult, Judgement, PhysicianOpinion
+from checkups.models import CheckupRecord, Judgement, PhysicianOpinion, result_json
+from checkups.services import checkup_record_save
 from healthapp.models import Job
 from tenants.context import tenant_context
 from tests.accounts.conftest import make_hr_admin
@@ -74,7 +75,10 @@ def test_a_zip_bundle_is_matched_by_insurance_card_imported_and_judged(world):
         assert {e["row"] for e in job.errors if e["code"] == "member_not_found"} == {3}
         record = CheckupRecord.objects.get(member=me)
         assert record.program == "specific" and record.source == "mhlw_xml" and record.source_sha256 == job.file_sha256
-        assert {r.item: r.value for r in record.results.all()}["systolic"] == Decimal("128")
+        assert record.result_values()["systolic"] == Decimal("128")
+        # what the document said of a value besides the value is kept with it
+        systolic = next(r for r in record.results_in_order if r.item == "systolic")
+        assert systolic.unit == systolic.unit_as_given == "mm[Hg]" and len(systolic.code) == 17
         assert record.questionnaire["hours_since_meal"] == "10" and record.questionnaire["smoker"] is False
         assert CheckupRecord.objects.filter(member=family).exists()  # 家族 found after 本人 missed
         assert Judgement.objects.filter(record__member__in=[me, family]).count() == 2
@@ -106,11 +110,12 @@ def test_reimporting_the_same_file_changes_nothing_and_a_corrected_file_updates_
         first = run(doc("0001"))
         assert first.counts["applied"]["added"] == 1
         record = CheckupRecord.objects.get(member=me)
-        result_ids = set(record.results.values_list("pk", flat=True))
+        results = record.results
 
         again = run(doc("0001"))
         assert again.counts["unchanged"] == 1 and again.counts["applied"]["judged"] == 0
-        assert set(record.results.values_list("pk", flat=True)) == result_ids
+        record.refresh_from_db()
+        assert record.results == results
         assert record.judgements.count() == 1
 
         assert not record.corrections.exists()  # nothing changed, nothing to keep
@@ -120,7 +125,8 @@ def test_reimporting_the_same_file_changes_nothing_and_a_corrected_file_updates_
         corrected = run(doc("0001", items={**ITEMS, "systolic": 165}))
         assert corrected.counts["updated"] == 1 and corrected.counts["applied"]["updated"] == 1
         assert corrected.counts["rechecks"] == 1  # the preview says the signed opinion goes back for a re-check
-        assert record.results.get(item="systolic").value == Decimal("165")
+        record.refresh_from_db()
+        assert record.result_values()["systolic"] == Decimal("165")
         assert record.judgements.count() == 2  # the old judgement stays as history
         newest = record.judgements.order_by("-judged_at", "-pk").first()
         assert newest.grades["systolic"] != record.judgements.order_by("judged_at", "pk").first().grades["systolic"]
@@ -242,9 +248,8 @@ def test_provider_csv_is_matched_by_employee_number_through_the_saved_mapping(wo
         record = CheckupRecord.objects.get()
         assert record.member == world.roster_a[0] and record.exam_date == dt.date(2025, 6, 2)
         assert record.program == "regular" and record.questionnaire == {"smoker": True}
-        values = {r.item: r.value for r in CheckupResult.objects.filter(record=record)}
-        assert values == {"systolic": Decimal("132"), "diastolic": Decimal("84"), "hba1c": Decimal("5.7"),
-                          "urine_sugar": Decimal("2")}  # fmt: skip
+        assert record.result_values() == {"systolic": Decimal("132"), "diastolic": Decimal("84"),
+                                          "hba1c": Decimal("5.7"), "urine_sugar": Decimal("2")}  # fmt: skip
         assert record.judgements.count() == 1
         assert run(data, source=imports.SOURCE_CSV, mapping_id=mapping.pk).counts["unchanged"] == 1
 
@@ -269,8 +274,8 @@ def test_a_csv_in_several_chunks_is_applied_from_each_chunks_own_bytes(world, mo
         assert {(e["row"], e["code"]) for e in job.errors} == {(5, "implausible"), (6, "duplicate")}
         assert job.counts["applied"] == {"added": 3, "updated": 0, "unchanged": 0, "errors": 2, "judged": 3}
         stored = {
-            (r.record.member.employee_number, r.record.exam_date.day): r.value
-            for r in CheckupResult.objects.filter(item="systolic").select_related("record__member")
+            (r.member.employee_number, r.exam_date.day): r.result_values()["systolic"]
+            for r in CheckupRecord.objects.select_related("member")
         }
         assert stored == {("A0", 2): Decimal("120"), ("A1", 2): Decimal("121"), ("A2", 3): Decimal("123")}
         # Every judgement is audited: one event per written chunk, listing each record with its judgement.
@@ -437,7 +442,7 @@ def test_apply_goes_chunk_by_chunk_and_a_crashed_chunk_is_redone_once(world, mon
         with pytest.raises(RuntimeError), transaction.atomic():
             imports.checkup_import_apply_step(job_id=job.pk)
         assert CheckupRecord.objects.count() == 1  # the crashed chunk left nothing behind
-        assert Judgement.objects.count() == 1 and CheckupResult.objects.filter(record__source="mhlw_xml").count() == 14
+        assert Judgement.objects.count() == 1 and len(CheckupRecord.objects.get(source="mhlw_xml").results) == 14
         monkeypatch.setattr(imports.audit, "record", real_record)
         while True:
             with transaction.atomic():
@@ -496,7 +501,7 @@ def test_the_worker_writes_each_chunk_on_a_second_thread_while_it_prepares_the_n
     with tenant_context(tenant):
         job.refresh_from_db()
         records = CheckupRecord.objects.filter(source="csv")
-        systolic = sorted(int(v) for v in CheckupResult.objects.filter(item="systolic").values_list("value", flat=True))
+        systolic = sorted(int(r.result_values()["systolic"]) for r in CheckupRecord.objects.all())
         judged = set(Judgement.objects.values_list("record_id", flat=True))
         from audit.models import AuditEvent
 
@@ -538,7 +543,7 @@ def test_a_failed_chunk_write_stops_the_worker_there_and_the_redelivered_task_fi
         done = Job.objects.get(pk=job.pk)
         assert done.state == Job.State.DONE and done.counts["applied"]["added"] == 20
         assert CheckupRecord.objects.count() == 20 and Judgement.objects.count() == 20
-        assert CheckupResult.objects.filter(item="systolic").count() == 20
+        assert all("systolic" in r.results for r in CheckupRecord.objects.all())
 
 
 @pytest.mark.postgres
@@ -552,13 +557,10 @@ def test_a_chunks_stored_records_are_probed_through_the_unique_index_on_a_table_
     tenant, day = world.tenant_a, dt.date(2025, 6, 2)
     with tenant_context(tenant):
         people = Member.objects.bulk_create([Member(tenant=tenant, name="統計") for _ in range(3000)], batch_size=1000)
-        records = CheckupRecord.objects.bulk_create(
-            [CheckupRecord(tenant=tenant, member=m, exam_date=day, fiscal_year=2025, program="regular")
-             for m in people], batch_size=1000,
-        )  # fmt: skip
-        CheckupResult.objects.bulk_create(
-            [CheckupResult(tenant=tenant, record=r, item=item, value=1) for r in records for item in ("hdl", "ldl")],
-            batch_size=2000,
+        results = {item: result_json(Decimal(1), "mg/dL") for item in ("hdl", "ldl")}
+        CheckupRecord.objects.bulk_create(
+            [CheckupRecord(tenant=tenant, member=m, exam_date=day, fiscal_year=2025, program="regular",
+                           results=results) for m in people], batch_size=1000,
         )  # fmt: skip
         entries = [
             imports.Entry(row=i, member=imports.Person(m.pk, "male", None), exam_date=day, program="regular")
@@ -570,17 +572,11 @@ def test_a_chunks_stored_records_are_probed_through_the_unique_index_on_a_table_
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN (FORMAT JSON) " + query)
             plan = cursor.fetchone()[0][0]["Plan"]
-    assert len(stored) == 1000 and {s.values for s in stored.values()} == {"hdl=1.000,ldl=1.000"}
+    assert len(stored) == 1000 and all(s.results == results for s in stored.values())
     scans = {(node["Node Type"], node.get("Index Name")) for node in _plan_nodes(plan) if "Scan" in node["Node Type"]}
     assert scans == {
         ("Function Scan", None),  # the chunk's keys
-        ("Index Scan", "checkup_unique_exam"),  # one probe per key
-        ("Bitmap Heap Scan", None),  # a record's results, found by its probe of the (record, item) index
-        ("Bitmap Index Scan", "checkupresult_one_per_item"),
-    } or scans == {
-        ("Function Scan", None),
-        ("Index Scan", "checkup_unique_exam"),
-        ("Index Scan", "checkupresult_one_per_item"),
+        ("Index Scan", "checkup_unique_exam"),  # one probe per key, the record's results in its row
     }
 
 
@@ -591,25 +587,21 @@ def _plan_nodes(node: dict):
         yield from _plan_nodes(child)
 
 
-@pytest.mark.postgres
-def test_a_value_with_more_decimals_than_stored_compares_as_postgresql_rounded_it(world):
-    """numeric(9,3) rounds half away from zero: the comparison with the file rounds the same way, so
-    re-importing such a value finds it unchanged."""
-    from django.db import connection
-
+def test_a_value_with_more_decimals_than_stored_compares_as_stored(world):
+    """Values are kept with three decimals, halves rounded away from zero (what numeric(9,3) did): the
+    comparison with the file rounds the same way, so re-importing such a value finds it unchanged, and a
+    value that differs in the third decimal is a correction."""
     member = world.roster_a[0]
     with tenant_context(world.tenant_a):
-        record = CheckupRecord.objects.create(member=member, exam_date=dt.date(2025, 6, 2), fiscal_year=2025,
-                                              program="regular")  # fmt: skip
-        with connection.cursor() as cursor:  # as the import writes values: their text, rounded by the server
-            cursor.execute(
-                "INSERT INTO checkups_checkupresult (tenant_id, record_id, item, value, text, unit, unit_as_given, "
-                "code, interpretation) VALUES (%s, %s, 'hdl', '40.0005', '', '', '', '', '')",
-                [world.tenant_a.pk, record.pk],
-            )
-        entry = imports.Entry(row=1, member=imports.Person(member.pk, "male", None), exam_date=record.exam_date,
-                              program="regular", values={"hdl": Decimal("40.0005")})  # fmt: skip
-        stored = imports._stored([entry])
-        assert CheckupResult.objects.get(record=record).value == Decimal("40.001")
-    assert stored[entry.key()].values == "hdl=40.001" == imports._fingerprint(entry.values)
-    assert imports._outcome(entry, stored) == "unchanged"
+        record = checkup_record_save(member=member, exam_date=dt.date(2025, 6, 2), program="regular",
+                                     values={"hdl": Decimal("40.0005")})  # fmt: skip
+        record.refresh_from_db()
+        assert record.results["hdl"]["value"] == "40.001" and record.result_values() == {"hdl": Decimal("40.001")}
+
+        def entry(value: str) -> imports.Entry:
+            return imports.Entry(row=1, member=imports.Person(member.pk, "male", None), exam_date=record.exam_date,
+                                 program="regular", values={"hdl": Decimal(value)})  # fmt: skip
+
+        stored = imports._stored([entry("40.0005")])
+        assert imports._outcome(entry("40.0005"), stored) == imports._outcome(entry("40.001"), stored) == "unchanged"
+        assert imports._outcome(entry("40.002"), stored) == "updated"

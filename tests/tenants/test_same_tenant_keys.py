@@ -17,7 +17,7 @@ from psycopg import errors
 
 from accounts.models import Member
 from accounts.services import user_create
-from checkups.models import CheckupRecord, CheckupResult, Judgement
+from checkups.models import CheckupCorrection, CheckupRecord, Judgement
 from checkups.services import checkup_judge, checkup_record_save
 from healthapp.checks import check_application_role, check_same_tenant_keys
 from tenants import keys
@@ -29,8 +29,8 @@ postgres = pytest.mark.postgres
 
 
 INSERTS = {
-    "checkupresult": "INSERT INTO checkups_checkupresult (tenant_id, record_id, item, value, text, unit, "
-    "unit_as_given, code, interpretation) VALUES (%s, %s, 'ldl', 120, '', 'mg/dL', '', '', '')",
+    "checkupcorrection": "INSERT INTO checkups_checkupcorrection (tenant_id, record_id, results, institution, "
+    "questionnaire, source, source_sha256, corrected_at) VALUES (%s, %s, '[]', 'canary', '{}', '', '', now())",
     "judgement": "INSERT INTO checkups_judgement (tenant_id, record_id, criteria_id, grades, overall, mhlw, "
     "metabolic_syndrome, guidance_level, judged_at) "
     "SELECT %s, %s, id, '{}', 'A', '{}', '', 'canary', now() FROM checkups_criteriaset LIMIT 1",
@@ -81,15 +81,15 @@ def test_every_relation_between_tenant_tables_is_a_same_tenant_key_in_the_databa
     assert check_application_role(databases=["default"]) == []  # the deploy check, as the application role
     with _connect("owner") as conn, conn.cursor() as cur:
         assert keys.violations(cur) == []
-        cur.execute(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'checkups_checkupresult'::regclass "
-            "AND contype = 'f'"
-        )
-        # results: no key of their own to the tenant, the record's covers it (one check per imported row)
+        # records and judgements: no key of their own to the tenant, the same-tenant key covers it (an import
+        # pays one check per written row, not two)
+        foreign = "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'"
+        cur.execute(foreign, ["checkups_checkuprecord"])
         assert [row[0] for row in cur.fetchall()] == [
-            "FOREIGN KEY (tenant_id, record_id) REFERENCES checkups_checkuprecord(tenant_id, id) "
-            "DEFERRABLE INITIALLY DEFERRED"
+            "FOREIGN KEY (tenant_id, member_id) REFERENCES accounts_member(tenant_id, id) DEFERRABLE INITIALLY DEFERRED"
         ]
+        cur.execute(foreign, ["checkups_judgement"])
+        assert not [row[0] for row in cur.fetchall() if "tenants_tenant" in row[0]]
 
 
 @postgres
@@ -159,19 +159,19 @@ def test_tenant_a_cannot_attach_a_row_to_tenant_bs_record(records, table):
         with conn.transaction(), conn.cursor() as cur:
             _insert(cur, table, world.tenant_a.pk, own)  # its own record: accepted
     with tenant_context(world.tenant_a):
-        assert CheckupResult.objects.filter(record_id=own, item="ldl").exists() == (table == "checkupresult")
+        own_canary = CheckupCorrection.objects.filter(record_id=own, institution="canary").exists()
+        assert own_canary == (table == "checkupcorrection")
         assert Judgement.objects.filter(record_id=own, guidance_level="canary").exists() == (table == "judgement")
     with tenant_context(world.tenant_b):
-        assert not CheckupResult.objects.filter(record_id=foreign, item="ldl").exists()
+        assert not CheckupCorrection.objects.filter(record_id=foreign, institution="canary").exists()
         assert not Judgement.objects.filter(record_id=foreign, guidance_level="canary").exists()
 
 
 @postgres
-def test_deleting_a_record_still_deletes_its_results_and_judgements(records):
+def test_deleting_a_record_still_deletes_its_judgements(records):
     world, own, _foreign = records
     with tenant_context(world.tenant_a):
         checkup_judge(record=CheckupRecord.objects.get(pk=own))
-        assert CheckupResult.objects.filter(record_id=own).exists() and Judgement.objects.filter(record_id=own).exists()
+        assert Judgement.objects.filter(record_id=own).exists()
         CheckupRecord.objects.get(pk=own).delete()
-        assert not CheckupResult.objects.filter(record_id=own).exists()
         assert not Judgement.objects.filter(record_id=own).exists()

@@ -163,6 +163,21 @@ def column_label(column: str) -> str:
     return item.label if item else column
 
 
+SEP = "\x1f"  # between a result's parts in a fingerprint: no value, unit or code holds it
+
+
+def fingerprint(results: dict[str, dict[str, Any]]) -> str:
+    """Stored results (``result_json``) as one text, as STORED builds it on the server: items in
+    code-point order, each ``item=`` and its value, unit, text, unit as given, code and interpretation
+    (those given) joined by SEP."""
+    parts = []
+    for item in sorted(results):
+        data = results[item]
+        given = [data.get(name) for name in ("value", "unit", "text", "unit_as_given", "code", "interpretation")]
+        parts.append(f"{item}=" + SEP.join(part for part in given if part is not None))
+    return ",".join(parts)
+
+
 @dataclass
 class Entry:
     """One person's exam read from the file; ``member`` is None until matched."""
@@ -190,6 +205,14 @@ class Entry:
 
     def key(self) -> tuple[int, date | None, str]:
         return (self.member.pk if self.member else 0, self.exam_date, self.program)
+
+    def fingerprint(self) -> str:
+        """``fingerprint(self.results())``, for the common case (a CSV: no details) without the dicts."""
+        if self.details:
+            return fingerprint(self.results())
+        units = _units()
+        return ",".join([f"{item}={value_text(value)}{SEP}{units.get(item, '')}"
+                         for item, value in sorted(self.values.items()) if value is not None])  # fmt: skip
 
     def results(self) -> dict[str, dict[str, Any]]:
         """The results as the record stores them (``result_json``)."""
@@ -610,12 +633,13 @@ def _check(entries: list[Entry], seen: set[tuple[int, date | None, str]]) -> Non
 
 
 class StoredRecord(NamedTuple):
-    """A stored record as the comparison with the file needs it."""
+    """A stored record as the comparison with the file needs it; ``results`` is their fingerprint
+    (``fingerprint``), so a record's results compare as one string."""
 
     pk: int
     institution: str
     questionnaire: dict
-    results: dict
+    results: str
 
 
 Stored = dict[tuple[int, date | None, str], StoredRecord]
@@ -641,15 +665,19 @@ def _stored(entries: list[Entry]) -> Stored:
     stored: Stored = {}
     for member_id, exam_date, program, pk, institution, questionnaire, results in rows:
         answers = json.loads(questionnaire) if isinstance(questionnaire, str) else questionnaire
-        found = json.loads(results) if isinstance(results, str) else results
-        stored[(member_id, exam_date, program)] = StoredRecord(pk, institution, answers, found)
+        stored[(member_id, exam_date, program)] = StoredRecord(pk, institution, answers, results or "")
     return stored
 
 
-# OFFSET 0 keeps the per-key probe from being flattened into a join the planner would cost from (missing)
-# statistics.
+# The results' fingerprint (``fingerprint``) built by the server: a re-import compares one text per record,
+# without decoding the JSON. OFFSET 0 keeps the per-key probe from being flattened into a join the planner
+# would cost from (missing) statistics.
 STORED = """
-SELECT r.member_id, r.exam_date, r.program, r.id, r.institution, r.questionnaire, r.results
+SELECT r.member_id, r.exam_date, r.program, r.id, r.institution, r.questionnaire,
+       (SELECT string_agg(e.key || '=' || concat_ws(chr(31), e.value->>'value', e.value->>'unit', e.value->>'text',
+                          e.value->>'unit_as_given', e.value->>'code', e.value->>'interpretation'),
+                          ',' ORDER BY e.key COLLATE "C")
+          FROM jsonb_each(r.results) e) AS fingerprint
   FROM unnest(string_to_array(%s, ',')::bigint[], string_to_array(%s, ',')::date[], string_to_array(%s, ','))
        AS k(member_id, exam_date, program)
  CROSS JOIN LATERAL (
@@ -664,7 +692,9 @@ SELECT r.member_id, r.exam_date, r.program, r.id, r.institution, r.questionnaire
 def _stored_orm(wanted: set[tuple[int, date | None, str]]) -> Stored:
     members, days = list({key[0] for key in wanted}), list({key[1] for key in wanted})
     return {
-        (r.member_id, r.exam_date, r.program): StoredRecord(r.pk, r.institution, r.questionnaire, r.results)
+        (r.member_id, r.exam_date, r.program): StoredRecord(
+            r.pk, r.institution, r.questionnaire, fingerprint(r.results)
+        )
         for r in CheckupRecord.objects.filter(member_id__in=members, exam_date__in=days)
         if (r.member_id, r.exam_date, r.program) in wanted
     }
@@ -676,7 +706,7 @@ def _outcome(entry: Entry, stored: Stored) -> str:
     if found is None:
         return "added"
     same = (
-        found.results == entry.results()
+        found.results == entry.fingerprint()
         and (found.questionnaire or {}) == entry.questionnaire
         and found.institution == entry.institution
     )

@@ -572,7 +572,7 @@ def test_a_chunks_stored_records_are_probed_through_the_unique_index_on_a_table_
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN (FORMAT JSON) " + query)
             plan = cursor.fetchone()[0][0]["Plan"]
-    assert len(stored) == 1000 and all(s.results == results for s in stored.values())
+    assert len(stored) == 1000 and {s.results for s in stored.values()} == {imports.fingerprint(results)}
     scans = {(node["Node Type"], node.get("Index Name")) for node in _plan_nodes(plan) if "Scan" in node["Node Type"]}
     assert scans == {
         ("Function Scan", None),  # the chunk's keys
@@ -605,3 +605,17 @@ def test_a_value_with_more_decimals_than_stored_compares_as_stored(world):
         stored = imports._stored([entry("40.0005")])
         assert imports._outcome(entry("40.0005"), stored) == imports._outcome(entry("40.001"), stored) == "unchanged"
         assert imports._outcome(entry("40.002"), stored) == "updated"
+
+
+def test_an_entrys_fingerprint_is_that_of_the_results_it_would_store():
+    """The shortcut for CSV entries (no details) gives the text the stored results give, and a detail of an
+    XML result (its code, its interpretation) is part of the comparison."""
+    values = {"hba1c": Decimal("5.6"), "systolic": Decimal("128"), "urine_sugar": Decimal("2"), "bmi": None}
+    csv_entry = imports.Entry(row=1, values=values)
+    assert csv_entry.fingerprint() == imports.fingerprint(csv_entry.results())
+    assert csv_entry.fingerprint().startswith("hba1c=5.600\x1f%,systolic=128.000\x1fmm[Hg],")
+    details = {"unit_as_given": "mmHg", "code": "9A755000000000001", "interpretation": "H"}
+    xml_entry = imports.Entry(row=1, values=values, details={"systolic": details})
+    flag_changed = imports.Entry(row=1, values=values, details={"systolic": {**details, "interpretation": "N"}})
+    assert xml_entry.fingerprint() == imports.fingerprint(xml_entry.results()) != csv_entry.fingerprint()
+    assert flag_changed.fingerprint() != xml_entry.fingerprint()

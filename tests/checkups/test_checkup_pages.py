@@ -421,3 +421,14 @@ def test_the_physician_sees_last_years_value_beside_each_result_and_that_read_is
         assert {event.target_id for event in viewed} == {str(record.pk), str(earlier.pk)}
     first = doc.get(f"/checkups/review/{earlier.pk}/").content.decode()
     assert "前回（" not in first.split('data-testid="results"')[1].split("</table>")[0]  # nothing before 2024
+
+
+def test_the_physician_sees_the_providers_own_flag_beside_a_value(world, clinic):
+    """An XML result keeps the interpretation flag its provider gave (H / L); the physician reads it in words."""
+    record = clinic["record"]
+    with tenant_context(world.tenant_a):
+        record.results["systolic"]["interpretation"] = "H"
+        record.save()
+    page = _client("doc@a.example").get(f"/checkups/review/{record.pk}/").content.decode()
+    flags = re.findall(r'data-testid="interpretation">（([^<]*)）', page)
+    assert flags == ["健診機関の判定: 高値"]

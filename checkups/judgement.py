@@ -2,12 +2,14 @@
 MHLW judgement values (保健指導判定値 / 受診勧奨判定値). Pure functions over a criteria set's data.
 
 Bands are ``[grade, lower bound inclusive]`` in ascending order, so a value takes the grade of the last
-band whose lower bound it reaches; items treated by medication are graded E (治療中).
+band whose lower bound it reaches; an item's bands may differ by sex (``{"male": [...], "female": [...]}``),
+and such an item is not graded without the person's sex; items treated by medication are graded E (治療中).
 """
 
 from __future__ import annotations
 
 import enum
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -27,36 +29,18 @@ class JudgementResult:
     mhlw: dict[str, str] = field(default_factory=dict)
 
 
-def grade_item(item: str, value: Decimal, rules: dict, *, medications: frozenset[str] = frozenset()) -> str | None:
-    """The grade of one value, or None for an item the criteria do not grade."""
-    spec = rules["items"].get(item)
-    if spec is None:
-        return None
-    if spec["treated_by"] and spec["treated_by"] in medications:
-        return "E"
-    grade = spec["bands"][0][0]
-    for band_grade, lower in spec["bands"][1:]:
-        if value >= lower:
-            grade = band_grade
-    return grade
+def grade_item(
+    item: str, value: Decimal, rules: dict, *, medications: frozenset[str] = frozenset(), sex: str = ""
+) -> str | None:
+    """The grade of one value, or None for an item the criteria do not grade (or grade by sex, when the
+    sex is not known)."""
+    spec = _compiled(rules)[0].get(item)
+    return None if spec is None else _grade(spec, value, medications, sex)
 
 
 def mhlw_level(item: str, value: Decimal, rules: dict, *, sex: str) -> MhlwLevel | None:
-    spec = rules["mhlw"].get(item)
-    if spec is None:
-        return None
-    guidance, referral = spec["guidance"], spec["referral"]
-    if isinstance(guidance, dict):
-        if sex not in guidance:
-            return None  # a sex-specific value cannot be judged without the sex
-        guidance = guidance[sex]
-    if spec["direction"] == "high":
-        if referral is not None and value >= referral:
-            return MhlwLevel.REFERRAL
-        return MhlwLevel.GUIDANCE if value >= guidance else MhlwLevel.NORMAL
-    if referral is not None and value <= referral:
-        return MhlwLevel.REFERRAL
-    return MhlwLevel.GUIDANCE if value <= guidance else MhlwLevel.NORMAL
+    spec = _compiled(rules)[1].get(item)
+    return None if spec is None else _level(spec, value, sex)
 
 
 def judge(
@@ -64,15 +48,78 @@ def judge(
 ) -> JudgementResult:
     """Grades for every graded item present, the overall grade (the worst item; E whenever an item is
     under treatment) and the MHLW level of every item that has judgement values."""
-    grades = {
-        item: grade
-        for item, value in values.items()
-        if value is not None and (grade := grade_item(item, value, rules, medications=medications))
-    }
+    grading, levels = _compiled(rules)
+    grades: dict[str, str] = {}
+    mhlw: dict[str, str] = {}
+    for item, value in values.items():
+        if value is None:
+            continue
+        spec = grading.get(item)
+        if spec is not None and (grade := _grade(spec, value, medications, sex)):
+            grades[item] = grade
+        limits = levels.get(item)
+        if limits is not None and (level := _level(limits, value, sex)) is not None:
+            mhlw[item] = level.value
     overall = max(grades.values(), key=GRADE_ORDER.__getitem__) if grades else None
-    mhlw = {
-        item: str(level)
-        for item, value in values.items()
-        if value is not None and (level := mhlw_level(item, value, rules, sex=sex)) is not None
-    }
     return JudgementResult(grades=grades, overall=overall, mhlw=mhlw)
+
+
+# --- The criteria compiled for judging: read once per criteria document, not once per value ----------
+
+# item → (treated_by, bands by sex ("" when the same for both): (lower bounds, grades))
+_Bands = tuple[tuple[Decimal, ...], tuple[str, ...]]
+_Grading = dict[str, tuple[str | None, dict[str, _Bands]]]
+# item → (direction is high, guidance by sex ("" when the same for both), referral)
+_Levels = dict[str, tuple[bool, dict[str, Decimal], Decimal | None]]
+_COMPILED: dict[int, tuple[dict, _Grading, _Levels]] = {}
+
+
+def _compiled(rules: dict) -> tuple[_Grading, _Levels]:
+    found = _COMPILED.get(id(rules))
+    if found is None or found[0] is not rules:  # the same id may be a new document after the old one is gone
+        if len(_COMPILED) > 32:
+            _COMPILED.clear()
+        found = _COMPILED[id(rules)] = (rules, *_compile(rules))
+    return found[1], found[2]
+
+
+def _compile(rules: dict) -> tuple[_Grading, _Levels]:
+    def bands_of(bands: list) -> _Bands:
+        return tuple(lower for _grade, lower in bands[1:]), tuple(grade for grade, _lower in bands)
+
+    grading: _Grading = {}
+    for item, spec in rules["items"].items():
+        bands = spec["bands"]
+        by_sex = {sex: bands_of(b) for sex, b in bands.items()} if isinstance(bands, dict) else {"": bands_of(bands)}
+        grading[item] = (spec["treated_by"], by_sex)
+    levels: _Levels = {}
+    for item, spec in rules["mhlw"].items():
+        guidance = spec["guidance"]
+        levels[item] = (spec["direction"] == "high", guidance if isinstance(guidance, dict) else {"": guidance},
+                        spec["referral"])  # fmt: skip
+    return grading, levels
+
+
+def _grade(spec: tuple[str | None, dict[str, _Bands]], value: Decimal, medications: frozenset[str], sex: str):
+    treated_by, by_sex = spec
+    if treated_by and treated_by in medications:
+        return "E"
+    bands = by_sex.get("") or by_sex.get(sex)
+    if bands is None:
+        return None  # sex-specific bands cannot grade a value without the sex
+    lowers, grades = bands
+    return grades[bisect_right(lowers, value)]  # the last band whose lower bound the value reaches
+
+
+def _level(spec: tuple[bool, dict[str, Decimal], Decimal | None], value: Decimal, sex: str) -> MhlwLevel | None:
+    high, guidance_by_sex, referral = spec
+    guidance = guidance_by_sex.get("", guidance_by_sex.get(sex))
+    if guidance is None:
+        return None  # a sex-specific value cannot be judged without the sex
+    if high:
+        if referral is not None and value >= referral:
+            return MhlwLevel.REFERRAL
+        return MhlwLevel.GUIDANCE if value >= guidance else MhlwLevel.NORMAL
+    if referral is not None and value <= referral:
+        return MhlwLevel.REFERRAL
+    return MhlwLevel.GUIDANCE if value <= guidance else MhlwLevel.NORMAL

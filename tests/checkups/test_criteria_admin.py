@@ -15,6 +15,8 @@ from accounts.models import Role
 from accounts.services import user_create
 from audit.models import AuditEvent
 from audit.services import chain_scope
+from checkups import criteria
+from checkups.judgement import judge
 from checkups.models import CriteriaSet
 from checkups.services import GRADES_SET, checkup_judge, checkup_record_save, criteria_current
 from tenants.context import tenant_context
@@ -113,6 +115,19 @@ def test_a_document_the_judging_cannot_use_is_refused(operator):
     unquoted = _post_new_version(client, _edited(lambda d: d["mhlw"]["hba1c"].update(guidance=5.6)))
     assert "mhlw.hba1c.guidance: 数値は" in unquoted.content.decode()
     assert CriteriaSet.objects.filter(name=GRADES_SET).count() == 1
+
+
+def test_a_version_with_bands_by_sex_is_stored_and_grades_each_sex_by_its_own(operator):
+    _user, client = operator
+
+    def waist_by_sex(data: dict) -> None:
+        data["items"]["waist"] = {"treated_by": None, "bands": {"male": [["A", None], ["C", "85"]],
+                                                                "female": [["A", None], ["C", "90"]]}}  # fmt: skip
+
+    assert _post_new_version(client, _edited(waist_by_sex)).status_code == 302
+    rules = criteria.parse(CriteriaSet.objects.get(name=GRADES_SET, version=2).data)
+    assert judge({"waist": D("87")}, rules, sex="male").grades == {"waist": "C"}
+    assert judge({"waist": D("87")}, rules, sex="female").grades == {"waist": "A"}
 
 
 def test_new_judgements_use_the_new_version_and_old_ones_keep_theirs(operator, world):

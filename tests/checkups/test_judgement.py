@@ -74,3 +74,24 @@ def test_mhlw_judgement_values(item, value, sex, level):
 def test_sex_specific_values_are_not_judged_without_a_sex():
     assert mhlw_level("waist", D("100"), RULES, sex="") is None
     assert judge({"waist": D("100"), "systolic": D("150")}, RULES, sex="").mhlw == {"systolic": "referral"}
+
+
+def test_an_item_with_bands_by_sex_is_graded_by_the_persons_sex():
+    """A criteria version may band an item by sex (e.g. 腹囲: 85 cm for men, 90 cm for women); without a
+    sex such an item is not graded, the others still are."""
+    rules = {**RULES, "items": {**RULES["items"], "waist": {"treated_by": None, "bands": {
+        "male": [["A", None], ["C", D("85")]], "female": [["A", None], ["C", D("90")]]}}}}  # fmt: skip
+    assert grade_item("waist", D("87"), rules, sex="male") == "C"
+    assert grade_item("waist", D("87"), rules, sex="female") == "A"
+    assert grade_item("waist", D("90"), rules, sex="female") == "C"
+    assert judge({"waist": D("87"), "systolic": D("150")}, rules, sex="").grades == {"systolic": "C"}
+    assert judge({"waist": D("87")}, rules, sex="male").overall == "C"
+
+
+def test_a_corrected_criteria_document_is_judged_by_its_own_bands():
+    """Judging reads each document's own bands, also after an earlier document was judged with."""
+    systolic = {"treated_by": "bp", "bands": [["A", None], ["D", D("120")]]}
+    stricter = {**RULES, "items": {**RULES["items"], "systolic": systolic}}
+    assert grade_item("systolic", D("125"), RULES) == "A"
+    assert grade_item("systolic", D("125"), stricter) == "D"
+    assert grade_item("systolic", D("125"), RULES) == "A"

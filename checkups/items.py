@@ -105,15 +105,23 @@ class Catalogue:
         return set(self._codes)
 
     def display(self, key: str, value: Decimal | None, text: str = "") -> str:
-        """A stored result as a person reads it: 1.500 → 1.5, 120.000 → 120, and a coded answer as its
-        label (尿糖 1 → −) rather than its code; free text as stored."""
+        """A stored result as a person reads it: 1.500 → 1.5, 120.000 → 120, with at least the item's own
+        decimals (BMI 18.000 → 18.0; never rounded: 115.500 of an item read in whole numbers stays 115.5),
+        and a coded answer as its label (尿糖 1 → −) rather than its code; free text as stored."""
         if value is None:
             return text
-        number = format(value.normalize(), "f")
+        number = value.normalize()
         item = self.items.get(key)
         if item is not None and item.type == "CO":
-            return item.answer_label(number) or number
-        return number
+            code = format(number, "f")
+            return item.answer_label(code) or code
+        if (
+            item is not None
+            and item.precision is not None
+            and number.as_tuple().exponent > item.precision.as_tuple().exponent
+        ):
+            number = number.quantize(item.precision)  # only adds zeros: the value has fewer decimals
+        return format(number, "f")
 
 
 def unit_key(unit: str) -> str:

@@ -118,8 +118,11 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
     """Three fiscal years of fictional checkups per roster entry, judged, so every page has data."""
     from decimal import Decimal
 
+    from checkups import items
     from checkups.models import CheckupRecord
     from checkups.services import checkup_judge, checkup_record_save
+
+    catalogue = items.load().items
 
     with tenant_context(tenant):
         for member in Member.objects.order_by("pk"):
@@ -132,9 +135,11 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
             }  # fmt: skip
             for years_ago in (2, 1, 0):
                 drift = 1 + 0.02 * (2 - years_ago)
-                values = {
-                    item: Decimal(f"{value * (1 if item == 'height' else drift):.1f}") for item, value in base.items()
-                }
+                values = {  # as a provider reports them: to each item's own decimals (blood pressure in mmHg)
+                    item: items.round_half_up(Decimal(value * (1 if item == "height" else drift)),
+                                              catalogue[item].precision)
+                    for item, value in base.items()
+                }  # fmt: skip
                 height_m = values["height"] / 100
                 values["bmi"] = (values["weight"] / (height_m * height_m)).quantize(Decimal("0.1"))
                 record = checkup_record_save(

@@ -186,3 +186,18 @@ def test_malformed_codes_and_missing_ranges_are_rejected():
 def test_unknown_catalogue_name():
     with pytest.raises(LookupError):
         items.load("../settings")
+
+
+@pytest.mark.parametrize(
+    ("item", "value", "shown"),
+    [
+        ("bmi", "18.000", "18.0"),  # the item's own decimal is kept
+        ("hba1c", "5.600", "5.6"),
+        ("systolic", "120.000", "120"),
+        ("systolic", "115.500", "115.5"),  # more decimals than the item reads are shown, never rounded away
+        ("urine_sugar", "2.000", "±"),  # a coded answer by its label
+        ("no_such_item", "1.500", "1.5"),
+    ],
+)
+def test_a_stored_value_reads_with_its_items_decimals(item, value, shown):
+    assert items.load().display(item, D(value)) == shown

@@ -17,7 +17,7 @@ import random
 import uuid
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -213,6 +213,16 @@ def build_zip(
     return buffer.getvalue()
 
 
+# A provider's own reference ranges (illustrative): what it flags H or L in the file (interpretationCode).
+PROVIDER_RANGES: dict[str, tuple[Decimal | int | None, Decimal | int | None]] = {
+    "hdl": (40, None), "ldl": (None, 139), "hba1c": (None, Decimal("5.9")), "ggt": (None, 50),
+}  # fmt: skip
+
+
+def _below(value: object, bound: object) -> bool:
+    return value is not None and bound is not None and value < bound  # type: ignore[operator]
+
+
 def sample_person(rng: random.Random, index: int, *, program: str = "010") -> dict[str, object]:
     """Fields for build_document: a fictional person with plausible, sometimes abnormal, results and the
     spellings real files vary in (two BP readings, ``mmHg``, ``mg/dl``, random instead of fasting samples)."""
@@ -244,6 +254,12 @@ def sample_person(rng: random.Random, index: int, *, program: str = "010") -> di
         items |= {"triglycerides_random": rng.randint(60, 360), "glucose_random": rng.randint(85, 180)}
     observations: list[Observation] = []
     section = "01010" if program == "010" else "01030"
+    for key, (low, high) in PROVIDER_RANGES.items():  # flagged H / L as the provider's own ranges say
+        value = items.get(key)
+        flag = "L" if _below(value, low) else "H" if _below(high, value) else None
+        if flag:
+            flagged = item_observations({key: items.pop(key)}, section=section)
+            observations += [replace(observation, interpretation=flag) for observation in flagged]
     if index % 3 == 0:  # two readings in the older spelling; the parser averages them
         for code, value in (("9A751000000000001", sbp + 2), ("9A752000000000001", sbp - 1)):
             observations.append(Observation(code, value, unit="mmHg", code_system=None, section=section))

@@ -619,3 +619,17 @@ def test_an_entrys_fingerprint_is_that_of_the_results_it_would_store():
     flag_changed = imports.Entry(row=1, values=values, details={"systolic": {**details, "interpretation": "N"}})
     assert xml_entry.fingerprint() == imports.fingerprint(xml_entry.results()) != csv_entry.fingerprint()
     assert flag_changed.fingerprint() != xml_entry.fingerprint()
+
+
+def test_the_providers_flag_and_code_of_a_result_are_kept_with_it(world):
+    from checkups import items
+
+    ldl = items.load().items["ldl"].codes[0].code
+    without_ldl = {key: value for key, value in ITEMS.items() if key != "ldl"}
+    with tenant_context(world.tenant_a):
+        me = card_member("0001")
+        observation = Observation(ldl, "180", unit="mg/dl", interpretation="H")
+        assert run(doc("0001", items=without_ldl, observations=[observation])).counts["applied"]["added"] == 1
+        result = next(r for r in CheckupRecord.objects.get(member=me).results_in_order if r.item == "ldl")
+    assert (result.value, result.unit, result.unit_as_given) == (Decimal("180"), "mg/dL", "mg/dl")
+    assert (result.code, result.interpretation) == (ldl, "H")

@@ -198,6 +198,19 @@ def test_round_trip_through_the_generator():
     assert {"systolic", "diastolic"} <= parsed.items.keys()
 
 
+def test_the_generator_flags_values_outside_the_providers_ranges_as_real_files_do():
+    flagged = {}
+    for index in range(40):
+        parsed = parse_document(build_document(**mhlw_sample.sample_person(random.Random(index), index)))
+        for key, result in parsed.items.items():
+            if result.interpretation:
+                flagged[(index, key)] = (result.interpretation, result.value)
+    assert flagged and {flag for flag, _value in flagged.values()} == {"H", "L"}
+    for (_index, key), (flag, value) in flagged.items():
+        low, high = mhlw_sample.PROVIDER_RANGES[key]
+        assert (flag == "L" and value < low) or (flag == "H" and value > high)
+
+
 def test_generator_is_deterministic():
     a = mhlw_sample.sample_person(random.Random(5), 4)
     b = mhlw_sample.sample_person(random.Random(5), 4)

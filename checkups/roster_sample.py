@@ -12,6 +12,7 @@ import argparse
 import random
 from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 
@@ -28,12 +29,30 @@ def roster_bundle(*, people: int = 20, seed: int = 8, exam_year: int = 2025) -> 
         if not (member.insurance_symbol and member.insurance_number and member.sex and member.birth_date):
             continue
         fields = sample_person(rng, len(documents))
+        _continue_body_measures(fields["items"], member, rng)  # type: ignore[arg-type]
         fields |= {
             "symbol": member.insurance_symbol, "number": member.insurance_number, "sex": member.sex,
             "birth_date": member.birth_date, "exam_date": date(exam_year, 9, 1 + len(documents) % 28),
         }  # fmt: skip
         documents.append(build_document(**fields))
     return build_zip(documents)
+
+
+def _continue_body_measures(items: dict[str, object], member, rng: random.Random) -> None:
+    """A person already on file keeps their height, and their weight moves by a kilogram or two, so that
+    the physician's 前回 column reads like the same person's; the laboratory values stay fictional."""
+    from checkups.models import CheckupRecord
+
+    last = CheckupRecord.objects.filter(member=member).order_by("-exam_date").first()
+    before = last.result_values() if last is not None else {}
+    if "height" not in before or "weight" not in before:
+        return
+    tenth = Decimal("0.1")
+    height = before["height"].quantize(tenth)
+    weight = (before["weight"] + Decimal(rng.uniform(-2, 2))).quantize(tenth)
+    items |= {"height": height, "weight": weight, "bmi": (weight / (height / 100) ** 2).quantize(tenth)}
+    if "waist" in before:
+        items["waist"] = (before["waist"] + Decimal(rng.uniform(-2, 2))).quantize(tenth)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

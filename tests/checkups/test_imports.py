@@ -408,6 +408,12 @@ def test_the_demo_roster_bundle_matches_every_roster_entry_with_card_data(world)
         card_member("0002", relationship="family", sex="female")
         job = run(roster_bundle(people=5))
         assert job.counts["rows"] == 2 and job.counts["added"] == 2 and job.counts["errors"] == 0
+        # the next year's bundle: the same people keep their height, their weight moves a little
+        before = {r.member_id: r.result_values() for r in CheckupRecord.objects.all()}
+        assert run(roster_bundle(people=5, exam_year=2026)).counts["added"] == 2
+        for record in CheckupRecord.objects.filter(exam_date__year=2026):
+            now, then = record.result_values(), before[record.member_id]
+            assert now["height"] == then["height"] and abs(now["weight"] - then["weight"]) <= 2
 
 
 def test_hr_admin_sees_the_mapping_page_and_the_sample_csv(client, world):

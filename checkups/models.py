@@ -125,6 +125,18 @@ def correction_results(results: dict[str, dict]) -> list[dict]:
     return kept
 
 
+# The interpretation flag a checkup provider put on a result (HL7 ObservationInterpretation), in words.
+_INTERPRETATIONS = {
+    "H": _("高値"), "HH": _("著しい高値"), "L": _("低値"), "LL": _("著しい低値"), "A": _("異常"), "AA": _("著しい異常"),
+    "N": _("基準範囲内"),
+}  # fmt: skip
+
+
+def interpretation_label(code: str | None) -> str:
+    """H → 高値; a code we do not know, as given."""
+    return str(_INTERPRETATIONS.get(code or "", code or ""))
+
+
 @dataclass(frozen=True)
 class Result:
     """One result of a record, as read from it."""

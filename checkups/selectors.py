@@ -40,6 +40,7 @@ from checkups.models import (
     Judgement,
     PhysicianOpinion,
     correction_results,
+    interpretation_label,
 )
 
 REVIEW_GRADES = {"C", "D", "E"}
@@ -235,7 +236,9 @@ def corrections_of(record: CheckupRecord) -> list[Correction]:
 
     def shown(result: dict) -> str:
         value = result.get("value")
-        return catalogue.display(result["item"], None if value is None else Decimal(value), result.get("text", ""))
+        text = catalogue.display(result["item"], None if value is None else Decimal(value), result.get("text", ""))
+        flag = result.get("interpretation")  # the provider's own flag: a change of it alone is a change too
+        return f"{text}（{interpretation_label(flag)}）" if flag else text
 
     def answer(value: object) -> str:
         if isinstance(value, bool):

@@ -3,6 +3,8 @@ from decimal import Decimal
 from django import template
 from django.utils.translation import gettext_lazy as _
 
+from checkups import models
+
 register = template.Library()
 
 # What each grade means, in plain words for the person it is about.
@@ -34,17 +36,10 @@ def normalize(value):
     return value
 
 
-# The interpretation flag a checkup provider put on a result (HL7 ObservationInterpretation), in words.
-_INTERPRETATIONS = {
-    "H": _("高値"), "HH": _("著しい高値"), "L": _("低値"), "LL": _("著しい低値"), "A": _("異常"), "AA": _("著しい異常"),
-    "N": _("基準範囲内"),
-}  # fmt: skip
-
-
 @register.filter
 def interpretation_label(code: str | None) -> str:
     """H → 高値; a code we do not know, as given."""
-    return str(_INTERPRETATIONS.get(code or "", code or ""))
+    return models.interpretation_label(code)
 
 
 # UCUM unit codes as they are stored (the MHLW format uses them) → as people write them.

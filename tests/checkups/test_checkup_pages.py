@@ -432,3 +432,16 @@ def test_the_physician_sees_the_providers_own_flag_beside_a_value(world, clinic)
     page = _client("doc@a.example").get(f"/checkups/review/{record.pk}/").content.decode()
     flags = re.findall(r'data-testid="interpretation">（([^<]*)）', page)
     assert flags == ["健診機関の判定: 高値"]
+
+
+def test_a_correction_of_the_providers_flag_alone_is_listed(world, clinic):
+    from checkups.services import checkup_corrections_keep
+
+    record = clinic["record"]  # 2025: systolic 142, no flag
+    with tenant_context(world.tenant_a):
+        checkup_corrections_keep(record_ids=[record.pk])  # as an import does before it replaces the results
+        record.results["systolic"]["interpretation"] = "H"
+        record.save()
+    page = _client("doc@a.example").get(f"/checkups/review/{record.pk}/").content.decode()
+    table = page.split("結果の訂正履歴")[1].split("</table>")[0]
+    assert _cells(table, "収縮期血圧") == ["収縮期血圧", "142", "142（高値）"]

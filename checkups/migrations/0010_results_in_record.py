@@ -40,12 +40,11 @@ def results_into_records(apps, schema_editor):
                 data = {"value": exact, "unit": unit or ""}
                 data.update({name: given for name, given in zip(DETAILS, details) if given})
                 results.setdefault(record_id, {})[item] = data
-        with connection.cursor() as cursor:
-            for record_id, found in results.items():
-                cursor.execute(
-                    f"UPDATE checkups_checkuprecord SET results = {cast} WHERE id = %s AND tenant_id = %s",
-                    [json.dumps(found, ensure_ascii=False), record_id, tenant_id],
-                )
+        with connection.cursor() as cursor:  # one statement, many parameter rows (pipelined on PostgreSQL)
+            cursor.executemany(
+                f"UPDATE checkups_checkuprecord SET results = {cast} WHERE id = %s AND tenant_id = %s",
+                [(json.dumps(found, ensure_ascii=False), record_id, tenant_id) for record_id, found in results.items()],
+            )
 
 
 def results_into_rows(apps, schema_editor):
@@ -55,16 +54,17 @@ def results_into_rows(apps, schema_editor):
         with connection.cursor() as cursor:
             cursor.execute("SELECT id, results FROM checkups_checkuprecord WHERE tenant_id = %s", [tenant_id])
             records = cursor.fetchall()
+        rows = []
+        for record_id, results in records:
+            found = json.loads(results) if isinstance(results, str) else results or {}
+            rows += [(tenant_id, record_id, item, data.get("value"), data.get("unit", ""),
+                      *(data.get(name, "") for name in DETAILS)) for item, data in found.items()]
         with connection.cursor() as cursor:
-            for record_id, results in records:
-                found = json.loads(results) if isinstance(results, str) else results or {}
-                for item, data in found.items():
-                    cursor.execute(
-                        "INSERT INTO checkups_checkupresult (tenant_id, record_id, item, value, unit, text, "
-                        "unit_as_given, code, interpretation) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        [tenant_id, record_id, item, data.get("value"), data.get("unit", ""),
-                         *(data.get(name, "") for name in DETAILS)],
-                    )
+            cursor.executemany(
+                "INSERT INTO checkups_checkupresult (tenant_id, record_id, item, value, unit, text, "
+                "unit_as_given, code, interpretation) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
 
 
 class Migration(migrations.Migration):

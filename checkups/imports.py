@@ -210,15 +210,15 @@ class Entry:
         """``fingerprint(self.results())``, for the common case (a CSV: no details) without the dicts."""
         if self.details:
             return fingerprint(self.results())
-        units = _units()
-        return ",".join([f"{item}={value_text(value)}{SEP}{units.get(item, '')}"
+        unit_of = catalogue_module.load().unit_of
+        return ",".join([f"{item}={value_text(value)}{SEP}{unit_of(item)}"
                          for item, value in sorted(self.values.items()) if value is not None])  # fmt: skip
 
     def results(self) -> dict[str, dict[str, Any]]:
         """The results as the record stores them (``result_json``)."""
-        units = _units()
+        unit_of = catalogue_module.load().unit_of
         return {
-            item: result_json(value, units.get(item, ""), **self.details.get(item, {}))
+            item: result_json(value, unit_of(item), **self.details.get(item, {}))
             for item, value in self.values.items()
             if value is not None
         }
@@ -942,18 +942,6 @@ def _results_text(entry: Entry, heads: dict[str, str], tails: dict[str, str]) ->
         f"{heads[item]}{value_text(value)}{tails[item]}" for item, value in entry.values.items() if value is not None
     ]
     return "{" + ", ".join(parts) + "}"
-
-
-_UNITS: dict[str, dict[str, str]] = {}
-
-
-def _units() -> dict[str, str]:
-    """Item → its normalised unit, per catalogue."""
-    catalogue = catalogue_module.load()
-    found = _UNITS.get(catalogue.name)
-    if found is None:
-        found = _UNITS[catalogue.name] = {key: item.unit for key, item in catalogue.items.items()}
-    return found
 
 
 def checkup_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = None) -> bool:

@@ -95,6 +95,11 @@ class Catalogue:
             return found
         return next((legacy for legacy in self.legacy if code.startswith(legacy.prefix)), None)
 
+    def unit_of(self, key: str) -> str:
+        """The normalised unit results of item ``key`` are stored in; "" for a key not in the catalogue."""
+        item = self.items.get(key)
+        return item.unit if item is not None else ""
+
     def canonical_unit(self, item: Item, unit: str | None) -> str | None:
         """The item's canonical unit if ``unit`` is one of its accepted spellings, else None."""
         if not unit:

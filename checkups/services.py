@@ -82,12 +82,8 @@ def checkup_record_save(
 ) -> CheckupRecord:
     """Create or replace the record of ``member``'s exam on ``exam_date``; results are replaced, the
     earlier judgements stay as they were."""
-    catalogue = items.load().items
-    results = {
-        item: result_json(value, catalogue[item].unit if item in catalogue else "")
-        for item, value in values.items()
-        if value is not None
-    }
+    catalogue = items.load()
+    results = {item: result_json(value, catalogue.unit_of(item)) for item, value in values.items() if value is not None}
     stored = CheckupRecord.objects.filter(member=member, exam_date=exam_date, program=program).first()
     if stored is not None and (stored.results, stored.institution, stored.questionnaire) != (
         results,

@@ -32,11 +32,11 @@ def my_checkups(request: HttpRequest) -> HttpResponse:
     records = selectors.my_records(user=request.user)
     for record in records:
         audit.record(action="checkup.viewed", target_type="checkup", target_id=record.pk)
-    labels, catalogue = _item_labels(), items.load().items
+    labels, catalogue = _item_labels(), items.load()
     charts = [
         (
             labels.get(item, item),
-            catalogue[item].unit if item in catalogue else "",
+            catalogue.unit_of(item),
             trend_svg(points, title=labels.get(item, item)),
         )
         for item, points in selectors.trend_series(records).items()

@@ -219,6 +219,11 @@ PROVIDER_RANGES: dict[str, tuple[Decimal | int | None, Decimal | int | None]] = 
 }  # fmt: skip
 
 
+def bmi_of(weight: Decimal, height: Decimal) -> Decimal:
+    """BMI from weight (kg) and height (cm), to one decimal, as a checkup reports it."""
+    return (weight / (height / 100) ** 2).quantize(Decimal("0.1"))
+
+
 def _below(value: object, bound: object) -> bool:
     return value is not None and bound is not None and value < bound  # type: ignore[operator]
 
@@ -230,7 +235,7 @@ def sample_person(rng: random.Random, index: int, *, program: str = "010") -> di
     height = Decimal(rng.gauss(171 if sex == "male" else 158, 6)).quantize(Decimal("0.1"))
     bmi = Decimal(rng.gauss(23.5, 3.2)).quantize(Decimal("0.1"))
     weight = (bmi * height * height / 10000).quantize(Decimal("0.1"))
-    bmi = (weight / (height / 100) ** 2).quantize(Decimal("0.1"))
+    bmi = bmi_of(weight, height)
     waist = (Decimal("80") + (bmi - Decimal("22")) * Decimal("2.5") + Decimal(rng.randint(-4, 4))).quantize(
         Decimal("0.1")
     )

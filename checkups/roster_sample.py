@@ -41,6 +41,7 @@ def roster_bundle(*, people: int = 20, seed: int = 8, exam_year: int = 2025) -> 
 def _continue_body_measures(items: dict[str, object], member, rng: random.Random) -> None:
     """A person already on file keeps their height, and their weight moves by a kilogram or two, so that
     the physician's 前回 column reads like the same person's; the laboratory values stay fictional."""
+    from checkups.mhlw_sample import bmi_of
     from checkups.models import CheckupRecord
 
     last = CheckupRecord.objects.filter(member=member).order_by("-exam_date").first()
@@ -50,7 +51,7 @@ def _continue_body_measures(items: dict[str, object], member, rng: random.Random
     tenth = Decimal("0.1")
     height = before["height"].quantize(tenth)
     weight = (before["weight"] + Decimal(rng.uniform(-2, 2))).quantize(tenth)
-    items |= {"height": height, "weight": weight, "bmi": (weight / (height / 100) ** 2).quantize(tenth)}
+    items |= {"height": height, "weight": weight, "bmi": bmi_of(weight, height)}
     if "waist" in before:
         items["waist"] = (before["waist"] + Decimal(rng.uniform(-2, 2))).quantize(tenth)
 

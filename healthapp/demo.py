@@ -119,6 +119,7 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
     from decimal import Decimal
 
     from checkups import items
+    from checkups.mhlw_sample import bmi_of
     from checkups.models import CheckupRecord
     from checkups.services import checkup_judge, checkup_record_save
 
@@ -140,8 +141,7 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
                                               catalogue[item].precision)
                     for item, value in base.items()
                 }  # fmt: skip
-                height_m = values["height"] / 100
-                values["bmi"] = (values["weight"] / (height_m * height_m)).quantize(Decimal("0.1"))
+                values["bmi"] = bmi_of(values["weight"], values["height"])
                 record = checkup_record_save(
                     member=member, exam_date=dt.date(2025 - years_ago, 5, 10 + rng.randint(0, 15)), program="regular",
                     values=values, questionnaire={"hours_since_meal": "12", "smoker": rng.random() < 0.2},

@@ -257,7 +257,8 @@ def _dry_run(kind: str, rules: dict[str, Any]) -> None:
                     for level in (Decimal(0), Decimal(500)):
                         checkup = Checkup(
                             sex=sex, age=age, waist=level, bmi=level, systolic=level, diastolic=level,
-                            triglycerides=level, hdl=level, glucose=level, hba1c=level, hours_since_meal=level,
+                            triglycerides_fasting=level, triglycerides_random=level, hdl=level,
+                            glucose_fasting=level, glucose_random=level, hba1c=level, hours_since_meal=level,
                             smoker=True,
                         )  # fmt: skip
                         stratify(checkup, rules)

@@ -260,7 +260,6 @@ def _stratification_input(fiscal_year: int, member: JudgedPerson, values: dict, 
     if not member.birth_date or member.sex not in {"male", "female"}:
         return None
     hours = answers.get("hours_since_meal")
-    fasting_tg, random_tg = values.get("triglycerides_fasting"), values.get("triglycerides_random")
     return Checkup(
         sex=member.sex,
         age=age_in_fiscal_year(member.birth_date, fiscal_year),
@@ -268,9 +267,11 @@ def _stratification_input(fiscal_year: int, member: JudgedPerson, values: dict, 
         bmi=values.get("bmi"),
         systolic=values.get("systolic"),
         diastolic=values.get("diastolic"),
-        triglycerides=fasting_tg if fasting_tg is not None else random_tg,
+        triglycerides_fasting=values.get("triglycerides_fasting"),
+        triglycerides_random=values.get("triglycerides_random"),
         hdl=values.get("hdl"),
-        glucose=values.get("glucose_fasting", values.get("glucose_random")),
+        glucose_fasting=values.get("glucose_fasting"),
+        glucose_random=values.get("glucose_random"),
         hba1c=values.get("hba1c"),
         hours_since_meal=Decimal(str(hours)) if hours is not None else None,
         on_bp_medication=bool(answers.get("medication_bp")),

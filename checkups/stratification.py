@@ -5,9 +5,11 @@ The rules (CHECKUPS.md, MHLW 手引き):
 
 1. Waist at or over the sex's threshold → group "waist"; otherwise BMI at or over 25 → group "bmi";
    otherwise no group (情報提供). Without a waist measurement the level cannot be decided.
-2. Risks: ① blood pressure; ② lipids (fasting or random triglycerides, or low HDL); ③ glucose, by
-   priority: a fasting sample is decided by fasting glucose, else HbA1c; a random sample by HbA1c, else
-   random glucose, never glucose drawn within 3.5 h of a meal; ④ smoking, only with one of ①–③.
+2. Risks: ① blood pressure; ② lipids (fasting triglycerides ≥150, random ones ≥175 only without a
+   fasting value, or low HDL); ③ glucose, by priority: fasting glucose, else HbA1c, else random glucose,
+   never glucose drawn within 3.5 h of a meal (or at an unknown time); ④ smoking, only with one of ①–③.
+   A value is fasting when its item says so (the provider coded it 空腹時) or when the blood was drawn
+   10 h or more after a meal; the item is kept apart from the timing answer, which may be missing.
 3. Group "waist": ≥2 risks 積極的支援, 1 動機付け支援; group "bmi": ≥3 積極的支援, 1–2 動機付け支援.
 4. Anyone on blood-pressure, glucose or lipid medication is not a guidance target (情報提供).
    Ages 65–74 are capped at 動機付け支援; outside 40–74 the rules do not apply.
@@ -68,9 +70,11 @@ class Checkup:
     bmi: Decimal | None = None
     systolic: Decimal | None = None
     diastolic: Decimal | None = None
-    triglycerides: Decimal | None = None
+    triglycerides_fasting: Decimal | None = None
+    triglycerides_random: Decimal | None = None
     hdl: Decimal | None = None
-    glucose: Decimal | None = None
+    glucose_fasting: Decimal | None = None
+    glucose_random: Decimal | None = None
     hba1c: Decimal | None = None
     hours_since_meal: Decimal | None = None
     on_bp_medication: bool = False
@@ -92,8 +96,13 @@ def _at_least(value: Decimal | None, threshold: Decimal) -> bool:
 
 
 def is_fasting(checkup: Checkup, rules: dict) -> bool:
-    """10 hours or more without food; an unknown time is treated as a random (non-fasting) sample."""
+    """Blood drawn 10 hours or more after a meal; an unknown time proves nothing."""
     return _at_least(checkup.hours_since_meal, rules["fasting_hours"])
+
+
+def _fasting(coded: Decimal | None, other: Decimal | None, fasting: bool) -> Decimal | None:
+    """The fasting value: the item coded fasting, else the random-coded one from a fasting draw."""
+    return coded if coded is not None else (other if fasting else None)
 
 
 def risks(checkup: Checkup, rules: dict) -> frozenset[Risk]:
@@ -103,27 +112,39 @@ def risks(checkup: Checkup, rules: dict) -> frozenset[Risk]:
     if _at_least(checkup.systolic, limits["systolic_bp"]) or _at_least(checkup.diastolic, limits["diastolic_bp"]):
         found.add(Risk.BLOOD_PRESSURE)
     fasting = is_fasting(checkup, rules)
-    tg_limit = limits["triglycerides_fasting"] if fasting else limits["triglycerides_random"]
+    fasting_tg = _fasting(checkup.triglycerides_fasting, checkup.triglycerides_random, fasting)
+    if fasting_tg is not None:
+        high_tg = fasting_tg >= limits["triglycerides_fasting"]
+    else:  # only where a fasting sample was impossible
+        high_tg = _at_least(checkup.triglycerides_random, limits["triglycerides_random"])
     low_hdl = checkup.hdl is not None and checkup.hdl < limits["hdl_below"]
-    if _at_least(checkup.triglycerides, tg_limit) or low_hdl:
+    if high_tg or low_hdl:
         found.add(Risk.LIPID)
-    if _glucose_risk(checkup, rules, fasting):
+    if _above(_glucose_measure(checkup, rules, fasting), limits["glucose"], limits["hba1c"]):
         found.add(Risk.GLUCOSE)
     if checkup.smoker and found:
         found.add(Risk.SMOKING)
     return frozenset(found)
 
 
-def _glucose_risk(checkup: Checkup, rules: dict, fasting: bool) -> bool:
-    limits = rules["risks"]
-    if fasting and checkup.glucose is not None:
-        return checkup.glucose >= limits["glucose"]
+def _glucose_measure(checkup: Checkup, rules: dict, fasting: bool) -> tuple[str, Decimal] | None:
+    """("glucose" | "hba1c", value) that decides the glucose criterion, by priority: fasting glucose,
+    HbA1c, random glucose drawn 3.5 h or more after a meal; None when nothing usable was measured."""
+    fasting_glucose = _fasting(checkup.glucose_fasting, checkup.glucose_random, fasting)
+    if fasting_glucose is not None:
+        return "glucose", fasting_glucose
     if checkup.hba1c is not None:
-        return checkup.hba1c >= limits["hba1c"]
-    random_allowed = _at_least(checkup.hours_since_meal, rules["random_glucose_min_hours"])
-    if checkup.glucose is not None and (fasting or random_allowed):
-        return checkup.glucose >= limits["glucose"]
-    return False
+        return "hba1c", checkup.hba1c
+    if checkup.glucose_random is not None and _at_least(checkup.hours_since_meal, rules["random_glucose_min_hours"]):
+        return "glucose", checkup.glucose_random
+    return None
+
+
+def _above(measure: tuple[str, Decimal] | None, glucose_limit: Decimal, hba1c_limit: Decimal) -> bool:
+    if measure is None:
+        return False
+    kind, value = measure
+    return value >= (glucose_limit if kind == "glucose" else hba1c_limit)
 
 
 def stratify(checkup: Checkup, criteria: str | dict = DEFAULT_CRITERIA) -> Stratification:
@@ -157,18 +178,19 @@ def stratify(checkup: Checkup, criteria: str | dict = DEFAULT_CRITERIA) -> Strat
 
 def metabolic_syndrome(checkup: Checkup, criteria: str | dict = DEFAULT_CRITERIA) -> MetabolicSyndrome:
     """メタボリックシンドローム判定 (9N501): waist plus ≥2 of glucose, lipids, blood pressure → 基準該当;
-    one → 予備群. Medication counts as meeting its criterion; HbA1c is used only without glucose."""
+    one → 予備群. Medication counts as meeting its criterion; glucose by the same priority as the risks
+    (HbA1c only without a fasting glucose; never glucose drawn within 3.5 h of a meal)."""
     rules = criteria if isinstance(criteria, dict) else criteria_data.load(criteria)
     limits = rules["metabolic_syndrome"]
     if checkup.waist is None:
         return MetabolicSyndrome.UNDETERMINED
     if not _at_least(checkup.waist, rules["waist_cm"][checkup.sex]):
         return MetabolicSyndrome.NO
-    if checkup.glucose is not None:
-        glucose = checkup.glucose >= limits["glucose"]
-    else:
-        glucose = _at_least(checkup.hba1c, limits["hba1c"])
-    lipid = _at_least(checkup.triglycerides, limits["triglycerides"]) or (
+    glucose = _above(_glucose_measure(checkup, rules, is_fasting(checkup, rules)), limits["glucose"], limits["hba1c"])
+    triglycerides = checkup.triglycerides_fasting
+    if triglycerides is None:
+        triglycerides = checkup.triglycerides_random
+    lipid = _at_least(triglycerides, limits["triglycerides"]) or (
         checkup.hdl is not None and checkup.hdl < limits["hdl_below"]
     )
     pressure = _at_least(checkup.systolic, limits["systolic_bp"]) or _at_least(

@@ -44,6 +44,30 @@ def test_record_is_judged_on_the_uniform_standard_and_stratified(world):
     assert record.fiscal_year == 2025
 
 
+def test_without_the_draw_time_the_fasting_items_still_count(world):
+    """A provider file without the 採血時間 answer: fasting-coded triglycerides and glucose are fasting
+    values by their code (150 and 100 apply), not random samples to be set aside."""
+    values = {"waist": D("90"), "bmi": D("24"), "systolic": D("135"), "hdl": D("60"),
+              "triglycerides_fasting": D("160"), "glucose_fasting": D("130")}  # fmt: skip
+    with tenant_context(world.tenant_a):
+        record = checkup_record_save(member=_person(world), exam_date=dt.date(2025, 5, 20), program="specific",
+                                     values=values, questionnaire={})  # fmt: skip
+        judgement = checkup_judge(record=record)
+    assert judgement.guidance_level == "積極的支援"  # waist group: blood pressure, lipids, glucose
+    assert judgement.metabolic_syndrome == "基準該当"
+
+
+def test_glucose_drawn_after_a_meal_does_not_decide_the_metabolic_syndrome(world):
+    values = {"waist": D("90"), "systolic": D("135"), "hdl": D("60"), "triglycerides_random": D("120"),
+              "glucose_random": D("140"), "hba1c": D("5.4")}  # fmt: skip
+    with tenant_context(world.tenant_a):
+        record = checkup_record_save(member=_person(world), exam_date=dt.date(2025, 5, 20), program="specific",
+                                     values=values, questionnaire={"hours_since_meal": "0"})  # fmt: skip
+        judgement = checkup_judge(record=record)
+    assert judgement.metabolic_syndrome == "予備群"  # blood pressure only: HbA1c 5.4 decides, not the glucose
+    assert judgement.guidance_level == "動機付け支援"
+
+
 def test_medication_grades_e_and_excludes_from_guidance(world):
     with tenant_context(world.tenant_a):
         record = checkup_record_save(

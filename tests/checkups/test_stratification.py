@@ -17,8 +17,18 @@ RULES = criteria.load("specific_guidance_fy2024")
 # A healthy, fasting 50-year-old man with a large waist: no risk at all.
 BASE = Checkup(
     sex="male", age=50, waist=D("90"), bmi=D("24"), systolic=D("120"), diastolic=D("70"),
-    triglycerides=D("100"), hdl=D("60"), glucose=D("90"), hba1c=D("5.2"), hours_since_meal=D("12"),
+    triglycerides_fasting=D("100"), hdl=D("60"), glucose_fasting=D("90"), hba1c=D("5.2"), hours_since_meal=D("12"),
 )  # fmt: skip
+
+
+def random_tg(value: str, hours: D | None) -> dict:
+    """Triglycerides coded as a random (non-fasting) sample, drawn ``hours`` after a meal."""
+    return {"triglycerides_fasting": None, "triglycerides_random": D(value), "hours_since_meal": hours}
+
+
+def random_glucose(value: str, hours: D | None, *, hba1c: D | None = None) -> dict:
+    """Glucose coded as a random sample, drawn ``hours`` after a meal, beside ``hba1c``."""
+    return {"glucose_fasting": None, "glucose_random": D(value), "hours_since_meal": hours, "hba1c": hba1c}
 
 
 def level(**changes) -> Level:
@@ -50,23 +60,29 @@ def test_obesity_groups_at_their_boundaries(sex, waist, bmi, group):
         ({"systolic": D("130")}, Risk.BLOOD_PRESSURE, True),
         ({"diastolic": D("84")}, Risk.BLOOD_PRESSURE, False),
         ({"diastolic": D("85")}, Risk.BLOOD_PRESSURE, True),
-        ({"triglycerides": D("149")}, Risk.LIPID, False),
-        ({"triglycerides": D("150")}, Risk.LIPID, True),
-        ({"triglycerides": D("174"), "hours_since_meal": D("9.9")}, Risk.LIPID, False),  # random: 175
-        ({"triglycerides": D("175"), "hours_since_meal": D("9.9")}, Risk.LIPID, True),
-        ({"triglycerides": D("160"), "hours_since_meal": D("10")}, Risk.LIPID, True),  # 10 h is fasting
+        ({"triglycerides_fasting": D("149")}, Risk.LIPID, False),
+        ({"triglycerides_fasting": D("150")}, Risk.LIPID, True),
+        # a fasting-coded value is fasting even when the draw time is unknown
+        ({"triglycerides_fasting": D("160"), "hours_since_meal": None}, Risk.LIPID, True),
+        (random_tg("174", D("9.9")), Risk.LIPID, False),  # random: 175
+        (random_tg("175", D("9.9")), Risk.LIPID, True),
+        (random_tg("174", None), Risk.LIPID, False),
+        # a random-coded value drawn 10 h or more after a meal is a fasting one
+        (random_tg("160", D("10")), Risk.LIPID, True),
         ({"hdl": D("40")}, Risk.LIPID, False),
         ({"hdl": D("39")}, Risk.LIPID, True),
-        ({"glucose": D("99")}, Risk.GLUCOSE, False),
-        ({"glucose": D("100")}, Risk.GLUCOSE, True),
-        ({"glucose": D("99"), "hba1c": D("6.5")}, Risk.GLUCOSE, False),  # fasting glucose decides
-        ({"glucose": None, "hba1c": D("5.5")}, Risk.GLUCOSE, False),
-        ({"glucose": None, "hba1c": D("5.6")}, Risk.GLUCOSE, True),
-        ({"hours_since_meal": D("5"), "glucose": D("130"), "hba1c": D("5.5")}, Risk.GLUCOSE, False),  # HbA1c decides
-        ({"hours_since_meal": D("5"), "glucose": D("100"), "hba1c": None}, Risk.GLUCOSE, True),  # random glucose
-        ({"hours_since_meal": D("3.5"), "glucose": D("100"), "hba1c": None}, Risk.GLUCOSE, True),
-        ({"hours_since_meal": D("3.4"), "glucose": D("300"), "hba1c": None}, Risk.GLUCOSE, False),  # too soon
-        ({"hours_since_meal": None, "glucose": D("300"), "hba1c": None}, Risk.GLUCOSE, False),  # timing unknown
+        ({"glucose_fasting": D("99")}, Risk.GLUCOSE, False),
+        ({"glucose_fasting": D("100")}, Risk.GLUCOSE, True),
+        ({"glucose_fasting": D("99"), "hba1c": D("6.5")}, Risk.GLUCOSE, False),  # fasting glucose decides
+        ({"glucose_fasting": D("130"), "hba1c": None, "hours_since_meal": None}, Risk.GLUCOSE, True),  # time unknown
+        ({"glucose_fasting": None, "hba1c": D("5.5")}, Risk.GLUCOSE, False),
+        ({"glucose_fasting": None, "hba1c": D("5.6")}, Risk.GLUCOSE, True),
+        ({"glucose_fasting": None, "glucose_random": D("99"), "hba1c": D("6.5")}, Risk.GLUCOSE, False),  # drawn at 12 h
+        (random_glucose("130", D("5"), hba1c=D("5.5")), Risk.GLUCOSE, False),  # HbA1c decides
+        (random_glucose("100", D("5"), hba1c=None), Risk.GLUCOSE, True),
+        (random_glucose("100", D("3.5"), hba1c=None), Risk.GLUCOSE, True),
+        (random_glucose("300", D("3.4"), hba1c=None), Risk.GLUCOSE, False),  # too soon
+        (random_glucose("300", None, hba1c=None), Risk.GLUCOSE, False),  # timing unknown
     ],
 )
 def test_each_risk_at_its_boundary(changes, risk, present):
@@ -88,7 +104,11 @@ def test_smoking_counts_only_with_another_risk():
         ({}, {"systolic": D("130"), "hdl": D("39")}, Level.ACTIVE),
         ({"waist": D("80"), "bmi": D("26")}, {"systolic": D("130")}, Level.MOTIVATIONAL),
         ({"waist": D("80"), "bmi": D("26")}, {"systolic": D("130"), "hdl": D("39")}, Level.MOTIVATIONAL),
-        ({"waist": D("80"), "bmi": D("26")}, {"systolic": D("130"), "hdl": D("39"), "glucose": D("100")}, Level.ACTIVE),
+        (
+            {"waist": D("80"), "bmi": D("26")},
+            {"systolic": D("130"), "hdl": D("39"), "glucose_fasting": D("100")},
+            Level.ACTIVE,
+        ),
         ({"waist": D("80"), "bmi": D("26")}, {"systolic": D("130"), "hdl": D("39"), "smoker": True}, Level.ACTIVE),
     ],
 )
@@ -120,10 +140,18 @@ def test_without_waist_the_level_cannot_be_decided():
         ({"waist": D("84")}, MetabolicSyndrome.NO),
         ({}, MetabolicSyndrome.NO),
         ({"systolic": D("130")}, MetabolicSyndrome.PRELIMINARY),
-        ({"systolic": D("130"), "glucose": D("110")}, MetabolicSyndrome.MEETS),
-        ({"systolic": D("130"), "glucose": D("109")}, MetabolicSyndrome.PRELIMINARY),
-        ({"systolic": D("130"), "glucose": None, "hba1c": D("6.0")}, MetabolicSyndrome.MEETS),
-        ({"systolic": D("130"), "glucose": D("100"), "hba1c": D("7.0")}, MetabolicSyndrome.PRELIMINARY),
+        ({"systolic": D("130"), "glucose_fasting": D("110")}, MetabolicSyndrome.MEETS),
+        ({"systolic": D("130"), "glucose_fasting": D("109")}, MetabolicSyndrome.PRELIMINARY),
+        ({"systolic": D("130"), "glucose_fasting": None, "hba1c": D("6.0")}, MetabolicSyndrome.MEETS),
+        ({"systolic": D("130"), "glucose_fasting": D("100"), "hba1c": D("7.0")}, MetabolicSyndrome.PRELIMINARY),
+        # glucose drawn right after a meal, or at an unknown time, does not decide: HbA1c does
+        ({"systolic": D("130"), **random_glucose("140", D("0"), hba1c=D("5.4"))}, MetabolicSyndrome.PRELIMINARY),
+        ({"systolic": D("130"), **random_glucose("140", None, hba1c=D("5.4"))}, MetabolicSyndrome.PRELIMINARY),
+        ({"systolic": D("130"), **random_glucose("110", D("4"))}, MetabolicSyndrome.MEETS),
+        (
+            {"triglycerides_fasting": D("150"), "hours_since_meal": None, "hdl": D("60"), "systolic": D("130")},
+            MetabolicSyndrome.MEETS,
+        ),
         ({"on_bp_medication": True, "hdl": D("39")}, MetabolicSyndrome.MEETS),
         ({"waist": None}, MetabolicSyndrome.UNDETERMINED),
     ],
@@ -141,7 +169,8 @@ checkups = st.builds(
     sex=st.sampled_from(["male", "female"]),
     age=st.integers(min_value=30, max_value=80),
     waist=maybe, bmi=st.one_of(st.none(), st.decimals(min_value=10, max_value=45, places=1)),
-    systolic=maybe, diastolic=maybe, triglycerides=maybe, hdl=maybe, glucose=maybe,
+    systolic=maybe, diastolic=maybe, triglycerides_fasting=maybe, triglycerides_random=maybe, hdl=maybe,
+    glucose_fasting=maybe, glucose_random=maybe,
     hba1c=st.one_of(st.none(), st.decimals(min_value=3, max_value=15, places=1)),
     hours_since_meal=st.one_of(st.none(), st.decimals(min_value=0, max_value=24, places=1)),
     on_bp_medication=st.booleans(), on_glucose_medication=st.booleans(), on_lipid_medication=st.booleans(),
@@ -164,7 +193,8 @@ def test_property_medication_and_age_caps_always_hold(checkup):
 
 
 @settings(max_examples=300, deadline=None)
-@given(checkups, st.sampled_from(["systolic", "diastolic", "triglycerides", "glucose", "hba1c", "waist", "bmi"]),
+@given(checkups, st.sampled_from(["systolic", "diastolic", "triglycerides_fasting", "triglycerides_random",
+                                  "glucose_fasting", "glucose_random", "hba1c", "waist", "bmi"]),
        st.decimals(min_value=0, max_value=50, places=1))  # fmt: skip
 def test_property_a_worse_value_never_lowers_the_level(checkup, name, increase):
     before = getattr(checkup, name)

@@ -314,7 +314,9 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
         if memo is not None and (value := memo.get(text, _MISS)) is not _MISS:
             values[canonical] = value
             continue
-        if text.startswith(_FORMULA_START):
+        if text.startswith(_FORMULA_START) or (
+            text and not text[0].isascii() and unicodedata.normalize("NFKC", text[0]).startswith(_FORMULA_START)
+        ):  # full-width ＝ ＋ － ＠ too: the cleaners normalise them into the ASCII ones
             row.errors.append((canonical, "formula"))
             continue
         try:
@@ -570,9 +572,12 @@ def _member_changes(member: Current, row: Row, ctx: Context, *, dry_run: bool = 
         office_id, department_id = _office_ids(row, ctx, create=not dry_run)
         if member.office_id != office_id:
             changes["office_id"] = office_id
+            if "department" not in row.values and member.department_id is not None:
+                changes["department_id"] = None  # a department belongs to its office: not kept across a move
         if "department" in row.values and member.department_id != department_id:
             changes["department_id"] = department_id
-    active = _target_active(row.values, ctx.today)
+    # Without the 資格喪失日 column the stored date still decides: a member past it stays inactive.
+    active = _target_active(row.values if "qualification_end" in row.values else current_values, ctx.today)
     if member.is_active != active:
         changes["is_active"] = active
     return changes
@@ -615,7 +620,7 @@ def _existing(rows: list[Row], columns: list[str | None]) -> dict[str, Current]:
     if not by_field:
         return found
     personal = [f for f in encrypted_fields(Member) if f.attname in columns]
-    plain = [c for c in _COMPARED_PLAIN if c in columns]
+    plain = [c for c in _COMPARED_PLAIN if c in columns or c == "qualification_end"]  # it decides is_active
     names = [f.attname for f in personal]
     tenant_id = require_tenant().pk
     for key_field, keys in by_field.items():

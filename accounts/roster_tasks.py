@@ -5,12 +5,9 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import transaction
 
 from accounts import roster_import
 from healthapp import jobs
-from healthapp.models import Job
-from tenants.context import tenant_context
 from tenants.models import Tenant
 from tenants.tasks import tenant_task
 
@@ -37,10 +34,7 @@ def roster_apply_task(tenant_id: int, job_id: int) -> None:
         roster_import.roster_import_apply(tenant=tenant, job_id=job_id)
     except Exception:
         logger.exception("roster import job %s: apply step failed", job_id)
-        with transaction.atomic(), tenant_context(tenant):
-            job = jobs.job_lock(job_id=job_id)
-            if job is not None and job.state == Job.State.APPLYING:
-                jobs.job_fail(job, code="internal")
+        jobs.job_apply_failed(tenant=tenant, job_id=job_id, action="roster.import_failed")
         raise
 
 

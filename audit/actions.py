@@ -34,6 +34,7 @@ ACTION_LABELS = {
     # Roster and permission labels
     "member.viewed": _("名簿の閲覧"),
     "roster.imported": _("名簿の取り込み"),
+    "roster.import_failed": _("名簿の取り込みの中断（反映済みの分は残ります）"),
     "roster.qualifications.expired": _("資格喪失日による無効化"),
     "label.granted": _("権限ラベルの付与"),
     "label.grant_changed": _("権限ラベルの変更"),
@@ -43,6 +44,7 @@ ACTION_LABELS = {
     "checkup.conclusions_viewed": _("就業判定の閲覧"),
     "checkup.queue_viewed": _("就業判定の待ち一覧の閲覧"),
     "checkup.imported": _("健診結果の取り込み"),
+    "checkup.import_failed": _("健診結果の取り込みの中断（反映済みの分は残ります）"),
     "checkup.judged": _("健診結果の判定"),
     "checkup.corrected": _("健診結果の訂正（訂正前の値を履歴に保存）"),
     "checkup.opinion_signed": _("医師の意見・就業判定の登録"),

@@ -128,6 +128,35 @@ def job_fail(job: Job, *, code: str) -> None:
     job_discard_file(job)
 
 
+def job_apply_failed(*, tenant: Tenant, job_id: int, action: str) -> None:
+    """An apply that stopped on an error: the job fails, and what its committed chunks changed is
+    audited (counts only), since those changes stay. Called by the worker after the error was logged."""
+    import audit  # audit's models import this app's: not at module level
+
+    with transaction.atomic(), tenant_context(tenant):
+        job = job_lock(job_id=job_id)
+        if job is None or job.state != Job.State.APPLYING:
+            return
+        job_fail(job, code="internal")
+        audit.record(
+            action=action,
+            target_type="job",
+            target_id=job.pk,
+            actor=job.confirmed_by,
+            details={
+                "error": "internal",
+                "mode": job.options.get("mode"),
+                "rows": job.rows_total,
+                "rows_done": job.rows_done,
+                "chunks_done": job.next_chunk,
+                "chunks": len(job.plan.get("chunks", [])),
+                "applied": job.counts.get("applied", {}),
+                "file_sha256": job.file_sha256,
+                "file_size": job.file_size,
+            },
+        )
+
+
 def job_finish(job: Job) -> None:
     """The twin of job_fail: every row done, the job closed and its uploaded file let go."""
     job.state, job.rows_done, job.finished_at = Job.State.DONE, job.rows_total, timezone.now()

@@ -197,6 +197,7 @@ def test_row_errors_have_row_column_reason_and_never_the_value(world):
         person("", "番号なし"),
         person("BAD4", office="存在しない支店"),
         person("BAD5", name="@SUM(1+1)"),
+        person("BAD6", name='＝HYPERLINK("http://x")'),  # full-width: NFKC would make it a formula
     ]
     job = validate(world.tenant_a, roster_csv(rows))
     found = {(e["row"], e["column"], e["code"]) for e in job.errors}
@@ -210,11 +211,12 @@ def test_row_errors_have_row_column_reason_and_never_the_value(world):
         (8, "employee_number", "required"),
         (9, "office", "unknown_office"),
         (10, "name", "formula"),
+        (11, "name", "formula"),
     }
-    assert job.counts == {"rows": 9, "added": 1, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 8,
+    assert job.counts == {"rows": 10, "added": 1, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 9,
                           "new_offices": 0}  # fmt: skip
     report = csv_bytes(roster_import.error_report_header(), roster_import.error_report_rows(job)).decode("utf-8-sig")
-    for secret in ("calc", "SUM", "not-an-address", "yamada", "存在しない支店", "二重", "R6.13.40", "BAD"):
+    for secret in ("calc", "SUM", "HYPERLINK", "not-an-address", "yamada", "存在しない支店", "二重", "R6.13.40", "BAD"):
         assert secret not in report
     assert all(not line.startswith(("=", "+", "-", "@")) for line in report.splitlines())
     # Only valid rows are applied; nothing else changed.
@@ -308,6 +310,24 @@ def test_past_qualification_end_deactivates_future_one_is_scheduled(world):
     assert not members(world.tenant_a)["N9"].is_active
 
 
+def test_a_file_without_the_end_date_column_leaves_a_past_end_in_force(world):
+    past = (dt.date.today() - dt.timedelta(days=10)).isoformat()
+    run(world.tenant_a, roster_csv([person("Q1", end=past)]))
+    assert not members(world.tenant_a)["Q1"].is_active
+    job = validate(world.tenant_a, roster_csv([["Q1", "山田 太郎"]], header=["社員番号", "氏名"]))
+    assert job.counts["unchanged"] == 1 and job.counts["updated"] == 0
+    apply(world.tenant_a, job)
+    assert not members(world.tenant_a)["Q1"].is_active
+
+
+def test_moving_to_another_office_without_a_department_column_drops_the_old_department(world):
+    job = run(world.tenant_a, roster_csv([["A1", "甲野 1", "大阪支社"]], header=["社員番号", "氏名", "事業所"]),
+              create_offices=True)  # fmt: skip
+    assert job.counts["applied"]["updated"] == 1
+    moved = members(world.tenant_a)["A1"]
+    assert moved.office.name == "大阪支社" and moved.department is None
+
+
 def test_insurer_rows_are_keyed_by_card_symbol_number_relationship(world):
     header = ["保険者記号", "保険者番号", "続柄", "氏名", "性別", "生年月日"]
     rows = [["12", "345", "本人", "乙山 父", "男", "S50.1.1"], ["12", "345", "家族", "乙山 子", "女", "H20.2.2"]]
@@ -368,6 +388,36 @@ def test_the_import_is_audited_with_counts_and_file_hash_without_personal_data(w
     assert event.target_id == str(job.pk) and event.details["added"] == 1
     assert event.details["file_sha256"] == job.file_sha256 and len(job.file_sha256) == 64
     assert "監査" not in str(event.details) and "taro" not in str(event.details) and "AU1" not in str(event.details)
+
+
+def test_an_apply_that_stops_on_an_error_is_audited_with_what_it_changed(world, settings, monkeypatch):
+    """The chunks committed before the error stay: the failed job's audit event says how many rows."""
+    from accounts.roster_tasks import roster_apply_task
+    from tests.audit.conftest import events_of
+
+    settings.ROSTER_IMPORT_CHUNK_ROWS = 1
+    job = validate(world.tenant_a, roster_csv([person("F1"), person("F2"), person("F3")]))
+    with tenant_context(world.tenant_a):
+        roster_import.roster_import_confirm(job=job, acting_user=world.admin_a, enqueue=False)
+    write, calls = roster_import._write_chunk, []
+
+    def failing_second_chunk(prepared):
+        calls.append(prepared)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return write(prepared)
+
+    monkeypatch.setattr(roster_import, "_write_chunk", failing_second_chunk)
+    with pytest.raises(RuntimeError):
+        roster_apply_task(world.tenant_a.pk, job.pk)
+    with tenant_context(world.tenant_a):
+        job.refresh_from_db()
+    assert job.state == Job.State.FAILED and job.error_code == "internal"
+    assert {"F1", "F2", "F3"} & set(members(world.tenant_a)) == {"F1"}
+    (event,) = events_of(world.tenant_a, action="roster.import_failed")
+    assert event.details["applied"]["added"] == 1 and event.details["chunks_done"] == 1
+    assert event.details["chunks"] == 3 and event.actor_id == world.admin_a.pk
+    assert not events_of(world.tenant_a, action="roster.imported")
 
 
 def test_the_operator_command_dry_runs_then_imports(world, tmp_path):

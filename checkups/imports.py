@@ -84,6 +84,9 @@ TARGET_LABELS: dict[str, Any] = {
     "smoker": gettext_lazy("喫煙"),
     "hours_since_meal": gettext_lazy("食後経過時間"),
     "insurer_number": pgettext_lazy("insurer", "保険者番号"),  # XML only: reported, never a mapping target
+    "sex": gettext_lazy("性別"),  # XML header fields and the document's body: reported only
+    "birth_date": gettext_lazy("生年月日"),
+    "structuredBody": gettext_lazy("検査結果"),
 }
 PROGRAM_WORDS = {
     "regular": "regular", "定期健診": "regular", "定期健康診断": "regular", "事業者健診": "regular",
@@ -122,6 +125,10 @@ ERROR_MESSAGES: dict[str, Any] = {
     "unit_unknown": gettext_lazy("単位が不明です。"),
     "unit_missing": gettext_lazy("単位がありません。"),
     "conflict": gettext_lazy("同じ項目に異なる値があります。"),
+    "wrong_type": gettext_lazy("値の型（xsi:type）が項目に合いません。"),
+    "too_long": gettext_lazy("文字数が上限を超えています。"),
+    "future": gettext_lazy("受診日が未来の日付です。"),
+    "before_birth": gettext_lazy("受診日が生年月日より前です。"),
     "missing": gettext_lazy("必要な要素がありません。"),
     "no_results": gettext_lazy("取り込める検査結果がありません。"),
     "sex_missing": gettext_lazy(
@@ -159,8 +166,9 @@ def error_message(code: str) -> str:
 def column_label(column: str) -> str:
     if column in TARGET_LABELS:
         return str(TARGET_LABELS[column])
-    item = catalogue_module.load().items.get(column)
-    return item.label if item else column
+    cat = catalogue_module.load()
+    known = cat.items.get(column) or cat.questions.get(column)
+    return known.label if known else column
 
 
 SEP = "\x1f"  # between a result's parts in a fingerprint: no value, unit or code holds it

@@ -35,7 +35,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from xml.etree.ElementTree import Element
 from xml.etree.ElementTree import ParseError as XMLSyntaxError
@@ -237,6 +237,16 @@ def _read_header(root: Element, parsed: ParsedCheckup, cat: Catalogue) -> None:
         parsed.errors.append(
             ItemError("exam_date", "", "missing", "serviceEvent/effectiveTime: 実施日が読めません / exam date missing")
         )
+    elif parsed.exam_date > date.today() + timedelta(days=1):  # a day's grace: the server's clock may be UTC
+        parsed.errors.append(
+            ItemError(
+                "exam_date", "", "future", "serviceEvent/effectiveTime: 実施日が未来です / exam date in the future"
+            )
+        )
+    elif parsed.birth_date is not None and parsed.exam_date < parsed.birth_date:
+        parsed.errors.append(
+            ItemError("exam_date", "", "before_birth", "実施日が生年月日より前です / exam date before the birth date")
+        )
 
 
 def _date(value: str | None) -> date | None:
@@ -332,7 +342,7 @@ def _answer(question: Question, value_el: Element, parsed: ParsedCheckup) -> str
         parsed.errors.append(_type_error(question.key, question.code, question.label, question.label_en))
         return None
     answer = (value_el.get("code") or "").strip()
-    if question.answer_label(answer) is None:
+    if question.answer_label(answer) is None or not _same_list(value_el, question.code_system):
         parsed.errors.append(_bad_answer(question.key, question.code, question.label, question.label_en))
         return None
     return answer
@@ -354,7 +364,7 @@ def _reading(
             parsed.errors.append(_type_error(item.key, code, item.label, item.label_en))
             return None
         answer = (value_el.get("code") or "").strip()
-        if item.answer_label(answer) is None:
+        if item.answer_label(answer) is None or not _same_list(value_el, item.code_system):
             parsed.errors.append(_bad_answer(item.key, code, item.label, item.label_en))
             return None
         return _Reading(code, role, answer, "", "", interpretation, legacy)
@@ -400,6 +410,10 @@ def _representative(item: Item, readings: list[_Reading], parsed: ParsedCheckup)
         if seen.value != reading.value:
             parsed.errors.append(_conflict(item.key, reading.code, item.label, item.label_en))
             return None
+    methods = {r.value for r in by_code.values() if r.role == "method" and r.legacy is None}
+    if len(methods) > 1:  # e.g. LDL by two methods, 141 and 95: which one the physician should see is not ours to pick
+        parsed.errors.append(_conflict(item.key, readings[0].code, item.label, item.label_en))
+        return None
     current = [r for r in by_code.values() if r.legacy is None]
     note = ""
     if current and len(current) < len(by_code):
@@ -416,7 +430,7 @@ def _representative(item: Item, readings: list[_Reading], parsed: ParsedCheckup)
             mean,
             first.unit_as_given,
             first.unit,
-            first.code,
+            f"{first.code}+{second.code}",  # a mean of both readings, not the 1st reading's value
             first.interpretation if first.interpretation == second.interpretation else None,
             codes,
             f"mean of {first.code} and {second.code}, rounded half-up",
@@ -427,6 +441,13 @@ def _representative(item: Item, readings: list[_Reading], parsed: ParsedCheckup)
     if chosen.legacy is not None:
         note = chosen.legacy.note
     return Result(chosen.value, chosen.unit_as_given, chosen.unit, chosen.code, chosen.interpretation, codes, note)
+
+
+def _same_list(value_el: Element, code_system: str) -> bool:
+    """An answer code means something only in its code list (OID): "2" is ± for urine, "no" for a
+    medication, "quit" for smoking. A missing codeSystem is taken as the expected one."""
+    given = (value_el.get("codeSystem") or "").strip()
+    return not given or not code_system or given == code_system
 
 
 def _type_error(key: str, code: str, label: str, label_en: str) -> ItemError:

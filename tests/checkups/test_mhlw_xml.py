@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import random
 import zipfile
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -298,6 +298,59 @@ def test_conflicting_duplicates_are_refused_and_identical_ones_merged():
         Observation("9N001000000000001", "170", unit="cm"), Observation("9N001000000000001", "170.0", unit="cm")
     )
     assert same.errors == [] and same.items["height"].value == D("170")
+
+
+def test_the_mean_of_two_readings_is_stored_under_both_codes_not_the_first():
+    parsed = _doc(
+        Observation("9A751000000000001", 131, unit="mmHg"), Observation("9A752000000000001", 134, unit="mmHg")
+    )
+    assert parsed.items["systolic"].value == D("133")  # 132.5 rounded half-up
+    assert parsed.items["systolic"].code == "9A751000000000001+9A752000000000001"
+
+
+def test_one_item_by_two_methods_with_different_values_is_refused():
+    conflicting = _doc(
+        Observation("3F077000002327101", "141", unit="mg/dL"), Observation("3F077000002399901", "95", unit="mg/dL")
+    )
+    assert _errors(conflicting) == {"ldl": "conflict"} and "ldl" not in conflicting.items
+    agreeing = _doc(
+        Observation("3F077000002327101", "141", unit="mg/dL"), Observation("3F077000002399901", "141", unit="mg/dL")
+    )
+    assert agreeing.errors == [] and agreeing.items["ldl"].value == D("141")
+
+
+@pytest.mark.parametrize(
+    ("observation", "key"),
+    [  # "2" is "quit within a month" for smoking and ± for urine, but "no" in the yes/no list
+        (Observation("9N736000000000011", "2", xsi_type="CO", value_code_system="1.2.392.200119.6.2003"), "smoking"),
+        (Observation("1A010000000191111", "3", xsi_type="CO", value_code_system="1.2.3.4.5"), "urine_protein"),
+    ],
+)
+def test_an_answer_from_another_code_list_is_refused(observation, key):
+    parsed = _doc(observation)
+    assert _errors(parsed) == {key: "bad_answer"}
+    assert key not in parsed.items and key not in parsed.questionnaire
+
+
+def test_an_exam_in_the_future_or_before_birth_is_refused():
+    future = _doc(Observation("9N001000000000001", "170", unit="cm"), exam_date=date.today() + timedelta(days=30))
+    assert _errors(future) == {"exam_date": "future"}
+    before_birth = _doc(
+        Observation("9N001000000000001", "170", unit="cm"), birth_date=date(2000, 1, 1), exam_date=date(1999, 6, 1)
+    )
+    assert _errors(before_birth) == {"exam_date": "before_birth"}
+    ok = _doc(Observation("9N001000000000001", "170", unit="cm"), exam_date=date.today())
+    assert ok.errors == []
+
+
+def test_the_import_explains_every_parser_reason_and_names_the_column():
+    from checkups import imports
+
+    reasons = {"wrong_type", "too_long", "future", "before_birth", "bad_answer", "conflict", "implausible"}
+    generic = imports.error_message("no-such-code")
+    assert all(imports.error_message(reason) != generic for reason in reasons)
+    assert imports.column_label("smoking") == "喫煙" and imports.column_label("blood_draw_timing") == "採血時間（食後）"
+    assert imports.column_label("sex") == "性別" and imports.column_label("birth_date") == "生年月日"
 
 
 def test_old_jds_hba1c_is_converted_to_ngsp():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal as D
 
+import pytest
+
 from accounts.models import Member
 from accounts.services import member_create
 from checkups.models import CheckupRecord, CriteriaSet, Judgement
@@ -68,6 +70,39 @@ def test_glucose_drawn_after_a_meal_does_not_decide_the_metabolic_syndrome(world
     assert judgement.guidance_level == "動機付け支援"
 
 
+@pytest.mark.parametrize(
+    ("answer", "level"), [("1", "normal"), ("2", "guidance"), ("3", "referral"), ("5", "referral")]
+)
+def test_urine_protein_gets_the_mhlw_judgement_values(world, answer, level):
+    """尿蛋白 (−, ±, +, ++, +++ as answer codes 1-5): ± is 保健指導判定値, + 受診勧奨判定値 (shipped as version 2)."""
+    with tenant_context(world.tenant_a):
+        record = checkup_record_save(member=_person(world), exam_date=dt.date(2025, 5, 20), program="regular",
+                                     values={"urine_protein": D(answer)})  # fmt: skip
+        judgement = checkup_judge(record=record)
+    assert judgement.mhlw.get("urine_protein") == level and judgement.criteria.version == 2
+
+
+def test_the_shipped_correction_builds_on_the_newest_stored_version(db):
+    """Migration 0011 copies whatever version an operator stored last, and adds urine protein to it."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("checkups.migrations.0011_mhlw_urine_protein")
+    newest = CriteriaSet.objects.filter(name="uniform_grades_v1").latest("version")
+    operators = {**newest.data, "mhlw": {k: v for k, v in newest.data["mhlw"].items() if k != "urine_protein"}}
+    operators["items"] = {**operators["items"], "ldl": {"bands": [["A", None], ["D", "130"]], "treated_by": "lipid"}}
+    CriteriaSet.objects.create(name="uniform_grades_v1", version=newest.version + 1, title="訂正",
+                               effective_from=dt.date(2025, 4, 1), data=operators)  # fmt: skip
+    migration.add(apps, None)
+    shipped = CriteriaSet.objects.filter(name="uniform_grades_v1").latest("version")
+    assert shipped.version == newest.version + 2 and shipped.title == "訂正"
+    assert shipped.data["items"]["ldl"]["bands"] == [["A", None], ["D", "130"]]  # the operator's change kept
+    assert shipped.data["mhlw"]["urine_protein"] == {"direction": "high", "guidance": "2", "referral": "3"}
+    migration.add(apps, None)  # once only
+    assert CriteriaSet.objects.filter(name="uniform_grades_v1").latest("version").pk == shipped.pk
+
+
 def test_medication_grades_e_and_excludes_from_guidance(world):
     with tenant_context(world.tenant_a):
         record = checkup_record_save(
@@ -80,7 +115,7 @@ def test_medication_grades_e_and_excludes_from_guidance(world):
 
 
 def test_rejudging_under_a_new_criteria_version_keeps_the_old_judgement(world):
-    old = CriteriaSet.objects.get(name="uniform_grades_v1", version=1)
+    old = CriteriaSet.objects.filter(name="uniform_grades_v1").latest("version")
     with tenant_context(world.tenant_a):
         record = checkup_record_save(
             member=_person(world), exam_date=dt.date(2025, 5, 20), program="regular", values=VALUES
@@ -89,13 +124,17 @@ def test_rejudging_under_a_new_criteria_version_keeps_the_old_judgement(world):
     stricter = dict(old.data)
     stricter["items"] = {**old.data["items"], "ldl": {"bands": [["A", None], ["D", "120"]], "treated_by": "lipid"}}
     CriteriaSet.objects.create(
-        name="uniform_grades_v1", version=2, title=old.title, effective_from=dt.date(2026, 4, 1), data=stricter
+        name="uniform_grades_v1",
+        version=old.version + 1,
+        title=old.title,
+        effective_from=dt.date(2026, 4, 1),
+        data=stricter,
     )
     with tenant_context(world.tenant_a):
         second = checkup_judge(record=record)
         assert Judgement.objects.filter(record=record).count() == 2
         assert Judgement.objects.get(pk=first.pk).grades["ldl"] == "B"
-    assert second.grades["ldl"] == "D" and second.criteria.version == 2
+    assert second.grades["ldl"] == "D" and second.criteria.version == old.version + 1
 
 
 def test_saving_the_same_exam_again_replaces_results_not_history(world):

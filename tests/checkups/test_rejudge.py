@@ -22,7 +22,7 @@ VALUES = {"ldl": D("125"), "systolic": D("128"), "hba1c": D("5.5")}
 
 @pytest.fixture
 def judged(world):
-    """Two judged records of tenant A (FY2024 and FY2025) and one of tenant B, all under version 1."""
+    """Two judged records of tenant A (FY2024 and FY2025) and one of tenant B, all under the shipped version."""
     records = {}
     for tenant, member, day in (
         (world.tenant_a, world.roster_a[1], dt.date(2024, 6, 1)),
@@ -37,8 +37,8 @@ def judged(world):
 
 
 def _stricter_ldl() -> CriteriaSet:
-    """Version 2 of the grading set: an LDL of 120 or more is D (it was B)."""
-    old = CriteriaSet.objects.get(name=services.GRADES_SET, version=1)
+    """The next version of the grading set: an LDL of 120 or more is D (it was B)."""
+    old = CriteriaSet.objects.filter(name=services.GRADES_SET).latest("version")
     data = dict(old.data)
     data["items"] = {**old.data["items"], "ldl": {"bands": [["A", None], ["D", "120"]], "treated_by": "lipid"}}
     return services.criteria_version_create(
@@ -53,19 +53,23 @@ def _run(*args: str) -> str:
 
 
 def test_a_new_version_is_applied_to_every_record_once_and_the_old_judgements_stay(world, judged):
-    _stricter_ldl()
-    assert "Records to judge again under uniform_grades_v1 v2: 2" in _run("--tenant", "tenant-a", "--dry-run")
+    new_version = _stricter_ldl().version
+    assert f"Records to judge again under uniform_grades_v1 v{new_version}: 2" in _run(
+        "--tenant", "tenant-a", "--dry-run"
+    )
     with tenant_context(world.tenant_a):
         assert Judgement.objects.count() == 2  # the dry run judged nothing
-    assert "Judged 2 records under uniform_grades_v1 v2" in _run("--tenant", "tenant-a")
+    assert f"Judged 2 records under uniform_grades_v1 v{new_version}" in _run("--tenant", "tenant-a")
     with tenant_context(world.tenant_a):
         for record in CheckupRecord.objects.all():
             old, new = record.judgements.order_by("judged_at", "pk")
-            assert (old.criteria.version, old.grades["ldl"]) == (1, "B")  # kept as it was
-            assert (new.criteria.version, new.grades["ldl"]) == (2, "D")
+            assert (old.criteria.version, old.grades["ldl"]) == (new_version - 1, "B")  # kept as it was
+            assert (new.criteria.version, new.grades["ldl"]) == (new_version, "D")
         event = AuditEvent.objects.get(action="checkup.judged", details__rejudged=True)
         assert sorted(event.details["records"]) == sorted(CheckupRecord.objects.values_list("pk", flat=True))
-    assert "under uniform_grades_v1 v2: 0" in _run("--tenant", "tenant-a")  # nothing left: re-running adds nothing
+    assert f"under uniform_grades_v1 v{new_version}: 0" in _run(
+        "--tenant", "tenant-a"
+    )  # nothing left: re-running adds nothing
     with tenant_context(world.tenant_a):
         assert Judgement.objects.count() == 4
     with tenant_context(world.tenant_b):  # another tenant waits for its own run
@@ -84,7 +88,7 @@ def test_a_fiscal_year_and_all_narrow_or_widen_what_is_judged(world, judged):
 
 
 def test_an_interrupted_run_is_finished_by_running_it_again(world, judged, monkeypatch):
-    _stricter_ldl()
+    new_version = _stricter_ldl().version
     monkeypatch.setattr(services, "REJUDGE_CHUNK", 1)
     real_build, built = services.judgement_build, []
 
@@ -105,4 +109,4 @@ def test_an_interrupted_run_is_finished_by_running_it_again(world, judged, monke
     _run("--tenant", "tenant-a")
     with tenant_context(world.tenant_a):
         assert services.checkup_rejudge_pending() == []
-        assert Judgement.objects.filter(criteria__version=2).count() == 2  # each record once
+        assert Judgement.objects.filter(criteria__version=new_version).count() == 2  # each record once

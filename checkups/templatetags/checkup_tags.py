@@ -17,6 +17,20 @@ _EXPLAINED = {
 }
 
 
+# A result against the MHLW judgement values (保健指導判定値 / 受診勧奨判定値), what the physician's
+# opinion and the follow-up recommendation rest on by law.
+_MHLW_LEVELS = {
+    "normal": _("基準範囲内"),
+    "guidance": _("保健指導判定値以上"),
+    "referral": _("受診勧奨判定値以上"),
+}
+
+
+@register.filter
+def mhlw_label(level: str | None) -> str:
+    return str(_MHLW_LEVELS.get(level or "", ""))
+
+
 @register.filter
 def get_item(mapping, key):
     return mapping.get(key) if mapping else None

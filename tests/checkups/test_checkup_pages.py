@@ -414,7 +414,13 @@ def test_the_physician_sees_last_years_value_beside_each_result_and_that_read_is
     page = doc.get(f"/checkups/review/{record.pk}/").content.decode()
     table = page.split('data-testid="results"')[1].split("</table>")[0]
     assert "前回（2024-05-20）" in table
-    assert _cells(table, "収縮期血圧") == ["収縮期血圧", "142 mmHg", "C", "132"]  # now, grade, last year
+    assert _cells(table, "収縮期血圧") == [
+        "収縮期血圧",
+        "142 mmHg",
+        "C",
+        "受診勧奨判定値以上",
+        "132",
+    ]  # now, grades, last year
     with tenant_context(world.tenant_a):
         earlier = record.member.checkups.get(exam_date=dt.date(2024, 5, 20))
         viewed = AuditEvent.objects.filter(action="checkup.viewed", actor_id=clinic["doc"].pk)

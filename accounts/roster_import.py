@@ -148,9 +148,9 @@ def error_message(code: str) -> str:
 class FileError(Exception):
     """The file as a whole cannot be imported; ``code`` is a key of ERROR_MESSAGES."""
 
-    def __init__(self, code: str, row: int | None = None) -> None:
+    def __init__(self, code: str, row: int | None = None, errors: list[dict] | None = None) -> None:
         super().__init__(code)
-        self.code, self.row = code, row
+        self.code, self.row, self.errors = code, row, errors or []  # errors: the row errors found until then
 
 
 # --- Values: dates (Gregorian and Japanese eras), sex, relationship ---------------------------------------
@@ -678,7 +678,7 @@ def roster_import_validate(*, job_id: int) -> Job | None:
         with jobs.job_open(job) as f:
             _validate(job, f)
     except FileError as exc:
-        job.errors = [{"row": exc.row, "column": "", "code": exc.code}] if exc.row else []
+        job.errors = exc.errors or ([{"row": exc.row, "column": "", "code": exc.code}] if exc.row else [])
         jobs.job_fail(job, code=exc.code)
     except FileNotFoundError:
         jobs.job_fail(job, code="file_missing")
@@ -753,7 +753,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         if row.errors:
             counts["errors"] += 1
             if counts["errors"] > max_errors:
-                raise FileError("too_many_errors")
+                raise FileError("too_many_errors", errors=errors)  # what was found so far: rows to fix
         chunk.append(row)
         if len(chunk) >= chunk_rows:
             flush()

@@ -224,6 +224,15 @@ def test_row_errors_have_row_column_reason_and_never_the_value(world):
     assert "OK1" in members(world.tenant_a) and "BAD1" not in members(world.tenant_a)
 
 
+def test_a_file_with_too_many_errors_is_refused_with_the_rows_found_so_far(world, settings):
+    settings.ROSTER_IMPORT_MAX_ERRORS = 2
+    rows = [person("T1"), person("T2", birth="x"), person("T3", sex="?"), person("T4", birth="y"), person("T5")]
+    job = validate(world.tenant_a, roster_csv(rows))
+    assert (job.state, job.error_code) == (Job.State.FAILED, "too_many_errors")
+    assert [(e["row"], e["code"]) for e in job.errors] == [(3, "date_format"), (4, "sex"), (5, "date_format")]
+    assert "T1" not in members(world.tenant_a)  # nothing applied
+
+
 def test_unknown_offices_are_created_only_when_asked(world):
     data = roster_csv([person("N1", office="札幌支店", dept="総務部")])
     refused = validate(world.tenant_a, data)

@@ -93,7 +93,15 @@ class Catalogue:
         found = self._codes.get(code)
         if found is not None:
             return found
-        return next((legacy for legacy in self.legacy if code.startswith(legacy.prefix)), None)
+        return next((legacy for legacy in self.legacy if self._is_legacy(code, legacy)), None)
+
+    def _is_legacy(self, code: str, legacy: Legacy) -> bool:
+        """An old-scale code (3D045… JDS) is the twin of one of its item's codes: the same method and
+        specimen digits after the prefix. Not any text that starts with the prefix."""
+        if len(code) != 17 or not code.startswith(legacy.prefix):
+            return False
+        tail = code[len(legacy.prefix) :]
+        return any(c.code[len(legacy.prefix) :] == tail for c in self.items[legacy.item].codes)
 
     def unit_of(self, key: str) -> str:
         """The normalised unit results of item ``key`` are stored in; "" for a key not in the catalogue."""

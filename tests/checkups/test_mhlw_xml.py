@@ -360,6 +360,12 @@ def test_old_jds_hba1c_is_converted_to_ngsp():
     assert parsed.unknown_codes == []
 
 
+@pytest.mark.parametrize("code", ["3D045XYZ", "3D045000001906299", "3D04500000190620"])
+def test_only_true_jds_twins_of_our_hba1c_codes_are_taken_as_jds(code):
+    parsed = _doc(Observation(code, "5.2", unit="%"), Observation("9N001000000000001", "170", unit="cm"))
+    assert "hba1c" not in parsed.items and parsed.unknown_codes == [code]
+
+
 def test_ngsp_wins_over_jds():
     parsed = _doc(Observation("3D045000001906202", "5.2", unit="%"), Observation("3D046000001906202", "5.7", unit="%"))
     assert parsed.items["hba1c"].value == D("5.7") and "ignored" in parsed.items["hba1c"].note

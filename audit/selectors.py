@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
@@ -42,10 +42,36 @@ def jst_day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=JST)
 
 
-def _events_of_viewer(user) -> QuerySet[AuditEvent]:
+# Reads of checkup results name the records read, and which records a physician opens or finds in the
+# queue (graded C or worse) says something about their grades. A reader of the log who may not see
+# checkups (HR, a log auditor) sees who read and when, not whose: target and details are withheld, and
+# these events cannot be searched by target.
+HEALTH_READS = frozenset({"checkup.viewed", "checkup.queue_viewed"})
+
+
+def sees_health_reads(user) -> bool:
+    return policy.can(user, Perm.CHECKUP_VIEW)
+
+
+def _withheld(event: AuditEvent) -> AuditEvent:
+    """The event as such a reader gets it (in memory only: stored events never change)."""
+    event.target_id, event.details, event.withheld = "", {}, True
+    return event
+
+
+def _for_reader(events: Iterable[AuditEvent], user) -> Iterator[AuditEvent]:
+    sees = sees_health_reads(user)
+    for event in events:
+        yield event if sees or event.action not in HEALTH_READS else _withheld(event)
+
+
+def _events_of_viewer(user, f: EventFilter | None = None) -> QuerySet[AuditEvent]:
     if not can_view_audit(user):
         raise Http404
-    return AuditEvent.objects.filter(tenant_id=user.tenant_id)
+    qs = AuditEvent.objects.filter(tenant_id=user.tenant_id)
+    if f is not None and f.target_id and not sees_health_reads(user):
+        qs = qs.exclude(action__in=HEALTH_READS)  # "was record X read?" is the same question
+    return qs
 
 
 def _filtered(qs: QuerySet[AuditEvent], f: EventFilter) -> QuerySet[AuditEvent]:
@@ -85,17 +111,17 @@ def events_page(
     Keyset pagination on (occurred_at, id), served by the (tenant, occurred_at, id) index: page 1000
     costs what page 1 costs, at a million events too.
     """
-    qs = _filtered(_events_of_viewer(user), filters)
+    qs = _filtered(_events_of_viewer(user, filters), filters)
     position = decode_cursor(cursor) if cursor else None
     if position is not None:
         at, pk = position
         qs = qs.filter(Q(occurred_at__lt=at) | Q(occurred_at=at, id__lt=pk))
     rows = list(qs.order_by("-occurred_at", "-id")[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else ""
-    return rows[:limit], next_cursor
+    return list(_for_reader(rows[:limit], user)), next_cursor
 
 
 def events_for_export(*, user, since: dt.date, until: dt.date) -> Iterator[AuditEvent]:
     """The tenant's events of a period (JST days, inclusive), oldest first, for a disclosure export."""
     qs = _filtered(_events_of_viewer(user), EventFilter(since=since, until=until))
-    return qs.order_by("occurred_at", "id").iterator(chunk_size=2000)
+    return _for_reader(qs.order_by("occurred_at", "id").iterator(chunk_size=2000), user)

@@ -124,6 +124,40 @@ def test_jsonl_export_lines_carry_seq_and_hashes(admin_client, world):
     assert lines and all(stored[line["seq"]] == line["hash"] for line in lines)
 
 
+def test_reads_of_checkups_show_who_and_when_but_not_whose_to_readers_without_checkup_access(
+    admin_client, client, world
+):
+    """Which records a physician opens or finds in the queue (graded C or worse) says something about the
+    grades: HR and log auditors see the read, not the records; whoever may see checkups sees them."""
+    from accounts.models import Role
+    from accounts.services import label_grant_create, member_create, user_create
+
+    with tenant_context(world.tenant_a):
+        audit.record(action="checkup.queue_viewed", target_type="checkup", details={"page": 1, "records": [71, 72]})
+        audit.record(action="checkup.viewed", target_type="checkup", target_id=77)
+        audit.record(action="member.viewed", target_type="member", target_id=78)
+    page = admin_client.get("/audit/", {"action": "checkup."}).content.decode()  # 組織管理者: no checkup access
+    assert page.count('data-testid="withheld"') == 2 and "#77" not in page
+    assert "member #78" in admin_client.get("/audit/").content.decode()  # other events as they are
+    probe = admin_client.get("/audit/", {"target_type": "checkup", "target_id": "77"}).content.decode()
+    assert 'data-testid="audit-event"' not in probe  # "was record 77 read?" cannot be asked either
+    today = timezone.localdate()
+    lines = admin_client.post("/audit/export/", {"since": today, "until": today, "format": "jsonl"})
+    exported = {row["action"]: row for row in map(json.loads, lines.content.decode().splitlines())}
+    assert exported["checkup.queue_viewed"]["details"] == {} and exported["checkup.viewed"]["target_id"] == ""
+    assert exported["member.viewed"]["target_id"] == "78"
+    with tenant_context(world.tenant_a):  # a log auditor who is also 保健師 may see checkups: sees all
+        nurse = member_create(employee_number="AUD-1", name="監査 保健師", office=world.office_a)
+        user_create(email="nurse@a.example", role=Role.HR_ADMIN, tenant=world.tenant_a, password=ADMIN_PASSWORD,
+                    member=nurse)  # fmt: skip
+        label_grant_create(office=world.office_a, target_kind="employee", target="AUD-1",
+                           labels=["auditor", "health_staff"], scope_="tenant", acting_user=world.admin_a)  # fmt: skip
+    client.logout()
+    assert log_in(client, "nurse@a.example", ADMIN_PASSWORD).status_code == 302
+    page = client.get("/audit/", {"action": "checkup."}).content.decode()
+    assert "checkup #77" in page and 'data-testid="withheld"' not in page
+
+
 def test_an_export_period_ending_before_it_starts_is_refused(admin_client, world):
     response = admin_client.post("/audit/export/", {"since": "2026-02-01", "until": "2026-01-01", "format": "csv"})
     assert response.status_code == 400

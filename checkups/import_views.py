@@ -153,8 +153,9 @@ def mappings(request: HttpRequest, mapping_id: int | None = None) -> HttpRespons
     if request.method == "POST" and form.is_valid():
         try:
             imports.mapping_save(
-                provider=form.cleaned_data["provider"], mapping=form.mapping_dict(), acting_user=request.user
-            )
+                provider=form.cleaned_data["provider"], mapping=form.mapping_dict(), acting_user=request.user,
+                mapping_id=editing.pk if editing else None,
+            )  # fmt: skip
         except AppError as exc:
             form.add_error("mapping", exc.message)
         else:

@@ -27,10 +27,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import IO, Any, NamedTuple
@@ -126,6 +127,9 @@ ERROR_MESSAGES: dict[str, Any] = {
     "unit_missing": gettext_lazy("単位がありません。"),
     "conflict": gettext_lazy("同じ項目に異なる値があります。"),
     "wrong_type": gettext_lazy("値の型（xsi:type）が項目に合いません。"),
+    "column_count": gettext_lazy("列の数が見出しと一致しません。"),
+    "duplicate_column": gettext_lazy("見出しに同じ列が二度あります。"),
+    "too_many_errors": gettext_lazy("エラーが多すぎるため検証を中止しました。ファイルを確認してください。"),
     "too_long": gettext_lazy("文字数が上限を超えています。"),
     "future": gettext_lazy("受診日が未来の日付です。"),
     "before_birth": gettext_lazy("受診日が生年月日より前です。"),
@@ -413,17 +417,30 @@ def mapping_problems(mapping: dict[str, str]) -> list[str]:
     problems = [f"{column} → {target}" for column, target in mapping.items() if target not in known]
     targets = set(mapping.values())
     problems += [str(TARGET_LABELS[t]) for t in ("employee_number", "exam_date") if t not in targets]
+    repeated = sorted(t for t in targets if list(mapping.values()).count(t) > 1)
+    problems += [_("%(target)s に複数の列が対応しています") % {"target": column_label(t)} for t in repeated]
     return problems
 
 
-def mapping_save(*, provider: str, mapping: dict[str, str], acting_user: User | None) -> CheckupCsvMapping:
+def mapping_save(
+    *, provider: str, mapping: dict[str, str], acting_user: User | None, mapping_id: int | None = None
+) -> CheckupCsvMapping:
+    """Save a provider's column→item mapping: a new one, or ``mapping_id`` edited (its provider renamed
+    too, never copied under the new name)."""
     provider = provider.strip()
     if not provider:
         raise AppError("provider_missing", _("健診機関名を入力してください。"))
     clean = {_nfkc(column): target.strip() for column, target in mapping.items() if column.strip() and target.strip()}
     if problems := mapping_problems(clean):
         raise AppError("invalid_mapping", _("列の対応が正しくありません: %(p)s") % {"p": "、".join(problems)})
-    saved, _created = CheckupCsvMapping.objects.update_or_create(provider=provider, defaults={"mapping": clean})
+    if mapping_id is None:
+        saved, _created = CheckupCsvMapping.objects.update_or_create(provider=provider, defaults={"mapping": clean})
+    else:
+        saved = CheckupCsvMapping.objects.get(pk=mapping_id)
+        if CheckupCsvMapping.objects.filter(provider=provider).exclude(pk=saved.pk).exists():
+            raise AppError("provider_taken", _("その健診機関名の列の対応はすでにあります。"))
+        saved.provider, saved.mapping = provider, clean
+        saved.save(update_fields=["provider", "mapping", "updated_at"])
     audit.record(
         action="checkup.csv_mapping_saved", target_type="checkup_csv_mapping", target_id=saved.pk,
         details={"columns": len(clean)}, actor=acting_user,
@@ -457,6 +474,9 @@ def csv_layout(f: IO[bytes], mapping: dict[str, str]) -> CsvLayout:
     columns = [mapping.get(_nfkc(cell)) for cell in header]
     if set(mapping.values()) - set(filter(None, columns)):
         raise FileError("columns_missing", row=1)
+    mapped = [column for column in columns if column]
+    if len(mapped) != len(set(mapped)):  # one header twice: which of its columns holds the value?
+        raise FileError("duplicate_column", row=1)
     return CsvLayout(encoding, delimiter, columns, header_end)
 
 
@@ -491,6 +511,9 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
     values, problems = entry.values, entry.problems
     employee_number = ""
     width = len(cells)
+    if width > len(columns) and any(cell.strip() for cell in cells[len(columns) :]):
+        problems.append(("", "column_count"))  # a stray cell shifts every value after it: read none of them
+        return entry
     for at, target, precision, low, high, answers in _column_plan(tuple(columns), catalogue):
         if at >= width:
             break
@@ -499,12 +522,7 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
         if not value:
             continue
         if low is not None:  # a quantity, the most common column: read here, without a call per value
-            try:
-                number = Decimal(value.replace(",", "") if "," in value else value)
-            except InvalidOperation:
-                problems.append((target, "bad_number"))
-                continue
-            if not number.is_finite():
+            if (number := _number(value)) is None:
                 problems.append((target, "bad_number"))
             elif not low <= number <= high:
                 problems.append((target, "implausible"))
@@ -524,6 +542,9 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
                 entry.exam_date = _date(value)
             except ValueError:
                 problems.append((target, "bad_date"))
+            else:
+                if entry.exam_date > _latest_exam_date():
+                    problems.append((target, "future"))
         elif target == "program":
             program = PROGRAM_WORDS.get(value.casefold())
             if program is None:
@@ -533,15 +554,12 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
         elif target == "institution":
             entry.institution = value[:100]
         elif target == "hours_since_meal":
-            try:
-                hours = Decimal(value)
-            except InvalidOperation:
+            if (hours := _number(value)) is None:
                 problems.append((target, "bad_number"))
-                continue
-            if not Decimal(0) <= hours <= Decimal(72):
+            elif not Decimal(0) <= hours <= Decimal(72):
                 problems.append((target, "implausible"))
             else:
-                entry.questionnaire[target] = str(hours)
+                entry.questionnaire[target] = format(hours.normalize(), "f")  # 12.0 and 12 store alike
         elif target in QUESTION_TARGETS:
             word = value.casefold()
             if word in YES_WORDS or word in NO_WORDS:
@@ -556,6 +574,25 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
         problems.append(("employee_number", "identity_missing"))
     entry.employee_number = employee_number
     return entry
+
+
+def _number(text: str) -> Decimal | None:
+    """A plain decimal as written in a result cell: 120, 5.6, 1,234.5 (thousands grouped); None for anything
+    else, among it a decimal comma (98,0 is not 980), exponents, underscores, NaN and infinity."""
+    plain = text[1:] if text[:1] in "+-" else text
+    if not plain.replace(".", "", 1).isdigit():
+        if _GROUPED.fullmatch(plain) is None:
+            return None
+        text = text.replace(",", "")
+    return Decimal(text)
+
+
+_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
+def _latest_exam_date() -> date:
+    """Today, with a day's grace: the server's clock may run in UTC while the exam was in Japan."""
+    return date.today() + timedelta(days=1)
 
 
 ColumnPlan = tuple[tuple[int, str, Decimal | None, Decimal | None, Decimal | None, dict[str, str] | None], ...]
@@ -634,6 +671,9 @@ def _check(entries: list[Entry], seen: set[tuple[int, date | None, str]]) -> Non
     for entry in entries:
         if entry.ok and entry.member is not None and entry.member.sex not in _SEXES:
             entry.problems.append(("", "sex_missing"))
+        born = entry.member.birth_date if entry.member is not None else None
+        if entry.ok and born is not None and entry.exam_date is not None and entry.exam_date < born:
+            entry.problems.append(("exam_date", "before_birth"))
         if entry.ok:
             if entry.key() in seen:
                 entry.problems.append(("", "duplicate"))
@@ -765,7 +805,7 @@ def checkup_import_validate(*, job_id: int) -> Job | None:
         with jobs.job_open(job) as f:
             counts, errors, plan = _validate(job, f)
     except FileError as exc:
-        job.errors = [{"row": exc.row, "source": "", "column": "", "code": exc.code}] if exc.row else []
+        job.errors = exc.errors or ([{"row": exc.row, "source": "", "column": "", "code": exc.code}] if exc.row else [])
         jobs.job_fail(job, code=exc.code)
         return job
     except FileNotFoundError:
@@ -810,6 +850,8 @@ def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
             counts["warnings"] += len(entry.warnings)
             if not entry.ok:
                 counts["errors"] += 1
+                if counts["errors"] > settings.CHECKUP_IMPORT_MAX_ERRORS:  # a wrong file: stop, show what was found
+                    raise FileError("too_many_errors", errors=errors)
                 continue
             outcome = _outcome(entry, stored)
             counts[outcome] += 1

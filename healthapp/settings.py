@@ -375,6 +375,7 @@ CELERY_BEAT_SCHEDULE["registration-purge"] = {
 # opinion is shown as overdue (期限超過).
 CHECKUP_FOLLOW_UP_DUE_MONTHS = env_int("CHECKUP_FOLLOW_UP_DUE_MONTHS", 3)
 CHECKUP_IMPORT_MAX_BYTES = env_int("CHECKUP_IMPORT_MAX_BYTES", 100 * 2**20)  # larger uploads are refused
+CHECKUP_IMPORT_MAX_ERRORS = env_int("CHECKUP_IMPORT_MAX_ERRORS", 1000)  # people in error; beyond, refused
 
 # Uploads up to the largest import limit stay in memory while the request runs: Django would otherwise
 # write anything over 2.5 MB to a temporary file on local disk, in clear, before the import seals it

@@ -286,6 +286,86 @@ def test_a_csv_in_several_chunks_is_applied_from_each_chunks_own_bytes(world, mo
         assert events.count() == 2 and audited == set(Judgement.objects.values_list("record_id", "pk"))
 
 
+def _judgeable(world) -> None:
+    for member in world.roster_a:
+        member.sex, member.birth_date = "male", dt.date(1980, 1, 1)
+        member.save()
+
+
+def test_numbers_are_read_as_written_or_refused_never_guessed(world):
+    """98,0 is a decimal comma, not 980; 1e2, NaN and a stray cell shifting the values are refused."""
+    with tenant_context(world.tenant_a):
+        _judgeable(world)
+        mapping = imports.mapping_save(provider="P", mapping={**CSV_MAPPING, "食後時間": "hours_since_meal"},
+                                       acting_user=None)  # fmt: skip
+        header = "社員番号,受診日,収縮期血圧,拡張期血圧,HbA1c,尿糖,喫煙,食後時間"
+        rows = [
+            'A0,2025-06-02,"1,20",80,5.5,−,なし,12',  # decimal comma
+            "A1,2025-06-02,1e2,80,5.5,−,なし,12",
+            "A2,2025-06-02,120,80,5.5,−,なし,nan",
+            "A3,2025-06-02,,120,80,5.5,−,なし,12",  # a stray empty cell: every value one column late
+            'A0,2025-06-03,"1,200",80,5.5,−,なし,12.0',  # thousands grouping: read, then implausible as BP
+        ]
+        data = ("\r\n".join([header, *rows]) + "\r\n").encode("utf-8")
+        job = run(data, source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert {(e["row"], e["column"], e["code"]) for e in job.errors} == {
+            (2, "systolic", "bad_number"), (3, "systolic", "bad_number"), (4, "hours_since_meal", "bad_number"),
+            (5, "", "column_count"), (6, "systolic", "implausible"),
+        }  # fmt: skip
+        assert not CheckupRecord.objects.exists()
+        assert imports.error_message("column_count") != imports.error_message("no-such-code")
+
+
+def test_hours_since_meal_are_stored_alike_however_written(world):
+    with tenant_context(world.tenant_a):
+        _judgeable(world)
+        mapping = imports.mapping_save(provider="P", mapping={**CSV_MAPPING, "食後時間": "hours_since_meal"},
+                                       acting_user=None)  # fmt: skip
+        header = "社員番号,受診日,収縮期血圧,拡張期血圧,HbA1c,尿糖,喫煙,食後時間"
+        first = f"{header}\r\nA0,2025-06-02,120,80,5.5,−,なし,12.0\r\n".encode()
+        run(first, source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert CheckupRecord.objects.get().questionnaire["hours_since_meal"] == "12"
+        again = run(first.replace(b",12.0", b",12"), source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert again.counts["unchanged"] == 1
+
+
+def test_exam_dates_in_the_future_or_before_birth_are_refused(world):
+    with tenant_context(world.tenant_a):
+        _judgeable(world)  # born 1980-01-01
+        mapping = imports.mapping_save(provider="P", mapping=CSV_MAPPING, acting_user=None)
+        future = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+        data = csv_bytes([["A0", future, "120", "80", "5.5", "−", "なし"],
+                          ["A1", "1979-06-02", "120", "80", "5.5", "−", "なし"],
+                          ["A2", "2025-06-02", "120", "80", "5.5", "−", "なし"]])  # fmt: skip
+        job = run(data, source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert {(e["row"], e["code"]) for e in job.errors} == {(2, "future"), (3, "before_birth")}
+        assert job.counts["added"] == 1
+
+
+def test_one_item_from_two_columns_is_refused_in_the_mapping_and_in_the_file(world):
+    from healthapp.errors import AppError
+
+    with tenant_context(world.tenant_a):
+        with pytest.raises(AppError, match="収縮期血圧"):
+            imports.mapping_save(provider="P", mapping={**CSV_MAPPING, "SBP2": "systolic"}, acting_user=None)
+        mapping = imports.mapping_save(provider="P", mapping=CSV_MAPPING, acting_user=None)
+        header = "社員番号,受診日,収縮期血圧,拡張期血圧,HbA1c,尿糖,喫煙,収縮期血圧"  # the same header twice
+        data = f"{header}\r\nA0,2025-06-02,150,80,5.5,−,なし,120\r\n".encode()
+        job = run(data, source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert job.state == Job.State.FAILED and job.error_code == "duplicate_column"
+
+
+def test_a_file_with_too_many_errors_is_refused_with_the_errors_found(world, settings):
+    settings.CHECKUP_IMPORT_MAX_ERRORS = 2
+    with tenant_context(world.tenant_a):
+        _judgeable(world)
+        mapping = imports.mapping_save(provider="P", mapping=CSV_MAPPING, acting_user=None)
+        rows = [[f"Z{i}", "2025-06-02", "120", "80", "5.5", "−", "なし"] for i in range(5)]  # nobody on the roster
+        job = run(csv_bytes(rows), source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert (job.state, job.error_code) == (Job.State.FAILED, "too_many_errors")
+        assert [e["row"] for e in job.errors] == [2, 3, 4]
+
+
 def test_a_mapping_to_an_unknown_item_or_without_identity_is_refused(world):
     from healthapp.errors import AppError
 
@@ -392,6 +472,10 @@ def test_an_existing_mapping_opens_prefilled_and_saves_its_change(client, world)
     with tenant_context(world.tenant_a):
         assert CheckupCsvMapping.objects.get(pk=saved.pk).mapping == changed
     assert client.get("/checkups/import/mappings/999999/").status_code == 404
+    renamed = client.post(f"/checkups/import/mappings/{saved.pk}/", {"provider": "健診社（新）", "mapping": text})
+    assert renamed.status_code == 302
+    with tenant_context(world.tenant_a):  # renamed, not copied under the new name
+        assert list(CheckupCsvMapping.objects.values_list("pk", "provider")) == [(saved.pk, "健診社（新）")]
 
 
 def test_without_roster_manage_every_import_page_is_404(client, world):

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from accounts.models import User
+from accounts.services import user_save_by_operator
 
 
 @admin.register(User)
@@ -12,3 +13,13 @@ class UserAdmin(admin.ModelAdmin):
     search_fields = ["email"]
     readonly_fields = ["password", "last_login", "date_joined"]
     exclude = ["groups", "user_permissions"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A login never moves to another tenant: its roster entry, grants and history stay where they are.
+        return [*self.readonly_fields, "tenant"] if obj is not None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            user_save_by_operator(user=obj, acting_user=request.user)  # audited in the login's tenant
+        else:
+            super().save_model(request, obj, form, change)  # creation: audited as user.created

@@ -32,6 +32,29 @@ def password_generate(length: int = 16) -> str:
             return candidate
 
 
+# What an operator may change of a login in the ops admin, and what each change says in the audit log:
+# role and flags by value; the e-mail address only as changed or not (no personal data in an event).
+OPERATOR_AUDITED = ("role", "is_active", "is_staff", "is_superuser")
+
+
+@transaction.atomic
+def user_save_by_operator(*, user: User, acting_user: User) -> User:
+    """Save an operator's change to a login (the ops admin), recorded in the login's tenant chain: a
+    role given to a tenant login (say 組織管理者) opens that tenant's data, so it must leave a trace."""
+    before = User.objects.get(pk=user.pk)
+    changed: dict[str, object] = {
+        name: [getattr(before, name), getattr(user, name)]
+        for name in OPERATOR_AUDITED
+        if getattr(before, name) != getattr(user, name)
+    }
+    user.save()
+    if changed or before.email != user.email:
+        details = {"changed": changed, "login_address_changed": before.email != user.email}
+        audit.record(action="user.changed", tenant=user.tenant, target_type="user", target_id=user.pk,
+                     actor=acting_user, details=details)  # fmt: skip
+    return user
+
+
 @transaction.atomic
 def user_create(*, email: str, role: str, tenant: Tenant | None, password: str, member: Member | None = None) -> User:
     """Create a login. Operators have no tenant; everyone else belongs to exactly one.

@@ -25,6 +25,7 @@ ACTION_LABELS = {
     "auth.mfa.backup_codes_generated": _("バックアップコードの発行"),
     "auth.mfa.device_removed": _("認証方法の削除"),
     "user.created": _("ユーザー作成"),
+    "user.changed": _("ユーザーの変更（運用者）"),
     # Tenants
     "tenant.created": _("テナント作成"),
     "tenant.purged": _("テナントの消去"),

@@ -410,6 +410,11 @@ class FollowUpRate:
     def percent(self) -> int | None:
         return round(100 * self.done / self.required) if self.required else None
 
+    @property
+    def suppressed(self) -> bool:
+        """A rate over fewer than MIN_GROUP_SIZE follow-ups would tell how one person did."""
+        return 0 < self.required < MIN_GROUP_SIZE
+
 
 @dataclass(frozen=True)
 class DistributionRow:
@@ -493,27 +498,28 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         .prefetch_related(_opinions_newest_first(), _visits_newest_first())
     }
     rows = []
-    suppressed_people = total_people = 0
+    suppressed_people = total_people = hidden_follow_ups = 0
     for (office, department), members_records in sorted(groups.items()):
         counted = _counted_per_person(members_records)
         people = len(counted)
         total_people += people
+        rate = _follow_up_rate(members_records, states)
         if people < MIN_GROUP_SIZE:
             suppressed_people += people
+            hidden_follow_ups += rate.required
             rows.append(DistributionRow(office, department, people, None, None))
             continue
+        if rate.suppressed:
+            hidden_follow_ups += rate.required
         grades = {grade: 0 for grade in "ABCDE"}
         for record in counted:
             if record.overall:
                 grades[record.overall] += 1
         judged = sum(1 for r in counted if r.signed)
-        rows.append(
-            DistributionRow(
-                office, department, people, grades, round(100 * judged / people),
-                _follow_up_rate(members_records, states),
-            )
-        )  # fmt: skip
+        rows.append(DistributionRow(office, department, people, grades, round(100 * judged / people), rate))
     overall = None
     if total_people >= MIN_GROUP_SIZE and (suppressed_people == 0 or suppressed_people >= MIN_GROUP_SIZE):
         overall = _follow_up_rate([record for group in groups.values() for record in group], states)
+        if overall.suppressed or 0 < hidden_follow_ups < MIN_GROUP_SIZE:  # the whole minus what is shown
+            overall = None
     return Distribution(fiscal_year, rows, overall, years)

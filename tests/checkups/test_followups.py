@@ -217,14 +217,14 @@ def test_employee_reports_their_own_visit_and_nobody_elses(world, ward):
 
 
 def _sales_group_with_follow_ups(world, ward, *, done: int) -> None:
-    """Five more people in 営業部 (six with the employee), four with a follow-up asked, ``done`` done."""
+    """Five more people in 営業部 (six with the employee), five with a follow-up asked, ``done`` done."""
     with tenant_context(world.tenant_a):
         records = [ward["record"]]
         for i in range(5):
             person = member_create(employee_number=f"G-{i}", name=f"集計 {i}", office=world.office_a,
                                    department=world.department_a)  # fmt: skip
             records.append(_checkup(person, dt.date(2025, 7, 1)))
-        for record in records[1:4]:
+        for record in records[1:5]:
             physician_opinion_record(record=record, fitness="normal", follow_up="detailed", opinion="",
                                      restrictions=[], acting_user=ward["doc"])  # fmt: skip
         for record in records[:done]:
@@ -237,7 +237,7 @@ def test_dashboard_shows_the_completion_rate_by_group_and_hides_small_groups(wor
         follow_up_visit_record(record=ward["far_record"], visited_on=dt.date(2025, 8, 1), acting_user=ward["hr_all"])
     page = _client("hrall@a.example").get("/checkups/dashboard/").content.decode()
     sales_row = page.split("営業部")[1].split("</tr>")[0]
-    assert "75%（3 / 4件）" in sales_row
+    assert "60%（3 / 5件）" in sales_row
     sapporo_row = page.split("札幌支店")[1].split("</tr>")[0]
     assert "5人未満のため非表示" in sapporo_row and "100%" not in sapporo_row
     # overall minus 営業部 would give 札幌支店's one person: the overall is hidden as well
@@ -250,8 +250,22 @@ def test_dashboard_overall_rate_when_no_small_group_could_be_worked_out(world, w
     page = _client("hr@a.example").get("/checkups/dashboard/").content.decode()  # scope: 営業部 only
     assert "札幌支店" not in page
     overall = page.split('data-testid="follow-up-overall"')[1].split("</p>")[0]
-    assert "25%（1 / 4件）" in overall
+    assert "20%（1 / 5件）" in overall
     with tenant_context(world.tenant_a):
         follow_up_visit_undo(record=ward["record"], acting_user=ward["hr"])
     overall = _client("hr@a.example").get("/checkups/dashboard/").content.decode()
-    assert "0%（0 / 4件）" in overall.split('data-testid="follow-up-overall"')[1].split("</p>")[0]
+    assert "0%（0 / 5件）" in overall.split('data-testid="follow-up-overall"')[1].split("</p>")[0]
+
+
+def test_a_rate_over_fewer_than_five_follow_ups_is_not_shown(world, ward):
+    """Six people in 営業部, one follow-up asked (the employee's): 0 / 1 would tell how that one person did."""
+    with tenant_context(world.tenant_a):
+        for i in range(5):
+            person = member_create(employee_number=f"G-{i}", name=f"集計 {i}", office=world.office_a,
+                                   department=world.department_a)  # fmt: skip
+            _checkup(person, dt.date(2025, 7, 1))
+    page = _client("hr@a.example").get("/checkups/dashboard/").content.decode()  # scope: 営業部 only
+    sales_row = page.split("営業部")[1].split("</tr>")[0]
+    assert 'data-testid="follow-up-suppressed"' in sales_row and "%" not in sales_row.split("follow-up-rate")[1]
+    overall = page.split('data-testid="follow-up-overall"')[1].split("</p>")[0]
+    assert "%" not in overall  # the whole would be that one follow-up again

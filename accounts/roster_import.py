@@ -233,6 +233,7 @@ class Row:
     values: dict[str, Any]
     key_field: str = ""
     key: str = ""
+    card_key: str = ""  # an insurer's row keyed by employee number: its card, for a member on file without one
     errors: list[tuple[str, str]] = field(default_factory=list)  # (column, code)
 
     @property
@@ -336,22 +337,28 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
             row.errors.append(("", "no_key"))
             return row
         row.key_field = "insurance_card_index"
-        birth = values["birth_date"]
-        row.key = insurance_card_index(
-            ctx.tenant.pk,
-            symbol=values["insurance_symbol"],
-            number=values["insurance_number"],
-            relationship=values.get("relationship") or Member.Relationship.SELF,
-            sex=values["sex"],
-            birth_year_month=f"{birth.year:04d}-{birth.month:02d}",
-            index=ctx.indexes.card,
-        )
+        row.key = _card_key(values, ctx)
     elif values.get("employee_number"):
         row.key_field = "employee_number_index"
         row.key = ctx.indexes.employee_number(values["employee_number"])
+        if ctx.insurer and all(values.get(c) for c in INSURER_CARD):
+            row.card_key = _card_key(values, ctx)
     else:
         row.errors.append(("employee_number", "required"))
     return row
+
+
+def _card_key(values: dict[str, Any], ctx: Context) -> str:
+    birth = values["birth_date"]
+    return insurance_card_index(
+        ctx.tenant.pk,
+        symbol=values["insurance_symbol"],
+        number=values["insurance_number"],
+        relationship=values.get("relationship") or Member.Relationship.SELF,
+        sex=values["sex"],
+        birth_year_month=f"{birth.year:04d}-{birth.month:02d}",
+        index=ctx.indexes.card,
+    )
 
 
 # One cleaner per column: (stripped cell text, context) → value, or ValueError(ERROR_MESSAGES code).
@@ -623,15 +630,35 @@ def _existing(rows: list[Row], columns: list[str | None]) -> dict[str, Current]:
     plain = [c for c in _COMPARED_PLAIN if c in columns or c == "qualification_end"]  # it decides is_active
     names = [f.attname for f in personal]
     tenant_id = require_tenant().pk
+
+    def opened(uid: uuid.UUID, rest: list) -> dict[str, Any]:
+        """The compared values of one entry: plain ones as loaded, personal ones decrypted."""
+        values = dict(zip(plain + names, rest, strict=True))  # NULL personal values load as "" / None
+        todo = [(f, v) for f, v in zip(personal, rest[len(plain) :], strict=True) if isinstance(v, bytes)]
+        values.update(zip((f.attname for f, _ in todo), open_row(tenant_id, uid.bytes, todo), strict=True))
+        return values
+
     for key_field, keys in by_field.items():
         loaded = rows_by_keys(
             Member, key_field, keys, ["pk", "uid", "user_id", "office_id", "department_id", "is_active", *plain, *names]
         )
         for key, pk, uid, user_id, office_id, department_id, is_active, *rest in loaded:
-            values = dict(zip(plain + names, rest, strict=True))  # NULL personal values load as "" / None
-            todo = [(f, v) for f, v in zip(personal, rest[len(plain) :], strict=True) if isinstance(v, bytes)]
-            values.update(zip((f.attname for f, _ in todo), open_row(tenant_id, uid.bytes, todo), strict=True))
-            found[key] = Current(pk, user_id, office_id, department_id, is_active, values)
+            found[key] = Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
+    # An insurer's roster keyed by card until now, and a file that brings employee numbers: the person on
+    # file under the row's card, if exactly one and without an employee number, is that row's (not a new one).
+    by_card = {row.card_key: row.key for row in rows if row.card_key and row.key not in found}
+    if by_card:
+        fields = ["pk", "uid", "user_id", "office_id", "department_id", "is_active", "employee_number_index",
+                  *plain, *names]  # fmt: skip
+        hits: dict[str, list] = {}
+        for card_key, *entry in rows_by_keys(Member, "insurance_card_index", list(by_card), fields):
+            hits.setdefault(card_key, []).append(entry)
+        taken = {current.pk for current in found.values()}
+        for card_key, entries in hits.items():
+            if len(entries) != 1 or entries[0][6] or entries[0][0] in taken:
+                continue  # two people under one card key, or one who has an employee number already
+            pk, uid, user_id, office_id, department_id, is_active, _number, *rest = entries[0]
+            found[by_card[card_key]] = Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
     return found
 
 
@@ -747,6 +774,8 @@ def _validate(job: Job, f: IO[bytes]) -> None:
             if row.fingerprint in seen:
                 row.errors.append((COLUMN_FOR_KEY.get(row.key_field, ""), "duplicate_key"))
             seen.add(row.fingerprint)
+            if row.card_key:  # mode full: a member on file under this card only is listed too
+                seen.add(int(row.card_key[:16], 16))
         counts["rows"] += 1
         for column, code in row.errors:
             errors.append({"row": row.number, "column": column, "code": code})

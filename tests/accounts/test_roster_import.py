@@ -337,6 +337,24 @@ def test_moving_to_another_office_without_a_department_column_drops_the_old_depa
     assert moved.office.name == "大阪支社" and moved.department is None
 
 
+def test_an_insurer_file_that_brings_employee_numbers_updates_the_people_on_file_by_card(world):
+    """First imported by card alone, then with 社員番号: the same people get their numbers (not a second
+    entry each, and mode full deactivates nobody)."""
+    header = ["保険者記号", "保険者番号", "続柄", "氏名", "性別", "生年月日"]
+    rows = [["12", "345", "本人", "乙山 父", "男", "S50.1.1"], ["12", "345", "家族", "乙山 子", "女", "H20.2.2"]]
+    run(world.tenant_b, roster_csv(rows, header=header))
+    with tenant_context(world.tenant_b):
+        before = Member.objects.count()
+    numbered = [["B-1", *rows[0]], ["B-2", *rows[1]]]
+    job = validate(world.tenant_b, roster_csv(numbered, header=["社員番号", *header]), mode="full")
+    assert (job.counts["added"], job.counts["updated"]) == (0, 2)
+    assert job.counts["deactivated"] == before - 2  # the fixture's own people, not the two on the card
+    apply(world.tenant_b, job)
+    with tenant_context(world.tenant_b):
+        assert Member.objects.count() == before
+        assert member_get_by_employee_number("B-2").name == "乙山 子"
+
+
 def test_insurer_rows_are_keyed_by_card_symbol_number_relationship(world):
     header = ["保険者記号", "保険者番号", "続柄", "氏名", "性別", "生年月日"]
     rows = [["12", "345", "本人", "乙山 父", "男", "S50.1.1"], ["12", "345", "家族", "乙山 子", "女", "H20.2.2"]]

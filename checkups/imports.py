@@ -154,6 +154,10 @@ ERROR_MESSAGES: dict[str, Any] = {
     "binary": gettext_lazy("CSV ファイルではありません。"),
     "csv_format": gettext_lazy("CSV の形式が正しくありません。"),
     "empty": gettext_lazy("データがありません。"),
+    "no_data_folder": gettext_lazy(
+        "ZIP の DATA フォルダに結果ファイル（h….xml）がありません。"
+        "特定健診の提出用 ZIP をそのままアップロードしてください。"
+    ),
     "not_zip": gettext_lazy("ZIP ファイルとして読めません。"),
     "too_large": gettext_lazy("ファイルが大きすぎます。"),
     "too_many_entries": gettext_lazy("ZIP の項目数が多すぎます。"),

@@ -495,6 +495,13 @@ def parse_zip(
         raise ParseError(
             "too_many_entries", f"ZIP の項目数が上限（{max_entries}）を超えています / too many entries in the ZIP"
         )
+    if not any(_is_data_entry(info.filename) for info in infos) and any(
+        info.filename.lower().endswith((".xml", ".zip")) for info in infos
+    ):  # XML (or a ZIP inside the ZIP) but not where the format puts results: say so, not just "empty"
+        raise ParseError(
+            "no_data_folder",
+            "ZIP の DATA フォルダに結果ファイル（h….xml）がありません / no DATA/h….xml result files in the ZIP",
+        )
     declared = sum(info.file_size for info in infos if _is_data_entry(info.filename))
     if declared > max_total_bytes:
         raise ParseError("too_large", "ZIP の展開後サイズが上限を超えています / ZIP too large once inflated")

@@ -480,6 +480,13 @@ def test_zip_round_trip_ignores_index_claims_and_schemas():
     assert all(isinstance(r, ParsedCheckup) and r.source.endswith(".xml") and "/DATA/h" in r.source for r in results)
 
 
+@pytest.mark.parametrize("name", ["h0001.xml", "DATA/sub/h0001.xml", "inner.zip"])
+def test_results_outside_the_data_folder_are_named_as_the_problem(name):
+    with pytest.raises(ParseError) as caught:
+        parse_zip(_zip({name: _people(1)[0]}))
+    assert caught.value.code == "no_data_folder" and "DATA" in caught.value.message
+
+
 def test_one_bad_file_does_not_abort_the_bundle():
     good = _people(2)
     data = _zip(

@@ -59,6 +59,14 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, last))
 
 
+def opinion_deadline(exam_date: dt.date) -> dt.date:
+    """The last day for the physician's opinion: within 3 months of the checkup, counted as the Civil Code
+    counts periods (民法140条・143条: the exam day itself does not count, and the period ends the day before
+    the same date 3 months on, or at the end of that month when it has no such date): an exam on 4/30 has
+    until 7/31, one on 5/20 until 8/20."""
+    return add_months(exam_date + dt.timedelta(days=1), OPINION_DEADLINE_MONTHS) - dt.timedelta(days=1)
+
+
 def _latest_judgements():
     return Prefetch(
         "judgements",
@@ -160,7 +168,10 @@ def review_queue(*, user, page: int | str | None = 1) -> Page:
             overall=_newest(Judgement, "judged_at", "overall"),
             guidance=_newest(Judgement, "judged_at", "guidance_level"),
         )
-        .filter(Q(overall__in=REVIEW_GRADES) | Q(guidance__in=REVIEW_GUIDANCE))
+        .annotate(opinion_before=Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk"))))
+        # An opinion signed before a correction is out of date whatever the new grade: the physician
+        # confirms or changes it (HR shows it as awaiting that re-check meanwhile).
+        .filter(Q(overall__in=REVIEW_GRADES) | Q(guidance__in=REVIEW_GUIDANCE) | Q(opinion_before=True))
         .annotate(signed_at=_newest(PhysicianOpinion, "signed_at"))
         .select_related("member")
         .prefetch_related(_latest_judgements())
@@ -171,7 +182,7 @@ def review_queue(*, user, page: int | str | None = 1) -> Page:
         QueueEntry(
             record,
             record.judgements_newest_first[0],
-            add_months(record.exam_date, OPINION_DEADLINE_MONTHS),
+            opinion_deadline(record.exam_date),
             recheck=record.signed_at is not None,  # signed before the newest correction
         )
         for record in found.object_list

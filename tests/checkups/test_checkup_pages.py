@@ -307,6 +307,36 @@ def test_a_correction_after_the_opinion_sends_the_record_back_to_the_physician(w
     assert f'data-testid="recheck-{record.pk}"' not in hr
 
 
+def test_a_correction_to_normal_values_still_sends_a_signed_record_back_to_the_physician(world, clinic):
+    """The opinion (say 就業制限) rests on values that are gone; with grade A now it must still be confirmed,
+    not left in force with HR told forever that it awaits the physician."""
+    doc, record = _client("doc@a.example"), clinic["record"]
+    _sign(doc, record)
+    normal = {"waist": D("80"), "bmi": D("22"), "weight": D("60"), "systolic": D("118"), "diastolic": D("70"),
+              "hdl": D("60"), "ldl": D("100"), "hba1c": D("5.2")}  # fmt: skip
+    with tenant_context(world.tenant_a):
+        corrected = checkup_record_save(member=record.member, exam_date=record.exam_date, program="regular",
+                                        values=normal, questionnaire={"hours_since_meal": "12"})  # fmt: skip
+        judged = checkup_judge(record=corrected)
+        assert judged.overall == "A", judged.grades
+    row = doc.get("/checkups/review/").content.decode().split("2025-05-20")[1].split("</tr>")[0]
+    assert 'data-testid="recheck"' in row
+    _sign(doc, record)
+    assert "2025-05-20" not in doc.get("/checkups/review/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("exam", "deadline"),
+    [("2025-05-20", "2025-08-20"), ("2025-04-30", "2025-07-31"), ("2025-02-28", "2025-05-31"),
+     ("2024-02-29", "2024-05-31"), ("2025-11-30", "2026-02-28"), ("2023-11-30", "2024-02-29"),
+     ("2025-01-31", "2025-04-30"), ("2025-09-30", "2025-12-31")],
+)  # fmt: skip
+def test_the_opinion_deadline_is_counted_as_the_civil_code_counts_three_months(exam, deadline):
+    from checkups.selectors import opinion_deadline
+
+    assert opinion_deadline(dt.date.fromisoformat(exam)) == dt.date.fromisoformat(deadline)
+
+
 def test_a_correction_before_any_opinion_only_keeps_the_record_waiting(world, clinic):
     record = clinic["record"]
     with tenant_context(world.tenant_a):

@@ -1158,10 +1158,8 @@ def members_expire_qualifications(*, today: dt.date | None = None) -> int:
     count = _deactivate(due)
     if count:
         audit.record(action="roster.qualifications.expired", target_type="tenant", details={"deactivated": count})
-    # Previews nobody confirmed: the upload (personal data in clear) does not stay around.
-    stale = timezone.now() - dt.timedelta(days=settings.ROSTER_IMPORT_KEEP_DAYS)
-    for job in Job.objects.filter(kind=Job.Kind.ROSTER, state=Job.State.VALIDATED, updated_at__lt=stale):
-        jobs.job_fail(job, code="expired")
+    # Previews nobody confirmed, of the roster and the checkup imports: the uploads do not stay around.
+    jobs.jobs_expire_unconfirmed(keep_days=settings.ROSTER_IMPORT_KEEP_DAYS)
     return count
 
 

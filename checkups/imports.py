@@ -162,6 +162,7 @@ ERROR_MESSAGES: dict[str, Any] = {
     "too_large": gettext_lazy("ファイルが大きすぎます。"),
     "too_many_entries": gettext_lazy("ZIP の項目数が多すぎます。"),
     "file_missing": gettext_lazy("アップロードされたファイルが見つかりません。もう一度アップロードしてください。"),
+    "expired": gettext_lazy("確認されないまま保存期間を過ぎたため、アップロードされたファイルを削除しました。"),
     "internal": gettext_lazy("処理中にエラーが発生しました。管理者に連絡してください。"),
 }
 WARNINGS = frozenset({"unknown_code"})

@@ -7,6 +7,7 @@ importer (accounts.roster_import; checkups next).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import tempfile
 import uuid
@@ -118,6 +119,22 @@ def job_confirm(
     locked.counts = {**locked.counts, "applied": dict(applied)}
     locked.save()
     return locked
+
+
+def jobs_expire_unconfirmed(*, keep_days: int) -> int:
+    """Fail the current tenant's jobs left unconfirmed (or stuck before their preview) for ``keep_days``,
+    of every kind: the upload, personal or health data, does not stay around. Each job is locked and its
+    state read again, so a confirm (or a worker step) racing the sweep wins, never half-overwritten."""
+    stale = timezone.now() - dt.timedelta(days=keep_days)
+    waiting = (Job.State.UPLOADED, Job.State.VALIDATING, Job.State.VALIDATED)
+    expired = 0
+    for job_id in Job.objects.filter(state__in=waiting, updated_at__lt=stale).values_list("pk", flat=True):
+        with transaction.atomic():
+            job = job_lock(job_id=job_id)
+            if job is not None and job.state in waiting and job.updated_at < stale:
+                job_fail(job, code="expired")
+                expired += 1
+    return expired
 
 
 def job_fail(job: Job, *, code: str) -> None:

@@ -476,6 +476,39 @@ def test_the_upload_is_deleted_once_applied_and_unconfirmed_previews_expire(
     assert not default_storage.exists(stale.file)
 
 
+def test_unconfirmed_checkup_uploads_expire_too_and_a_confirm_racing_the_sweep_wins(
+    world, private_storage, django_capture_on_commit_callbacks, monkeypatch
+):
+    from checkups import imports
+    from healthapp import jobs
+    from tests.checkups.test_imports import doc
+
+    with tenant_context(world.tenant_a), django_capture_on_commit_callbacks(execute=True):
+        checkup = imports.checkup_import_start(upload=io.BytesIO(doc()), file_name="h.xml",
+                                               source=imports.SOURCE_XML, mapping_id=None, acting_user=None,
+                                               enqueue=False)  # fmt: skip
+        checkup = imports.checkup_import_validate(job_id=checkup.pk)
+    racing = validate(world.tenant_a, roster_csv([person("R1")]))
+    week_ago = timezone.now() - dt.timedelta(days=8)
+    with tenant_context(world.tenant_a):
+        Job.objects.filter(pk__in=[checkup.pk, racing.pk]).update(updated_at=week_ago)
+        real_lock = jobs.job_lock
+
+        def confirmed_meanwhile(*, job_id):  # the admin confirms between the sweep's read and its lock
+            if job_id == racing.pk:
+                Job.objects.filter(pk=job_id).update(state=Job.State.APPLYING)
+            return real_lock(job_id=job_id)
+
+        monkeypatch.setattr(jobs, "job_lock", confirmed_meanwhile)
+        with django_capture_on_commit_callbacks(execute=True):
+            roster_import.members_expire_qualifications()
+        checkup.refresh_from_db()
+        racing.refresh_from_db()
+    assert (checkup.state, checkup.error_code) == (Job.State.FAILED, "expired")
+    assert not default_storage.exists(checkup.file)
+    assert racing.state == Job.State.APPLYING and default_storage.exists(racing.file)
+
+
 def test_a_member_entered_by_hand_after_the_preview_is_updated_not_duplicated(world):
     job = validate(world.tenant_a, roster_csv([person("H1", "手入 花子")]))
     assert job.counts["added"] == 1

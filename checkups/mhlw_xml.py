@@ -521,10 +521,10 @@ def _iter_zip(
     with bundle:
         for info in infos:
             name = info.filename
-            label = name[:200]
             if not _unsafe_name(name) and (info.is_dir() or not _is_data_entry(name)):
                 continue
             position += 1
+            label = _entry_label(name, position)
             if wanted is not None and not wanted(position):
                 yield None
                 continue
@@ -557,6 +557,16 @@ def _iter_zip(
                 yield parse_document(content, source=label, catalogue=cat, max_bytes=max_entry)
             except ParseError as exc:
                 yield exc
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
+
+
+def _entry_label(name: str, position: int) -> str:
+    """How an entry is named in errors and job rows: its path when every part is of the format's plain
+    kind (folders and h + digits …), else its position: a name a person typed may hold someone's name."""
+    parts = name.replace("\\", "/").split("/")
+    return "/".join(parts) if all(_PLAIN_NAME.fullmatch(p) for p in parts) else f"ZIP #{position + 1}"
 
 
 def _unsafe_name(name: str) -> bool:

@@ -480,6 +480,13 @@ def test_zip_round_trip_ignores_index_claims_and_schemas():
     assert all(isinstance(r, ParsedCheckup) and r.source.endswith(".xml") and "/DATA/h" in r.source for r in results)
 
 
+def test_an_entry_whose_name_a_person_typed_is_named_by_its_position():
+    people = _people(2)
+    data = _zip({"ROOT/DATA/h0001.xml": people[0], "山田太郎_19700401/DATA/h山田太郎.xml": people[1]})
+    sources = [r.source for r in parse_zip(data)]
+    assert sources == ["ROOT/DATA/h0001.xml", "ZIP #2"]
+
+
 @pytest.mark.parametrize("name", ["h0001.xml", "DATA/sub/h0001.xml", "inner.zip"])
 def test_results_outside_the_data_folder_are_named_as_the_problem(name):
     with pytest.raises(ParseError) as caught:

@@ -104,11 +104,22 @@ def job_lock(*, job_id: int) -> Job | None:
     return Job.objects.select_for_update().defer("errors").filter(pk=job_id).first()
 
 
+CONFIRM_LOCK = 0x6A6F62  # the advisory lock class of job confirms ("job"); the second key is the tenant
+
+
 def job_confirm(
     *, job: Job, acting_user, can_apply: Callable[[Job], bool], busy_message: str, applied: dict[str, int]
 ) -> Job:
     """The admin accepts a validated job's preview: it moves to APPLYING with zeroed ``applied``
-    counts. Refused when ``can_apply`` says no, or while another job of the same kind is applying."""
+    counts. Refused when ``can_apply`` says no, or while another job of the same kind is applying.
+
+    Two confirms of two jobs at once (two tabs) each lock only their own job, and neither would see the
+    other's uncommitted APPLYING: the tenant's confirms take turns on a transaction-level advisory lock
+    first (PostgreSQL; SQLite serialises writes anyway)."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CONFIRM_LOCK, job.tenant_id])
     locked = job_lock(job_id=job.pk)
     if locked is None or not can_apply(locked):
         raise AppError("not_applicable", _("この取り込みは反映できません。"))

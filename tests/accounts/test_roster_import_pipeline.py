@@ -98,3 +98,43 @@ def test_a_chunks_member_lookup_probes_the_key_index_on_a_table_without_statisti
     assert len(found) == 1000 and {key for key, _pk in found} == set(keys)
     assert "member_unique_employee_number" in plan
     assert '"Seq Scan"' not in plan and '"Bitmap Heap Scan"' not in plan
+
+
+def test_two_jobs_confirmed_at_once_leave_one_applying_and_the_other_told_busy(committed_world):
+    """Two tabs confirm two previews at the same moment: one apply at a time per tenant still holds."""
+    import threading
+
+    from django.db import connections, transaction
+
+    from healthapp.errors import AppError
+
+    tenant = committed_world.tenant_a
+    previews = []
+    for number in ("C1", "C2"):
+        with tenant_context(tenant):
+            job = roster_import.roster_import_start(
+                upload=io.BytesIO(roster_csv([person(number)])), file_name="roster.csv", mode="partial",
+                create_offices=True, acting_user=None, enqueue=False,
+            )  # fmt: skip
+            previews.append(roster_import.roster_import_validate(job_id=job.pk))
+    barrier, outcomes = threading.Barrier(2), []
+
+    def confirm(job: Job) -> None:
+        try:
+            with transaction.atomic(), tenant_context(tenant):
+                barrier.wait()
+                roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
+            outcomes.append("applying")
+        except AppError as exc:
+            outcomes.append(exc.code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=confirm, args=(job,)) for job in previews]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["applying", "busy"]
+    with tenant_context(tenant):
+        assert Job.objects.filter(pk__in=[p.pk for p in previews], state=Job.State.APPLYING).count() == 1

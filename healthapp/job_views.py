@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -32,6 +33,17 @@ from healthapp.models import Job
 
 PREVIEW_ERRORS = 200  # the page lists this many; the CSV report has them all
 RECENT_JOBS = 20
+
+
+def _over_memory_limit(request: HttpRequest) -> bool:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) > settings.FILE_UPLOAD_MAX_MEMORY_SIZE
+    except ValueError:
+        return False
+
+
+def _upload_limit_mb() -> int:
+    return (settings.FILE_UPLOAD_MAX_MEMORY_SIZE - 2**20) // 2**20
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,9 @@ class JobPages:
     def upload_page(self, request: HttpRequest) -> HttpResponse:
         self.require(request.user)
         form = self.upload_form(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and _over_memory_limit(request):  # dropped unread, never written to disk
+            form.add_error("file", _("ファイルが大きすぎます（上限 %(mb)s MB）。") % {"mb": _upload_limit_mb()})
+        elif request.method == "POST" and form.is_valid():
             try:
                 job = self.start(form.cleaned_data, request.user)
             except AppError as exc:

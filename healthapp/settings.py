@@ -381,3 +381,6 @@ CHECKUP_IMPORT_MAX_ERRORS = env_int("CHECKUP_IMPORT_MAX_ERRORS", 1000)  # people
 # write anything over 2.5 MB to a temporary file on local disk, in clear, before the import seals it
 # (healthapp.crypto.files). Larger uploads are refused by every importer anyway.
 FILE_UPLOAD_MAX_MEMORY_SIZE = max(ROSTER_IMPORT_MAX_BYTES, CHECKUP_IMPORT_MAX_BYTES) + 2**20
+# And nothing larger is ever spooled to disk either: without the temporary-file handler an upload over
+# that size is read and dropped, and the page says it is too large (healthapp.job_views).
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]

@@ -156,3 +156,19 @@ def test_a_large_upload_never_touches_local_disk_in_clear(hr_client, world, monk
     assert not spooled
     with tenant_context(world.tenant_a):
         assert Job.objects.get().file_size == len(data)
+
+
+def test_an_upload_over_the_memory_limit_is_refused_without_touching_the_disk(hr_client, world, settings, monkeypatch):
+    """Django would spool it to a temporary file in clear before any importer could refuse it."""
+    from django.core.files import uploadhandler
+
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 3 * 2**20  # the largest import limit (2 MB here) + 1 MB
+    spooled = []
+    monkeypatch.setattr(uploadhandler.TemporaryFileUploadHandler, "new_file", lambda *a, **k: spooled.append(a))
+    data = roster_csv([person(f"BIG{i:05d}") for i in range(50_000)])  # ~3.3 MB
+    assert len(data) > settings.FILE_UPLOAD_MAX_MEMORY_SIZE
+    response = upload(hr_client, data)
+    assert response.status_code == 200 and "ファイルが大きすぎます（上限 2 MB）" in response.content.decode()
+    assert spooled == []
+    with tenant_context(world.tenant_a):
+        assert not Job.objects.exists()

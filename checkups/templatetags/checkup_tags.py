@@ -26,6 +26,27 @@ _MHLW_LEVELS = {
 }
 
 
+# The 保健指導 level and the metabolic-syndrome result are stored as the MHLW's own words (the XML's answer
+# texts); shown in the reader's language.
+_JUDGED_WORDS = {
+    "積極的支援": _("積極的支援"), "動機付け支援": _("動機付け支援"), "情報提供": _("情報提供"),
+    "判定不能": _("判定不能"), "対象外": _("対象外"),
+    "基準該当": _("基準該当"), "予備群": _("予備群"), "非該当": _("非該当"),
+}  # fmt: skip
+
+
+@register.filter
+def judged_label(value: str | None) -> str:
+    """積極的支援 → "Active support" in English; a stored word we do not know, as stored."""
+    return str(_JUDGED_WORDS.get(value or "", value or ""))
+
+
+@register.filter
+def fiscal_year(year: int | None) -> str:
+    """2025 → 2025年度 (FY2025 in English)."""
+    return _("%(year)s年度") % {"year": year} if year else ""
+
+
 @register.filter
 def mhlw_label(level: str | None) -> str:
     return str(_MHLW_LEVELS.get(level or "", ""))

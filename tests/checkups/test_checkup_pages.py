@@ -481,3 +481,15 @@ def test_a_correction_of_the_providers_flag_alone_is_listed(world, clinic):
     page = _client("doc@a.example").get(f"/checkups/review/{record.pk}/").content.decode()
     table = page.split("結果の訂正履歴")[1].split("</table>")[0]
     assert _cells(table, "収縮期血圧") == ["収縮期血圧", "142", "142（高値）"]
+
+
+def test_judged_levels_and_fiscal_years_read_in_english_when_chosen(world, clinic, settings):
+    doc = _client("doc@a.example")
+    doc.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    review = doc.get(f"/checkups/review/{clinic['record'].pk}/").content.decode()
+    assert "Intensive support" in review and "Meets the criteria" in review and "積極的支援" not in review
+    assert "Intensive support" in doc.get("/checkups/review/").content.decode()
+    employee = _client("member@a.example", TEST_PASSWORD)
+    employee.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    assert "FY2025" in employee.get("/checkups/mine/").content.decode()
+    assert "2025年度" in _client("member@a.example", TEST_PASSWORD).get("/checkups/mine/").content.decode()

@@ -64,6 +64,39 @@ def judge(
     return JudgementResult(grades=grades, overall=overall, mhlw=mhlw)
 
 
+@dataclass(frozen=True)
+class Band:
+    """A grade's range of one item: ``lower`` inclusive, ``upper`` exclusive, None where open."""
+
+    grade: str
+    lower: Decimal | None
+    upper: Decimal | None
+
+
+def bands_of(item: str, rules: dict, *, sex: str = "") -> list[Band]:
+    """The item's grade bands in ascending order (by the person's sex where the criteria differ by sex);
+    empty for an item the criteria do not grade, or grade by sex when the sex is not known."""
+    spec = _compiled(rules)[0].get(item)
+    if spec is None:
+        return []
+    by_sex = spec[1]
+    found = by_sex.get("") or by_sex.get(sex)
+    if found is None:
+        return []
+    lowers, grades = found
+    bounds = (None, *lowers, None)
+    return [Band(grade, bounds[at], bounds[at + 1]) for at, grade in enumerate(grades)]
+
+
+def band_of(item: str, value: Decimal, rules: dict, *, sex: str = "") -> Band | None:
+    """The band ``value`` falls in (its grade before any medication makes it E)."""
+    return next((b for b in bands_of(item, rules, sex=sex) if _within(b, value)), None)
+
+
+def _within(band: Band, value: Decimal) -> bool:
+    return (band.lower is None or value >= band.lower) and (band.upper is None or value < band.upper)
+
+
 # --- The criteria compiled for judging: read once per criteria document, not once per value ----------
 
 # item → (treated_by, bands by sex ("" when the same for both): (lower bounds, grades))

@@ -32,7 +32,9 @@ from django.utils.translation import gettext_lazy
 from accounts import policy
 from accounts.labels import Perm
 from accounts.models import Member
+from checkups import criteria as criteria_data
 from checkups import items
+from checkups import judgement as judgement_module
 from checkups.models import (
     CheckupCorrection,
     CheckupRecord,
@@ -295,7 +297,37 @@ def my_records(*, user) -> list[CheckupRecord]:
     )
     for record in records:
         record.follow_up = follow_up_state(record)
+        judgement = record.judgements_newest_first[0] if record.judgements_newest_first else None
+        record.bands = _bands_explained(record, judgement, member.sex) if judgement else {}
     return records
+
+
+def _bands_explained(record: CheckupRecord, judgement: Judgement, sex: str) -> dict[str, str]:
+    """Item → where its value stands, in words: the range of its grade and the range of A, from the
+    criteria version it was judged under (an item under treatment, E, is explained by its grade alone)."""
+    rules = criteria_data.parse(judgement.criteria.data)
+    explained = {}
+    for item, value in record.result_values().items():
+        grade = judgement.grades.get(item)
+        band = judgement_module.band_of(item, value, rules, sex=sex) if grade and grade != "E" else None
+        if band is None:
+            continue
+        normal = " / ".join(_range_text(b) for b in judgement_module.bands_of(item, rules, sex=sex) if b.grade == "A")
+        explained[item] = _("%(grade)s の範囲（%(range)s）です。A（異常なし）は %(normal)s。") % {
+            "grade": band.grade, "range": _range_text(band), "normal": normal or "—",
+        }  # fmt: skip
+    return explained
+
+
+def _range_text(band: judgement_module.Band) -> str:
+    def number(value: Decimal) -> str:
+        return format(value.normalize(), "f")
+
+    if band.lower is not None and band.upper is not None:
+        return _("%(lower)s以上%(upper)s未満") % {"lower": number(band.lower), "upper": number(band.upper)}
+    if band.lower is not None:
+        return _("%(lower)s以上") % {"lower": number(band.lower)}
+    return _("%(upper)s未満") % {"upper": number(band.upper)}
 
 
 def my_record(*, user, record_id: int) -> CheckupRecord:

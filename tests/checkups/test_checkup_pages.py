@@ -83,6 +83,19 @@ def test_employee_sees_grades_explained_and_trend_charts(world, clinic):
         assert AuditEvent.objects.filter(action="checkup.viewed", actor_id=world.member_a.pk).count() == 2
 
 
+def test_each_grade_is_explained_by_its_range_and_the_range_of_a(world, clinic, settings):
+    """HDL 38 is C because it is under 40 (lower is worse); systolic 142 is C between 140 and 160."""
+    client = _client("member@a.example", TEST_PASSWORD)
+    table = client.get("/checkups/mine/").content.decode().split('data-testid="results-2025"')[1].split("</table>")[0]
+    hdl = table.split("HDLコレステロール")[1].split("</tr>")[0]
+    assert "C の範囲（35以上40未満）です。A（異常なし）は 40以上。" in hdl
+    systolic = table.split("収縮期血圧")[1].split("</tr>")[0]
+    assert "C の範囲（140以上160未満）です。A（異常なし）は 130未満。" in systolic
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    english = client.get("/checkups/mine/").content.decode()
+    assert "at least 35 and under 40" in english and "A (normal) is 40 or more" in english
+
+
 def test_physician_queue_holds_only_records_in_scope(world, clinic):
     doc = _client("doc@a.example")
     queue = doc.get("/checkups/review/").content.decode()

@@ -310,7 +310,10 @@ def _bands_explained(record: CheckupRecord, judgement: Judgement, sex: str) -> d
     for item, value in record.result_values().items():
         grade = judgement.grades.get(item)
         band = judgement_module.band_of(item, value, rules, sex=sex) if grade and grade != "E" else None
-        if band is None:
+        if band is None or band.grade != grade:  # a judgement of the values before a correction: no band to show
+            continue
+        if band.grade == "A":
+            explained[item] = _("%(grade)s の範囲（%(range)s）です。") % {"grade": "A", "range": _range_text(band)}
             continue
         normal = " / ".join(_range_text(b) for b in judgement_module.bands_of(item, rules, sex=sex) if b.grade == "A")
         explained[item] = _("%(grade)s の範囲（%(range)s）です。A（異常なし）は %(normal)s。") % {

@@ -134,8 +134,10 @@ def checkup_corrections_keep(*, record_ids: list[int], job: Job | None = None, a
 
 @transaction.atomic
 def checkup_judge(*, record: CheckupRecord, acting_user=None) -> Judgement:
-    """Judge a record under the current criteria versions; adds a Judgement (old ones are kept)."""
+    """Judge a record under the current criteria versions; adds a Judgement (old ones are kept). What is
+    judged is what is stored now: a caller's instance from before a correction would judge old values."""
     criteria = JudgingCriteria.current()
+    record.refresh_from_db(fields=["results", "questionnaire", "fiscal_year"])
     judgement = _judgement_of(record, criteria, acting_user)
     judgement.save()
     audit.record(

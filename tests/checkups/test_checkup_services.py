@@ -164,3 +164,14 @@ def test_checkups_of_another_tenant_are_invisible(world):
         )
     with tenant_context(world.tenant_b):
         assert not CheckupRecord.objects.filter(pk=record.pk).exists()
+
+
+def test_judging_reads_the_stored_values_not_a_stale_instance(world):
+    """An instance held from before a correction: the judgement is of the values stored now."""
+    with tenant_context(world.tenant_a):
+        person = _person(world)
+        held = checkup_record_save(member=person, exam_date=dt.date(2025, 5, 20), program="regular",
+                                   values={"systolic": D("118")})  # fmt: skip
+        checkup_record_save(member=person, exam_date=dt.date(2025, 5, 20), program="regular",
+                            values={"systolic": D("165")})  # fmt: skip
+        assert checkup_judge(record=held).grades == {"systolic": "D"}

@@ -527,7 +527,8 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
         if not value:
             continue
         if low is not None:  # a quantity, the most common column: read here, without a call per value
-            if (number := _number(value)) is None:
+            number = Decimal(value) if value.replace(".", "", 1).isdigit() else _number(value)  # 120, 5.6: at once
+            if number is None:
                 problems.append((target, "bad_number"))
             elif not low <= number <= high:
                 problems.append((target, "implausible"))

@@ -192,6 +192,23 @@ def log_in(client, email: str, password: str, **extra):
     return client.post("/accounts/mfa/verify/", {"code": code, "next": next_url}, **extra)
 
 
+OPS_PASSWORD = TEST_PASSWORD + "!ops-x"
+
+
+@pytest.fixture
+def operator(db):
+    """An operator (no tenant) logged in to the ops admin: (user, client)."""
+    from django.test import Client
+
+    from accounts.models import Role
+    from accounts.services import user_create
+
+    user = user_create(email="ops@ops.example", role=Role.OPERATOR, tenant=None, password=OPS_PASSWORD)
+    client = Client()
+    assert log_in(client, "ops@ops.example", OPS_PASSWORD).status_code == 302  # password + TOTP
+    return user, client
+
+
 @pytest.fixture
 def private_storage(settings, tmp_path):
     """Uploads go to a temporary folder instead of var/files."""

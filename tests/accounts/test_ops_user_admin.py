@@ -3,23 +3,10 @@ the login's tenant chain, and a login never moves to another tenant."""
 
 from __future__ import annotations
 
-import pytest
 from django.test import Client
 
 from accounts.models import Role, User
-from accounts.services import user_create
 from tests.audit.conftest import events_of
-from tests.conftest import TEST_PASSWORD, log_in
-
-OPS_PASSWORD = TEST_PASSWORD + "!ops-x"
-
-
-@pytest.fixture
-def ops(db):
-    user = user_create(email="ops@ops.example", role=Role.OPERATOR, tenant=None, password=OPS_PASSWORD)
-    client = Client()
-    assert log_in(client, "ops@ops.example", OPS_PASSWORD).status_code == 302  # password + TOTP
-    return user, client
 
 
 def _change(client: Client, user: User, **fields):
@@ -29,21 +16,21 @@ def _change(client: Client, user: User, **fields):
     return client.post(f"/ops/admin/accounts/user/{user.pk}/change/", form)
 
 
-def test_an_operator_giving_a_tenant_login_a_role_is_audited_in_that_tenant(ops, world):
-    operator, client = ops
+def test_an_operator_giving_a_tenant_login_a_role_is_audited_in_that_tenant(operator, world):
+    ops_user, client = operator
     employee = User.objects.get(email="member@a.example")
     response = _change(client, employee, role=Role.ORG_ADMIN, tenant=world.tenant_b.pk)
     assert response.status_code == 302, response.content.decode()[:2000]
     employee.refresh_from_db()
     assert employee.role == Role.ORG_ADMIN and employee.tenant_id == world.tenant_a.pk  # the tenant cannot move
     (event,) = events_of(world.tenant_a, action="user.changed")
-    assert event.actor_id == operator.pk and event.target_id == str(employee.pk)
+    assert event.actor_id == ops_user.pk and event.target_id == str(employee.pk)
     assert event.details == {"changed": {"role": [Role.EMPLOYEE, Role.ORG_ADMIN]}, "login_address_changed": False}
     assert "member@a.example" not in str(event.details)
 
 
-def test_a_save_that_changes_nothing_records_nothing(ops, world):
-    _operator, client = ops
+def test_a_save_that_changes_nothing_records_nothing(operator, world):
+    _operator, client = operator
     employee = User.objects.get(email="member@a.example")
     assert _change(client, employee).status_code == 302
     assert events_of(world.tenant_a, action="user.changed") == []

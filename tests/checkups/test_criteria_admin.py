@@ -11,8 +11,6 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from accounts.models import Role
-from accounts.services import user_create
 from audit.models import AuditEvent
 from audit.services import chain_scope
 from checkups import criteria
@@ -22,16 +20,7 @@ from checkups.services import GRADES_SET, checkup_judge, checkup_record_save, cr
 from tenants.context import tenant_context
 from tests.conftest import TEST_PASSWORD, log_in
 
-OPS_PASSWORD = TEST_PASSWORD + "!ops-x"
 ADMIN = "/ops/admin/checkups/criteriaset/"
-
-
-@pytest.fixture
-def operator(db):
-    user = user_create(email="ops@ops.example", role=Role.OPERATOR, tenant=None, password=OPS_PASSWORD)
-    client = Client()
-    assert log_in(client, "ops@ops.example", OPS_PASSWORD).status_code == 302  # password + TOTP
-    return user, client
 
 
 SHIPPED = 2  # the versions shipped: 1, and 2 from migration 0011 (urine protein's MHLW values)

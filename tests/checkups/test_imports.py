@@ -292,13 +292,20 @@ def _judgeable(world) -> None:
         member.save()
 
 
+HOURS_HEADER = "社員番号,受診日,収縮期血圧,拡張期血圧,HbA1c,尿糖,喫煙,食後時間"
+
+
+def _with_hours(world):
+    """Judgeable people and a mapping that reads the hours since the last meal too."""
+    _judgeable(world)
+    mapping = {**CSV_MAPPING, "食後時間": "hours_since_meal"}
+    return imports.mapping_save(provider="P", mapping=mapping, acting_user=None)
+
+
 def test_numbers_are_read_as_written_or_refused_never_guessed(world):
     """98,0 is a decimal comma, not 980; 1e2, NaN and a stray cell shifting the values are refused."""
     with tenant_context(world.tenant_a):
-        _judgeable(world)
-        mapping = imports.mapping_save(provider="P", mapping={**CSV_MAPPING, "食後時間": "hours_since_meal"},
-                                       acting_user=None)  # fmt: skip
-        header = "社員番号,受診日,収縮期血圧,拡張期血圧,HbA1c,尿糖,喫煙,食後時間"
+        mapping, header = _with_hours(world), HOURS_HEADER
         rows = [
             'A0,2025-06-02,"1,20",80,5.5,−,なし,12',  # decimal comma
             "A1,2025-06-02,1e2,80,5.5,−,なし,12",
@@ -318,10 +325,7 @@ def test_numbers_are_read_as_written_or_refused_never_guessed(world):
 
 def test_hours_since_meal_are_stored_alike_however_written(world):
     with tenant_context(world.tenant_a):
-        _judgeable(world)
-        mapping = imports.mapping_save(provider="P", mapping={**CSV_MAPPING, "食後時間": "hours_since_meal"},
-                                       acting_user=None)  # fmt: skip
-        header = "社員番号,受診日,収縮期血圧,拡張期血圧,HbA1c,尿糖,喫煙,食後時間"
+        mapping, header = _with_hours(world), HOURS_HEADER
         first = f"{header}\r\nA0,2025-06-02,120,80,5.5,−,なし,12.0\r\n".encode()
         run(first, source=imports.SOURCE_CSV, mapping_id=mapping.pk)
         assert CheckupRecord.objects.get().questionnaire["hours_since_meal"] == "12"

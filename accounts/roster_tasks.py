@@ -8,6 +8,7 @@ from celery import shared_task
 
 from accounts import roster_import
 from healthapp import jobs
+from healthapp.models import Job
 from tenants.models import Tenant
 from tenants.tasks import tenant_task
 
@@ -48,3 +49,6 @@ def roster_expire_qualifications_all() -> None:
     """Daily (beat): one task per active tenant deactivates members whose 資格喪失日 has come."""
     for tenant_id in Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True):
         roster_expire_qualifications_task.delay(tenant_id)
+
+
+jobs.register_tasks(Job.Kind.ROSTER, validate=roster_validate_task, apply=roster_apply_task)

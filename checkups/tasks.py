@@ -8,6 +8,7 @@ from celery import shared_task
 
 from checkups import imports
 from healthapp import jobs
+from healthapp.models import Job
 from tenants.models import Tenant
 from tenants.tasks import tenant_task
 
@@ -31,3 +32,6 @@ def checkup_apply_task(tenant_id: int, job_id: int) -> None:
         logger.exception("checkup import job %s: apply step failed", job_id)
         jobs.job_apply_failed(tenant=tenant, job_id=job_id, action="checkup.import_failed")
         raise
+
+
+jobs.register_tasks(Job.Kind.CHECKUP, validate=checkup_validate_task, apply=checkup_apply_task)

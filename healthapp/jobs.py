@@ -132,6 +132,36 @@ def job_confirm(
     return locked
 
 
+# The tasks that carry a job forward, by kind: (validate, apply), each called with (tenant_id, job_id).
+# Each importer's tasks module registers its own (healthapp knows no importer).
+_TASKS: dict[str, tuple[Any, Any]] = {}
+
+
+def register_tasks(kind: str, *, validate: Any, apply: Any) -> None:
+    _TASKS[kind] = (validate, apply)
+
+
+def jobs_resume_stalled(*, idle_seconds: int) -> int:
+    """Hand the current tenant's jobs that stopped moving to a worker again: a validation or an apply
+    whose message was lost (a broker restarted without persistence, an enqueue that failed after the
+    commit) would otherwise stay "in progress" forever, its file kept and every later confirm "busy".
+    Safe to repeat: every step locks its job and skips what is committed (a running task just finds
+    its chunks done)."""
+    before = timezone.now() - dt.timedelta(seconds=idle_seconds)
+    moving = (Job.State.UPLOADED, Job.State.VALIDATING, Job.State.APPLYING)
+    resumed = 0
+    for job_id, kind, state in Job.objects.filter(state__in=moving, updated_at__lt=before).values_list(
+        "pk", "kind", "state"
+    ):
+        tasks = _TASKS.get(kind)
+        if tasks is None:
+            continue
+        task = tasks[1] if state == Job.State.APPLYING else tasks[0]
+        on_commit(task.delay, require_tenant().pk, job_id)
+        resumed += 1
+    return resumed
+
+
 def jobs_expire_unconfirmed(*, keep_days: int) -> int:
     """Fail the current tenant's jobs left unconfirmed (or stuck before their preview) for ``keep_days``,
     of every kind: the upload, personal or health data, does not stay around. Each job is locked and its

@@ -509,6 +509,25 @@ def test_unconfirmed_checkup_uploads_expire_too_and_a_confirm_racing_the_sweep_w
     assert racing.state == Job.State.APPLYING and default_storage.exists(racing.file)
 
 
+def test_an_import_whose_message_was_lost_is_handed_to_a_worker_again(world, django_capture_on_commit_callbacks):
+    """Confirmed, but the apply task never reached a worker (a broker restart): the periodic resume finds
+    the job idle and sends it again; a job still moving, or one just confirmed, is left alone."""
+    from healthapp.tasks import jobs_resume_stalled_task
+
+    job = validate(world.tenant_a, roster_csv([person("L1"), person("L2")]))
+    with tenant_context(world.tenant_a):
+        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)  # the message is lost
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_resume_stalled_task(world.tenant_a.pk) == 0  # just confirmed: not idle yet
+    with tenant_context(world.tenant_a):
+        Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - dt.timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_resume_stalled_task(world.tenant_a.pk) == 1
+    with tenant_context(world.tenant_a):
+        job.refresh_from_db()
+    assert job.state == Job.State.DONE and {"L1", "L2"} <= members(world.tenant_a).keys()
+
+
 def test_a_member_entered_by_hand_after_the_preview_is_updated_not_duplicated(world):
     job = validate(world.tenant_a, roster_csv([person("H1", "手入 花子")]))
     assert job.counts["added"] == 1

@@ -355,15 +355,15 @@ def record_for_conclusions(*, user, record_id: int) -> CheckupRecord:
     return record
 
 
-def trend_series(records: list[CheckupRecord]) -> dict[str, list[tuple[str, float]]]:
-    """Per chart item, (exam date, value) in time order, from the records given; labelled by the date
-    (2025/9/1), not the fiscal year, so that several checkups in one year stay apart."""
+def trend_series(records: list[CheckupRecord]) -> dict[str, list[tuple[dt.date, float]]]:
+    """Per chart item, (exam date, value) in time order, from the records given: by the date, not the
+    fiscal year, so that several checkups in one year stay apart."""
     series: dict[str, list[tuple[str, float]]] = {item: [] for item in CHART_ITEMS}
     for record in sorted(records, key=lambda r: r.exam_date):
         day = record.exam_date
         for result in record.results_in_order:
             if result.item in series and result.value is not None:
-                series[result.item].append((f"{day.year}/{day.month}/{day.day}", float(result.value)))
+                series[result.item].append((day, float(result.value)))
     return {item: points for item, points in series.items() if points}
 
 

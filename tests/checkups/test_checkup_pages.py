@@ -234,7 +234,12 @@ def test_trend_points_are_labelled_by_exam_date(world, clinic):
     chart = svg.split('aria-label="HbA1c（NGSP）"')[1].split("</svg>")[0]
     labels = [text for text in chart.split('text-anchor="middle">')[1:] if not text.startswith("5.8")]
     labels = [text.split("<")[0] for text in labels]
-    assert labels == ["2024/5/20", "2025/5/20", "2025/9/1", "2026/1/15"]
+    # Every point carries its date; the axis labels one where they do not overlap (9/1 is 45 px after 5/20).
+    assert re.findall(r"<title>([\d-]+)</title>", chart) == ["2024-05-20", "2025-05-20", "2025-09-01", "2026-01-15"]
+    assert labels == ["2024/5/20", "2025/5/20", "2026/1/15"]
+    # and the points stand as far apart as the exams: a year, then 104 days, then 136 days
+    xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', chart)]
+    assert xs[1] - xs[0] > 3 * (xs[2] - xs[1]) and xs[3] - xs[2] > xs[2] - xs[1]
 
 
 def test_dashboard_counts_each_person_once_by_their_latest_judged_record(world, clinic):

@@ -671,19 +671,48 @@ def _chunks(stream: Iterator[tuple[int, Entry]], size: int) -> Iterator[list[tup
         yield chunk
 
 
-def _check(entries: list[Entry], seen: set[tuple[int, date | None, str]]) -> None:
-    """Duplicates of one person's exam within the file are errors (the later ones); a member without a
-    recorded sex cannot be judged (sex-specific bands), so is not imported either."""
-    for entry in entries:
+class FirstSeen(NamedTuple):
+    """Where an exam first appeared in the file, and a digest of what it said."""
+
+    chunk: int
+    index: int
+    row: int
+    source: str
+    entry: Entry | None  # while its chunk is being checked; None once the chunk is in the plan
+    content: int
+    outcome: str = ""
+
+
+def _content(entry: Entry) -> int:
+    return hash((entry.fingerprint(), json.dumps(entry.questionnaire, sort_keys=True), entry.institution))
+
+
+def _check(entries: list[Entry], seen: dict[tuple, FirstSeen], chunk: int = 0) -> list[FirstSeen]:
+    """A member without a recorded sex cannot be judged (sex-specific bands), so is not imported, nor is
+    an exam before their birth. One person's exam twice in the file: the later row is an error; when the
+    two say different things, which is right is not ours to pick and the first is withdrawn too. Returns
+    the first rows withdrawn from chunks already planned (the caller takes them out of the plan)."""
+    withdrawn = []
+    for index, entry in enumerate(entries):
         if entry.ok and entry.member is not None and entry.member.sex not in _SEXES:
             entry.problems.append(("", "sex_missing"))
         born = entry.member.birth_date if entry.member is not None else None
         if entry.ok and born is not None and entry.exam_date is not None and entry.exam_date < born:
             entry.problems.append(("exam_date", "before_birth"))
-        if entry.ok:
-            if entry.key() in seen:
-                entry.problems.append(("", "duplicate"))
-            seen.add(entry.key())
+        if not entry.ok:
+            continue
+        first = seen.get(entry.key())
+        if first is None:
+            seen[entry.key()] = FirstSeen(chunk, index, entry.row, entry.source, entry, _content(entry))
+            continue
+        entry.problems.append(("", "duplicate"))
+        if first.content != _content(entry) and first.outcome != "withdrawn":
+            if first.entry is not None:  # in this chunk: not planned yet
+                first.entry.problems.append(("", "duplicate"))
+            else:
+                withdrawn.append(first)
+            seen[entry.key()] = first._replace(outcome="withdrawn")
+    return withdrawn
 
 
 class StoredRecord(NamedTuple):
@@ -842,11 +871,12 @@ def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
         stream, start = csv_entries(f, layout), layout.body_start
     else:
         stream, start = ((index, entry) for index, entry in enumerate(xml_entries(f.read()), start=1)), 0
-    seen: set[tuple[int, date | None, str]] = set()
+    seen: dict[tuple, FirstSeen] = {}
     for chunk in _chunks(stream, CHUNK_SIZE):
         entries = [entry for _end, entry in chunk]
         match_members(entries)
-        _check(entries, seen)
+        for first in _check(entries, seen, len(plan["chunks"])):
+            _withdraw(first, plan, counts, errors)
         stored = _stored(entries)
         todo = unchanged = 0
         corrected: list[int] = []
@@ -860,6 +890,9 @@ def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
                     raise FileError("too_many_errors", errors=errors)
                 continue
             outcome = _outcome(entry, stored)
+            first = seen[entry.key()]
+            if first.entry is entry:  # kept for a later row of the same exam: no entry, its outcome
+                seen[entry.key()] = first._replace(entry=None, outcome=outcome)
             counts[outcome] += 1
             if outcome == "unchanged":
                 unchanged += 1
@@ -874,6 +907,20 @@ def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
         plan["chunks"].append([start, entries[0].row, len(entries), mask, unchanged])
         start = chunk[-1][0]
     return counts, errors, plan
+
+
+def _withdraw(first: FirstSeen, plan: dict[str, Any], counts: dict[str, int], errors: list[dict]) -> None:
+    """Take an exam's first row, in a chunk already planned, out of what applying writes: a later row of
+    the file says something else about the same exam."""
+    planned = plan["chunks"][first.chunk]
+    size = planned[2]
+    todo = int.from_bytes(base64.b64decode(planned[3]), "little") & ~(1 << first.index)
+    planned[3] = base64.b64encode(todo.to_bytes((size + 7) // 8, "little")).decode()
+    if first.outcome == "unchanged":
+        planned[4] -= 1
+    counts[first.outcome] -= 1
+    counts["errors"] += 1
+    errors.append({"row": first.row, "source": first.source, "column": "", "code": "duplicate"})
 
 
 def can_apply(job: Job) -> bool:
@@ -941,7 +988,7 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
         return prepared
     entries = _chunk_entries(job, start=start, first_row=first_row, size=size, todo=todo)
     match_members(entries)
-    _check(entries, set())  # checked again: the roster may have changed since the preview
+    _check(entries, {})  # checked again: the roster may have changed since the preview
     stored = _stored(entries)
     criteria = JudgingCriteria.current()
     prepared.criteria_id, prepared.criteria_label = criteria.grades_set.pk, criteria.label

@@ -370,6 +370,27 @@ def test_a_file_with_too_many_errors_is_refused_with_the_errors_found(world, set
         assert [e["row"] for e in job.errors] == [2, 3, 4]
 
 
+@pytest.mark.parametrize("chunk_size", [100, 2])  # the two rows in one chunk, or the first already planned
+def test_one_exam_twice_with_different_values_imports_neither(world, monkeypatch, chunk_size):
+    """Which of 120 and 180 is right is not ours to pick; the same row twice is merely reported."""
+    monkeypatch.setattr(imports, "CHUNK_SIZE", chunk_size)
+    with tenant_context(world.tenant_a):
+        _judgeable(world)
+        mapping = imports.mapping_save(provider="P", mapping=CSV_MAPPING, acting_user=None)
+        data = csv_bytes([
+            ["A0", "2025-06-02", "120", "80", "5.5", "−", "なし"],
+            ["A1", "2025-06-02", "121", "81", "5.6", "−", "なし"],
+            ["A0", "2025/6/2", "180", "80", "5.5", "−", "なし"],  # the same exam, another value
+            ["A1", "2025-06-02", "121", "81", "5.6", "−", "なし"],  # the same exam, the same values
+        ])  # fmt: skip
+        job = run(data, source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert sorted((e["row"], e["code"]) for e in job.errors) == [(2, "duplicate"), (4, "duplicate"),
+                                                                    (5, "duplicate")]  # fmt: skip
+        assert (job.counts["added"], job.counts["errors"]) == (1, 3)
+        assert job.counts["applied"]["added"] == 1
+        assert [r.member.employee_number for r in CheckupRecord.objects.select_related("member")] == ["A1"]
+
+
 def test_a_mapping_to_an_unknown_item_or_without_identity_is_refused(world):
     from healthapp.errors import AppError
 

@@ -254,8 +254,9 @@ class Context:
 
     @classmethod
     def load(cls, job: Job, columns: list[str | None]) -> Context:
-        offices = {o.name: o for o in Office.objects.all()}
-        departments = {(d.office_id, d.name): d for d in Department.objects.all()}
+        # By the name as the file's cells are read (NFKC): an office entered as 第１工場 is the file's 第1工場.
+        offices = {_nfkc(o.name): o for o in Office.objects.all()}
+        departments = {(d.office_id, _nfkc(d.name)): d for d in Department.objects.all()}
         return cls(
             tenant=require_tenant(),
             columns=columns,

@@ -233,6 +233,19 @@ def test_a_file_with_too_many_errors_is_refused_with_the_rows_found_so_far(world
     assert "T1" not in members(world.tenant_a)  # nothing applied
 
 
+def test_an_office_entered_with_full_width_digits_is_the_files_office(world):
+    from tenants.services import department_create, office_create
+
+    with tenant_context(world.tenant_a):
+        factory = office_create(name="第１工場")
+        department_create(office=factory, name="製造１課")
+    job = run(world.tenant_a, roster_csv([person("FW1", office="第1工場", dept="製造1課")]), create_offices=True)
+    assert job.counts["new_offices"] == 0
+    assert members(world.tenant_a)["FW1"].office == factory
+    with tenant_context(world.tenant_a):
+        assert Office.objects.filter(name__contains="工場").count() == 1
+
+
 def test_unknown_offices_are_created_only_when_asked(world):
     data = roster_csv([person("N1", office="札幌支店", dept="総務部")])
     refused = validate(world.tenant_a, data)

@@ -283,7 +283,9 @@ def _read_body(body: Element, parsed: ParsedCheckup, cat: Catalogue) -> None:
         if value_el is None or value_el.get("nullFlavor"):
             continue  # not measured / no result
         interp_el = obs.find("h:interpretationCode", _N)
-        interpretation = interp_el.get("code") if interp_el is not None else None
+        interpretation = (interp_el.get("code") or "").strip() if interp_el is not None else None
+        if interpretation and not _INTERPRETATION.fullmatch(interpretation):
+            interpretation = None  # not an HL7 interpretation code (H, L, N, HH, LL, A, …): not kept
         if isinstance(meaning, Question):
             answer = _answer(meaning, value_el, parsed)
             if answer is None:
@@ -559,6 +561,7 @@ def _iter_zip(
                 yield exc
 
 
+_INTERPRETATION = re.compile(r"[A-Z<>]{1,3}")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
 
 

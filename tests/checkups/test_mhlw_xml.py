@@ -353,6 +353,12 @@ def test_the_import_explains_every_parser_reason_and_names_the_column():
     assert imports.column_label("sex") == "性別" and imports.column_label("birth_date") == "生年月日"
 
 
+def test_only_interpretation_codes_are_kept_as_the_providers_flag():
+    parsed = _doc(Observation("9A751000000000001", 150, unit="mmHg", interpretation="H"),
+                  Observation("3F077000002327101", 150, unit="mg/dL", interpretation="<b>XX</b>"))  # fmt: skip
+    assert parsed.items["systolic"].interpretation == "H" and parsed.items["ldl"].interpretation is None
+
+
 def test_old_jds_hba1c_is_converted_to_ngsp():
     parsed = _doc(Observation("3D045000001906202", "5.2", unit="%"))
     result = parsed.items["hba1c"]

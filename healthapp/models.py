@@ -34,7 +34,7 @@ class Job(TenantScopedModel):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     state = models.CharField(max_length=12, choices=State.choices, default=State.UPLOADED)
     file = models.CharField(max_length=255)  # name in private storage (STORAGES["default"])
-    file_name = models.CharField(max_length=255, blank=True)  # as uploaded, shown to the uploader only
+    file_name = models.CharField(max_length=255, blank=True)  # as uploaded; pages show it to the uploader only
     file_size = models.PositiveBigIntegerField(default=0)
     file_sha256 = models.CharField(max_length=64)
     options = models.JSONField(default=dict, blank=True)

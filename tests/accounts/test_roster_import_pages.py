@@ -172,3 +172,18 @@ def test_an_upload_over_the_memory_limit_is_refused_without_touching_the_disk(hr
     assert spooled == []
     with tenant_context(world.tenant_a):
         assert not Job.objects.exists()
+
+
+def test_an_uploads_file_name_is_shown_to_its_uploader_only(hr_client, world):
+    """A file name may name a person; another roster manager sees that there was an import, not its name."""
+    from django.test import Client
+
+    response = upload(hr_client, roster_csv([person("N1")]))
+    assert response.status_code == 302
+    assert "名簿.csv" in hr_client.get("/roster/import/").content.decode()
+    assert "名簿.csv" in hr_client.get(response.url).content.decode()
+    other = Client()
+    assert log_in(other, "admin@a.example", TEST_PASSWORD + "!x").status_code == 302  # 組織管理者: roster.manage
+    listing = other.get("/roster/import/").content.decode()
+    assert "名簿.csv" not in listing and 'data-testid="file-name-withheld"' in listing
+    assert "名簿.csv" not in other.get(response.url).content.decode()

@@ -60,7 +60,11 @@ class MappingForm(forms.Form):
     mapping = forms.CharField(
         label=_("列の対応"),
         widget=forms.Textarea(attrs={"rows": 16}),
-        help_text=_("1行に「CSV の列名,項目キー」（例: 社員番号,employee_number / 受診日,exam_date / HbA1c,hba1c）"),
+        help_text=_(
+            "1行に「CSV の列名,項目キー」（例: 社員番号,employee_number / 受診日,exam_date / HbA1c,hba1c）。"
+            "社員番号のない健診機関のファイルは保険証で照合します: 記号,insurance_symbol / 番号,insurance_number / "
+            "性別,sex / 生年月日,birth_date"
+        ),
     )
 
     def mapping_dict(self) -> dict[str, str]:

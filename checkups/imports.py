@@ -73,6 +73,11 @@ CHUNK_SIZE = 5000
 
 # CSV mapping targets besides catalogue items.
 IDENTITY_TARGETS = ("employee_number", "exam_date", "program", "institution")
+# The insurance card, for files without an employee number (an insurer's providers): 記号, 番号, sex and birth
+# date, matched through the roster's card blind index as the MHLW XML is.
+CARD_TARGETS = ("insurance_symbol", "insurance_number", "sex", "birth_date")
+SEX_WORDS = {"男": "male", "男性": "male", "m": "male", "male": "male", "1": "male",
+             "女": "female", "女性": "female", "f": "female", "female": "female", "2": "female"}  # fmt: skip
 QUESTION_TARGETS = ("medication_bp", "medication_glucose", "medication_lipid", "smoker", "hours_since_meal")
 TARGET_LABELS: dict[str, Any] = {
     "employee_number": gettext_lazy("社員番号"),
@@ -85,7 +90,9 @@ TARGET_LABELS: dict[str, Any] = {
     "smoker": gettext_lazy("喫煙"),
     "hours_since_meal": gettext_lazy("食後経過時間"),
     "insurer_number": pgettext_lazy("insurer", "保険者番号"),  # XML only: reported, never a mapping target
-    "sex": gettext_lazy("性別"),  # XML header fields and the document's body: reported only
+    "insurance_symbol": gettext_lazy("保険者記号"),
+    "insurance_number": gettext_lazy("保険者番号"),
+    "sex": gettext_lazy("性別"),
     "birth_date": gettext_lazy("生年月日"),
     "structuredBody": gettext_lazy("検査結果"),
 }
@@ -418,10 +425,11 @@ def _people(key_field: str, keys: list[str]) -> Iterator[tuple[str, Person]]:
 def mapping_problems(mapping: dict[str, str]) -> list[str]:
     """Targets that are neither an identity field, a questionnaire key nor a catalogue item; and the
     required targets that are missing. Empty when the mapping is usable."""
-    known = {*IDENTITY_TARGETS, *QUESTION_TARGETS, *catalogue_module.load().items}
+    known = {*IDENTITY_TARGETS, *CARD_TARGETS, *QUESTION_TARGETS, *catalogue_module.load().items}
     problems = [f"{column} → {target}" for column, target in mapping.items() if target not in known]
     targets = set(mapping.values())
-    problems += [str(TARGET_LABELS[t]) for t in ("employee_number", "exam_date") if t not in targets]
+    who = ("employee_number",) if "employee_number" in targets or not targets & set(CARD_TARGETS) else CARD_TARGETS
+    problems += [str(TARGET_LABELS[t]) for t in (*who, "exam_date") if t not in targets]
     repeated = sorted(t for t in targets if list(mapping.values()).count(t) > 1)
     problems += [_("%(target)s に複数の列が対応しています") % {"target": column_label(t)} for t in repeated]
     return problems
@@ -514,7 +522,7 @@ def _csv_records(f: IO[bytes], layout: CsvLayout, *, start: int, first_row: int)
 def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue: catalogue_module.Catalogue) -> Entry:
     entry = Entry(row=line, program="regular")
     values, problems = entry.values, entry.problems
-    employee_number = ""
+    employee_number, card = "", {}
     width = len(cells)
     if width > len(columns) and any(cell.strip() for cell in cells[len(columns) :]):
         problems.append(("", "column_count"))  # a stray cell shifts every value after it: read none of them
@@ -543,6 +551,18 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
                 problems.append((target, "bad_answer"))
         elif target == "employee_number":
             employee_number = value
+        elif target in ("insurance_symbol", "insurance_number"):
+            card[target] = value
+        elif target == "sex":
+            if (sex := SEX_WORDS.get(value.casefold())) is None:
+                problems.append((target, "bad_answer"))
+            else:
+                card[target] = sex
+        elif target == "birth_date":
+            try:
+                card[target] = _date(value)
+            except ValueError:
+                problems.append((target, "bad_date"))
         elif target == "exam_date":
             try:
                 entry.exam_date = _date(value)
@@ -576,9 +596,12 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
         problems.append(("exam_date", "exam_date_missing"))
     if not values and not problems:
         problems.append(("", "no_results"))
-    if not employee_number:
+    if employee_number:
+        entry.employee_number = employee_number
+    elif all(card.get(t) for t in CARD_TARGETS):
+        entry.card = (card["insurance_symbol"], card["insurance_number"], card["sex"], card["birth_date"])
+    elif not any(column in CARD_TARGETS for column, _reason in problems):
         problems.append(("employee_number", "identity_missing"))
-    entry.employee_number = employee_number
     return entry
 
 

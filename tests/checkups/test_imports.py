@@ -391,6 +391,30 @@ def test_one_exam_twice_with_different_values_imports_neither(world, monkeypatch
         assert [r.member.employee_number for r in CheckupRecord.objects.select_related("member")] == ["A1"]
 
 
+def test_a_provider_csv_without_employee_numbers_is_matched_by_insurance_card(world):
+    """An insurer's provider: 記号, 番号, sex and birth date instead of an employee number (the roster's
+    card blind index, as for the MHLW XML); a card that is nobody's, or half a card, is an error."""
+    from healthapp.errors import AppError
+
+    with tenant_context(world.tenant_b):
+        person = card_member("0042", employee_number="X-42")  # 記号 ﾃｽﾄ, born 1970-04-15
+        with pytest.raises(AppError):  # half a card identifies nobody
+            imports.mapping_save(provider="P", mapping={"記号": "insurance_symbol", "受診日": "exam_date"},
+                                 acting_user=None)  # fmt: skip
+        mapping = imports.mapping_save(provider="保険者の健診機関", acting_user=None, mapping={
+            "記号": "insurance_symbol", "番号": "insurance_number", "性別": "sex", "生年月日": "birth_date",
+            "受診日": "exam_date", "収縮期血圧": "systolic",
+        })  # fmt: skip
+        lines = ["記号,番号,性別,生年月日,受診日,収縮期血圧",
+                 "テスト,0042,男,S45.4.15,2025-06-02,128",  # full-width 記号 and an era date: the same card
+                 "テスト,0043,男,1970-04-15,2025-06-02,128",  # nobody holds this card
+                 "テスト,0042,?,1970-04-15,2025-06-03,128"]  # fmt: skip
+        job = run(("\r\n".join(lines) + "\r\n").encode("cp932"), source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert job.counts["applied"]["added"] == 1
+        assert sorted((e["row"], e["code"]) for e in job.errors) == [(3, "member_not_found"), (4, "bad_answer")]
+        assert CheckupRecord.objects.filter(member=person, exam_date=dt.date(2025, 6, 2)).count() == 1
+
+
 def test_a_mapping_to_an_unknown_item_or_without_identity_is_refused(world):
     from healthapp.errors import AppError
 

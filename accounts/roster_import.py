@@ -17,7 +17,6 @@ no cell value is ever copied into an error, a log line or the audit event.
 
 from __future__ import annotations
 
-import base64
 import codecs
 import csv
 import datetime as dt
@@ -762,7 +761,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
             todo |= 1 << index
             if row.values.get("office") and row.values["office"] not in ctx.offices:
                 new_offices.add(row.values["office"])
-        mask = base64.b64encode(todo.to_bytes((len(chunk) + 7) // 8, "little")).decode()
+        mask = jobs.plan_mask(todo, len(chunk))
         chunks.append([chunk_start, chunk_number, len(chunk), mask, unchanged])
         counts["unchanged"] += unchanged
 
@@ -866,7 +865,7 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     plan = job.plan
     start, first_number, size, mask, unchanged = plan["chunks"][index]
     prepared = PreparedChunk(index=index, size=size, unchanged=unchanged)
-    todo = int.from_bytes(base64.b64decode(mask), "little")
+    todo = jobs.plan_todo(mask)
     if not todo:
         return prepared
     ctx = Context.load(job, plan["columns"])

@@ -24,7 +24,6 @@ Rules:
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -926,7 +925,7 @@ def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
         if corrected:  # signed opinions on values about to change: they go back to the physician
             signed = PhysicianOpinion.objects.filter(record_id__in=corrected).values("record_id").distinct()
             counts["rechecks"] += signed.count()
-        mask = base64.b64encode(todo.to_bytes((len(entries) + 7) // 8, "little")).decode()
+        mask = jobs.plan_mask(todo, len(entries))
         plan["chunks"].append([start, entries[0].row, len(entries), mask, unchanged])
         start = chunk[-1][0]
     return counts, errors, plan
@@ -936,9 +935,7 @@ def _withdraw(first: FirstSeen, plan: dict[str, Any], counts: dict[str, int], er
     """Take an exam's first row, in a chunk already planned, out of what applying writes: a later row of
     the file says something else about the same exam."""
     planned = plan["chunks"][first.chunk]
-    size = planned[2]
-    todo = int.from_bytes(base64.b64decode(planned[3]), "little") & ~(1 << first.index)
-    planned[3] = base64.b64encode(todo.to_bytes((size + 7) // 8, "little")).decode()
+    planned[3] = jobs.plan_mask(jobs.plan_todo(planned[3]) & ~(1 << first.index), planned[2])
     if first.outcome == "unchanged":
         planned[4] -= 1
     counts[first.outcome] -= 1
@@ -1003,7 +1000,7 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     """Chunk ``index`` read again (only its entries marked to write), matched, checked, compared with
     what is stored and judged under the current criteria, its rows rendered for writing."""
     start, first_row, size, mask, unchanged = job.plan["chunks"][index]
-    todo = int.from_bytes(base64.b64decode(mask), "little")
+    todo = jobs.plan_todo(mask)
     # the dry run's errors and duplicates; its unchanged entries are not read again
     counts = {"added": 0, "updated": 0, "unchanged": unchanged, "errors": size - unchanged - todo.bit_count()}
     prepared = PreparedChunk(index=index, size=size, counts=counts)

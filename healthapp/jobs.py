@@ -7,6 +7,7 @@ importer (accounts.roster_import; checkups next).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import tempfile
@@ -105,6 +106,16 @@ def job_lock(*, job_id: int) -> Job | None:
 
 
 CONFIRM_LOCK = 0x6A6F62  # the advisory lock class of job confirms ("job"); the second key is the tenant
+
+
+def plan_mask(todo: int, size: int) -> str:
+    """A chunk's rows to write (bit i = row i of the chunk) as its plan keeps them: base64 of the bits."""
+    return base64.b64encode(todo.to_bytes((size + 7) // 8, "little")).decode()
+
+
+def plan_todo(mask: str) -> int:
+    """The bits of a chunk's ``plan_mask``."""
+    return int.from_bytes(base64.b64decode(mask), "little")
 
 
 def job_confirm(

@@ -213,8 +213,8 @@ def parse_date(text: str) -> dt.date:
     raise ValueError("date_format")
 
 
-_SEX = {"男": "male", "男性": "male", "m": "male", "male": "male", "1": "male",
-        "女": "female", "女性": "female", "f": "female", "female": "female", "2": "female"}  # fmt: skip
+SEX_WORDS = {"男": "male", "男性": "male", "m": "male", "male": "male", "1": "male",
+             "女": "female", "女性": "female", "f": "female", "female": "female", "2": "female"}  # fmt: skip
 _RELATIONSHIP = {"本人": "self", "被保険者": "self", "self": "self", "0": "self",
                  "家族": "family", "被扶養者": "family", "family": "family", "配偶者": "family", "子": "family",
                  "父": "family", "母": "family", "1": "family"}  # fmt: skip
@@ -424,7 +424,7 @@ _CLEANERS = {
     "name": _text(100),
     "kana_name": _text(100, _KANA_RE, "kana"),
     "birth_date": _birth_date,
-    "sex": _choice(_SEX, "sex", ""),
+    "sex": _choice(SEX_WORDS, "sex", ""),
     "insurance_symbol": _code(20),
     "insurance_number": _code(20),
     "relationship": _choice(_RELATIONSHIP, "relationship", Member.Relationship.SELF),

@@ -47,7 +47,7 @@ from psycopg.types.json import Jsonb
 
 import audit
 from accounts.models import Member, User
-from accounts.roster_import import FileError, detect_encoding, parse_date, records
+from accounts.roster_import import SEX_WORDS, FileError, detect_encoding, parse_date, records
 from checkups import items as catalogue_module
 from checkups.mhlw_xml import ParsedCheckup, ParseError, parse_document, parse_zip
 from checkups.models import CheckupCsvMapping, CheckupRecord, Judgement, PhysicianOpinion, result_json, value_text
@@ -75,8 +75,6 @@ IDENTITY_TARGETS = ("employee_number", "exam_date", "program", "institution")
 # The insurance card, for files without an employee number (an insurer's providers): 記号, 番号, sex and birth
 # date, matched through the roster's card blind index as the MHLW XML is.
 CARD_TARGETS = ("insurance_symbol", "insurance_number", "sex", "birth_date")
-SEX_WORDS = {"男": "male", "男性": "male", "m": "male", "male": "male", "1": "male",
-             "女": "female", "女性": "female", "f": "female", "female": "female", "2": "female"}  # fmt: skip
 QUESTION_TARGETS = ("medication_bp", "medication_glucose", "medication_lipid", "smoker", "hours_since_meal")
 TARGET_LABELS: dict[str, Any] = {
     "employee_number": gettext_lazy("社員番号"),

@@ -30,7 +30,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import IO, Any, NamedTuple
@@ -49,7 +49,7 @@ import audit
 from accounts.models import Member, User
 from accounts.roster_import import SEX_WORDS, FileError, detect_encoding, parse_date, records
 from checkups import items as catalogue_module
-from checkups.mhlw_xml import ParsedCheckup, ParseError, parse_document, parse_zip
+from checkups.mhlw_xml import ParsedCheckup, ParseError, latest_exam_date, parse_document, parse_zip
 from checkups.models import CheckupCsvMapping, CheckupRecord, Judgement, PhysicianOpinion, result_json, value_text
 from checkups.services import JudgingCriteria, checkup_corrections_keep, fiscal_year_of, judgement_fields
 from healthapp import jobs
@@ -566,7 +566,7 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
             except ValueError:
                 problems.append((target, "bad_date"))
             else:
-                if entry.exam_date > _latest_exam_date():
+                if entry.exam_date > latest_exam_date():
                     problems.append((target, "future"))
         elif target == "program":
             program = PROGRAM_WORDS.get(value.casefold())
@@ -614,11 +614,6 @@ def _number(text: str) -> Decimal | None:
 
 
 _GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-
-
-def _latest_exam_date() -> date:
-    """Today, with a day's grace: the server's clock may run in UTC while the exam was in Japan."""
-    return date.today() + timedelta(days=1)
 
 
 ColumnPlan = tuple[tuple[int, str, Decimal | None, Decimal | None, Decimal | None, dict[str, str] | None], ...]

@@ -237,7 +237,7 @@ def _read_header(root: Element, parsed: ParsedCheckup, cat: Catalogue) -> None:
         parsed.errors.append(
             ItemError("exam_date", "", "missing", "serviceEvent/effectiveTime: 実施日が読めません / exam date missing")
         )
-    elif parsed.exam_date > date.today() + timedelta(days=1):  # a day's grace: the server's clock may be UTC
+    elif parsed.exam_date > latest_exam_date():
         parsed.errors.append(
             ItemError(
                 "exam_date", "", "future", "serviceEvent/effectiveTime: 実施日が未来です / exam date in the future"
@@ -247,6 +247,12 @@ def _read_header(root: Element, parsed: ParsedCheckup, cat: Catalogue) -> None:
         parsed.errors.append(
             ItemError("exam_date", "", "before_birth", "実施日が生年月日より前です / exam date before the birth date")
         )
+
+
+def latest_exam_date() -> date:
+    """The latest exam date an import accepts: today, with a day's grace, since the server's clock may
+    run in UTC while the exam took place in Japan."""
+    return date.today() + timedelta(days=1)
 
 
 def _date(value: str | None) -> date | None:

@@ -655,9 +655,11 @@ def _existing(rows: list[Row], columns: list[str | None]) -> dict[str, Current]:
             hits.setdefault(card_key, []).append(entry)
         taken = {current.pk for current in found.values()}
         for card_key, entries in hits.items():
-            if len(entries) != 1 or entries[0][6] or entries[0][0] in taken:
-                continue  # two people under one card key, or one who has an employee number already
-            pk, uid, user_id, office_id, department_id, is_active, _number, *rest = entries[0]
+            if len(entries) != 1:
+                continue  # two people under one card key
+            pk, uid, user_id, office_id, department_id, is_active, number_index, *rest = entries[0]
+            if number_index or pk in taken:
+                continue  # someone with an employee number already, or a row's match by that number
             found[by_card[card_key]] = Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
     return found
 

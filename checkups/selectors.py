@@ -295,17 +295,22 @@ def my_records(*, user) -> list[CheckupRecord]:
         .prefetch_related(_latest_judgements(), _opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date")
     )
+    rules: dict[int, dict] = {}  # criteria version → its parsed data, read once for all the records
     for record in records:
         record.follow_up = follow_up_state(record)
         judgement = record.judgements_newest_first[0] if record.judgements_newest_first else None
-        record.bands = _bands_explained(record, judgement, member.sex) if judgement else {}
+        if judgement is None:
+            record.bands = {}
+            continue
+        if judgement.criteria_id not in rules:
+            rules[judgement.criteria_id] = criteria_data.parse(judgement.criteria.data)
+        record.bands = _bands_explained(record, judgement, rules[judgement.criteria_id], member.sex)
     return records
 
 
-def _bands_explained(record: CheckupRecord, judgement: Judgement, sex: str) -> dict[str, str]:
+def _bands_explained(record: CheckupRecord, judgement: Judgement, rules: dict, sex: str) -> dict[str, str]:
     """Item → where its value stands, in words: the range of its grade and the range of A, from the
     criteria version it was judged under (an item under treatment, E, is explained by its grade alone)."""
-    rules = criteria_data.parse(judgement.criteria.data)
     explained = {}
     for item, value in record.result_values().items():
         grade = judgement.grades.get(item)
@@ -358,7 +363,7 @@ def record_for_conclusions(*, user, record_id: int) -> CheckupRecord:
 def trend_series(records: list[CheckupRecord]) -> dict[str, list[tuple[dt.date, float]]]:
     """Per chart item, (exam date, value) in time order, from the records given: by the date, not the
     fiscal year, so that several checkups in one year stay apart."""
-    series: dict[str, list[tuple[str, float]]] = {item: [] for item in CHART_ITEMS}
+    series: dict[str, list[tuple[dt.date, float]]] = {item: [] for item in CHART_ITEMS}
     for record in sorted(records, key=lambda r: r.exam_date):
         day = record.exam_date
         for result in record.results_in_order:

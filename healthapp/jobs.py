@@ -160,7 +160,7 @@ def jobs_resume_stalled(*, idle_seconds: int) -> int:
     its chunks done)."""
     before = timezone.now() - dt.timedelta(seconds=idle_seconds)
     moving = (Job.State.UPLOADED, Job.State.VALIDATING, Job.State.APPLYING)
-    resumed = 0
+    tenant_id, resumed = require_tenant().pk, 0
     for job_id, kind, state in Job.objects.filter(state__in=moving, updated_at__lt=before).values_list(
         "pk", "kind", "state"
     ):
@@ -168,7 +168,7 @@ def jobs_resume_stalled(*, idle_seconds: int) -> int:
         if tasks is None:
             continue
         task = tasks[1] if state == Job.State.APPLYING else tasks[0]
-        on_commit(task.delay, require_tenant().pk, job_id)
+        on_commit(task.delay, tenant_id, job_id)
         resumed += 1
     return resumed
 

@@ -1160,8 +1160,6 @@ def members_expire_qualifications(*, today: dt.date | None = None) -> int:
     count = _deactivate(due)
     if count:
         audit.record(action="roster.qualifications.expired", target_type="tenant", details={"deactivated": count})
-    # Previews nobody confirmed, of the roster and the checkup imports: the uploads do not stay around.
-    jobs.jobs_expire_unconfirmed(keep_days=settings.ROSTER_IMPORT_KEEP_DAYS)
     return count
 
 

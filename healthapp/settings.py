@@ -365,9 +365,9 @@ CELERY_BEAT_SCHEDULE["roster-expire-qualifications"] = {
     "task": "accounts.roster_tasks.roster_expire_qualifications_all",
     "schedule": crontab(hour=0, minute=5),  # 00:05 JST (CELERY_TIMEZONE): 資格喪失日 starts the day
 }
-CELERY_BEAT_SCHEDULE["jobs-resume-stalled"] = {
-    "task": "healthapp.tasks.jobs_resume_stalled_all",
-    "schedule": 15 * 60.0,  # an import whose message was lost moves again within half an hour or so
+CELERY_BEAT_SCHEDULE["jobs-sweep"] = {
+    "task": "healthapp.tasks.jobs_sweep_all",
+    "schedule": 15 * 60.0,  # uploads expire, and an import whose message was lost moves again, within the hour
 }
 CELERY_BEAT_SCHEDULE["registration-purge"] = {
     "task": "accounts.tasks.registration_purge_all",

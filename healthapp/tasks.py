@@ -16,8 +16,15 @@ def jobs_resume_stalled_task(tenant: Tenant) -> int:
     return jobs.jobs_resume_stalled(idle_seconds=2 * settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"])
 
 
-@shared_task(name="healthapp.tasks.jobs_resume_stalled_all")
-def jobs_resume_stalled_all() -> None:
-    """Every 15 minutes (beat): one task per active tenant hands stalled imports to a worker again."""
+@tenant_task()
+def jobs_expire_unconfirmed_task(tenant: Tenant) -> int:
+    # Previews nobody confirmed, of every import: the uploads (personal or health data) do not stay around.
+    return jobs.jobs_expire_unconfirmed(keep_days=settings.ROSTER_IMPORT_KEEP_DAYS)
+
+
+@shared_task(name="healthapp.tasks.jobs_sweep_all")
+def jobs_sweep_all() -> None:
+    """Every 15 minutes (beat), per active tenant: unconfirmed uploads expire, stalled imports move again."""
     for tenant_id in Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True):
+        jobs_expire_unconfirmed_task.delay(tenant_id)
         jobs_resume_stalled_task.delay(tenant_id)

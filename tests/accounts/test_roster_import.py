@@ -8,6 +8,7 @@ import io
 import uuid
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db import connection, transaction
@@ -16,6 +17,7 @@ from django.utils import timezone
 from accounts import roster_import
 from accounts.models import Member, User, member_indexes
 from accounts.selectors import member_get_by_employee_number, members_find_by_name
+from healthapp import jobs
 from healthapp.crypto.blind_index import blind_index
 from healthapp.csvsafe import csv_bytes
 from healthapp.errors import AppError
@@ -483,7 +485,7 @@ def test_the_upload_is_deleted_once_applied_and_unconfirmed_previews_expire(
     with tenant_context(world.tenant_a):
         Job.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - dt.timedelta(days=8))
         with django_capture_on_commit_callbacks(execute=True):
-            roster_import.members_expire_qualifications()
+            jobs.jobs_expire_unconfirmed(keep_days=django_settings.ROSTER_IMPORT_KEEP_DAYS)
         stale.refresh_from_db()
     assert stale.state == Job.State.FAILED and stale.error_code == "expired"
     assert not default_storage.exists(stale.file)
@@ -493,7 +495,6 @@ def test_unconfirmed_checkup_uploads_expire_too_and_a_confirm_racing_the_sweep_w
     world, private_storage, django_capture_on_commit_callbacks, monkeypatch
 ):
     from checkups import imports
-    from healthapp import jobs
     from tests.checkups.test_imports import doc
 
     with tenant_context(world.tenant_a), django_capture_on_commit_callbacks(execute=True):
@@ -514,7 +515,7 @@ def test_unconfirmed_checkup_uploads_expire_too_and_a_confirm_racing_the_sweep_w
 
         monkeypatch.setattr(jobs, "job_lock", confirmed_meanwhile)
         with django_capture_on_commit_callbacks(execute=True):
-            roster_import.members_expire_qualifications()
+            jobs.jobs_expire_unconfirmed(keep_days=django_settings.ROSTER_IMPORT_KEEP_DAYS)
         checkup.refresh_from_db()
         racing.refresh_from_db()
     assert (checkup.state, checkup.error_code) == (Job.State.FAILED, "expired")

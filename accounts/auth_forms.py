@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Member, Role, User
 from accounts.registration import EmployeeProof, InsuranceCard
+from accounts.roster_import import insurance_branch
 from tenants.models import TenantSecurityPolicy
 
 
@@ -70,6 +71,13 @@ def _year_choices() -> list[tuple[str, str]]:
 class CardRegistrationForm(_AccountFieldsMixin):
     insurance_symbol = _text(_("記号"), widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric"}))
     insurance_number = _text(_("番号"), widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric"}))
+    insurance_branch = _text(
+        _("枝番"),
+        max_length=2,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric", "size": 3}),
+        help_text=_("番号の右の2桁（例: 01）。保険証に書かれていれば入力してください。"),
+    )
     relationship = forms.ChoiceField(label=_("続柄"), choices=Member.Relationship.choices)
     sex = forms.ChoiceField(label=_("性別"), choices=Member.Sex.choices)
     birth_year = forms.TypedChoiceField(label=_("生まれた年"), choices=_year_choices, coerce=int)
@@ -80,6 +88,7 @@ class CardRegistrationForm(_AccountFieldsMixin):
     field_order = [
         "insurance_symbol",
         "insurance_number",
+        "insurance_branch",
         "relationship",
         "sex",
         "birth_year",
@@ -89,11 +98,18 @@ class CardRegistrationForm(_AccountFieldsMixin):
         "password_confirm",
     ]
 
+    def clean_insurance_branch(self) -> str:
+        try:
+            return insurance_branch(self.cleaned_data["insurance_branch"])
+        except ValueError:
+            raise ValidationError(_("枝番は2桁までの数字で入力してください（例: 00、01）。")) from None
+
     def card(self) -> InsuranceCard:
         data = self.cleaned_data
         return InsuranceCard(
             symbol=data["insurance_symbol"],
             number=data["insurance_number"],
+            branch=data["insurance_branch"],
             relationship=data["relationship"],
             sex=data["sex"],
             birth_year_month=f"{data['birth_year']:04d}-{data['birth_month']:02d}",

@@ -111,7 +111,7 @@ class Member(TenantScopedModel):
 
     PERSONAL_FIELDS = (
         "employee_number", "name", "kana_name", "birth_date", "sex", "insurance_symbol", "insurance_number",
-        "address", "phone", "email",
+        "insurance_branch", "address", "phone", "email",
     )  # fmt: skip
 
     # No index of its own: the composite indexes below all start with the tenant, and every index costs
@@ -134,6 +134,10 @@ class Member(TenantScopedModel):
     sex = EncryptedTextField(_("性別"), choices=Sex.choices, null=True, default="", blank=True)
     insurance_symbol = EncryptedTextField(_("保険者記号"), null=True, default="", blank=True)
     insurance_number = EncryptedTextField(_("保険者番号"), null=True, default="", blank=True)
+    # 枝番 (two digits, on cards since 2021): tells apart people who share the card's other data, such
+    # as twins of one sex under one insured person; not part of the card index, which self-registration
+    # computes from what people remember of their card.
+    insurance_branch = EncryptedTextField(_("枝番"), null=True, default="", blank=True)
     address = EncryptedTextField(_("住所"), null=True, default="", blank=True)
     phone = EncryptedTextField(_("電話番号"), null=True, default="", blank=True)
     email = EncryptedTextField(_("メールアドレス"), null=True, default="", blank=True)  # the roster's, not the login

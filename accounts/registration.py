@@ -48,6 +48,7 @@ class InsuranceCard:
     relationship: str
     sex: str
     birth_year_month: str  # YYYY-MM
+    branch: str = ""  # 枝番, two digits, if the card shows one
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,13 @@ def _card_matches(card: InsuranceCard) -> list[tuple[Tenant, Member]]:
                 sex=card.sex,
                 birth_year_month=card.birth_year_month,
             )
-            member = Member.objects.filter(insurance_card_index=index).first()
-            if member is not None:
-                matches.append((tenant, member))
+            on_card = list(Member.objects.filter(insurance_card_index=index).order_by("pk")[:5])
+            if card.branch or len(on_card) > 1:
+                # Twins of one sex under one insured person share the index: only the 枝番 tells them
+                # apart, and another person's 枝番 is never a match.
+                same = [m for m in on_card if m.insurance_branch == card.branch]
+                on_card = same or [m for m in on_card if not m.insurance_branch]
+            matches += [(tenant, member) for member in on_card]  # more than one: ambiguous, no account
     return matches
 
 

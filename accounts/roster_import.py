@@ -66,6 +66,7 @@ COLUMNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "sex": ("性別", "sex", ("gender",)),
     "insurance_symbol": ("保険者記号", "insurance_symbol", ("記号", "保険証記号")),
     "insurance_number": ("保険者番号", "insurance_number", ("番号", "保険証番号")),
+    "insurance_branch": ("枝番", "insurance_branch", ("保険証枝番", "枝番号", "branch")),
     "relationship": ("続柄", "relationship", ("本人家族区分",)),
     "office": ("事業所", "office", ("事業所名",)),
     "department": ("部署", "department", ("部署名", "所属")),
@@ -80,13 +81,16 @@ COLUMN_LABELS = {
     "sex": gettext_lazy("性別"),
     "insurance_symbol": gettext_lazy("保険者記号"),
     "insurance_number": gettext_lazy("保険者番号"),
+    "insurance_branch": gettext_lazy("枝番"),
     "relationship": gettext_lazy("続柄"),
     "office": gettext_lazy("事業所"),
     "department": gettext_lazy("部署"),
     "qualification_end": gettext_lazy("資格喪失日"),
     "email": gettext_lazy("メールアドレス"),
 }
-PERSONAL_TEXT = ("employee_number", "name", "kana_name", "sex", "insurance_symbol", "insurance_number", "email")
+PERSONAL_TEXT = (
+    "employee_number", "name", "kana_name", "sex", "insurance_symbol", "insurance_number", "insurance_branch", "email",
+)  # fmt: skip
 INSURER_CARD = ("insurance_symbol", "insurance_number", "sex", "birth_date")
 
 
@@ -131,6 +135,14 @@ ERROR_MESSAGES = {
     "relationship": gettext_lazy("続柄は 本人/家族（self/family）で入力してください。"),
     "email": gettext_lazy("メールアドレスの形式が正しくありません。"),
     "duplicate_key": gettext_lazy("同じ社員番号（または保険証の記号・番号・続柄）の行がファイル内に複数あります。"),
+    "same_card": gettext_lazy(
+        "保険証の記号・番号・続柄・性別・生年月が同じ行がファイル内に複数あります。"
+        "双子など別の方であれば、枝番の列で区別してください。"
+    ),
+    "card_ambiguous": gettext_lazy(
+        "名簿に保険証の記号・番号・続柄・性別・生年月が同じ方が複数いるため、どなたの行か決められません。枝番の列を加えてください。"
+    ),
+    "branch": gettext_lazy("枝番は2桁までの数字で入力してください（例: 00、01）。"),
     "no_key": gettext_lazy("社員番号、または保険者記号・保険者番号・性別・生年月日が必要です。"),
     "unknown_office": gettext_lazy("名簿にない事業所です（「未登録の事業所・部署を作成する」を選ぶと作成します）。"),
     "unknown_department": gettext_lazy(
@@ -238,6 +250,10 @@ class Row:
     @property
     def fingerprint(self) -> int:
         return int(self.key[:16], 16)
+
+    @property
+    def branch(self) -> str:
+        return self.values.get("insurance_branch") or ""
 
 
 @dataclass
@@ -412,6 +428,19 @@ def _choice(table: dict[str, str], code: str, empty: str):
     return clean
 
 
+def insurance_branch(text: str) -> str:
+    """枝番 as the card prints it, two digits (Excel turns 01 into 1); "" for none. ValueError("branch")
+    for anything else. The roster, the checkup imports and self-registration read it alike."""
+    value = _nfkc(text)
+    if value and not (len(value) <= 2 and value.isascii() and value.isdigit()):
+        raise ValueError("branch")
+    return value.zfill(2) if value else ""
+
+
+def _branch(text: str, ctx: Context) -> str:
+    return insurance_branch(text)
+
+
 def _email(text: str, ctx: Context) -> str:
     value = _nfkc(text)
     if value and (len(value) > 254 or not _EMAIL_RE.match(value)):
@@ -427,6 +456,7 @@ _CLEANERS = {
     "sex": _choice(SEX_WORDS, "sex", ""),
     "insurance_symbol": _code(20),
     "insurance_number": _code(20),
+    "insurance_branch": _branch,
     "relationship": _choice(_RELATIONSHIP, "relationship", Member.Relationship.SELF),
     "office": _text(200),
     "department": _text(200),
@@ -617,15 +647,18 @@ def _office_ids(row: Row, ctx: Context, *, create: bool = True) -> tuple[int | N
 _COMPARED_PLAIN = ("relationship", "qualification_end")
 
 
-def _existing(rows: list[Row], columns: list[str | None]) -> dict[str, Current]:
+def _existing(rows: list[Row], columns: list[str | None]) -> tuple[dict[int, Current], set[int]]:
     """Roster entries matching the rows' keys, one query per key kind, with the file's columns
-    decrypted a row at a time (``open_row``)."""
-    found: dict[str, Current] = {}
+    decrypted a row at a time (``open_row``): (row number → entry, numbers of the rows that match
+    more than one entry). An insurer's card key is shared by people whose cards differ only in the
+    枝番 (twins of one sex under one insured person): the branch picks among them."""
+    found: dict[int, Current] = {}
+    ambiguous: set[int] = set()
     by_field: dict[str, list[str]] = {}
     for row in rows:
         by_field.setdefault(row.key_field, []).append(row.key)
     if not by_field:
-        return found
+        return found, ambiguous
     personal = [f for f in encrypted_fields(Member) if f.attname in columns]
     plain = [c for c in _COMPARED_PLAIN if c in columns or c == "qualification_end"]  # it decides is_active
     names = [f.attname for f in personal]
@@ -638,30 +671,63 @@ def _existing(rows: list[Row], columns: list[str | None]) -> dict[str, Current]:
         values.update(zip((f.attname for f, _ in todo), open_row(tenant_id, uid.bytes, todo), strict=True))
         return values
 
+    fields = ["pk", "uid", "user_id", "office_id", "department_id", "is_active", *plain, *names]
     for key_field, keys in by_field.items():
-        loaded = rows_by_keys(
-            Member, key_field, keys, ["pk", "uid", "user_id", "office_id", "department_id", "is_active", *plain, *names]
-        )
-        for key, pk, uid, user_id, office_id, department_id, is_active, *rest in loaded:
-            found[key] = Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
+        entries: dict[str, list[Current]] = {}
+        for key, pk, uid, user_id, office_id, department_id, is_active, *rest in rows_by_keys(
+            Member, key_field, list(dict.fromkeys(keys)), fields
+        ):
+            entries.setdefault(key, []).append(
+                Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
+            )
+        taken: set[int] = set()  # two rows of the file never update one entry
+        for row in rows:
+            if row.key_field != key_field or row.key not in entries:
+                continue
+            candidates = [c for c in entries[row.key] if c.pk not in taken]
+            match = _by_branch(row, candidates) if len(entries[row.key]) > 1 or row.branch else candidates
+            if len(match) > 1:
+                ambiguous.add(row.number)
+            elif match:
+                found[row.number] = match[0]
+                taken.add(match[0].pk)
     # An insurer's roster keyed by card until now, and a file that brings employee numbers: the person on
     # file under the row's card, if exactly one and without an employee number, is that row's (not a new one).
-    by_card = {row.card_key: row.key for row in rows if row.card_key and row.key not in found}
+    by_card: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.card_key and row.number not in found:
+            by_card.setdefault(row.card_key, []).append(row)
     if by_card:
-        fields = ["pk", "uid", "user_id", "office_id", "department_id", "is_active", "employee_number_index",
-                  *plain, *names]  # fmt: skip
         hits: dict[str, list] = {}
-        for card_key, *entry in rows_by_keys(Member, "insurance_card_index", list(by_card), fields):
+        for card_key, *entry in rows_by_keys(
+            Member, "insurance_card_index", list(by_card), [*fields[:6], "employee_number_index", *plain, *names]
+        ):
             hits.setdefault(card_key, []).append(entry)
         taken = {current.pk for current in found.values()}
-        for card_key, entries in hits.items():
-            if len(entries) != 1:
+        for card_key, entries_on_card in hits.items():
+            if len(entries_on_card) != 1 or len(by_card[card_key]) != 1:
                 continue  # two people under one card key
-            pk, uid, user_id, office_id, department_id, is_active, number_index, *rest = entries[0]
+            pk, uid, user_id, office_id, department_id, is_active, number_index, *rest = entries_on_card[0]
             if number_index or pk in taken:
                 continue  # someone with an employee number already, or a row's match by that number
-            found[by_card[card_key]] = Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
-    return found
+            row, current = (
+                by_card[card_key][0],
+                Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest)),
+            )
+            if row.branch and current.values.get("insurance_branch") not in (None, "", row.branch):
+                continue  # the card's other person
+            found[row.number] = current
+    return found, ambiguous
+
+
+def _by_branch(row: Row, candidates: list[Current]) -> list[Current]:
+    """The entries among those sharing the row's card key that are the row's person: the one with the
+    row's 枝番, else the one entry without a branch yet (it is given the row's). A row without a
+    branch matches only a card key that is no one else's."""
+    if not row.branch:
+        return candidates
+    same = [c for c in candidates if c.values.get("insurance_branch") == row.branch]
+    return same or [c for c in candidates if not c.values.get("insurance_branch")]
 
 
 # --- Services -------------------------------------------------------------------------------------------
@@ -737,6 +803,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     counts = {"rows": 0, "added": 0, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 0}
     new_offices: set[str] = set()
     seen: set[int] = set()
+    branches: dict[int, set[str]] = {}  # card key → the 枝番 of its rows ("" for none)
     errors: list[dict] = []
     chunks: list[list[int]] = []
     chunk: list[Row] = []
@@ -746,12 +813,17 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         """Count the chunk's outcomes and close it: [byte offset, first record number, rows, todo, unchanged],
         where ``todo`` marks the rows the apply has to write (not unchanged, not in error), so a
         re-import of an unchanged file reads the roster once, here, and writes nothing."""
-        existing = _existing([r for r in chunk if not r.errors], columns)
+        existing, ambiguous = _existing([r for r in chunk if not r.errors], columns)
         todo = unchanged = 0
         for index, row in enumerate(chunk):
             if row.errors:
                 continue
-            member = existing.get(row.key)
+            if row.number in ambiguous:
+                row.errors.append(("insurance_branch", "card_ambiguous"))
+                errors.append({"row": row.number, "column": "insurance_branch", "code": "card_ambiguous"})
+                counts["errors"] += 1
+                continue
+            member = existing.get(row.number)
             if member is None:
                 counts["added"] += 1
             else:
@@ -773,7 +845,13 @@ def _validate(job: Job, f: IO[bytes]) -> None:
             continue  # blank lines (Excel leaves some at the end) are not rows
         row = clean_row(cells, number, ctx)
         if not row.errors:
-            if row.fingerprint in seen:
+            if row.key_field == "insurance_card_index":
+                # One card key, several people (twins of one sex): each row needs a 枝番 of its own.
+                listed = branches.setdefault(row.fingerprint, set())
+                if row.branch in listed or (listed and (not row.branch or "" in listed)):
+                    row.errors.append(("insurance_branch" if listed - {""} else "insurance_number", "same_card"))
+                listed.add(row.branch)
+            elif row.fingerprint in seen:
                 row.errors.append((COLUMN_FOR_KEY.get(row.key_field, ""), "duplicate_key"))
             seen.add(row.fingerprint)
             if row.card_key:  # mode full: a member on file under this card only is listed too
@@ -795,7 +873,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         raise FileError("no_rows")
     missing: list[int] = []
     if job.options.get("mode") == FULL:
-        missing = [pk for pk, _user in _missing_members(seen)]
+        missing = [pk for pk, _user in _missing_members(seen, branches)]
         counts["deactivated"] += len(missing)
         own = Member.objects.filter(user_id=job.created_by_id).values_list("pk", flat=True).first()
         if own is not None and own in set(missing):
@@ -812,15 +890,27 @@ def _validate(job: Job, f: IO[bytes]) -> None:
 COLUMN_FOR_KEY = {"employee_number_index": "employee_number", "insurance_card_index": "insurance_number"}
 
 
-def _missing_members(seen: set[int]) -> Iterator[tuple[int, int | None]]:
-    """Active members with a key that the file does not list (mode full), as (pk, user_id)."""
-    for pk, user_id, by_number, by_card in (
+def _missing_members(seen: set[int], branches: dict[int, set[str]]) -> Iterator[tuple[int, int | None]]:
+    """Active members with a key that the file does not list (mode full), as (pk, user_id). Under a
+    card key the file lists with 枝番 only, an entry whose own 枝番 is not among them is missing too
+    (one twin leaving the insurer)."""
+    tenant_id = require_tenant().pk
+    branch_field = Member._meta.get_field("insurance_branch")
+    for pk, user_id, uid, by_number, by_card, branch in (
         Member.objects.filter(is_active=True)
-        .values_list("pk", "user_id", "employee_number_index", "insurance_card_index")
+        .values_list("pk", "user_id", "uid", "employee_number_index", "insurance_card_index", "insurance_branch")
         .iterator(chunk_size=2000)
     ):
-        keys = [k for k in (by_number, by_card) if k]
-        if keys and not any(int(k[:16], 16) in seen for k in keys):
+        if by_number and int(by_number[:16], 16) in seen:
+            continue
+        if not by_card or int(by_card[:16], 16) not in seen:
+            if by_number or by_card:
+                yield pk, user_id
+            continue
+        listed = branches.get(int(by_card[:16], 16))
+        if by_number or not listed or "" in listed or not isinstance(branch, bytes):
+            continue  # listed by its card (an entry without a 枝番 is the one a branch row fills in)
+        if open_row(tenant_id, uid.bytes, [(branch_field, branch)])[0] not in listed:
             yield pk, user_id
 
 
@@ -874,10 +964,13 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     with jobs.job_open(job) as f:
         rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
     prepared.errors = todo.bit_count() - len(rows)  # rows that no longer pass (roster changed)
-    existing = _existing(rows, ctx.columns)
+    existing, ambiguous = _existing(rows, ctx.columns)
     new_rows = []
     for row in rows:
-        current = existing.get(row.key)
+        if row.number in ambiguous:
+            prepared.errors += 1  # a second entry under the card since the preview
+            continue
+        current = existing.get(row.number)
         if current is None:
             new_rows.append(row)
         elif changes := _member_changes(current, row, ctx):

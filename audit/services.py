@@ -40,7 +40,18 @@ _EMAIL = re.compile(r"[^\s@<>()\"',;:]+@[^\s@<>()\"',;:]+\.[A-Za-z]{2,}")
 # Keys that name personal attributes (accounts.Member.PERSONAL_FIELDS and the login e-mail): their
 # values are personal data whatever they contain, so they never go into an event.
 PERSONAL_KEYS = frozenset(
-    {"name", "kana_name", "email", "birth_date", "sex", "insurance_symbol", "insurance_number", "address", "phone"}
+    {
+        "name",
+        "kana_name",
+        "email",
+        "birth_date",
+        "sex",
+        "insurance_symbol",
+        "insurance_number",
+        "insurance_branch",
+        "address",
+        "phone",
+    }
 )
 
 

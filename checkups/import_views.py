@@ -63,7 +63,7 @@ class MappingForm(forms.Form):
         help_text=_(
             "1行に「CSV の列名,項目キー」（例: 社員番号,employee_number / 受診日,exam_date / HbA1c,hba1c）。"
             "社員番号のない健診機関のファイルは保険証で照合します: 記号,insurance_symbol / 番号,insurance_number / "
-            "性別,sex / 生年月日,birth_date"
+            "性別,sex / 生年月日,birth_date（双子など同じ保険証の方がいるときは 枝番,insurance_branch も）"
         ),
     )
 

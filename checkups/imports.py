@@ -47,7 +47,7 @@ from psycopg.types.json import Jsonb
 
 import audit
 from accounts.models import Member, User
-from accounts.roster_import import SEX_WORDS, FileError, detect_encoding, parse_date, records
+from accounts.roster_import import SEX_WORDS, FileError, detect_encoding, insurance_branch, parse_date, records
 from checkups import items as catalogue_module
 from checkups.mhlw_xml import ParsedCheckup, ParseError, latest_exam_date, parse_document, parse_zip
 from checkups.models import CheckupCsvMapping, CheckupRecord, Judgement, PhysicianOpinion, result_json, value_text
@@ -75,6 +75,7 @@ IDENTITY_TARGETS = ("employee_number", "exam_date", "program", "institution")
 # The insurance card, for files without an employee number (an insurer's providers): 記号, 番号, sex and birth
 # date, matched through the roster's card blind index as the MHLW XML is.
 CARD_TARGETS = ("insurance_symbol", "insurance_number", "sex", "birth_date")
+CARD_BRANCH = "insurance_branch"  # 枝番, optional: tells apart twins on one card
 QUESTION_TARGETS = ("medication_bp", "medication_glucose", "medication_lipid", "smoker", "hours_since_meal")
 TARGET_LABELS: dict[str, Any] = {
     "employee_number": gettext_lazy("社員番号"),
@@ -89,6 +90,7 @@ TARGET_LABELS: dict[str, Any] = {
     "insurer_number": pgettext_lazy("insurer", "保険者番号"),  # XML only: reported, never a mapping target
     "insurance_symbol": gettext_lazy("保険者記号"),
     "insurance_number": gettext_lazy("保険者番号"),
+    "insurance_branch": gettext_lazy("枝番"),
     "sex": gettext_lazy("性別"),
     "birth_date": gettext_lazy("生年月日"),
     "structuredBody": gettext_lazy("検査結果"),
@@ -126,6 +128,7 @@ ERROR_MESSAGES: dict[str, Any] = {
     "bad_number": gettext_lazy("数値として読めません。"),
     "implausible": gettext_lazy("値が妥当な範囲外です。"),
     "bad_answer": gettext_lazy("回答が正しくありません。"),
+    "bad_branch": gettext_lazy("枝番は2桁までの数字です（例: 00、01）。"),
     "bad_value": gettext_lazy("値が正しくありません。"),
     "unit_unknown": gettext_lazy("単位が不明です。"),
     "unit_missing": gettext_lazy("単位がありません。"),
@@ -216,9 +219,10 @@ class Entry:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (column, reason)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     # Who to look for, kept until the batch match (one query per chunk): CSV employee number, or the
-    # XML card (記号, 番号, sex, birth date). Never stored, never reported.
+    # XML card (記号, 番号, sex, birth date; the 枝番 if given). Never stored, never reported.
     employee_number: str = field(default="", repr=False)
     card: tuple[str, str, str, date] | None = field(default=None, repr=False)
+    branch: str = field(default="", repr=False)
 
     @property
     def ok(self) -> bool:
@@ -308,6 +312,10 @@ def _xml_entry(number: int, parsed: ParsedCheckup, insurer_number: str = "") -> 
         entry.problems.append(("", "identity_missing"))
     elif not entry.problems:
         entry.card = (parsed.symbol, parsed.number, parsed.sex, parsed.birth_date)
+        try:
+            entry.branch = insurance_branch(parsed.branch or "")
+        except ValueError:
+            entry.problems.append(("insurance_branch", "bad_branch"))
     return entry
 
 
@@ -342,7 +350,9 @@ def match_members(entries: list[Entry]) -> None:
     """Find the members of a batch of entries with one query per kind of key (blind indexes only).
 
     CSV: by employee number. XML: by insurance card, 本人 first, then 家族 (the file does not say
-    which); more than one hit is ambiguous. Sets ``member`` or adds the problem."""
+    which); where several people share the card's data (twins of one sex), the 枝番 picks one; an
+    entry with another person's 枝番 is never theirs; more than one hit is ambiguous. Sets ``member``
+    or adds the problem."""
     tenant = require_tenant()
     by_number: dict[str, list[Entry]] = {}
     cards: list[tuple[Entry, list[str]]] = []
@@ -376,19 +386,28 @@ def match_members(entries: list[Entry]) -> None:
     if cards:
         hits: dict[str, list[Person]] = {}
         wanted = [index for _entry, indexes in cards for index in indexes]
-        for index, person in _people("insurance_card_index", wanted):
+        for index, person in _people("insurance_card_index", list(dict.fromkeys(wanted)), branch=True):
             hits.setdefault(index, []).append(person)
         for entry, indexes in cards:
             reason = "member_not_found"
             for index in indexes:
-                if len(hits.get(index, ())) > 1:
+                people = _same_branch(hits.get(index, []), entry.branch)
+                if len(people) > 1:
                     reason = "member_ambiguous"
                     break
-                if hits.get(index):
-                    entry.member, reason = hits[index][0], ""
+                if people:
+                    entry.member, reason = people[0], ""
                     break
             if reason:
                 entry.problems.append(("", reason))
+
+
+def _same_branch(people: list[Person], branch: str) -> list[Person]:
+    """Of the people under one card key, those the 枝番 may be: the one with that branch, else those
+    without one on file; without a branch, all of them."""
+    if not branch:
+        return people
+    return [p for p in people if p.branch == branch] or [p for p in people if not p.branch]
 
 
 class Person(NamedTuple):
@@ -398,22 +417,25 @@ class Person(NamedTuple):
     pk: int
     sex: str
     birth_date: date | None
+    branch: str = ""  # 枝番, read when matching by card
 
 
 _SEXES = frozenset(Member.Sex.values)
 
 
-def _people(key_field: str, keys: list[str]) -> Iterator[tuple[str, Person]]:
+def _people(key_field: str, keys: list[str], *, branch: bool = False) -> Iterator[tuple[str, Person]]:
     """(key, person) of the roster entries whose blind index ``key_field`` is one of ``keys``, one index
-    probe per key (``rows_by_keys``: the plan does not depend on table statistics)."""
+    probe per key (``rows_by_keys``: the plan does not depend on table statistics); ``branch``: their
+    枝番 too (matching by card)."""
     tenant_id = require_tenant().pk
-    sex_field, birth_field = Member._meta.get_field("sex"), Member._meta.get_field("birth_date")
-    for key, pk, uid, sex, birth in rows_by_keys(Member, key_field, keys, ("pk", "uid", "sex", "birth_date")):
-        sealed = [(f, value) for f, value in ((sex_field, sex), (birth_field, birth)) if isinstance(value, bytes)]
-        opened = dict.fromkeys(("sex", "birth_date"))
+    fields = [Member._meta.get_field(name) for name in ("sex", "birth_date", "insurance_branch")[: 3 if branch else 2]]
+    names = [f.attname for f in fields]
+    for key, pk, uid, *values in rows_by_keys(Member, key_field, keys, ("pk", "uid", *names)):
+        sealed = [(f, value) for f, value in zip(fields, values, strict=True) if isinstance(value, bytes)]
+        opened = dict.fromkeys(names)
         if sealed:
             opened.update(zip((f.attname for f, _v in sealed), open_row(tenant_id, uid.bytes, sealed), strict=True))
-        yield key, Person(pk, opened["sex"] or "", opened["birth_date"])
+        yield key, Person(pk, opened["sex"] or "", opened["birth_date"], opened.get("insurance_branch") or "")
 
 
 # ----------------------------------------------------------------------------------------------- CSV
@@ -422,7 +444,7 @@ def _people(key_field: str, keys: list[str]) -> Iterator[tuple[str, Person]]:
 def mapping_problems(mapping: dict[str, str]) -> list[str]:
     """Targets that are neither an identity field, a questionnaire key nor a catalogue item; and the
     required targets that are missing. Empty when the mapping is usable."""
-    known = {*IDENTITY_TARGETS, *CARD_TARGETS, *QUESTION_TARGETS, *catalogue_module.load().items}
+    known = {*IDENTITY_TARGETS, *CARD_TARGETS, CARD_BRANCH, *QUESTION_TARGETS, *catalogue_module.load().items}
     problems = [f"{column} → {target}" for column, target in mapping.items() if target not in known]
     targets = set(mapping.values())
     who = ("employee_number",) if "employee_number" in targets or not targets & set(CARD_TARGETS) else CARD_TARGETS
@@ -550,6 +572,11 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
             employee_number = value
         elif target in ("insurance_symbol", "insurance_number"):
             card[target] = value
+        elif target == CARD_BRANCH:
+            try:
+                entry.branch = insurance_branch(value)
+            except ValueError:
+                problems.append((target, "bad_branch"))
         elif target == "sex":
             if (sex := SEX_WORDS.get(value.casefold())) is None:
                 problems.append((target, "bad_answer"))

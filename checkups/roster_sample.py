@@ -33,6 +33,7 @@ def roster_bundle(*, people: int = 20, seed: int = 8, exam_year: int = 2025) -> 
         fields |= {
             "symbol": member.insurance_symbol, "number": member.insurance_number, "sex": member.sex,
             "birth_date": member.birth_date, "exam_date": date(exam_year, 9, 1 + len(documents) % 28),
+            "branch": member.insurance_branch or None,
         }  # fmt: skip
         documents.append(build_document(**fields))
     return build_zip(documents)

@@ -98,17 +98,19 @@ def _seed_roster(tenant: Tenant, spec: dict, fake: Faker, rng: random.Random) ->
                 last, first = fake.last_name_pair(), fake.first_name_male_pair()
             else:
                 last, first = fake.last_name_pair(), fake.first_name_female_pair()
+            family = i % 7 == 6
             member_create(
                 employee_number=f"E{i + 1:05d}",
                 office=office,
                 department=department,
-                relationship=Member.Relationship.FAMILY if i % 7 == 6 else Member.Relationship.SELF,
+                relationship=Member.Relationship.FAMILY if family else Member.Relationship.SELF,
                 name=f"{last[0]} {first[0]}",
                 kana_name=f"{last[1]} {first[1]}",
                 birth_date=dt.date(1960, 1, 1) + dt.timedelta(days=rng.randint(0, 365 * 42)),
                 sex=sex,
                 insurance_symbol=symbol,
                 insurance_number=str(rng.randint(1, 99999)),
+                insurance_branch="01" if family else "00",
                 address=fake.address(),
                 phone=fake.phone_number(),
             )
@@ -248,6 +250,7 @@ def demo_registration_samples() -> list[DemoRegistration]:
                 card = {
                     "記号 / symbol": dependant.insurance_symbol,
                     "番号 / number": dependant.insurance_number,
+                    "枝番 / branch": dependant.insurance_branch,
                     "続柄 / relationship": str(Member.Relationship(dependant.relationship).label),
                     "性別 / sex": str(Member.Sex(dependant.sex).label),
                     "生まれた年 / birth year": str(dependant.birth_date.year),

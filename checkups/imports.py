@@ -622,9 +622,9 @@ def _csv_entry(line: int, cells: list[str], columns: list[str | None], catalogue
         problems.append(("", "no_results"))
     if employee_number:
         entry.employee_number = employee_number
-    elif all(card.get(t) for t in CARD_TARGETS):
+    elif all(card.get(t) for t in CARD_TARGETS) and (CARD_BRANCH, "bad_branch") not in problems:
         entry.card = (card["insurance_symbol"], card["insurance_number"], card["sex"], card["birth_date"])
-    elif not any(column in CARD_TARGETS for column, _reason in problems):
+    elif not any(column in CARD_TARGETS or column == CARD_BRANCH for column, _reason in problems):
         problems.append(("employee_number", "identity_missing"))
     return entry
 

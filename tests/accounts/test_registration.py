@@ -270,3 +270,35 @@ def test_card_lookup_uses_the_blind_index_and_decrypts_no_roster_entry(client, w
     register(client, email="other@example.jp", insurance_number="99")  # nobody's card
     assert LINK_RE.search(mail.outbox[0].body) and not LINK_RE.search(mail.outbox[1].body)
     assert decrypted == []
+
+
+def test_twins_on_one_card_register_each_as_themselves_by_the_branch(client, world, dependant):
+    """Twins of one sex under one card share every other field a card registration asks for: without
+    the 枝番 neither gets an account (not the first one found), with it each gets their own."""
+    with tenant_context(world.tenant_b):
+        dependant.insurance_branch = "01"
+        dependant.save()
+        twin = member_create(
+            name="乙山 桃子", relationship=Member.Relationship.FAMILY, sex=Member.Sex.FEMALE,
+            birth_date=dt.date(2012, 4, 17), insurance_symbol="1234", insurance_number="56", insurance_branch="02",
+        )  # fmt: skip
+    register(client, email="either@example.jp")
+    assert not LINK_RE.search(mail.outbox[-1].body) and "枝番" in mail.outbox[-1].body
+    register(client, email="momoko@example.jp", insurance_branch="2")  # as written without the zero
+    client.post(confirm_link(mail.outbox[-1]))
+    with tenant_context(world.tenant_b):
+        twin.refresh_from_db()
+        dependant.refresh_from_db()
+        assert twin.user.email == "momoko@example.jp" and dependant.user is None
+
+
+def test_another_persons_branch_is_never_a_match(client, world, dependant):
+    with tenant_context(world.tenant_b):
+        dependant.insurance_branch = "01"
+        dependant.save()
+    register(client, insurance_branch="02")  # the twin who is not on the roster
+    assert not LINK_RE.search(mail.outbox[-1].body)
+    response = register(client, insurance_branch="x1")
+    assert response.status_code == 200 and "枝番は2桁までの数字" in response.content.decode()
+    register(client, insurance_branch="01")
+    assert LINK_RE.search(mail.outbox[-1].body)

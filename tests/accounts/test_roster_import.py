@@ -380,6 +380,79 @@ def test_insurer_rows_are_keyed_by_card_symbol_number_relationship(world):
     assert again.counts["unchanged"] == 2 and again.counts["added"] == 0
 
 
+CARD_HEADER = ["保険者記号", "保険者番号", "枝番", "続柄", "氏名", "性別", "生年月日"]
+FATHER = ["12", "345", "00", "本人", "乙山 父", "男", "S50.1.1"]
+TWINS = [["12", "345", "01", "家族", "乙山 一子", "女", "H20.2.2"], ["12", "345", "02", "家族", "乙山 二子", "女", "H20.2.2"]]
+
+
+def card_roster(tenant) -> dict[str, Member]:
+    """The entries under card 12/345, by 枝番."""
+    with tenant_context(tenant):
+        return {str(m.insurance_branch): m for m in Member.objects.all() if m.insurance_number == "345"}
+
+
+def test_twins_on_one_card_are_two_people_told_apart_by_the_branch(world):
+    """Twins of one sex share 記号/番号/続柄/性別/生年月, the card key: with the 枝番 each is imported,
+    updated and left out (mode full) as themselves."""
+    data = roster_csv([FATHER, *TWINS], header=CARD_HEADER)
+    assert run(world.tenant_b, data).counts["applied"]["added"] == 3
+    assert validate(world.tenant_b, data).counts["unchanged"] == 3
+    renamed = [FATHER, TWINS[0], [*TWINS[1][:4], "乙山 双葉", *TWINS[1][5:]]]
+    job = run(world.tenant_b, roster_csv(renamed, header=CARD_HEADER))
+    assert (job.counts["applied"]["updated"], job.counts["applied"]["added"]) == (1, 0)
+    on_card = card_roster(world.tenant_b)
+    assert (on_card["01"].name, on_card["02"].name) == ("乙山 一子", "乙山 双葉")
+    with tenant_context(world.tenant_b):
+        others = Member.objects.filter(is_active=True).count() - 3
+    job = validate(world.tenant_b, roster_csv([FATHER, TWINS[0]], header=CARD_HEADER), mode="full")
+    assert job.counts["deactivated"] == others + 1  # the second twin left the insurer
+    apply(world.tenant_b, job)
+    on_card = card_roster(world.tenant_b)
+    assert (on_card["00"].is_active, on_card["01"].is_active, on_card["02"].is_active) == (True, True, False)
+
+
+def test_rows_sharing_a_card_key_without_branches_are_refused_not_merged(world):
+    header = [c for c in CARD_HEADER if c != "枝番"]
+    without = [[*row[:2], *row[3:]] for row in TWINS]
+    job = validate(world.tenant_b, roster_csv(without, header=header))
+    assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [(3, "insurance_number", "same_card")]
+    job = validate(world.tenant_b, roster_csv([TWINS[0], [*TWINS[1][:2], "", *TWINS[1][3:]]], header=CARD_HEADER))
+    assert [(e["row"], e["code"]) for e in job.errors] == [(3, "same_card")]
+    job = validate(world.tenant_b, roster_csv([TWINS[0], TWINS[0]], header=CARD_HEADER))
+    assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [(3, "insurance_branch", "same_card")]
+    assert "枝番" in roster_import.error_message("same_card")
+
+
+def test_a_branch_given_later_fills_in_the_entry_on_file_and_the_twin_is_added(world):
+    header = [c for c in CARD_HEADER if c != "枝番"]
+    run(world.tenant_b, roster_csv([[*TWINS[0][:2], *TWINS[0][3:]]], header=header))
+    job = run(world.tenant_b, roster_csv([TWINS[0]], header=CARD_HEADER))
+    assert (job.counts["applied"]["updated"], job.counts["applied"]["added"]) == (1, 0)
+    job = run(world.tenant_b, roster_csv(TWINS, header=CARD_HEADER))
+    assert (job.counts["applied"]["unchanged"], job.counts["applied"]["added"]) == (1, 1)
+    assert set(card_roster(world.tenant_b)) == {"01", "02"}
+
+
+def test_a_row_without_branch_that_two_entries_on_file_share_is_an_error(world):
+    run(world.tenant_b, roster_csv(TWINS, header=CARD_HEADER))
+    header = [c for c in CARD_HEADER if c != "枝番"]
+    job = validate(world.tenant_b, roster_csv([[*TWINS[0][:2], *TWINS[0][3:]]], header=header))
+    assert [(e["row"], e["code"]) for e in job.errors] == [(2, "card_ambiguous")]
+    assert job.counts["errors"] == 1 and job.counts["updated"] == job.counts["added"] == 0
+
+
+@pytest.mark.parametrize("text, stored", [("1", "01"), ("０２", "02"), ("10", "10")])
+def test_the_branch_is_stored_as_the_card_prints_it(world, text, stored):
+    run(world.tenant_b, roster_csv([[*TWINS[0][:2], text, *TWINS[0][3:]]], header=CARD_HEADER))
+    assert set(card_roster(world.tenant_b)) == {stored}
+
+
+@pytest.mark.parametrize("text, code", [("001", "branch"), ("1a", "branch"), ("-1", "formula")])
+def test_a_branch_that_is_not_two_digits_is_refused(world, text, code):
+    job = validate(world.tenant_b, roster_csv([[*TWINS[0][:2], text, *TWINS[0][3:]]], header=CARD_HEADER))
+    assert [(e["column"], e["code"]) for e in job.errors] == [("insurance_branch", code)]
+
+
 # --- Resumable apply ----------------------------------------------------------------------------------------
 
 

@@ -186,6 +186,33 @@ def test_two_roster_entries_with_the_same_card_are_refused_as_ambiguous(world):
         assert "member_ambiguous" in codes(job) and not CheckupRecord.objects.exists()
 
 
+def test_twins_on_one_card_are_told_apart_by_the_branch_and_never_given_each_others_results(world):
+    """Twins of one sex on one card share 記号/番号/続柄/性別/生年月: only the 枝番 tells them apart. A
+    document carrying one twin's branch is that twin's; another branch is nobody's, none is ambiguous."""
+    with tenant_context(world.tenant_a):
+        first, second = card_member("0001", employee_number="X1"), card_member("0001", employee_number="X2")
+        for member, branch in ((first, "01"), (second, "02")):
+            member.insurance_branch = branch
+            member.save()
+        job = run(doc("0001", branch="02"))
+        assert job.counts["applied"]["added"] == 1
+        assert CheckupRecord.objects.get().member_id == second.pk
+        assert "member_not_found" in codes(run(doc("0001", branch="03", exam_date=dt.date(2025, 6, 3))))
+        assert "member_ambiguous" in codes(run(doc("0001", branch=None, exam_date=dt.date(2025, 6, 4))))
+        assert "bad_branch" in codes(run(doc("0001", branch="1A", exam_date=dt.date(2025, 6, 5))))
+        assert CheckupRecord.objects.count() == 1
+
+
+def test_a_document_with_a_twins_branch_is_not_given_to_the_other_twin_alone_on_file(world):
+    with tenant_context(world.tenant_a):
+        first = card_member("0001")
+        first.insurance_branch = "01"
+        first.save()
+        job = run(doc("0001", branch="2"))  # "2" is branch 02: the twin who is not on the roster
+        assert "member_not_found" in codes(job) and not CheckupRecord.objects.exists()
+        assert run(doc("0001", branch="01")).counts["applied"]["added"] == 1
+
+
 def test_another_tenants_roster_is_never_matched(world):
     with tenant_context(world.tenant_b):
         card_member("0001")
@@ -413,6 +440,29 @@ def test_a_provider_csv_without_employee_numbers_is_matched_by_insurance_card(wo
         assert job.counts["applied"]["added"] == 1
         assert sorted((e["row"], e["code"]) for e in job.errors) == [(3, "member_not_found"), (4, "bad_answer")]
         assert CheckupRecord.objects.filter(member=person, exam_date=dt.date(2025, 6, 2)).count() == 1
+
+
+def test_a_provider_csv_with_the_branch_column_tells_twins_apart(world):
+    with tenant_context(world.tenant_b):
+        twins = [card_member("0042", employee_number=f"T-{b}") for b in ("01", "02")]
+        for member, branch in zip(twins, ("01", "02"), strict=True):
+            member.insurance_branch = branch
+            member.save()
+        mapping = imports.mapping_save(provider="双子の健診機関", acting_user=None, mapping={
+            "記号": "insurance_symbol", "番号": "insurance_number", "枝番": "insurance_branch", "性別": "sex",
+            "生年月日": "birth_date", "受診日": "exam_date", "収縮期血圧": "systolic",
+        })  # fmt: skip
+        lines = ["記号,番号,枝番,性別,生年月日,受診日,収縮期血圧",
+                 "ﾃｽﾄ,0042,2,男,1970-04-15,2025-06-02,141",  # Excel dropped the leading zero of 02
+                 "ﾃｽﾄ,0042,01,男,1970-04-15,2025-06-02,118",
+                 "ﾃｽﾄ,0042,,男,1970-04-15,2025-06-03,120",  # no branch: either twin
+                 "ﾃｽﾄ,0042,001,男,1970-04-15,2025-06-04,120"]  # fmt: skip
+        job = run(("\r\n".join(lines) + "\r\n").encode("cp932"), source=imports.SOURCE_CSV, mapping_id=mapping.pk)
+        assert job.counts["applied"]["added"] == 2
+        assert sorted((e["row"], e["code"]) for e in job.errors) == [(4, "member_ambiguous"), (5, "bad_branch")]
+        records = CheckupRecord.objects.filter(member__in=twins)
+        systolic = {r.member_id: r.result_values()["systolic"] for r in records}
+        assert systolic == {twins[0].pk: 118, twins[1].pk: 141}
 
 
 def test_a_mapping_to_an_unknown_item_or_without_identity_is_refused(world):

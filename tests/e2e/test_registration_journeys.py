@@ -73,6 +73,7 @@ def test_newcomer_registers_with_card_data_confirms_logs_in_and_out(page: Page, 
     expect(page.get_by_role("heading", name="アカウント登録", exact=True)).to_be_visible()
     page.get_by_label("記号").fill(card["記号 / symbol"])
     page.get_by_label("番号").fill(card["番号 / number"])
+    page.get_by_label("枝番").fill(card["枝番 / branch"])
     page.get_by_label("続柄").select_option(label=card["続柄 / relationship"])
     page.get_by_label("性別").select_option(label=card["性別 / sex"])
     page.get_by_label("生まれた年").select_option(card["生まれた年 / birth year"])

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from healthapp.crypto.fields import EncryptedTextField
 from tenants.models import SameTenantForeignKey, TenantScopedModel
 
 
@@ -34,7 +35,9 @@ class Job(TenantScopedModel):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     state = models.CharField(max_length=12, choices=State.choices, default=State.UPLOADED)
     file = models.CharField(max_length=255)  # name in private storage (STORAGES["default"])
-    file_name = models.CharField(max_length=255, blank=True)  # as uploaded; pages show it to the uploader only
+    # As uploaded: it may name a person (山田太郎の健診.xml), so it is sealed like the file itself, and
+    # pages show it to the uploader only.
+    file_name = EncryptedTextField(null=True, default="", blank=True)
     file_size = models.PositiveBigIntegerField(default=0)
     file_sha256 = models.CharField(max_length=64)
     options = models.JSONField(default=dict, blank=True)

@@ -187,3 +187,17 @@ def test_an_uploads_file_name_is_shown_to_its_uploader_only(hr_client, world):
     listing = other.get("/roster/import/").content.decode()
     assert "名簿.csv" not in listing and 'data-testid="file-name-withheld"' in listing
     assert "名簿.csv" not in other.get(response.url).content.decode()
+
+
+def test_an_uploads_file_name_is_stored_sealed(hr_client, world):
+    """The name is personal data as much as the file: the job's column holds ciphertext only."""
+    from django.db import connection
+
+    response = upload(hr_client, roster_csv([person("N1")]))
+    job_id = int(response.url.rstrip("/").rsplit("/", 1)[1])
+    with tenant_context(world.tenant_a), connection.cursor() as cursor:
+        cursor.execute("SELECT file_name FROM healthapp_job WHERE id = %s", [job_id])
+        (stored,) = cursor.fetchone()
+        assert "名簿".encode() not in bytes(stored) and "名簿.csv".encode("utf-16-le") not in bytes(stored)
+        assert Job.objects.get(pk=job_id).file_name == "名簿.csv"
+    assert "名簿.csv" in hr_client.get(response.url).content.decode()

@@ -19,6 +19,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import audit
+from accounts import policy
 from accounts.models import User
 from healthapp.errors import AppError
 from tenants.context import current_tenant
@@ -37,8 +38,9 @@ def security_policy() -> TenantSecurityPolicy:
 
 
 def mfa_mandatory(user: User) -> bool:
-    """Does the role (every one but employee) or the tenant's policy demand a second factor?"""
-    if user.is_privileged:
+    """Does the role (every one but employee), a label over others' data or the tenant's policy demand a
+    second factor?"""
+    if policy.privileged(user):
         return True
     return user.tenant_id is not None and current_tenant() is not None and security_policy().mfa_required_for_all
 

@@ -86,6 +86,17 @@ def effective_grants_of_all(
     return result
 
 
+def privileged(user) -> bool:
+    """Bound to a second factor and the tenant's IP allowlist: every role but employee, and anyone holding
+    a label over other people's data, whatever their role (an employee login given 産業医 by a grant reads
+    lab values and signs 就業判定 like any physician)."""
+    return bool(user.is_privileged or rights_over_others(effective_grants(user)))
+
+
+def rights_over_others(grants: list[EffectiveGrant]) -> bool:
+    return any(g.scope != Scope.SELF for g in grants)
+
+
 def _may_hold_grants(user) -> bool:
     return bool(getattr(user, "is_authenticated", False) and user.tenant_id is not None and user.is_active)
 

@@ -177,7 +177,7 @@ def access_review(*, today: dt.date | None = None) -> list[AccessReviewRow]:
         member = members.get(user.pk)
         has_mfa = user.pk in with_mfa
         flags = []
-        if user.is_privileged and not has_mfa:
+        if (user.is_privileged or policy.rights_over_others(grants)) and not has_mfa:
             flags.append("privileged_without_mfa")
         if user.last_login is None or user.last_login < timezone.now() - dt.timedelta(days=90):
             flags.append("inactive_90_days")

@@ -19,8 +19,11 @@ MAX_ENTRIES = 200
 
 
 def allowlist_applies_to(user) -> bool:
-    """Every tenant user other than an employee is bound to the tenant's allowlist."""
-    return user.tenant_id is not None and user.role != "employee"
+    """Every tenant user other than an employee, and an employee holding a label over others' data, is
+    bound to the tenant's allowlist."""
+    from accounts import policy
+
+    return user.tenant_id is not None and policy.privileged(user)
 
 
 def allowlist_can_manage(user) -> bool:

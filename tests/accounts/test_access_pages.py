@@ -112,6 +112,17 @@ def test_access_review_flags_ended_qualification_and_inactivity(world, salespers
     assert "qualification_ended" in row.flags and "inactive_90_days" in row.flags
 
 
+def test_access_review_flags_an_employee_with_a_label_over_others_and_no_second_factor(world, salesperson):
+    from accounts.selectors import access_review
+    from accounts.services import label_grant_create
+
+    with tenant_context(world.tenant_a):
+        assert "privileged_without_mfa" not in next(r for r in access_review() if r.email == "sales@a.example").flags
+        label_grant_create(office=world.office_a, target_kind="department", target="営業部", labels=["manager"],
+                           scope_="department", acting_user=world.admin_a)  # fmt: skip
+        assert "privileged_without_mfa" in next(r for r in access_review() if r.email == "sales@a.example").flags
+
+
 def test_access_review_matches_each_users_rights_in_a_fixed_number_of_queries(world, salesperson):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

@@ -235,3 +235,29 @@ def test_org_admin_makes_mfa_mandatory_for_everyone_on_the_settings_page(world):
     # Tenant B's policy is its own.
     with tenant_context(world.tenant_b):
         assert not TenantSecurityPolicy.objects.filter(mfa_required_for_all=True).exists()
+
+
+def test_an_employee_given_a_label_over_others_needs_a_second_factor(world):
+    """Rights come from labels, not roles: an employee login given 産業医 by a grant reads lab values and
+    signs 就業判定 like a physician, so it is bound to a second factor like one."""
+    from accounts.services import label_grant_create
+
+    with tenant_context(world.tenant_a):
+        label_grant_create(office=world.office_a, target_kind="employee", target="A0", labels=["physician"],
+                           scope_="office", acting_user=world.admin_a)  # fmt: skip
+    employee = Client()
+    password_login(employee, "member@a.example", TEST_PASSWORD)
+    for path in ("/", "/checkups/review/"):
+        response = employee.get(path)
+        assert response.status_code == 302 and response.url.startswith("/accounts/mfa/setup/")
+
+
+def test_a_label_over_ones_own_data_only_asks_for_nothing_more(world):
+    from accounts.services import label_grant_create
+
+    with tenant_context(world.tenant_a):
+        label_grant_create(office=world.office_a, target_kind="employee", target="A0", labels=["roster_viewer"],
+                           scope_="self", acting_user=world.admin_a)  # fmt: skip
+    employee = Client()
+    password_login(employee, "member@a.example", TEST_PASSWORD)
+    assert employee.get("/").status_code == 200

@@ -140,3 +140,17 @@ def test_only_the_org_admin_manages_the_list(world, hr_admin, email):
     assert client.get("/settings/allowlist/").status_code == 403
     assert client.post("/settings/allowlist/", {"networks": "10.0.0.0/8"}).status_code == 403
     assert client.get("/settings/security/").status_code == 403
+
+
+def test_an_employee_given_a_label_over_others_is_bound_to_the_list(world, office_only):
+    from accounts.services import label_grant_create
+
+    with tenant_context(world.tenant_a):
+        label_grant_create(office=world.office_a, target_kind="department", target="営業部",
+                           labels=["manager"], scope_="department", acting_user=world.admin_a)  # fmt: skip
+    outside = Client(REMOTE_ADDR=HOME)
+    log_in(outside, "member@a.example", TEST_PASSWORD)
+    assert outside.get("/").status_code == 403
+    inside = Client(REMOTE_ADDR=OFFICE)
+    log_in(inside, "member@a.example", TEST_PASSWORD)
+    assert inside.get("/").status_code == 200

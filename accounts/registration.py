@@ -122,12 +122,14 @@ def _card_matches(card: InsuranceCard) -> list[tuple[Tenant, Member]]:
                 birth_year_month=card.birth_year_month,
             )
             on_card = list(Member.objects.filter(insurance_card_index=index).order_by("pk")[:5])
-            if card.branch or len(on_card) > 1:
+            if card.branch:
                 # Twins of one sex under one insured person share the index: only the 枝番 tells them
-                # apart, and another person's 枝番 is never a match.
+                # apart. Another person's 枝番 is never a match; an entry without one only when it is the
+                # card's only entry (then nothing on file could tell). Without a typed 枝番, two entries
+                # stay two: ambiguous, no account.
                 same = [m for m in on_card if m.insurance_branch == card.branch]
-                on_card = same or [m for m in on_card if not m.insurance_branch]
-            matches += [(tenant, member) for member in on_card]  # more than one: ambiguous, no account
+                on_card = same or [m for m in on_card if len(on_card) == 1 and not m.insurance_branch]
+            matches += [(tenant, member) for member in on_card]
     return matches
 
 

@@ -685,49 +685,51 @@ def _existing(rows: list[Row], columns: list[str | None]) -> tuple[dict[int, Cur
             if row.key_field != key_field or row.key not in entries:
                 continue
             candidates = [c for c in entries[row.key] if c.pk not in taken]
-            match = _by_branch(row, candidates) if len(entries[row.key]) > 1 or row.branch else candidates
-            if len(match) > 1:
+            if key_field == "insurance_card_index":
+                candidates = _same_person(row, candidates)
+            if len(candidates) > 1:
                 ambiguous.add(row.number)
-            elif match:
-                found[row.number] = match[0]
-                taken.add(match[0].pk)
+            elif candidates:
+                found[row.number] = candidates[0]
+                taken.add(candidates[0].pk)
     # An insurer's roster keyed by card until now, and a file that brings employee numbers: the person on
-    # file under the row's card, if exactly one and without an employee number, is that row's (not a new one).
+    # file under the row's card without an employee number, if exactly one is the row's, is that row's
+    # (not a new one).
     by_card: dict[str, list[Row]] = {}
     for row in rows:
         if row.card_key and row.number not in found:
             by_card.setdefault(row.card_key, []).append(row)
     if by_card:
-        hits: dict[str, list] = {}
-        for card_key, *entry in rows_by_keys(
+        on_card: dict[str, list[Current]] = {}
+        taken = {current.pk for current in found.values()}
+        for card_key, pk, uid, user_id, office_id, department_id, is_active, number_index, *rest in rows_by_keys(
             Member, "insurance_card_index", list(by_card), [*fields[:6], "employee_number_index", *plain, *names]
         ):
-            hits.setdefault(card_key, []).append(entry)
-        taken = {current.pk for current in found.values()}
-        for card_key, entries_on_card in hits.items():
-            if len(entries_on_card) != 1 or len(by_card[card_key]) != 1:
-                continue  # two people under one card key
-            pk, uid, user_id, office_id, department_id, is_active, number_index, *rest = entries_on_card[0]
-            if number_index or pk in taken:
-                continue  # someone with an employee number already, or a row's match by that number
-            row, current = (
-                by_card[card_key][0],
-                Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest)),
-            )
-            if row.branch and current.values.get("insurance_branch") not in (None, "", row.branch):
-                continue  # the card's other person
-            found[row.number] = current
+            if not number_index and pk not in taken:  # someone with an employee number is someone else
+                current = Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
+                on_card.setdefault(card_key, []).append(current)
+        for card_key, card_rows in by_card.items():
+            for row in card_rows:
+                candidates = [c for c in _same_person(row, on_card.get(card_key, [])) if c.pk not in taken]
+                if len(candidates) == 1 and (row.branch or len(card_rows) == 1):
+                    found[row.number] = candidates[0]
+                    taken.add(candidates[0].pk)
     return found, ambiguous
 
 
-def _by_branch(row: Row, candidates: list[Current]) -> list[Current]:
-    """The entries among those sharing the row's card key that are the row's person: the one with the
-    row's 枝番, else the one entry without a branch yet (it is given the row's). A row without a
-    branch matches only a card key that is no one else's."""
+def _same_person(row: Row, candidates: list[Current]) -> list[Current]:
+    """The entries among those sharing the row's card key that may be the row's person. The card key is
+    shared by people whose cards differ only in the 枝番 (twins of one sex under one insured person):
+    with a 枝番, the entry that has it, else an entry without a branch yet and with the row's name (it is
+    given the row's branch: never the other twin's entry, whichever row comes first); without, all of
+    them (more than one is ambiguous)."""
     if not row.branch:
         return candidates
     same = [c for c in candidates if c.values.get("insurance_branch") == row.branch]
-    return same or [c for c in candidates if not c.values.get("insurance_branch")]
+    name = row.values.get("name")
+    return same or [
+        c for c in candidates if not c.values.get("insurance_branch") and _nfkc(c.values.get("name") or "") == name
+    ]
 
 
 # --- Services -------------------------------------------------------------------------------------------
@@ -804,6 +806,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     new_offices: set[str] = set()
     seen: set[int] = set()
     branches: dict[int, set[str]] = {}  # card key → the 枝番 of its rows ("" for none)
+    matched: set[int] = set()  # entries a row matched by card (its own key, or the fallback of a numbered row)
     errors: list[dict] = []
     chunks: list[list[int]] = []
     chunk: list[Row] = []
@@ -824,6 +827,8 @@ def _validate(job: Job, f: IO[bytes]) -> None:
                 counts["errors"] += 1
                 continue
             member = existing.get(row.number)
+            if member is not None and (row.card_key or row.key_field == "insurance_card_index"):
+                matched.add(member.pk)
             if member is None:
                 counts["added"] += 1
             else:
@@ -854,8 +859,6 @@ def _validate(job: Job, f: IO[bytes]) -> None:
             elif row.fingerprint in seen:
                 row.errors.append((COLUMN_FOR_KEY.get(row.key_field, ""), "duplicate_key"))
             seen.add(row.fingerprint)
-            if row.card_key:  # mode full: a member on file under this card only is listed too
-                seen.add(int(row.card_key[:16], 16))
         counts["rows"] += 1
         for column, code in row.errors:
             errors.append({"row": row.number, "column": column, "code": code})
@@ -873,7 +876,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         raise FileError("no_rows")
     missing: list[int] = []
     if job.options.get("mode") == FULL:
-        missing = [pk for pk, _user in _missing_members(seen, branches)]
+        missing = [pk for pk, _user in _missing_members(seen, matched)]
         counts["deactivated"] += len(missing)
         own = Member.objects.filter(user_id=job.created_by_id).values_list("pk", flat=True).first()
         if own is not None and own in set(missing):
@@ -890,27 +893,18 @@ def _validate(job: Job, f: IO[bytes]) -> None:
 COLUMN_FOR_KEY = {"employee_number_index": "employee_number", "insurance_card_index": "insurance_number"}
 
 
-def _missing_members(seen: set[int], branches: dict[int, set[str]]) -> Iterator[tuple[int, int | None]]:
-    """Active members with a key that the file does not list (mode full), as (pk, user_id). Under a
-    card key the file lists with 枝番 only, an entry whose own 枝番 is not among them is missing too
-    (one twin leaving the insurer)."""
-    tenant_id = require_tenant().pk
-    branch_field = Member._meta.get_field("insurance_branch")
-    for pk, user_id, uid, by_number, by_card, branch in (
+def _missing_members(seen: set[int], matched: set[int]) -> Iterator[tuple[int, int | None]]:
+    """Active members that no row of the file lists (mode full), as (pk, user_id): not by their employee
+    number, and not matched by their card (a card key the file lists is not enough: one twin may have
+    left while the other stays)."""
+    for pk, user_id, by_number, by_card in (
         Member.objects.filter(is_active=True)
-        .values_list("pk", "user_id", "uid", "employee_number_index", "insurance_card_index", "insurance_branch")
+        .values_list("pk", "user_id", "employee_number_index", "insurance_card_index")
         .iterator(chunk_size=2000)
     ):
-        if by_number and int(by_number[:16], 16) in seen:
+        if pk in matched or (by_number and int(by_number[:16], 16) in seen):
             continue
-        if not by_card or int(by_card[:16], 16) not in seen:
-            if by_number or by_card:
-                yield pk, user_id
-            continue
-        listed = branches.get(int(by_card[:16], 16))
-        if by_number or not listed or "" in listed or not isinstance(branch, bytes):
-            continue  # listed by its card (an entry without a 枝番 is the one a branch row fills in)
-        if open_row(tenant_id, uid.bytes, [(branch_field, branch)])[0] not in listed:
+        if by_number or by_card:
             yield pk, user_id
 
 

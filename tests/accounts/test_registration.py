@@ -302,3 +302,17 @@ def test_another_persons_branch_is_never_a_match(client, world, dependant):
     assert response.status_code == 200 and "枝番は2桁までの数字" in response.content.decode()
     register(client, insurance_branch="01")
     assert LINK_RE.search(mail.outbox[-1].body)
+
+
+def test_a_twin_who_leaves_out_the_branch_never_gets_the_other_twins_entry(client, world, dependant):
+    """One twin's entry has no 枝番 (a blank cell), the other's has: without a typed 枝番, that is still two
+    people under one card, and nobody gets an account."""
+    with tenant_context(world.tenant_b):
+        member_create(
+            name="乙山 桃子", relationship=Member.Relationship.FAMILY, sex=Member.Sex.FEMALE,
+            birth_date=dt.date(2012, 4, 17), insurance_symbol="1234", insurance_number="56", insurance_branch="02",
+        )  # fmt: skip
+    register(client, email="momoko@example.jp")
+    assert not LINK_RE.search(mail.outbox[-1].body)
+    register(client, email="momoko@example.jp", insurance_branch="03")  # nobody's 枝番: not the one without
+    assert not LINK_RE.search(mail.outbox[-1].body)

@@ -444,6 +444,44 @@ def test_a_row_without_branch_that_two_entries_on_file_share_is_an_error(world):
     assert job.counts["errors"] == 1 and job.counts["updated"] == job.counts["added"] == 0
 
 
+def test_a_row_keyed_by_employee_number_with_another_branch_updates_that_person(world):
+    """The 枝番 only tells apart people under one card key: it never outweighs an employee number."""
+    header = [*JA, "枝番"]
+    run(world.tenant_a, roster_csv([[*person("Z1"), "01"]], header=header))
+    job = validate(world.tenant_a, roster_csv([[*person("Z1"), "02"]], header=header))
+    assert (job.counts["added"], job.counts["updated"]) == (0, 1)
+    apply(world.tenant_a, job)
+    assert members(world.tenant_a)["Z1"].insurance_branch == "02"
+
+
+def test_the_entry_without_branch_stays_its_persons_whichever_twin_comes_first(world, settings):
+    """Only 二子 was on file (the second twin used to be a duplicate): the file with both twins' 枝番 fills
+    in hers and adds 一子, whether the twins' rows share a chunk or not, and the preview says so."""
+    header = [c for c in CARD_HEADER if c != "枝番"]
+    run(world.tenant_b, roster_csv([[*TWINS[1][:2], *TWINS[1][3:]]], header=header))
+    nijiko = card_roster(world.tenant_b)[""].pk
+    for chunk_rows in (1, 1000):
+        settings.ROSTER_IMPORT_CHUNK_ROWS = chunk_rows
+        job = validate(world.tenant_b, roster_csv(TWINS, header=CARD_HEADER))
+        assert (job.counts["added"], job.counts["updated"]) == (1, 1)
+    job = apply(world.tenant_b, job)
+    assert (job.counts["applied"]["added"], job.counts["applied"]["updated"]) == (1, 1)
+    on_card = card_roster(world.tenant_b)
+    assert on_card["02"].pk == nijiko and on_card["02"].name == "乙山 二子" and on_card["01"].name == "乙山 一子"
+
+
+def test_an_insurer_file_bringing_employee_numbers_for_twins_leaves_no_stale_entry(world):
+    header = [c for c in CARD_HEADER if c != "枝番"]
+    run(world.tenant_b, roster_csv([[*TWINS[0][:2], *TWINS[0][3:]]], header=header))
+    numbered = [["T-1", *TWINS[0]], ["T-2", *TWINS[1]]]
+    job = validate(world.tenant_b, roster_csv(numbered, header=["社員番号", *CARD_HEADER]), mode="full")
+    assert (job.counts["added"], job.counts["updated"]) == (1, 1)
+    apply(world.tenant_b, job)
+    with tenant_context(world.tenant_b):
+        twins = [m for m in Member.objects.filter(is_active=True) if m.insurance_number == "345"]
+        assert sorted((str(m.employee_number), m.insurance_branch) for m in twins) == [("T-1", "01"), ("T-2", "02")]
+
+
 @pytest.mark.parametrize("text, stored", [("1", "01"), ("０２", "02"), ("10", "10")])
 def test_the_branch_is_stored_as_the_card_prints_it(world, text, stored):
     run(world.tenant_b, roster_csv([[*TWINS[0][:2], text, *TWINS[0][3:]]], header=CARD_HEADER))

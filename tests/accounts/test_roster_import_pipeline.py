@@ -22,10 +22,10 @@ from tests.accounts.test_roster_import import person, roster_csv
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("private_storage")]
 
 
-def _confirmed(tenant, rows) -> Job:
+def _confirmed(tenant, rows, **csv_options) -> Job:
     with tenant_context(tenant):
         job = roster_import.roster_import_start(
-            upload=io.BytesIO(roster_csv(rows)), file_name="roster.csv", mode="partial", create_offices=True,
+            upload=io.BytesIO(roster_csv(rows, **csv_options)), file_name="roster.csv", mode="partial", create_offices=True,
             acting_user=None, enqueue=False,
         )  # fmt: skip
         job = roster_import.roster_import_validate(job_id=job.pk)
@@ -138,3 +138,21 @@ def test_two_jobs_confirmed_at_once_leave_one_applying_and_the_other_told_busy(c
     assert sorted(outcomes) == ["applying", "busy"]
     with tenant_context(tenant):
         assert Job.objects.filter(pk__in=[p.pk for p in previews], state=Job.State.APPLYING).count() == 1
+
+
+def test_twins_in_two_chunks_become_two_entries_on_the_two_thread_apply(committed_world, settings):
+    """The one entry on file without a 枝番 is the twin with its name; the other twin is added, even when
+    the worker prepares the second twin's chunk before the first one's is written."""
+    from tests.accounts.test_roster_import import CARD_HEADER, TWINS
+
+    settings.ROSTER_IMPORT_CHUNK_ROWS = 1
+    tenant = committed_world.tenant_b
+    header = [c for c in CARD_HEADER if c != "枝番"]
+    first = _confirmed(tenant, [[*TWINS[0][:2], *TWINS[0][3:]]], header=header)
+    roster_import.roster_import_apply(tenant=tenant, job_id=first.pk)
+    job = _confirmed(tenant, TWINS, header=CARD_HEADER)
+    assert (job.counts["added"], job.counts["updated"]) == (1, 1)
+    roster_import.roster_import_apply(tenant=tenant, job_id=job.pk)
+    with tenant_context(tenant):
+        on_card = sorted((m.insurance_branch, m.name) for m in Member.objects.all() if m.insurance_number == "345")
+        assert on_card == [("01", "乙山 一子"), ("02", "乙山 二子")]

@@ -40,6 +40,7 @@ class RosterUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     mode = serializers.ChoiceField(choices=[roster_import.PARTIAL, roster_import.FULL], default=roster_import.PARTIAL)
     create_offices = serializers.BooleanField(default=False)
+    clear_blanks = serializers.BooleanField(default=False, help_text="a blank cell clears the stored value")
 
 
 class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
@@ -60,7 +61,7 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
         data = upload.validated_data
         job = roster_import.roster_import_start(
             upload=data["file"], file_name=data["file"].name, mode=data["mode"],
-            create_offices=data["create_offices"], acting_user=request.user,
+            create_offices=data["create_offices"], clear_blanks=data["clear_blanks"], acting_user=request.user,
         )  # fmt: skip
         job.refresh_from_db()
         return Response(RosterImportSerializer(job).data, status=status.HTTP_201_CREATED)

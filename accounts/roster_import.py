@@ -263,6 +263,7 @@ class Context:
     tenant: Tenant
     columns: list[str | None]
     create_offices: bool
+    clear_blanks: bool
     today: dt.date
     offices: dict[str, Office]
     departments: dict[tuple[int, str], Department]
@@ -276,6 +277,7 @@ class Context:
             tenant=require_tenant(),
             columns=columns,
             create_offices=bool(job.options.get("create_offices")),
+            clear_blanks=bool(job.options.get("clear_blanks")),
             today=timezone.localdate(),
             offices=offices,
             departments=departments,
@@ -457,7 +459,7 @@ _CLEANERS = {
     "insurance_symbol": _code(20),
     "insurance_number": _code(20),
     "insurance_branch": _branch,
-    "relationship": _choice(_RELATIONSHIP, "relationship", Member.Relationship.SELF),
+    "relationship": _choice(_RELATIONSHIP, "relationship", ""),  # blank: 本人 for a new entry, kept on update
     "office": _text(200),
     "department": _text(200),
     "qualification_end": _date,
@@ -595,9 +597,12 @@ def _member_changes(member: Current, row: Row, ctx: Context, *, dry_run: bool = 
     run an office or department that does not exist yet counts as a change and is not created."""
     changes: dict[str, Any] = {}
     current_values = member.values
-    for column, value in row.values.items():
+    given = row.values if ctx.clear_blanks else {c: v for c, v in row.values.items() if v not in ("", None)}
+    for column, value in given.items():
         if column in ("office", "department"):
             continue
+        if column == "relationship" and not value:
+            value = Member.Relationship.SELF  # cleared: the default, a roster entry always has one
         current = current_values.get(column)
         if column in PERSONAL_TEXT or column == "relationship":
             current = "" if current is None else str(current)
@@ -605,16 +610,17 @@ def _member_changes(member: Current, row: Row, ctx: Context, *, dry_run: bool = 
             current = dt.date(current.year, current.month, current.day)
         if current != value:
             changes[column] = value
-    if "office" in row.values:
+    if "office" in given:
         office_id, department_id = _office_ids(row, ctx, create=not dry_run)
         if member.office_id != office_id:
             changes["office_id"] = office_id
-            if "department" not in row.values and member.department_id is not None:
+            if "department" not in given and member.department_id is not None:
                 changes["department_id"] = None  # a department belongs to its office: not kept across a move
-        if "department" in row.values and member.department_id != department_id:
+        if "department" in given and member.department_id != department_id:
             changes["department_id"] = department_id
-    # Without the 資格喪失日 column the stored date still decides: a member past it stays inactive.
-    active = _target_active(row.values if "qualification_end" in row.values else current_values, ctx.today)
+    # Without a 資格喪失日 (no column, or a blank kept) the stored date still decides: a member past it stays
+    # inactive.
+    active = _target_active(given if "qualification_end" in given else current_values, ctx.today)
     if member.is_active != active:
         changes["is_active"] = active
     return changes
@@ -742,10 +748,13 @@ def roster_import_start(
     mode: str,
     create_offices: bool,
     acting_user: User | None,
+    clear_blanks: bool = False,
     enqueue: bool = True,
 ) -> Job:
     """Store the upload in private storage and queue its validation (the dry run); ``enqueue=False``
-    leaves running it to the caller (the operator command works in-process)."""
+    leaves running it to the caller (the operator command works in-process). ``clear_blanks``: a blank
+    cell clears the stored value; by default it leaves it as it is, so a file filled in with only what
+    its author knows loses nothing."""
     if mode not in (FULL, PARTIAL):
         raise AppError("invalid_mode", _("取り込み方法を選んでください。"))
     job = jobs.job_create(
@@ -753,7 +762,7 @@ def roster_import_start(
         upload=upload,
         file_name=file_name,
         max_bytes=settings.ROSTER_IMPORT_MAX_BYTES,
-        options={"mode": mode, "create_offices": bool(create_offices)},
+        options={"mode": mode, "create_offices": bool(create_offices), "clear_blanks": bool(clear_blanks)},
         acting_user=acting_user,
     )
     if enqueue:
@@ -1076,6 +1085,7 @@ def _new_member(row: Row, ctx: Context, now: dt.datetime, defaults: dict[str, An
     """A new roster entry's attributes (plaintext; sealed when written), defaults for the rest."""
     values = defaults.copy()
     values.update(row.values)
+    values["relationship"] = values.get("relationship") or _SELF
     del values["office"], values["department"]  # names; the entry holds their ids
     values["uid"] = uuid.uuid4()
     values["office_id"], values["department_id"] = _office_ids(row, ctx)

@@ -31,13 +31,18 @@ class RosterUploadForm(forms.Form):
         widget=forms.RadioSelect,
     )
     create_offices = forms.BooleanField(label=_("未登録の事業所・部署を作成する"), required=False)
+    clear_blanks = forms.BooleanField(
+        label=_("空欄のセルで登録済みの値を消す"),
+        required=False,
+        help_text=_("選ばなければ、空欄のセルは登録済みの値をそのまま残します。"),
+    )
 
 
 def _start(data: dict[str, Any], acting_user) -> Job:
     upload = data["file"]
     return roster_import.roster_import_start(
         upload=upload, file_name=upload.name, mode=data["mode"], create_offices=data["create_offices"],
-        acting_user=acting_user,
+        clear_blanks=data["clear_blanks"], acting_user=acting_user,
     )  # fmt: skip
 
 

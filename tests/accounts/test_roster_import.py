@@ -691,3 +691,44 @@ def test_the_shipped_cp932_sample_shows_one_of_each_outcome(world):
     assert job.plan["encoding"] == "cp932"
     assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [(7, "birth_date", "date_outside_era")]
     assert job.counts["added"] == 5 and job.counts["new_offices"] == 1  # 大阪支社 is new in tenant A
+
+
+# --- Blank cells ----------------------------------------------------------------------------------------
+
+
+def test_a_blank_cell_keeps_the_stored_value_unless_the_upload_asks_to_clear(world):
+    """A newcomer fills in the template with what they know: the blanks must not wipe what is on file.
+    Clearing is a choice made on the upload (and shown on the preview)."""
+    run(world.tenant_a, roster_csv([person("Z1", kana="ヤマダ ハナコ", birth="1990-01-02", sex="女",
+                                           end="2099-03-31", email="z1@example.jp")]))  # fmt: skip
+    sparse = roster_csv([person("Z1", kana="", birth="", sex="", end="", email="", dept="")])
+    job = run(world.tenant_a, sparse)
+    assert job.counts["applied"]["unchanged"] == 1 and job.counts["applied"]["updated"] == 0
+    kept = members(world.tenant_a)["Z1"]
+    assert (kept.kana_name, kept.birth_date, kept.sex, kept.email) == (
+        "ヤマダ ハナコ", dt.date(1990, 1, 2), "female", "z1@example.jp")  # fmt: skip
+    assert kept.qualification_end == dt.date(2099, 3, 31) and kept.department.name == "営業部"
+
+    job = validate(world.tenant_a, sparse)
+    with tenant_context(world.tenant_a):
+        job = roster_import.roster_import_start(
+            upload=io.BytesIO(sparse), file_name="r.csv", mode="partial", create_offices=False, clear_blanks=True,
+            acting_user=None, enqueue=False,
+        )  # fmt: skip
+        job = roster_import.roster_import_validate(job_id=job.pk)
+    assert job.counts["updated"] == 1
+    apply(world.tenant_a, job)
+    cleared = members(world.tenant_a)["Z1"]
+    assert (cleared.kana_name, cleared.birth_date, cleared.sex, cleared.email) == ("", None, "", "")
+    assert cleared.qualification_end is None and cleared.department is None and cleared.relationship == "self"
+
+
+def test_a_blank_relationship_keeps_family_and_makes_a_new_entry_self(world):
+    header = ["保険者記号", "保険者番号", "続柄", "氏名", "性別", "生年月日"]
+    run(world.tenant_b, roster_csv([["12", "345", "家族", "乙山 子", "女", "H20.2.2"]], header=header))
+    job = run(world.tenant_b, roster_csv([["12", "345", "家族", "乙山 子", "女", "H20.2.2"],
+                                          ["12", "346", "", "乙山 新", "男", "S50.1.1"]], header=header))  # fmt: skip
+    assert (job.counts["applied"]["unchanged"], job.counts["applied"]["added"]) == (1, 1)
+    with tenant_context(world.tenant_b):
+        relationships = {m.name: m.relationship for m in Member.objects.all() if m.insurance_symbol == "12"}
+    assert relationships == {"乙山 子": "family", "乙山 新": "self"}

@@ -201,3 +201,14 @@ def test_an_uploads_file_name_is_stored_sealed(hr_client, world):
         assert "名簿".encode() not in bytes(stored) and "名簿.csv".encode("utf-16-le") not in bytes(stored)
         assert Job.objects.get(pk=job_id).file_name == "名簿.csv"
     assert "名簿.csv" in hr_client.get(response.url).content.decode()
+
+
+def test_the_upload_page_offers_clearing_blank_cells_and_the_preview_says_which(hr_client, world):
+    page = hr_client.get("/roster/import/").content.decode()
+    assert "空欄のセルで登録済みの値を消す" in page and "空欄のセルは登録済みの値をそのまま残します" in page
+    kept = upload(hr_client, roster_csv([person("N1")]))
+    assert "登録済みの値を残す" in hr_client.get(kept.url).content.decode()
+    cleared = upload(hr_client, roster_csv([person("N1")]), clear_blanks="on")
+    with tenant_context(world.tenant_a):
+        assert Job.objects.get(pk=int(cleared.url.rstrip("/").rsplit("/", 1)[1])).options["clear_blanks"] is True
+    assert "登録済みの値を消す" in hr_client.get(cleared.url).content.decode()

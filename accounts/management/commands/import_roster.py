@@ -1,4 +1,4 @@
-"""manage.py import_roster --tenant SLUG FILE [--mode full|partial] [--dry-run] [--create-offices]"""
+"""manage.py import_roster --tenant SLUG FILE [--mode full|partial] [--dry-run] [--create-offices] [--clear-blanks]"""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class Command(TenantCommand):
         parser.add_argument("--mode", choices=[roster_import.PARTIAL, roster_import.FULL], default="partial")
         parser.add_argument("--dry-run", action="store_true", help="validate and show the diff, change nothing")
         parser.add_argument("--create-offices", action="store_true", help="create unknown offices/departments")
+        parser.add_argument("--clear-blanks", action="store_true", help="a blank cell clears the stored value")
 
     def handle_tenant(self, tenant, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
@@ -35,7 +36,8 @@ class Command(TenantCommand):
             with path.open("rb") as upload:
                 job = roster_import.roster_import_start(
                     upload=upload, file_name=path.name, mode=options["mode"],
-                    create_offices=options["create_offices"], acting_user=None, enqueue=False,
+                    create_offices=options["create_offices"], clear_blanks=options["clear_blanks"],
+                    acting_user=None, enqueue=False,
                 )  # fmt: skip
             # The command works in-process (no worker needed) through the same services.
             job = roster_import.roster_import_validate(job_id=job.pk)

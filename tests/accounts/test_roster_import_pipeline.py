@@ -25,8 +25,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("private_storage")]
 def _confirmed(tenant, rows, **csv_options) -> Job:
     with tenant_context(tenant):
         job = roster_import.roster_import_start(
-            upload=io.BytesIO(roster_csv(rows, **csv_options)), file_name="roster.csv", mode="partial", create_offices=True,
-            acting_user=None, enqueue=False,
+            upload=io.BytesIO(roster_csv(rows, **csv_options)), file_name="roster.csv", mode="partial",
+            create_offices=True, acting_user=None, enqueue=False,
         )  # fmt: skip
         job = roster_import.roster_import_validate(job_id=job.pk)
         return roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)

@@ -109,6 +109,10 @@ _HEADER_LOOKUP = {
 ERROR_MESSAGES = {
     # file level
     "encoding": gettext_lazy("文字コードを判別できません。UTF-8 または Shift_JIS (CP932) の CSV を使ってください。"),
+    "utf16": gettext_lazy(
+        "UTF-16（Excel の「Unicode テキスト」）のファイルは読めません。"
+        "Excel で「CSV UTF-8（コンマ区切り）」または「CSV（コンマ区切り）」として保存してください。"
+    ),
     "binary": gettext_lazy("CSV ファイルではありません（バイナリデータが含まれています）。"),
     "csv_format": gettext_lazy("CSV の形式が正しくありません（引用符の閉じ忘れなど）。"),
     "no_header": gettext_lazy("見出し行がありません。"),
@@ -134,13 +138,16 @@ ERROR_MESSAGES = {
     "sex": gettext_lazy("性別は 男/女（male/female）で入力してください。"),
     "relationship": gettext_lazy("続柄は 本人/家族（self/family）で入力してください。"),
     "email": gettext_lazy("メールアドレスの形式が正しくありません。"),
-    "duplicate_key": gettext_lazy("同じ社員番号（または保険証の記号・番号・続柄）の行がファイル内に複数あります。"),
+    "duplicate_key": gettext_lazy(
+        "同じ社員番号の行がファイル内で先にあります（先の行を取り込み、この行は取り込みません）。"
+    ),
     "same_card": gettext_lazy(
         "保険証の記号・番号・続柄・性別・生年月が同じ行がファイル内に複数あります。"
         "双子など別の方であれば、枝番の列で区別してください。"
     ),
     "card_ambiguous": gettext_lazy(
-        "名簿に保険証の記号・番号・続柄・性別・生年月が同じ方が複数いるため、どなたの行か決められません。枝番の列を加えてください。"
+        "名簿に保険証の記号・番号・続柄・性別・生年月が同じ方が複数いるため、どなたの行か決められません。"
+        "この行に枝番を入力してください（枝番の列がなければ列を加えてください）。"
     ),
     "branch": gettext_lazy("枝番は2桁までの数字で入力してください（例: 00、01）。"),
     "no_key": gettext_lazy("社員番号、または保険者記号・保険者番号・性別・生年月日が必要です。"),
@@ -351,8 +358,8 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
         row.errors.append(("name", "required"))
     _resolve_office(row, ctx)
     if ctx.insurer and not values.get("employee_number"):
-        if not all(values.get(c) for c in INSURER_CARD):
-            row.errors.append(("", "no_key"))
+        if missing := [c for c in INSURER_CARD if not values.get(c)]:
+            row.errors.append((missing[0], "no_key"))
             return row
         row.key_field = "insurance_card_index"
         row.key = _card_key(values, ctx)
@@ -494,7 +501,10 @@ def detect_encoding(f: IO[bytes]) -> str:
 
     Control characters (NUL and friends) mean binary junk whatever the codec says."""
     f.seek(0)
-    if f.read(3) == BOM:
+    start = f.read(READ_BLOCK)
+    if _utf16(start):
+        raise FileError("utf16")  # Excel's "Unicode text": NUL bytes, yet not binary junk
+    if start[:3] == BOM:
         candidates = ["utf-8-sig"]
     else:
         candidates = ["utf-8", "cp932"]
@@ -511,6 +521,19 @@ def detect_encoding(f: IO[bytes]) -> str:
         return encoding
     f.seek(0)
     raise FileError("binary" if b"\x00" in f.read(READ_BLOCK) else "encoding")
+
+
+def _utf16(start: bytes) -> bool:
+    """UTF-16 text (with or without its BOM): lines and delimiters once decoded, and no control bytes."""
+    if start[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return True
+    if b"\x00" not in start:
+        return False
+    for codec in ("utf-16-le", "utf-16-be"):
+        text = start[: len(start) // 2 * 2].decode(codec, errors="replace")
+        if "\n" in text and ("\t" in text or "," in text) and not _CONTROL.search(text):
+            return True
+    return False
 
 
 def _lines(f: IO[bytes], start: int) -> Iterator[tuple[int, bytes]]:
@@ -550,24 +573,25 @@ def records(f: IO[bytes], *, start: int, encoding: str, delimiter: str) -> Itera
 
 
 def _read_header(cells: list[str], insurer: bool) -> list[str | None]:
+    """The canonical column of each header cell. A header problem names the column by its position, never
+    by its text: in a file without a header line, the "header" is the first person's data."""
     columns: list[str | None] = []
-    for cell in cells:
+    for at, cell in enumerate(cells, start=1):
         if not cell.strip():
             columns.append(None)  # a blank header cell (Excel's trailing comma) ignores its column
             continue
         canonical = _HEADER_LOOKUP.get(_header_key(cell))
-        if canonical is None:
-            raise FileError("unknown_column")
-        if canonical in columns:
-            raise FileError("duplicate_column")
+        if canonical is None or canonical in columns:
+            code = "unknown_column" if canonical is None else "duplicate_column"
+            raise FileError(code, errors=[{"row": 1, "column": f"#{at}", "code": code}])
         columns.append(canonical)
     if not any(columns):
         raise FileError("no_header")
     required = {"name"} | ({"employee_number"} if not insurer else set())
     if insurer and "employee_number" not in columns:
         required |= set(INSURER_CARD)
-    if not required <= set(columns):
-        raise FileError("missing_column")
+    if missing := [c for c in COLUMNS if c in required - set(columns)]:
+        raise FileError("missing_column", errors=[{"row": 1, "column": c, "code": "missing_column"} for c in missing])
     return columns
 
 
@@ -813,6 +837,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     max_errors = settings.ROSTER_IMPORT_MAX_ERRORS
     counts = {"rows": 0, "added": 0, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 0}
     new_offices: set[str] = set()
+    new_departments: set[tuple[str, str]] = set()
     seen: set[int] = set()
     branches: dict[int, set[str]] = {}  # card key → the 枝番 of its rows ("" for none)
     matched: set[int] = set()  # entries a row matched by card (its own key, or the fallback of a numbered row)
@@ -847,8 +872,13 @@ def _validate(job: Job, f: IO[bytes]) -> None:
                     continue
                 counts["deactivated" if changes.get("is_active") is False else "updated"] += 1
             todo |= 1 << index
-            if row.values.get("office") and row.values["office"] not in ctx.offices:
-                new_offices.add(row.values["office"])
+            if office_name := row.values.get("office"):
+                office = ctx.offices.get(office_name)
+                if office is None:
+                    new_offices.add(office_name)
+                department_name = row.values.get("department")
+                if department_name and (office is None or (office.pk, department_name) not in ctx.departments):
+                    new_departments.add((office_name, department_name))
         mask = jobs.plan_mask(todo, len(chunk))
         chunks.append([chunk_start, chunk_number, len(chunk), mask, unchanged])
         counts["unchanged"] += unchanged
@@ -890,10 +920,11 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         own = Member.objects.filter(user_id=job.created_by_id).values_list("pk", flat=True).first()
         if own is not None and own in set(missing):
             counts["deactivates_uploader"] = 1  # the preview warns: applying locks the uploader out
-    counts["new_offices"] = len(new_offices)
+    counts["new_offices"], counts["new_departments"] = len(new_offices), len(new_departments)
     # Mode full deactivates exactly the members the preview counted (ids only, no personal data).
     job.plan = {"encoding": encoding, "delimiter": delimiter, "columns": columns, "chunks": chunks, "missing": missing}
     job.rows_total, job.rows_done = counts["rows"], 0
+    errors.sort(key=lambda e: e["row"])  # a row found ambiguous when its chunk closed comes after later rows
     job.counts, job.errors = counts, errors
     job.state = Job.State.VALIDATED
     job.save()

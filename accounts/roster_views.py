@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
@@ -47,6 +48,8 @@ def _start(data: dict[str, Any], acting_user) -> Job:
 
 
 def _column_label(column: str) -> str:
+    if column.startswith("#"):  # a header problem: the column's position (its text may be a person's data)
+        return _("%(n)s 列目") % {"n": column[1:]}
     return str(roster_import.COLUMN_LABELS.get(column, ""))
 
 
@@ -79,8 +82,10 @@ PAGES = JobPages(
         UNCHANGED,
         Count("errors", _("エラー（反映しない行）")),
         Count("new_offices", _("新しく作成する事業所"), only_if_any=True),
+        Count("new_departments", _("新しく作成する部署"), only_if_any=True),
     ),
     applied_counts=(ADDED, UPDATED, DEACTIVATED, UNCHANGED),
+    max_bytes=lambda: settings.ROSTER_IMPORT_MAX_BYTES,
 )
 
 roster_import_upload = PAGES.upload_page

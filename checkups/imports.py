@@ -46,6 +46,7 @@ from psycopg import sql as pgsql
 from psycopg.types.json import Jsonb
 
 import audit
+from accounts import roster_import
 from accounts.models import Member, User
 from accounts.roster_import import SEX_WORDS, FileError, detect_encoding, insurance_branch, parse_date, records
 from checkups import items as catalogue_module
@@ -159,6 +160,7 @@ ERROR_MESSAGES: dict[str, Any] = {
     "mapping_missing": gettext_lazy("列の対応が見つかりません。"),
     "encoding": gettext_lazy("文字コードを判別できません（UTF-8 または Shift_JIS で保存してください）。"),
     "binary": gettext_lazy("CSV ファイルではありません。"),
+    "utf16": roster_import.ERROR_MESSAGES["utf16"],  # the same reading of the file's bytes
     "csv_format": gettext_lazy("CSV の形式が正しくありません。"),
     "empty": gettext_lazy("データがありません。"),
     "no_data_folder": gettext_lazy(

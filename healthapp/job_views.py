@@ -97,6 +97,7 @@ class JobPages:
     preview_counts: tuple[Count, ...]
     applied_counts: tuple[Count, ...]
     warnings: frozenset[str] = frozenset()  # error codes that import the rest of the entry anyway
+    max_bytes: Callable[[], int] | None = None  # the importer's upload limit, for the message of one too large
     extra_context: Callable[[Job], dict[str, Any]] = _no_extra
 
     def require(self, user) -> None:
@@ -117,7 +118,9 @@ class JobPages:
         self.require(request.user)
         form = self.upload_form(request.POST or None, request.FILES or None)
         if request.method == "POST" and _over_memory_limit(request):  # dropped unread, never written to disk
-            form.add_error("file", _("ファイルが大きすぎます（上限 %(mb)s MB）。") % {"mb": _upload_limit_mb()})
+            limit = self.max_bytes() // 2**20 if self.max_bytes else _upload_limit_mb()
+            form.is_valid()  # the other fields' errors; the file's is this one alone (not "required")
+            form.errors["file"] = form.error_class([_("ファイルが大きすぎます（上限 %(mb)s MB）。") % {"mb": limit}])
         elif request.method == "POST" and form.is_valid():
             try:
                 job = self.start(form.cleaned_data, request.user)

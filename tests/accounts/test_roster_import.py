@@ -157,7 +157,8 @@ def test_new_members_are_stored_encrypted_and_found_by_blind_index(world):
     "data, code",
     [
         (b"\x00\x01\x02\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "binary"),
-        ("社員番号,氏名\nN1,山田\n".encode("utf-16"), "binary"),
+        ("社員番号,氏名\nN1,山田\n".encode("utf-16"), "utf16"),  # Excel's "Unicode text"
+        ("社員番号\t氏名\nN1\t山田\n".encode("utf-16-le"), "utf16"),  # the same without its BOM
         (b"\x81\x39\xff\xfe,\xfd\n", "encoding"),
         (roster_csv([person("N1")], header=["社員番号", "氏名", "年収"]), "unknown_column"),
         (roster_csv([["N1"]], header=["社員番号"]), "missing_column"),
@@ -188,6 +189,17 @@ def test_oversize_upload_is_refused_before_anything_is_stored(world, settings):
 # --- Row errors ---------------------------------------------------------------------------------------------
 
 
+def test_header_problems_name_the_column_by_position_or_by_name_never_by_the_cells_text(world):
+    """A file without its header line has a person's data where the header should be: never shown."""
+    job = validate(world.tenant_a, roster_csv([person("N1")], header=["N0", "山田 太郎"]))
+    assert (job.error_code, job.errors) == ("unknown_column", [{"row": 1, "column": "#1", "code": "unknown_column"}])
+    job = validate(world.tenant_a, roster_csv([["N1", "山田", "山田"]], header=["社員番号", "氏名", "名前"]))
+    assert job.errors == [{"row": 1, "column": "#3", "code": "duplicate_column"}]
+    job = validate(world.tenant_a, roster_csv([["x"]], header=["フリガナ"]))
+    assert [(e["column"], e["code"]) for e in job.errors] == [("employee_number", "missing_column"),
+                                                              ("name", "missing_column")]  # fmt: skip
+
+
 def test_row_errors_have_row_column_reason_and_never_the_value(world):
     rows = [
         person("OK1"),
@@ -216,7 +228,7 @@ def test_row_errors_have_row_column_reason_and_never_the_value(world):
         (11, "name", "formula"),
     }
     assert job.counts == {"rows": 10, "added": 1, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 9,
-                          "new_offices": 0}  # fmt: skip
+                          "new_offices": 0, "new_departments": 0}  # fmt: skip
     report = csv_bytes(roster_import.error_report_header(), roster_import.error_report_rows(job)).decode("utf-8-sig")
     for secret in ("calc", "SUM", "HYPERLINK", "not-an-address", "yamada", "存在しない支店", "二重", "R6.13.40", "BAD"):
         assert secret not in report

@@ -6,6 +6,8 @@ accounts.services. Anything the user may not see is a 404.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -122,8 +124,13 @@ def access_review(request: HttpRequest) -> HttpResponse:
 def roster(request: HttpRequest) -> HttpResponse:
     _require(request.user, Perm.MEMBER_VIEW)
     query = request.GET.get("q", "")
-    members = selectors.members_search(user=request.user, query=query)
-    return render(request, "accounts/roster/list.html", {"members": members, "query": query})
+    page = selectors.members_search(user=request.user, query=query, page=request.GET.get("page"))
+    pager_query = urlencode({"q": query}) + "&" if query else ""
+    return render(
+        request,
+        "accounts/roster/list.html",
+        {"members": page, "page": page, "query": query, "pager_query": pager_query},
+    )
 
 
 @login_required

@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -74,15 +75,19 @@ def member_get_for_user(*, user: User, member_id: int, perm: str = Perm.MEMBER_V
     return member
 
 
-def members_search(*, user: User, query: str) -> list[Member]:
-    """Exact search by employee number or full name (blind indexes), inside the user's scope."""
-    query = query.strip()
-    if not query:
-        return list(members_visible_to(user=user)[:200])
-    tenant = require_tenant()
-    by_number = blind_index(tenant.pk, "employee-number", query)
-    by_name = blind_index(tenant.pk, "name", query, kana=True)
-    return list(members_visible_to(user=user).filter(Q(employee_number_index=by_number) | Q(name_index=by_name)))
+ROSTER_PAGE_SIZE = 100
+
+
+def members_search(*, user: User, query: str, page: int | str | None = 1) -> Page:
+    """One page of the roster inside the user's scope, or of the exact matches of an employee number or
+    full name (blind indexes)."""
+    found = members_visible_to(user=user)
+    if query := query.strip():
+        tenant = require_tenant()
+        by_number = blind_index(tenant.pk, "employee-number", query)
+        by_name = blind_index(tenant.pk, "name", query, kana=True)
+        found = found.filter(Q(employee_number_index=by_number) | Q(name_index=by_name))
+    return Paginator(found, ROSTER_PAGE_SIZE).get_page(page)
 
 
 def offices_for_access_settings(*, user: User) -> QuerySet[Office]:

@@ -254,3 +254,23 @@ def test_teams_of_another_tenant_are_invisible(world):
     assert client.get(f"/teams/{team.pk}/").status_code == 404
     assert client.post(f"/teams/{team.pk}/join/").status_code == 404
     assert client.get(f"/api/v1/teams/{team.pk}/").status_code == 404
+
+
+def test_the_roster_pages_through_everyone_and_marks_who_is_no_longer_active(admin, world):
+    """A 20,000-person roster used to stop at 200 rows without a word; people deactivated by an import
+    looked like everyone else."""
+    from accounts.selectors import ROSTER_PAGE_SIZE
+
+    with tenant_context(world.tenant_a):
+        for i in range(ROSTER_PAGE_SIZE):
+            member_create(employee_number=f"P{i:04d}", name=f"頁 {i}", is_active=i != ROSTER_PAGE_SIZE - 1)
+    total = len(world.roster_a) + ROSTER_PAGE_SIZE
+    first = admin.get("/roster/").content.decode()
+    assert first.count('data-testid="member-state"') == ROSTER_PAGE_SIZE
+    assert f"1 / 2 ページ（全 {total} 件）" in first
+    last = admin.get("/roster/?page=2").content.decode()
+    assert "頁 99" in last and "無効" in last
+    found = admin.get("/roster/", {"q": "P0007"}).content.decode()
+    assert "頁 7" in found and "全 1 件" in found
+    home = admin.get("/").content.decode()
+    assert f'data-testid="active-member-count">{total - 1}<' in home

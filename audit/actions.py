@@ -2,6 +2,10 @@
 
 from django.utils.translation import gettext_lazy as _
 
+# Reads of checkup results: their target and details are withheld from readers of the log without
+# checkup.view (audit.selectors), and audit.services salts their details so the hash gives nothing away.
+HEALTH_READS = frozenset({"checkup.viewed", "checkup.queue_viewed"})
+
 # How the viewer names the actions it knows; an unknown action is shown by its dotted code.
 ACTION_LABELS = {
     # Sign-in and accounts

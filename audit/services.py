@@ -12,6 +12,7 @@ import gzip
 import json
 import logging
 import re
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.actions import HEALTH_READS
 from audit.archive import Archive, ArchiveConflict, ArchiveUnavailable, archive_from_settings
 from audit.canonical import HASHED_FIELDS, canonical_bytes, event_document, event_hash, utc_iso
 from audit.context import current_request_meta
@@ -55,6 +57,16 @@ PERSONAL_KEYS = frozenset(
 )
 
 
+# Readers without checkup.view get these events' hash but not their target and details. Everything
+# else in the hashed document is in the export or guessable and record ids are small, so the hash alone
+# would give away which record was read (try ids until SHA-256 matches). A random 128-bit nonce in the
+# details (withheld with them) makes that search hopeless; it is hashed and stored like any detail, so
+# verify_audit and readers who see the details still recompute the hash. Events without one verify as before.
+SALTED_ACTIONS = HEALTH_READS
+NONCE_KEY = "nonce"
+NONCE_BYTES = 16
+
+
 class PersonalDataError(ValueError):
     """An event was about to carry something that looks like personal data. Names the key, never the value."""
 
@@ -77,13 +89,17 @@ def record(
     ``tenant`` defaults to the current tenant (``None`` = the tenant-less chain); ``actor`` and the
     request id, client address and user agent default to the current request's. Only pseudonymous ids
     go in: a details value that looks like an e-mail address, or a key naming a personal attribute,
-    raises PersonalDataError.
+    raises PersonalDataError. Reads of checkup results (HEALTH_READS) get a random ``nonce`` in details.
     """
     if not _ACTION.match(action):
         raise ValueError(f"audit action must be dotted lower-case words, e.g. auth.login.failed: {action!r}")
     if outcome not in Outcome.values:
         raise ValueError(f"unknown audit outcome {outcome!r}")
     clean_details = _clean_details(details or {})
+    if action in SALTED_ACTIONS:
+        if NONCE_KEY in clean_details:
+            raise ValueError(f"details[{NONCE_KEY!r}] of {action} is set by audit.record, not by its caller")
+        clean_details[NONCE_KEY] = secrets.token_hex(NONCE_BYTES)
     target = "" if target_id is None else str(target_id)
     if _EMAIL.search(target):
         raise PersonalDataError("target_id looks like an e-mail address: record the primary key instead")

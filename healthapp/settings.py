@@ -64,6 +64,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "audit.middleware.AuditRequestMiddleware",  # request id, client address, user agent for audit.record
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below WhiteNoise (static files stay cacheable), above sessions/CSRF/auth (sees their cookies and Vary).
+    "healthapp.middleware.PrivateNoStoreMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "healthapp.middleware.JapaneseFirstLocaleMiddleware",

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from checkups import criteria as criteria_data
 from checkups import services
 from checkups.models import CriteriaSet, PhysicianOpinion
+from healthapp.errors import AppError
 
 
 class OpinionForm(forms.Form):
@@ -18,6 +19,28 @@ class OpinionForm(forms.Form):
     opinion = forms.CharField(
         label=_("意見"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 4})
     )
+
+    @staticmethod
+    def initial_from(opinion: PhysicianOpinion | None) -> dict:
+        """The form filled with the opinion in force, so that an edit changes it instead of retyping it."""
+        if opinion is None:
+            return {}
+        return {
+            "fitness": opinion.fitness, "restrictions": list(opinion.restrictions or []),
+            "follow_up": opinion.follow_up, "opinion": opinion.opinion,
+        }  # fmt: skip
+
+    def clean(self) -> dict:
+        """The service's rules (services.physician_opinion_check), shown on the form before anything is signed."""
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                services.physician_opinion_check(
+                    fitness=cleaned["fitness"], follow_up=cleaned["follow_up"], restrictions=cleaned["restrictions"]
+                )
+            except AppError as exc:
+                self.add_error(None, exc.message)
+        return cleaned
 
 
 class FollowUpVisitForm(forms.Form):

@@ -250,11 +250,18 @@ class PhysicianOpinion(TenantScopedModel):
     def __str__(self) -> str:
         return f"PhysicianOpinion #{self.pk}"
 
+    @classmethod
+    def restrictions_in_order(cls, codes: list[str]) -> list[str]:
+        """``codes`` in the order the form lists them (not alphabetically); an unknown code last."""
+        position = {code: at for at, (code, _label) in enumerate(cls.RESTRICTIONS)}
+        return sorted(codes, key=lambda code: (position.get(code, len(position)), code))
+
     @property
     def restriction_labels(self) -> list[str]:
-        """The restrictions as words (時間外労働の制限), not their stored codes; an unknown code as is."""
+        """The restrictions as words (時間外労働の制限), not their stored codes, in the form's order; an
+        unknown code as is."""
         labels = dict(self.RESTRICTIONS)
-        return [str(labels.get(code, code)) for code in self.restrictions]
+        return [str(labels.get(code, code)) for code in self.restrictions_in_order(self.restrictions or [])]
 
 
 class FollowUpVisit(TenantScopedModel):

@@ -51,6 +51,7 @@ OPINION_DEADLINE_MONTHS = 3  # 安衛法 66条の4: the physician's opinion with
 CHART_ITEMS = ["weight", "bmi", "systolic", "diastolic", "hba1c", "ldl"]
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # "before any correction"
 PAGE_SIZE = 50  # rows per page of the physician's queue and HR's conclusions
+RECENTLY_SIGNED_DAYS = 30  # how far back the physician's list of signed records reaches
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -67,6 +68,20 @@ def opinion_deadline(exam_date: dt.date) -> dt.date:
     the same date 3 months on, or at the end of that month when it has no such date): an exam on 4/30 has
     until 7/31, one on 5/20 until 8/20."""
     return add_months(exam_date + dt.timedelta(days=1), OPINION_DEADLINE_MONTHS) - dt.timedelta(days=1)
+
+
+def _tenant_user(user) -> None:
+    """Checkups are tenant data: an operator (no tenant) gets the same 404 as anyone out of scope, not a
+    NoTenantError from the tenant-scoped managers."""
+    if getattr(user, "tenant_id", None) is None:
+        raise Http404
+
+
+def age_on(birth_date: dt.date | None, day: dt.date) -> int | None:
+    """Full years of age on ``day`` (the physician reads the age at the checkup); None without a birth date."""
+    if birth_date is None:
+        return None
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
 def _latest_judgements():
@@ -95,6 +110,19 @@ class FollowUpState:
     visit: FollowUpVisit | None  # the "done" row in force, or None (未受診)
     history: list[FollowUpVisit]  # every row, newest first
     overdue: bool
+
+    @property
+    def advice(self) -> str:
+        """What the physician asks of the person, as one sentence of its own per kind (the kind's label does
+        not fit one sentence frame: 受診勧奨 is itself "see a doctor")."""
+        return str(_FOLLOW_UP_ADVICE[self.kind])
+
+
+_FOLLOW_UP_ADVICE = {
+    PhysicianOpinion.FollowUp.RECHECK: gettext_lazy("産業医から、再検査を受けるよう意見が出ています。"),
+    PhysicianOpinion.FollowUp.DETAILED: gettext_lazy("産業医から、精密検査を受けるよう意見が出ています。"),
+    PhysicianOpinion.FollowUp.CONSULT: gettext_lazy("産業医から、医療機関を受診するよう意見が出ています。"),
+}
 
 
 def follow_up_state(record: CheckupRecord, *, today: dt.date | None = None) -> FollowUpState | None:
@@ -153,27 +181,42 @@ def _page(records: QuerySet[CheckupRecord], number: int | str | None) -> Page:
     return Paginator(records, PAGE_SIZE).get_page(number)
 
 
-def review_queue(*, user, page: int | str | None = 1) -> Page:
-    """Records in the physician's checkup.judge scope that need an opinion (grade C or worse, or a
-    guidance target, by their newest judgement) and have none yet, or whose opinion was signed before a
-    correction of their values, oldest exam first, with the legal deadline; a page of QueueEntry."""
+def awaiting_opinion(records: QuerySet[CheckupRecord]) -> QuerySet[CheckupRecord]:
+    """``records`` narrowed to those awaiting the physician's opinion: no opinion signed since their values
+    last changed, and either graded C or worse or a guidance target by their newest judgement, or signed
+    before a correction. The one definition of 判定待ち: the physician's queue and HR's filter both use it."""
     # Each subquery is written once, as the filter runs over every record in scope: "no opinion signed
-    # since the values last changed" is one NOT EXISTS; whether an older opinion exists (a re-check) is
-    # read for the page's rows only.
-    since = Coalesce(OuterRef("corrected_at"), Value(EPOCH, output_field=DateTimeField()))
-    records = (
-        policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
-        .defer("results")  # a queue row shows no values
-        .annotate(corrected_at=_newest(CheckupCorrection, "corrected_at"))
+    # since the values last changed" is one NOT EXISTS. Aliases, not annotations: nothing is selected,
+    # and a caller's own annotations (HR's corrected_at…) are left alone.
+    since = Coalesce(OuterRef("awaiting_corrected_at"), Value(EPOCH, output_field=DateTimeField()))
+    return (
+        records.alias(awaiting_corrected_at=_newest(CheckupCorrection, "corrected_at"))
         .filter(~Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk"), signed_at__gt=since)))
-        .annotate(
-            overall=_newest(Judgement, "judged_at", "overall"),
-            guidance=_newest(Judgement, "judged_at", "guidance_level"),
+        .alias(
+            awaiting_overall=_newest(Judgement, "judged_at", "overall"),
+            awaiting_guidance=_newest(Judgement, "judged_at", "guidance_level"),
+            awaiting_opinion_before=Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk"))),
         )
-        .annotate(opinion_before=Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk"))))
         # An opinion signed before a correction is out of date whatever the new grade: the physician
         # confirms or changes it (HR shows it as awaiting that re-check meanwhile).
-        .filter(Q(overall__in=REVIEW_GRADES) | Q(guidance__in=REVIEW_GUIDANCE) | Q(opinion_before=True))
+        .filter(
+            Q(awaiting_overall__in=REVIEW_GRADES)
+            | Q(awaiting_guidance__in=REVIEW_GUIDANCE)
+            | Q(awaiting_opinion_before=True)
+        )
+    )
+
+
+def _judge_scope(user) -> QuerySet[CheckupRecord]:
+    return policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
+
+
+def review_queue(*, user, page: int | str | None = 1) -> Page:
+    """Records in the physician's checkup.judge scope awaiting an opinion (``awaiting_opinion``), oldest
+    exam first, with the legal deadline; a page of QueueEntry."""
+    records = (
+        awaiting_opinion(_judge_scope(user).defer("results"))  # a queue row shows no values
+        # whether an older opinion exists (a re-check) is read for the page's rows only
         .annotate(signed_at=_newest(PhysicianOpinion, "signed_at"))
         .select_related("member")
         .prefetch_related(_latest_judgements())
@@ -192,14 +235,49 @@ def review_queue(*, user, page: int | str | None = 1) -> Page:
     return found
 
 
-def record_for_physician(*, user, record_id: int) -> CheckupRecord:
-    """A record with its results, inside the user's checkup.judge scope."""
-    record = (
-        with_correction_state(
-            policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
-        )
+@dataclass(frozen=True)
+class SignedEntry:
+    """A record of the physician's list of recent signatures: its opinion in force and newest grade."""
+
+    record: CheckupRecord
+    judgement: Judgement | None
+    opinion: PhysicianOpinion
+    recheck: bool = False  # corrected since: back in the queue too
+
+
+def recently_signed(*, user, page: int | str | None = 1, days: int = RECENTLY_SIGNED_DAYS) -> Page:
+    """Records in the physician's checkup.judge scope (the queue's) with an opinion signed, by anyone, in
+    the last ``days`` days, newest signature first: the way back to a record that left the queue. A page
+    of SignedEntry."""
+    since = timezone.now() - dt.timedelta(days=days)
+    records = (
+        with_correction_state(_judge_scope(user).defer("results"))
+        # a semi-join: the newest opinion is recent exactly when any opinion is
+        .filter(pk__in=PhysicianOpinion.objects.filter(signed_at__gte=since).values("record_id"))
         .select_related("member")
-        .prefetch_related(_latest_judgements(), "opinions")
+        .prefetch_related(_latest_judgements(), _opinions_newest_first())
+        .order_by("-signed_at", "-pk")
+    )
+    found = _page(records, page)
+    found.object_list = [
+        SignedEntry(
+            record,
+            next(iter(record.judgements_newest_first), None),
+            next(iter(record.opinions.all())),
+            recheck=record.stale_opinion,
+        )
+        for record in found.object_list
+    ]
+    return found
+
+
+def record_for_physician(*, user, record_id: int) -> CheckupRecord:
+    """A record with its results and its opinions newest first, inside the user's checkup.judge scope."""
+    _tenant_user(user)
+    record = (
+        with_correction_state(_judge_scope(user))
+        .select_related("member")
+        .prefetch_related(_latest_judgements(), _opinions_newest_first())
         .filter(pk=record_id)
         .first()
     )
@@ -286,6 +364,7 @@ def corrections_of(record: CheckupRecord) -> list[Correction]:
 
 def my_records(*, user) -> list[CheckupRecord]:
     """The user's own records, newest first, with results and the newest judgement."""
+    _tenant_user(user)
     member = Member.objects.filter(user=user).first()
     if member is None:
         return []
@@ -340,6 +419,7 @@ def _range_text(band: judgement_module.Band) -> str:
 
 def my_record(*, user, record_id: int) -> CheckupRecord:
     """One of the user's own records (for reporting a follow-up visit); anyone else's is a 404."""
+    _tenant_user(user)
     record = CheckupRecord.objects.filter(pk=record_id, member__user=user).select_related("member").first()
     if record is None:
         raise Http404
@@ -348,6 +428,7 @@ def my_record(*, user, record_id: int) -> CheckupRecord:
 
 def record_for_conclusions(*, user, record_id: int) -> CheckupRecord:
     """A record in the user's checkup.view_conclusion scope (for recording a follow-up visit)."""
+    _tenant_user(user)
     record = (
         policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
         .defer("results")  # the lab values are not for this reader: not even loaded
@@ -380,6 +461,7 @@ class Conclusion:
     opinion: PhysicianOpinion | None
     follow_up: FollowUpState | None = None
     recheck: bool = False  # the opinion predates a correction of the values: the physician confirms it again
+    awaiting: bool = False  # without an opinion: in the physician's queue (判定待ち), or needing none (判定不要)
 
 
 _FOLLOW_UP_KINDS = [k for k in PhysicianOpinion.FollowUp.values if k != PhysicianOpinion.FollowUp.NONE]
@@ -391,22 +473,33 @@ def _with_opinion(**lookups) -> Q:
     return Q(pk__in=PhysicianOpinion.objects.filter(**lookups).values("record_id"))
 
 
-# What HR can narrow 就業判定の確認 to (?show=…): the key, its label, and the condition on the records.
-CONCLUSION_FILTERS: dict[str, tuple[str, Callable[[], Q]]] = {
-    "all": (gettext_lazy("すべて"), Q),
-    "pending": (gettext_lazy("判定待ち"), lambda: ~_with_opinion()),
-    "signed": (gettext_lazy("就業判定あり"), _with_opinion),
+Narrowing = Callable[[QuerySet[CheckupRecord]], QuerySet[CheckupRecord]]
+
+
+def _where(condition: Callable[[], Q]) -> Narrowing:
+    return lambda records: records.filter(condition())
+
+
+# What HR can narrow 就業判定の確認 to (?show=…): the key, its label, and how it narrows the records.
+CONCLUSION_FILTERS: dict[str, tuple[str, Narrowing]] = {
+    "all": (gettext_lazy("すべて"), lambda records: records),
+    "pending": (gettext_lazy("判定待ち"), awaiting_opinion),  # what the physicians' queues hold, nothing else
+    "signed": (gettext_lazy("就業判定あり"), _where(_with_opinion)),
     "follow_up": (
         gettext_lazy("事後措置が未受診"),
-        lambda: (
-            _with_opinion(follow_up__in=_FOLLOW_UP_KINDS)
-            & Q(follow_up__in=_FOLLOW_UP_KINDS)
-            & (Q(visit__isnull=True) | ~Q(visit=FollowUpVisit.Status.DONE))
+        _where(
+            lambda: (
+                _with_opinion(follow_up__in=_FOLLOW_UP_KINDS)
+                & Q(follow_up__in=_FOLLOW_UP_KINDS)
+                & (Q(visit__isnull=True) | ~Q(visit=FollowUpVisit.Status.DONE))
+            )
         ),
     ),
     "recheck": (
         gettext_lazy("訂正後の再確認待ち"),
-        lambda: Q(pk__in=CheckupCorrection.objects.values("record_id")) & _with_opinion() & Q(stale_opinion=True),
+        _where(
+            lambda: Q(pk__in=CheckupCorrection.objects.values("record_id")) & _with_opinion() & Q(stale_opinion=True)
+        ),
     ),
 }
 
@@ -417,7 +510,8 @@ def conclusions(*, user, page: int | str | None = 1, show: str = "all") -> Page:
     of Conclusion."""
     if not policy.can(user, Perm.CHECKUP_VIEW_CONCLUSION):
         raise Http404
-    records = (
+    show = show if show in CONCLUSION_FILTERS else "all"
+    records = CONCLUSION_FILTERS[show][1](
         with_correction_state(
             policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
         )
@@ -426,23 +520,32 @@ def conclusions(*, user, page: int | str | None = 1, show: str = "all") -> Page:
             follow_up=_newest(PhysicianOpinion, "signed_at", "follow_up"),
             visit=_newest(FollowUpVisit, "recorded_at", "status"),
         )
-        .filter(CONCLUSION_FILTERS.get(show, CONCLUSION_FILTERS["all"])[1]())
-        .select_related("member", "member__office", "member__department")
+    )
+    records = (
+        records.select_related("member", "member__office", "member__department")
         .prefetch_related(_opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date", "pk")
     )
     found = _page(records, page)
+    rows = [(r, next(iter(r.opinions.all()), None)) for r in found.object_list]
+    # Whether an unsigned row is 判定待ち or 判定不要 is asked of the page's rows only, by the same definition.
+    unsigned = [r.pk for r, opinion in rows if opinion is None]
+    if show == "pending" or not unsigned:
+        awaiting = set(unsigned)
+    else:
+        awaiting = set(awaiting_opinion(CheckupRecord.objects.filter(pk__in=unsigned)).values_list("pk", flat=True))
     today = timezone.localdate()
     found.object_list = [
         Conclusion(
             r.pk,
             r.member,
             r.exam_date,
-            next(iter(r.opinions.all()), None),
+            opinion,
             follow_up_state(r, today=today),
             recheck=r.stale_opinion,
+            awaiting=r.pk in awaiting,
         )
-        for r in found.object_list
+        for r, opinion in rows
     ]
     return found
 

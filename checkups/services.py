@@ -283,6 +283,20 @@ def _stratification_input(fiscal_year: int, member: JudgedPerson, values: dict, 
     )
 
 
+def physician_opinion_check(*, fitness: str, follow_up: str, restrictions: list[str]) -> None:
+    """The rules a 就業判定 must meet (AppError otherwise), for the form and the service alike: restriction
+    kinds go with 就業制限 only, at least one of them, and nothing is dropped silently."""
+    if fitness not in PhysicianOpinion.Fitness.values or follow_up not in PhysicianOpinion.FollowUp.values:
+        raise AppError("invalid_opinion", _("就業判定と事後措置を選んでください。"))
+    if fitness == PhysicianOpinion.Fitness.RESTRICTED and not restrictions:
+        raise AppError("restrictions_missing", _("就業制限の内容を1つ以上選んでください。"))
+    if fitness != PhysicianOpinion.Fitness.RESTRICTED and restrictions:
+        message = _("就業制限の内容は「就業制限」のときだけ選べます。通常勤務・要休業なら、チェックを外してください。")
+        raise AppError("restrictions_not_allowed", message)
+    if set(restrictions) - {code for code, _label in PhysicianOpinion.RESTRICTIONS}:
+        raise AppError("invalid_restriction", _("就業制限の内容が正しくありません。"))
+
+
 @transaction.atomic
 def physician_opinion_record(
     *, record: CheckupRecord, fitness: str, follow_up: str, opinion: str, restrictions: list[str], acting_user
@@ -290,19 +304,11 @@ def physician_opinion_record(
     """Sign a 就業判定 for a record in the physician's checkup.judge scope (an edit adds a new row)."""
     if not policy.can(acting_user, Perm.CHECKUP_JUDGE, record.member):
         raise Http404
-    if fitness not in PhysicianOpinion.Fitness.values or follow_up not in PhysicianOpinion.FollowUp.values:
-        raise AppError("invalid_opinion", _("就業判定と事後措置を選んでください。"))
-    allowed = {code for code, _label in PhysicianOpinion.RESTRICTIONS}
-    if fitness == PhysicianOpinion.Fitness.RESTRICTED and not restrictions:
-        raise AppError("restrictions_missing", _("就業制限の内容を1つ以上選んでください。"))
-    if fitness != PhysicianOpinion.Fitness.RESTRICTED:
-        restrictions = []
-    if set(restrictions) - allowed:
-        raise AppError("invalid_restriction", _("就業制限の内容が正しくありません。"))
+    physician_opinion_check(fitness=fitness, follow_up=follow_up, restrictions=restrictions)
     previous = record.opinions.order_by("-signed_at").first()
     signed = PhysicianOpinion(
-        record=record, fitness=fitness, restrictions=sorted(restrictions), follow_up=follow_up,
-        opinion=opinion.strip(), signed_by=acting_user,
+        record=record, fitness=fitness, restrictions=PhysicianOpinion.restrictions_in_order(restrictions),
+        follow_up=follow_up, opinion=opinion.strip(), signed_by=acting_user,
     )  # fmt: skip
     signed.save()
     audit.record(

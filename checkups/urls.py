@@ -8,6 +8,7 @@ urlpatterns = [
     path("checkups/mine/", views.my_checkups, name="mine"),
     path("checkups/mine/<int:record_id>/follow-up/", views.my_follow_up, name="mine-follow-up"),
     path("checkups/review/", views.review_queue, name="review"),
+    path("checkups/review/signed/", views.review_signed, name="review-signed"),
     path("checkups/review/<int:record_id>/", views.review_record, name="review-record"),
     path("checkups/conclusions/", views.conclusions, name="conclusions"),
     path("checkups/conclusions/<int:record_id>/follow-up/", views.conclusion_follow_up, name="conclusion-follow-up"),

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -45,23 +45,44 @@ def my_checkups(request: HttpRequest) -> HttpResponse:
     return render(request, "checkups/mine.html", {"records": records, "charts": charts, "labels": labels})
 
 
-@login_required
-def review_queue(request: HttpRequest) -> HttpResponse:
+def _physician_only(request: HttpRequest) -> None:
     if not policy.can(request.user, Perm.CHECKUP_JUDGE):
         raise Http404
+
+
+@login_required
+def review_queue(request: HttpRequest) -> HttpResponse:
+    _physician_only(request)
     page = selectors.review_queue(user=request.user, page=request.GET.get("page"))
     # The queue shows each person's overall grade: a read of their results, audited like any other.
     audit.record(
         action="checkup.queue_viewed", target_type="checkup",
         details={"page": page.number, "records": [entry.record.pk for entry in page]},
     )  # fmt: skip
-    return render(request, "checkups/queue.html", {"page": page})
+    return render(
+        request, "checkups/queue.html", {"page": page, "tab": "queue", "days": selectors.RECENTLY_SIGNED_DAYS}
+    )
+
+
+@login_required
+def review_signed(request: HttpRequest) -> HttpResponse:
+    _physician_only(request)
+    page = selectors.recently_signed(user=request.user, page=request.GET.get("page"))
+    # Grades and opinions of the listed people: audited as the queue is (a health read, withheld from HR).
+    audit.record(
+        action="checkup.queue_viewed", target_type="checkup",
+        details={"list": "signed", "page": page.number, "records": [entry.record.pk for entry in page]},
+    )  # fmt: skip
+    return render(
+        request, "checkups/signed.html", {"page": page, "tab": "signed", "days": selectors.RECENTLY_SIGNED_DAYS}
+    )
 
 
 @login_required
 def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
     record = selectors.record_for_physician(user=request.user, record_id=record_id)
-    form = OpinionForm(request.POST or None)
+    opinions = list(record.opinions.all())  # newest first
+    form = OpinionForm(request.POST or None, initial=OpinionForm.initial_from(opinions[0] if opinions else None))
     if request.method == "POST" and form.is_valid():
         try:
             services.physician_opinion_record(record=record, acting_user=request.user, **form.cleaned_data)
@@ -74,6 +95,7 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
     previous = selectors.previous_record(record)
     if previous is not None:  # its values are shown beside this record's: a read of that record too
         audit.record(action="checkup.viewed", target_type="checkup", target_id=previous.pk)
+    deadline = selectors.opinion_deadline(record.exam_date)
     return render(
         request,
         "checkups/review.html",
@@ -81,7 +103,10 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
             "record": record,
             "form": form,
             "labels": _item_labels(),
-            "opinions": record.opinions.order_by("-signed_at"),
+            "opinions": opinions,
+            "deadline": deadline,
+            # overdue only while the opinion is still owed: a signature after the day is not undone by it
+            "overdue": deadline < timezone.localdate() and (not opinions or record.stale_opinion),
             "corrections": selectors.corrections_of(record),
             "previous": previous,
             "previous_values": {r.item: r.display for r in previous.results_in_order} if previous else {},
@@ -94,11 +119,12 @@ def conclusions(request: HttpRequest) -> HttpResponse:
     show = request.GET.get("show", "all")
     show = show if show in selectors.CONCLUSION_FILTERS else "all"
     page = selectors.conclusions(user=request.user, page=request.GET.get("page"), show=show)
+    # A list has no single target: no target type, so the audit viewer does not show "checkup #".
     audit.record(
-        action="checkup.conclusions_viewed", target_type="checkup",
+        action="checkup.conclusions_viewed",
         details={"page": page.number, "show": show, "records": [row.record_id for row in page]},
-    )  # fmt: skip
-    filters = [(key, label) for key, (label, _q) in selectors.CONCLUSION_FILTERS.items()]
+    )
+    filters = [(key, label) for key, (label, _narrowing) in selectors.CONCLUSION_FILTERS.items()]
     pager_query = "" if show == "all" else urlencode({"show": show}) + "&"
     return render(
         request,
@@ -107,10 +133,14 @@ def conclusions(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _year(text: str) -> int | None:
+    """?year= as a number; anything else (x, or ², a digit int() refuses) means the latest year."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    year = request.GET.get("year", "")
-    distribution = selectors.grade_distribution(user=request.user, fiscal_year=int(year) if year.isdigit() else None)
+    distribution = selectors.grade_distribution(user=request.user, fiscal_year=_year(request.GET.get("year", "")))
     return render(
         request,
         "checkups/dashboard.html",
@@ -146,7 +176,7 @@ def conclusion_follow_up(request: HttpRequest, record_id: int) -> HttpResponse:
     back = {}
     if request.POST.get("show") in selectors.CONCLUSION_FILTERS:
         back["show"] = request.POST["show"]
-    if request.POST.get("page", "").isdigit():
+    if request.POST.get("page", "").isdecimal():
         back["page"] = request.POST["page"]
     return redirect(reverse("checkups:conclusions") + (f"?{urlencode(back)}" if back else ""))
 

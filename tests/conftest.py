@@ -59,6 +59,11 @@ def _fast_hasher_and_eager_celery(settings):
 
     app.conf.task_always_eager = True
     yield
+    from django.utils import translation
+
+    # A request in English leaves English active on this thread (the locale middleware activates per
+    # request and never resets): the next test must start in Japanese, as every request does.
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @dataclass

@@ -3,7 +3,7 @@ from decimal import Decimal
 from django import template
 from django.utils.translation import gettext_lazy as _
 
-from checkups import models
+from checkups import models, selectors
 
 register = template.Library()
 
@@ -55,6 +55,12 @@ def mhlw_label(level: str | None) -> str:
 @register.filter
 def get_item(mapping, key):
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def age_on(birth_date, day):
+    """The age on ``day`` (a record's exam date); None without a birth date."""
+    return selectors.age_on(birth_date, day)
 
 
 @register.filter

@@ -22,7 +22,7 @@ from accounts.labels import Perm
 from checkups import imports
 from checkups.models import CheckupCsvMapping
 from healthapp.errors import AppError
-from healthapp.job_views import ADDED, UNCHANGED, UPDATED, Count, JobPages, JobUrls
+from healthapp.job_views import ADDED, UNCHANGED, Count, JobPages, JobUrls
 from healthapp.models import Job
 
 SAMPLE_CSV = Path(__file__).resolve().parent / "samples" / "sample_checkups.csv"
@@ -108,6 +108,7 @@ PAGES = JobPages(
     can_apply=imports.can_apply,
     error_message=imports.error_message,
     column_label=imports.column_label,
+    row_message=imports.row_error_message,
     report_header=imports.error_report_header,
     report_rows=imports.error_report_rows,
     preview_counts=(
@@ -118,7 +119,7 @@ PAGES = JobPages(
         Count("errors", _("エラー（取り込まない件）")),
         Count("warnings", _("警告（不明な項目コードは読み飛ばし）"), only_if_any=True),
     ),
-    applied_counts=(ADDED, UPDATED, UNCHANGED, Count("judged", _("判定した件数"))),
+    applied_counts=(ADDED, Count("updated", _("訂正")), UNCHANGED, Count("judged", _("判定した件数"))),
     warnings=imports.WARNINGS,
     extra_context=_mapping,
 )

@@ -39,7 +39,7 @@ import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 from psycopg import sql as pgsql
@@ -168,6 +168,10 @@ ERROR_MESSAGES: dict[str, Any] = {
         "特定健診の提出用 ZIP をそのままアップロードしてください。"
     ),
     "not_zip": gettext_lazy("ZIP ファイルとして読めません。"),
+    "not_xml_or_zip": gettext_lazy("特定健診の XML ファイルでも ZIP ファイルでもありません。"),
+    "looks_like_csv": gettext_lazy(
+        "CSV ファイルのようです。健診機関の CSV なら、形式で「健診機関の CSV（列の対応を使う）」を選んでください。"
+    ),
     "too_large": gettext_lazy("ファイルが大きすぎます。"),
     "too_many_entries": gettext_lazy("ZIP の項目数が多すぎます。"),
     "file_missing": gettext_lazy("アップロードされたファイルが見つかりません。もう一度アップロードしてください。"),
@@ -186,7 +190,18 @@ def column_label(column: str) -> str:
         return str(TARGET_LABELS[column])
     cat = catalogue_module.load()
     known = cat.items.get(column) or cat.questions.get(column)
-    return known.label if known else column
+    if known is None:
+        return column
+    return known.label_en if translation.get_language() == "en" else known.label
+
+
+def row_error_message(error: dict[str, Any]) -> str:
+    """An error row's reason; an implausible value's says which values the item accepts."""
+    item = catalogue_module.load().items.get(error.get("column") or "")
+    if error["code"] == "implausible" and item is not None and (item.minimum is not None or item.maximum is not None):
+        span = f"{item.minimum if item.minimum is not None else ''}–{item.maximum if item.maximum is not None else ''}"
+        return _("値が妥当な範囲（%(span)s %(unit)s）外です。") % {"span": span, "unit": item.unit}
+    return error_message(error["code"])
 
 
 SEP = "\x1f"  # between a result's parts in a fingerprint: no value, unit or code holds it
@@ -258,6 +273,19 @@ def _is_zip(data: bytes) -> bool:
     return data[:4] == b"PK\x03\x04"
 
 
+def _not_xml(data: bytes) -> str:
+    """Why a file sent as XML is neither XML nor a ZIP: a CSV (the format left at XML), or anything else."""
+    first_line = data.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].rstrip(b"\r")
+    for encoding in ("utf-8", "cp932"):
+        try:
+            text = first_line.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if ("," in text or "\t" in text) and text.replace("\t", " ").isprintable():
+            return "looks_like_csv"
+    return "not_xml_or_zip"
+
+
 def xml_entries(data: bytes, wanted: Callable[[int], bool] | None = None) -> Iterator[Entry | None]:
     """Entries of one ClinicalDocument or a ZIP bundle, not yet matched (``match_members``). Raises
     FileError for a bundle that cannot be read at all. ``wanted`` as for ``parse_zip``: the bundle's
@@ -268,6 +296,8 @@ def xml_entries(data: bytes, wanted: Callable[[int], bool] | None = None) -> Ite
         except ParseError as exc:
             raise FileError(exc.code if exc.code in ERROR_MESSAGES else "not_zip") from None
     else:
+        if not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+            raise FileError(_not_xml(data))
         try:
             parsed_all = iter([parse_document(data)])
         except ParseError as exc:
@@ -1334,5 +1364,5 @@ def error_report_rows(job: Job) -> Iterator[list[object]]:
             error.get("source") or "",
             column_label(error.get("column") or ""),
             error["code"],
-            error_message(error["code"]),
+            row_error_message(error),
         ]

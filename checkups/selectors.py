@@ -408,7 +408,7 @@ def _bands_explained(record: CheckupRecord, judgement: Judgement, rules: dict, s
 
 def _range_text(band: judgement_module.Band) -> str:
     def number(value: Decimal) -> str:
-        return format(value.normalize(), "f")
+        return format(value, "f")  # as the criteria write it: 6.0, not 6
 
     if band.lower is not None and band.upper is not None:
         return _("%(lower)s以上%(upper)s未満") % {"lower": number(band.lower), "upper": number(band.upper)}

@@ -98,6 +98,7 @@ class JobPages:
     applied_counts: tuple[Count, ...]
     warnings: frozenset[str] = frozenset()  # error codes that import the rest of the entry anyway
     max_bytes: Callable[[], int] | None = None  # the importer's upload limit, for the message of one too large
+    row_message: Callable[[dict], str] | None = None  # an error row's reason from the whole row, not its code alone
     extra_context: Callable[[Job], dict[str, Any]] = _no_extra
 
     def require(self, user) -> None:
@@ -135,7 +136,8 @@ class JobPages:
     def job_page(self, request: HttpRequest, job_id: int) -> HttpResponse:
         job = self.job(request, job_id)
         errors = [
-            {**e, "column_label": self.column_label(e.get("column") or ""), "message": self.error_message(e["code"]),
+            {**e, "column_label": self.column_label(e.get("column") or ""),
+             "message": self.row_message(e) if self.row_message else self.error_message(e["code"]),
              "warning": e["code"] in self.warnings}
             for e in job.errors[:PREVIEW_ERRORS]
         ]  # fmt: skip

@@ -512,3 +512,13 @@ def test_judged_levels_and_fiscal_years_read_in_english_when_chosen(world, clini
     employee.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     assert "FY2025" in employee.get("/checkups/mine/").content.decode()
     assert "2025年度" in _client("member@a.example", TEST_PASSWORD).get("/checkups/mine/").content.decode()
+
+
+def test_band_limits_are_written_as_the_criteria_write_them():
+    """HbA1c C is 6.0 to 6.5: "6以上" would read as a whole number the criteria do not use."""
+    from checkups import criteria, judgement
+    from checkups.selectors import _range_text
+
+    rules = criteria.load("uniform_grades_v1")
+    band = next(b for b in judgement.bands_of("hba1c", rules) if b.grade == "C")
+    assert _range_text(band) == "6.0以上6.5未満"

@@ -150,6 +150,8 @@ def test_an_implausible_value_imports_nothing_of_that_person(world):
         assert job.state == Job.State.VALIDATED and job.counts["errors"] == 1 and not imports.can_apply(job)
         assert "implausible" in codes(job) and {e["column"] for e in job.errors} >= {"height"}
         assert not CheckupRecord.objects.exists()
+        height = next(e for e in job.errors if e["column"] == "height")
+        assert imports.row_error_message(height) == "値が妥当な範囲（80–250 cm）外です。"  # what it accepts
 
 
 def test_unknown_codes_are_warnings_and_the_rest_is_imported(world):
@@ -165,7 +167,11 @@ def test_unknown_codes_are_warnings_and_the_rest_is_imported(world):
     [
         (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', "dtd_forbidden"),
         (b'<ClinicalDocument xmlns="urn:example:other"/>', "wrong_root"),
-        (b"not xml at all", "malformed"),
+        (b"<not xml at all", "malformed"),
+        (b"not xml at all", "not_xml_or_zip"),
+        (bytes(range(256)) * 8, "not_xml_or_zip"),  # random bytes named .zip
+        ("\ufeff社員番号,受診日,身長\r\nE1,2025-06-02,170\r\n".encode(), "looks_like_csv"),  # the format left at XML
+        ("社員番号\t受診日\r\n".encode("cp932"), "looks_like_csv"),
         (b"PK\x03\x04broken", "not_zip"),
     ],
 )
@@ -822,3 +828,11 @@ def test_the_providers_flag_and_code_of_a_result_are_kept_with_it(world):
         result = next(r for r in CheckupRecord.objects.get(member=me).results_in_order if r.item == "ldl")
     assert (result.value, result.unit, result.unit_as_given) == (Decimal("180"), "mg/dL", "mg/dl")
     assert (result.code, result.interpretation) == (ldl, "H")
+
+
+def test_item_names_in_import_errors_follow_the_language():
+    from django.utils import translation
+
+    assert imports.column_label("height") == "身長"
+    with translation.override("en"):
+        assert imports.column_label("height") == "height" and imports.column_label("sex") == "Sex"

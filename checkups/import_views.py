@@ -17,6 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.labels import Perm
 from checkups import imports
@@ -119,7 +120,12 @@ PAGES = JobPages(
         Count("errors", _("エラー（取り込まない件）")),
         Count("warnings", _("警告（不明な項目コードは読み飛ばし）"), only_if_any=True),
     ),
-    applied_counts=(ADDED, Count("updated", _("訂正")), UNCHANGED, Count("judged", _("判定した件数"))),
+    applied_counts=(
+        ADDED,
+        Count("updated", pgettext_lazy("import count", "訂正")),
+        UNCHANGED,
+        Count("judged", _("判定した件数")),
+    ),
     warnings=imports.WARNINGS,
     extra_context=_mapping,
 )

@@ -865,6 +865,8 @@ def _validate(job: Job, f: IO[bytes]) -> None:
                 matched.add(member.pk)
             if member is None:
                 counts["added"] += 1
+                if not _target_active(row.values, ctx.today):
+                    counts["added_inactive"] = counts.get("added_inactive", 0) + 1  # on file, already ended
             else:
                 changes = _member_changes(member, row, ctx, dry_run=True)
                 if not changes:

@@ -77,6 +77,7 @@ PAGES = JobPages(
     report_rows=roster_import.error_report_rows,
     preview_counts=(
         ADDED,
+        Count("added_inactive", _("うち資格喪失日を過ぎていて無効のまま追加"), only_if_any=True),
         UPDATED,
         DEACTIVATED,
         UNCHANGED,

@@ -129,7 +129,9 @@ class JobPages:
                 form.add_error("file", exc.message)
             else:
                 return redirect(self.urls.job, job_id=job.pk)
-        recent = Job.objects.filter(kind=self.kind).order_by("-created_at")[:RECENT_JOBS]
+        recent = list(Job.objects.filter(kind=self.kind).order_by("-created_at")[:RECENT_JOBS])
+        for job in recent:  # validated, yet never to be applied (mode full with errors): not "awaiting" anyone
+            job.blocked = job.state == Job.State.VALIDATED and not self.can_apply(job)
         return render(request, self.upload_template, self._context(form=form, jobs=recent))
 
     @method_decorator(login_required)

@@ -334,8 +334,10 @@ def test_full_mode_refuses_a_file_with_errors(world):
 def test_past_qualification_end_deactivates_future_one_is_scheduled(world):
     today = dt.date.today()
     past, future = (today - dt.timedelta(days=1)).isoformat(), (today + dt.timedelta(days=30)).isoformat()
-    job = validate(world.tenant_a, roster_csv([person("A0", "甲野 0", end=past), person("N9", end=future)]))
-    assert job.counts["deactivated"] == 1 and job.counts["added"] == 1
+    rows = [person("A0", "甲野 0", end=past), person("N9", end=future), person("N8", end=past)]
+    job = validate(world.tenant_a, roster_csv(rows))
+    assert job.counts["deactivated"] == 1 and job.counts["added"] == 2
+    assert job.counts["added_inactive"] == 1  # N8 is added already ended: the preview says so
     apply(world.tenant_a, job)
     roster = members(world.tenant_a)
     assert not roster["A0"].is_active and not User.objects.get(email="member@a.example").is_active

@@ -215,3 +215,12 @@ def test_the_upload_page_offers_clearing_blank_cells_and_the_preview_says_which(
     with tenant_context(world.tenant_a):
         assert Job.objects.get(pk=int(cleared.url.rstrip("/").rsplit("/", 1)[1])).options["clear_blanks"] is True
     assert "登録済みの値を消す" in hr_client.get(cleared.url).content.decode()
+
+
+def test_a_full_file_refused_for_its_errors_does_not_read_as_awaiting_confirmation(
+    hr_client, world, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):  # the validation task, eager
+        upload(hr_client, roster_csv([person("N1"), person("N2", birth="bad")]), mode="full")
+    history = hr_client.get("/roster/import/").content.decode()
+    assert "反映できません（ファイルを直して再アップロード）" in history and "確認待ち" not in history

@@ -8,7 +8,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT, PAD = 320, 120, 28
-LABEL_GAP = 46  # px between two date labels: closer ones would overlap (the value above each point stays)
+LABEL_GAP = 46  # px between two date labels: closer ones would overlap
+VALUE_GAP = 24, 11  # px apart (across, up) two value labels must be not to overlap
 
 
 def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = "") -> SafeString:
@@ -34,13 +35,21 @@ def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = ""
         + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         + '"/>',
     ]
-    labelled = -LABEL_GAP
-    for (day, value), (x, y) in zip(points, coords, strict=True):
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#0b6e4f"><title>{day:%Y-%m-%d}</title></circle>')
-        parts.append(f'<text x="{x:.1f}" y="{y - 6:.1f}" font-size="10" text-anchor="middle">{value:g}</text>')
-        if x - labelled >= LABEL_GAP:
+    # Labels from the newest point back, so the newest date and value are always written; a label that
+    # would overlap the one written after it is left out (each point keeps its date and value as a tooltip).
+    dated, valued = WIDTH + LABEL_GAP, (WIDTH + VALUE_GAP[0], 0.0)
+    for (day, value), (x, y) in reversed(list(zip(points, coords, strict=True))):
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#0b6e4f"><title>{day:%Y-%m-%d}: {value:g}</title></circle>'
+        )
+        if valued[0] - x >= VALUE_GAP[0] or abs(valued[1] - y) >= VALUE_GAP[1]:
+            parts.append(f'<text x="{x:.1f}" y="{y - 6:.1f}" font-size="10" text-anchor="middle">{value:g}</text>')
+            valued = (x, y)
+        if dated - x >= LABEL_GAP:
             label = f"{day.year}/{day.month}/{day.day}"
             parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 8}" font-size="10" text-anchor="middle">{label}</text>')
-            labelled = x
-    parts.append(f'<text x="4" y="12" font-size="10">{escape(unit)}</text></svg>')
+            dated = x
+    if unit:
+        parts.append(f'<text x="4" y="12" font-size="10">{escape(unit)}</text>')
+    parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308  (every text part above is escaped or a number or a date)

@@ -235,11 +235,13 @@ def test_trend_points_are_labelled_by_exam_date(world, clinic):
     chart = svg.split('aria-label="HbA1c（NGSP）"')[1].split("</svg>")[0]
     labels = [text for text in chart.split('text-anchor="middle">')[1:] if not text.startswith("5.8")]
     labels = [text.split("<")[0] for text in labels]
-    # Every point carries its date; the axis labels one where they do not overlap (9/1 is 45 px after 5/20).
-    assert re.findall(r"<title>([\d-]+)</title>", chart) == ["2024-05-20", "2025-05-20", "2025-09-01", "2026-01-15"]
-    assert labels == ["2024/5/20", "2025/5/20", "2026/1/15"]
+    # Every point carries its date and value; the axis labels the newest date, then each earlier one that
+    # does not overlap the label after it (5/20 is 45 px before 9/1).
+    titles = re.findall(r"<title>([\d-]+): ([\d.]+)</title>", chart)
+    assert sorted(titles) == [(day, "5.8") for day in ("2024-05-20", "2025-05-20", "2025-09-01", "2026-01-15")]
+    assert labels == ["2026/1/15", "2025/9/1", "2024/5/20"]
     # and the points stand as far apart as the exams: a year, then 104 days, then 136 days
-    xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', chart)]
+    xs = sorted(float(x) for x in re.findall(r'<circle cx="([\d.]+)"', chart))
     assert xs[1] - xs[0] > 3 * (xs[2] - xs[1]) and xs[3] - xs[2] > xs[2] - xs[1]
 
 
@@ -522,3 +524,14 @@ def test_band_limits_are_written_as_the_criteria_write_them():
     rules = criteria.load("uniform_grades_v1")
     band = next(b for b in judgement.bands_of("hba1c", rules) if b.grade == "C")
     assert _range_text(band) == "6.0以上6.5未満"
+
+
+def test_trend_values_that_would_overlap_keep_the_newest_one_written():
+    """A CSV in September and an XML in October: two points a few pixels apart, values nearly equal."""
+    from checkups.charts import trend_svg
+
+    svg = str(trend_svg([(dt.date(2021, 1, 1), 60.0), (dt.date(2025, 9, 1), 62.0), (dt.date(2025, 10, 1), 62.4)],
+                        title="体重"))  # fmt: skip
+    written = re.findall(r'text-anchor="middle">([\d.]+)<', svg)
+    assert written == ["62.4", "60"]  # 62 would sit on 62.4; it stays in its point's tooltip
+    assert "<title>2025-09-01: 62</title>" in svg and '<text x="4"' not in svg  # no empty unit label

@@ -51,14 +51,14 @@ class IpAllowlistMiddleware:
         from tenants import allowlist
 
         user = getattr(request, "user", None)
-        if (
-            user is None
-            or not user.is_authenticated
-            or not allowlist.allowlist_applies_to(user)
-            or request.path.startswith(ALLOWLIST_EXEMPT_PREFIXES)
-        ):
+        if user is None or not user.is_authenticated or request.path.startswith(ALLOWLIST_EXEMPT_PREFIXES):
             return self.get_response(request)
-        if allowlist.address_permitted(client_ip(request), allowlist.allowlist_networks()):
+        # The tenant's list first (one small read): most tenants have none, and then whether the user is
+        # bound to it (their labels, read from the database) need not be asked on every request.
+        networks = allowlist.allowlist_networks() if user.tenant_id is not None else []
+        if not networks or not allowlist.allowlist_applies_to(user):
+            return self.get_response(request)
+        if allowlist.address_permitted(client_ip(request), networks):
             return self.get_response(request)
         api = request.path.startswith("/api/")
         allowlist.allowlist_record_denial(user=user, area="api" if api else "page")

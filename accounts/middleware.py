@@ -71,7 +71,7 @@ class MfaRequiredMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from accounts import mfa
+        from accounts import mfa, policy
 
         user = getattr(request, "user", None)
         if (
@@ -84,7 +84,8 @@ class MfaRequiredMiddleware:
         # Employees without MFA are most requests: remember "not required" for a few minutes rather
         # than asking the database on every request.
         now = time.time()
-        if not user.is_privileged and request.session.get(MFA_EXEMPT_UNTIL, 0) > now:
+        # Not for anyone holding a label over others' data: a label given mid-session binds at once.
+        if not policy.privileged(user) and request.session.get(MFA_EXEMPT_UNTIL, 0) > now:
             return self.get_response(request)
         if not mfa.mfa_required(user):
             request.session[MFA_EXEMPT_UNTIL] = now + MFA_EXEMPT_RECHECK_SECONDS

@@ -621,7 +621,13 @@ def _member_changes(member: Current, row: Row, ctx: Context, *, dry_run: bool = 
     run an office or department that does not exist yet counts as a change and is not created."""
     changes: dict[str, Any] = {}
     current_values = member.values
-    given = row.values if ctx.clear_blanks else {c: v for c, v in row.values.items() if v not in ("", None)}
+    # A blank keeps the stored value, except the 資格喪失日: a row without one means no end (someone
+    # listed again after leaving is active again).
+    given = (
+        row.values
+        if ctx.clear_blanks
+        else {c: v for c, v in row.values.items() if v not in ("", None) or c == "qualification_end"}
+    )
     for column, value in given.items():
         if column in ("office", "department"):
             continue
@@ -677,18 +683,29 @@ def _office_ids(row: Row, ctx: Context, *, create: bool = True) -> tuple[int | N
 _COMPARED_PLAIN = ("relationship", "qualification_end")
 
 
-def _existing(rows: list[Row], columns: list[str | None]) -> tuple[dict[int, Current], set[int]]:
+@dataclass
+class Existing:
+    """What ``_existing`` found: row number → entry; the rows matching more than one entry; and the rows
+    matched only as the sole entry on their card (``tentative``), which hold only while the file has no
+    other row under that card (the validation decides, over the whole file: ``no_fallback``)."""
+
+    found: dict[int, Current] = field(default_factory=dict)
+    ambiguous: set[int] = field(default_factory=set)
+    tentative: set[int] = field(default_factory=set)
+
+
+def _existing(rows: list[Row], columns: list[str | None], no_fallback: frozenset[int] = frozenset()) -> Existing:
     """Roster entries matching the rows' keys, one query per key kind, with the file's columns
-    decrypted a row at a time (``open_row``): (row number → entry, numbers of the rows that match
-    more than one entry). An insurer's card key is shared by people whose cards differ only in the
-    枝番 (twins of one sex under one insured person): the branch picks among them."""
-    found: dict[int, Current] = {}
-    ambiguous: set[int] = set()
+    decrypted a row at a time (``open_row``). An insurer's card key is shared by people whose cards differ
+    only in the 枝番 (twins of one sex under one insured person): the branch and the name pick among them
+    (``_same_person``); ``no_fallback``: rows that may not take an entry on their card by elimination."""
+    result = Existing()
+    found = result.found
     by_field: dict[str, list[str]] = {}
     for row in rows:
         by_field.setdefault(row.key_field, []).append(row.key)
     if not by_field:
-        return found, ambiguous
+        return result
     personal = [f for f in encrypted_fields(Member) if f.attname in columns]
     plain = [c for c in _COMPARED_PLAIN if c in columns or c == "qualification_end"]  # it decides is_active
     names = [f.attname for f in personal]
@@ -711,17 +728,26 @@ def _existing(rows: list[Row], columns: list[str | None]) -> tuple[dict[int, Cur
                 Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
             )
         taken: set[int] = set()  # two rows of the file never update one entry
-        for row in rows:
+        by_elimination: list[Row] = []
+        for row in rows:  # first every match by key, branch or name, then the rest by elimination
             if row.key_field != key_field or row.key not in entries:
                 continue
             candidates = [c for c in entries[row.key] if c.pk not in taken]
             if key_field == "insurance_card_index":
-                candidates = _same_person(row, candidates)
+                candidates, _tentative = _same_person(row, candidates, sole=False)
+                if not candidates and row.branch and row.number not in no_fallback:
+                    by_elimination.append(row)
             if len(candidates) > 1:
-                ambiguous.add(row.number)
+                result.ambiguous.add(row.number)
             elif candidates:
                 found[row.number] = candidates[0]
                 taken.add(candidates[0].pk)
+        for row in by_elimination:
+            candidates, _tentative = _same_person(row, [c for c in entries[row.key] if c.pk not in taken], sole=True)
+            if len(candidates) == 1:
+                found[row.number] = candidates[0]
+                taken.add(candidates[0].pk)
+                result.tentative.add(row.number)
     # An insurer's roster keyed by card until now, and a file that brings employee numbers: the person on
     # file under the row's card without an employee number, if exactly one is the row's, is that row's
     # (not a new one).
@@ -739,27 +765,48 @@ def _existing(rows: list[Row], columns: list[str | None]) -> tuple[dict[int, Cur
                 current = Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
                 on_card.setdefault(card_key, []).append(current)
         for card_key, card_rows in by_card.items():
-            for row in card_rows:
-                candidates = [c for c in _same_person(row, on_card.get(card_key, [])) if c.pk not in taken]
-                if len(candidates) == 1 and (row.branch or len(card_rows) == 1):
-                    found[row.number] = candidates[0]
-                    taken.add(candidates[0].pk)
-    return found, ambiguous
+            for by_elimination_now in (False, True):  # as above: branch or name first, then elimination
+                for row in card_rows:
+                    if row.number in found:
+                        continue
+                    free = [c for c in on_card.get(card_key, []) if c.pk not in taken]
+                    sole = by_elimination_now and row.number not in no_fallback and len(card_rows) == 1
+                    candidates, tentative = _same_person(row, free, sole=sole)
+                    if not row.branch:  # no 枝番 to tell: the card's one entry, by elimination only
+                        candidates, tentative = (candidates, True) if sole else ([], False)
+                    if len(candidates) == 1:
+                        found[row.number] = candidates[0]
+                        taken.add(candidates[0].pk)
+                        if tentative:
+                            result.tentative.add(row.number)
+    return result
 
 
-def _same_person(row: Row, candidates: list[Current]) -> list[Current]:
-    """The entries among those sharing the row's card key that may be the row's person. The card key is
-    shared by people whose cards differ only in the 枝番 (twins of one sex under one insured person):
-    with a 枝番, the entry that has it, else an entry without a branch yet and with the row's name (it is
-    given the row's branch: never the other twin's entry, whichever row comes first); without, all of
-    them (more than one is ambiguous)."""
+def _card_of(row: Row) -> int | None:
+    """The row's card key as a number: its own key (insurer rows keyed by card) or its card beside an
+    employee number; None for a row without a card."""
+    if row.key_field == "insurance_card_index":
+        return row.fingerprint
+    return int(row.card_key[:16], 16) if row.card_key else None
+
+
+def _same_person(row: Row, candidates: list[Current], *, sole: bool) -> tuple[list[Current], bool]:
+    """The entries among those sharing the row's card key that may be the row's person, and whether the
+    match is by elimination only. With a 枝番: the entry that has it; else an entry without a branch yet
+    and with the row's name (twins: never the other twin's entry, whichever row comes first); else, when
+    ``sole``, the one entry without a branch (the name written differently, or changed). Without a 枝番:
+    all of them (more than one is ambiguous)."""
     if not row.branch:
-        return candidates
+        return candidates, False
     same = [c for c in candidates if c.values.get("insurance_branch") == row.branch]
+    if same:
+        return same, False
+    unbranched = [c for c in candidates if not c.values.get("insurance_branch")]
     name = row.values.get("name")
-    return same or [
-        c for c in candidates if not c.values.get("insurance_branch") and _nfkc(c.values.get("name") or "") == name
-    ]
+    named = [c for c in unbranched if _nfkc(c.values.get("name") or "") == name]
+    if named:
+        return named, False
+    return (unbranched, True) if sole and len(unbranched) == 1 else ([], False)
 
 
 # --- Services -------------------------------------------------------------------------------------------
@@ -841,6 +888,12 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     seen: set[int] = set()
     branches: dict[int, set[str]] = {}  # card key → the 枝番 of its rows ("" for none)
     matched: set[int] = set()  # entries a row matched by card (its own key, or the fallback of a numbered row)
+    # Matching an entry by elimination (the only one on its card) holds only if no other row of the file
+    # is under that card: known at the end of the file, then taken back where it does not hold.
+    rows_on_card: dict[int, int] = {}  # card key → valid rows under it
+    may_eliminate: list[tuple[int, int]] = []  # (row number, card key) of the rows that could
+    by_elimination: dict[int, tuple[int, int, str, int, bool]] = {}  # row → (chunk, index, outcome, entry, ended)
+    definite: set[int] = set()  # entries matched by key, branch or name
     errors: list[dict] = []
     chunks: list[list[int]] = []
     chunk: list[Row] = []
@@ -850,29 +903,43 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         """Count the chunk's outcomes and close it: [byte offset, first record number, rows, todo, unchanged],
         where ``todo`` marks the rows the apply has to write (not unchanged, not in error), so a
         re-import of an unchanged file reads the roster once, here, and writes nothing."""
-        existing, ambiguous = _existing([r for r in chunk if not r.errors], columns)
+        existing = _existing([r for r in chunk if not r.errors], columns)
         todo = unchanged = 0
         for index, row in enumerate(chunk):
             if row.errors:
                 continue
-            if row.number in ambiguous:
+            if row.number in existing.ambiguous:
                 row.errors.append(("insurance_branch", "card_ambiguous"))
                 errors.append({"row": row.number, "column": "insurance_branch", "code": "card_ambiguous"})
                 counts["errors"] += 1
                 continue
-            member = existing.get(row.number)
-            if member is not None and (row.card_key or row.key_field == "insurance_card_index"):
+            card = _card_of(row)
+            if card is not None:
+                rows_on_card[card] = rows_on_card.get(card, 0) + 1
+                if row.branch or row.card_key:
+                    may_eliminate.append((row.number, card))
+            member = existing.found.get(row.number)
+            if member is not None and card is not None:
                 matched.add(member.pk)
+                if row.number not in existing.tentative:
+                    definite.add(member.pk)
             if member is None:
                 counts["added"] += 1
                 if not _target_active(row.values, ctx.today):
                     counts["added_inactive"] = counts.get("added_inactive", 0) + 1  # on file, already ended
+                outcome = "added"
             else:
                 changes = _member_changes(member, row, ctx, dry_run=True)
+                outcome = (
+                    "unchanged" if not changes else "deactivated" if changes.get("is_active") is False else "updated"
+                )
+                if row.number in existing.tentative:
+                    ended = not _target_active(row.values, ctx.today)
+                    by_elimination[row.number] = (len(chunks), index, outcome, member.pk, ended)
                 if not changes:
                     unchanged += 1
                     continue
-                counts["deactivated" if changes.get("is_active") is False else "updated"] += 1
+                counts[outcome] += 1
             todo |= 1 << index
             if office_name := row.values.get("office"):
                 office = ctx.offices.get(office_name)
@@ -915,6 +982,20 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         flush()
     if counts["rows"] == 0:
         raise FileError("no_rows")
+    no_fallback = sorted(n for n, card in may_eliminate if rows_on_card[card] > 1)
+    for n in no_fallback:  # another row is under that card: the entry is not this row's by elimination
+        if n not in by_elimination:
+            continue
+        at, index, outcome, pk, ended = by_elimination[n]
+        counts[outcome] -= 1
+        counts["added"] += 1
+        if ended:
+            counts["added_inactive"] = counts.get("added_inactive", 0) + 1
+        if outcome == "unchanged":  # now a row to write
+            chunks[at][3] = jobs.plan_mask(jobs.plan_todo(chunks[at][3]) | 1 << index, chunks[at][2])
+            chunks[at][4] -= 1
+        if pk not in definite:
+            matched.discard(pk)
     missing: list[int] = []
     if job.options.get("mode") == FULL:
         missing = [pk for pk, _user in _missing_members(seen, matched)]
@@ -924,7 +1005,8 @@ def _validate(job: Job, f: IO[bytes]) -> None:
             counts["deactivates_uploader"] = 1  # the preview warns: applying locks the uploader out
     counts["new_offices"], counts["new_departments"] = len(new_offices), len(new_departments)
     # Mode full deactivates exactly the members the preview counted (ids only, no personal data).
-    job.plan = {"encoding": encoding, "delimiter": delimiter, "columns": columns, "chunks": chunks, "missing": missing}
+    job.plan = {"encoding": encoding, "delimiter": delimiter, "columns": columns, "chunks": chunks, "missing": missing,
+                "no_fallback": no_fallback}  # fmt: skip
     job.rows_total, job.rows_done = counts["rows"], 0
     errors.sort(key=lambda e: e["row"])  # a row found ambiguous when its chunk closed comes after later rows
     job.counts, job.errors = counts, errors
@@ -1000,13 +1082,13 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     with jobs.job_open(job) as f:
         rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
     prepared.errors = todo.bit_count() - len(rows)  # rows that no longer pass (roster changed)
-    existing, ambiguous = _existing(rows, ctx.columns)
+    existing = _existing(rows, ctx.columns, frozenset(plan.get("no_fallback", ())))
     new_rows = []
     for row in rows:
-        if row.number in ambiguous:
+        if row.number in existing.ambiguous:
             prepared.errors += 1  # a second entry under the card since the preview
             continue
-        current = existing.get(row.number)
+        current = existing.found.get(row.number)
         if current is None:
             new_rows.append(row)
         elif changes := _member_changes(current, row, ctx):
@@ -1299,8 +1381,20 @@ def members_expire_qualifications(*, today: dt.date | None = None) -> int:
 def error_report_rows(job: Job) -> Iterator[list[object]]:
     """Row number, column, reason: the error report never repeats a cell's value."""
     for error in job.errors:
-        column = error.get("column") or ""
-        yield [error.get("row") or "", str(COLUMN_LABELS.get(column, "")), error["code"], error_message(error["code"])]
+        yield [
+            error.get("row") or "",
+            column_label(error.get("column") or ""),
+            error["code"],
+            error_message(error["code"]),
+        ]
+
+
+def column_label(column: str) -> str:
+    """An error's column as people read it; a header problem's by its position (its text may be a
+    person's data, in a file without a header line)."""
+    if column.startswith("#"):
+        return _("%(n)s 列目") % {"n": column[1:]}
+    return str(COLUMN_LABELS.get(column, ""))
 
 
 def error_report_header() -> list[str]:

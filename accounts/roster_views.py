@@ -47,12 +47,6 @@ def _start(data: dict[str, Any], acting_user) -> Job:
     )  # fmt: skip
 
 
-def _column_label(column: str) -> str:
-    if column.startswith("#"):  # a header problem: the column's position (its text may be a person's data)
-        return _("%(n)s 列目") % {"n": column[1:]}
-    return str(roster_import.COLUMN_LABELS.get(column, ""))
-
-
 DEACTIVATED = Count("deactivated", _("無効化"))
 
 PAGES = JobPages(
@@ -72,7 +66,7 @@ PAGES = JobPages(
     confirm=roster_import.roster_import_confirm,
     can_apply=roster_import.can_apply,
     error_message=roster_import.error_message,
-    column_label=_column_label,
+    column_label=roster_import.column_label,
     report_header=roster_import.error_report_header,
     report_rows=roster_import.error_report_rows,
     preview_counts=(

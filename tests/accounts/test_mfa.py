@@ -261,3 +261,18 @@ def test_a_label_over_ones_own_data_only_asks_for_nothing_more(world):
     employee = Client()
     password_login(employee, "member@a.example", TEST_PASSWORD)
     assert employee.get("/").status_code == 200
+
+
+def test_an_employee_given_a_label_mid_session_is_asked_for_a_second_factor_at_once(world):
+    """The "no second factor needed" answer an employee's session keeps for a few minutes does not
+    outlive a label given meanwhile."""
+    from accounts.services import label_grant_create
+
+    employee = Client()
+    password_login(employee, "member@a.example", TEST_PASSWORD)
+    assert employee.get("/").status_code == 200
+    with tenant_context(world.tenant_a):
+        label_grant_create(office=world.office_a, target_kind="employee", target="A0", labels=["physician"],
+                           scope_="office", acting_user=world.admin_a)  # fmt: skip
+    response = employee.get("/checkups/review/")
+    assert response.status_code == 302 and response.url.startswith("/accounts/mfa/setup/")

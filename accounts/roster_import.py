@@ -620,43 +620,42 @@ def _member_changes(member: Current, row: Row, ctx: Context, *, dry_run: bool = 
     """Attribute → new value for what the row changes (only the columns present in the file). In a dry
     run an office or department that does not exist yet counts as a change and is not created."""
     changes: dict[str, Any] = {}
-    current_values = member.values
+    current_values, values = member.values, row.values
     # A blank keeps the stored value, except the 資格喪失日: a row without one means no end (someone
     # listed again after leaving is active again).
-    given = (
-        row.values
-        if ctx.clear_blanks
-        else {c: v for c, v in row.values.items() if v not in ("", None) or c == "qualification_end"}
-    )
-    for column, value in given.items():
-        if column in ("office", "department"):
+    keep = not ctx.clear_blanks
+    for column, value in values.items():
+        if column in _PLACES or (keep and (value == "" or value is None) and column != "qualification_end"):
             continue
         if column == "relationship" and not value:
             value = Member.Relationship.SELF  # cleared: the default, a roster entry always has one
         current = current_values.get(column)
-        if column in PERSONAL_TEXT or column == "relationship":
+        if column in _COMPARED_AS_TEXT:
             current = "" if current is None else str(current)
         elif current is not None:
             current = dt.date(current.year, current.month, current.day)
         if current != value:
             changes[column] = value
-    if "office" in given:
+    office_given = "office" in values and (values["office"] or not keep)
+    department_given = "department" in values and (values["department"] or not keep)
+    if office_given:
         office_id, department_id = _office_ids(row, ctx, create=not dry_run)
         if member.office_id != office_id:
             changes["office_id"] = office_id
-            if "department" not in given and member.department_id is not None:
+            if not department_given and member.department_id is not None:
                 changes["department_id"] = None  # a department belongs to its office: not kept across a move
-        if "department" in given and member.department_id != department_id:
+        if department_given and member.department_id != department_id:
             changes["department_id"] = department_id
-    # Without a 資格喪失日 (no column, or a blank kept) the stored date still decides: a member past it stays
-    # inactive.
-    active = _target_active(given if "qualification_end" in given else current_values, ctx.today)
+    # Without the 資格喪失日 column the stored date still decides: a member past it stays inactive.
+    active = _target_active(values if "qualification_end" in values else current_values, ctx.today)
     if member.is_active != active:
         changes["is_active"] = active
     return changes
 
 
 NOT_YET = -1  # the id a dry run gives an office or department that applying would create
+_PLACES = frozenset({"office", "department"})
+_COMPARED_AS_TEXT = frozenset({*PERSONAL_TEXT, "relationship"})
 
 
 def _office_ids(row: Row, ctx: Context, *, create: bool = True) -> tuple[int | None, int | None]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Page
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -50,32 +53,28 @@ def _physician_only(request: HttpRequest) -> None:
         raise Http404
 
 
-@login_required
-def review_queue(request: HttpRequest) -> HttpResponse:
+def _physician_list(
+    request: HttpRequest, pages: Callable[..., Page], template: str, tab: str, **listed: str
+) -> HttpResponse:
+    """One of the physician's lists: each row shows a person's overall grade (and opinion), a read of
+    their results, audited like any other (a health read, withheld from HR)."""
     _physician_only(request)
-    page = selectors.review_queue(user=request.user, page=request.GET.get("page"))
-    # The queue shows each person's overall grade: a read of their results, audited like any other.
+    page = pages(user=request.user, page=request.GET.get("page"))
     audit.record(
         action="checkup.queue_viewed", target_type="checkup",
-        details={"page": page.number, "records": [entry.record.pk for entry in page]},
+        details={**listed, "page": page.number, "records": [entry.record.pk for entry in page]},
     )  # fmt: skip
-    return render(
-        request, "checkups/queue.html", {"page": page, "tab": "queue", "days": selectors.RECENTLY_SIGNED_DAYS}
-    )
+    return render(request, template, {"page": page, "tab": tab, "days": selectors.RECENTLY_SIGNED_DAYS})
+
+
+@login_required
+def review_queue(request: HttpRequest) -> HttpResponse:
+    return _physician_list(request, selectors.review_queue, "checkups/queue.html", "queue")
 
 
 @login_required
 def review_signed(request: HttpRequest) -> HttpResponse:
-    _physician_only(request)
-    page = selectors.recently_signed(user=request.user, page=request.GET.get("page"))
-    # Grades and opinions of the listed people: audited as the queue is (a health read, withheld from HR).
-    audit.record(
-        action="checkup.queue_viewed", target_type="checkup",
-        details={"list": "signed", "page": page.number, "records": [entry.record.pk for entry in page]},
-    )  # fmt: skip
-    return render(
-        request, "checkups/signed.html", {"page": page, "tab": "signed", "days": selectors.RECENTLY_SIGNED_DAYS}
-    )
+    return _physician_list(request, selectors.recently_signed, "checkups/signed.html", "signed", list="signed")
 
 
 @login_required

@@ -133,6 +133,7 @@ def test_physician_signs_a_restriction_and_hr_sees_only_the_conclusion(world, cl
         page = hr.get("/checkups/conclusions/").content.decode()
         hr.get("/checkups/dashboard/")
     assert "就業制限" in page and "受診勧奨" in page
+    assert f'data-testid="employee-number">{record.member.employee_number}<' in page  # same names told apart
     assert not shows(page, "142") and not shows(page, "5.8")  # no lab values for HR
     # nor are they read from the database for HR's pages: no query of theirs selects the results
     read = [q["sql"] for q in captured.captured_queries if "checkups_checkuprecord" in q["sql"]]
@@ -191,8 +192,8 @@ def test_restrictions_read_as_words_for_hr_and_in_the_physicians_history(world, 
     _sign(doc, record, restrictions=["no_overtime", "no_business_trips"])
     page = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
     cells = _cells(page, "2025-05-20")
-    assert cells[3] == "就業制限" and cells[5] == "精密検査"
-    assert "時間外労働の制限" in cells[4] and "出張の制限" in cells[4]
+    assert cells[4] == "就業制限" and cells[6] == "精密検査"
+    assert "時間外労働の制限" in cells[5] and "出張の制限" in cells[5]
     assert "no_overtime" not in page and "no_business_trips" not in page
     assert "残業は月20時間まで" not in page  # the opinion text stays with the physician
     history = doc.get(f"/checkups/review/{record.pk}/").content.decode().split("これまでの判定")[1]

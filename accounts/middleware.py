@@ -17,8 +17,14 @@ SESSION_STARTED = "_session_started"
 SESSION_LAST_SEEN = "_session_last_seen"
 
 
-def idle_timeout_for(user) -> float:
-    limit = settings.SESSION_IDLE_TIMEOUT_PRIVILEGED if user.is_privileged else settings.SESSION_IDLE_TIMEOUT
+# Set once a session, by MfaRequiredMiddleware (inside the tenant context, where labels can be read): this
+# session's user holds a label over others' data, so the privileged idle limit applies as for their roles.
+SESSION_PRIVILEGED = "_session_privileged"
+
+
+def idle_timeout_for(user, session=None) -> float:
+    strict = user.is_privileged or bool(session is not None and session.get(SESSION_PRIVILEGED))
+    limit = settings.SESSION_IDLE_TIMEOUT_PRIVILEGED if strict else settings.SESSION_IDLE_TIMEOUT
     return limit.total_seconds()
 
 
@@ -36,7 +42,7 @@ class SessionTimeoutMiddleware:
             last_seen = request.session.get(SESSION_LAST_SEEN, now)
             expired = (now - started) > settings.SESSION_ABSOLUTE_TIMEOUT.total_seconds() or (
                 now - last_seen
-            ) > idle_timeout_for(user)
+            ) > idle_timeout_for(user, request.session)
             if expired:
                 logout(request)
                 message = _("一定時間操作がなかったため、ログアウトしました。もう一度ログインしてください。")
@@ -74,12 +80,13 @@ class MfaRequiredMiddleware:
         from accounts import mfa, policy
 
         user = getattr(request, "user", None)
-        if (
-            user is None
-            or not user.is_authenticated
-            or user.is_verified()
-            or request.path.startswith(MFA_EXEMPT_PREFIXES)
-        ):
+        if user is None or not user.is_authenticated:
+            return self.get_response(request)
+        if user.is_verified():
+            if SESSION_PRIVILEGED not in request.session:  # once a session: the idle limit of the labels held
+                request.session[SESSION_PRIVILEGED] = policy.privileged(user)
+            return self.get_response(request)
+        if request.path.startswith(MFA_EXEMPT_PREFIXES):
             return self.get_response(request)
         # Employees without MFA are most requests: remember "not required" for a few minutes rather
         # than asking the database on every request.

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from accounts.middleware import SESSION_LAST_SEEN, SESSION_STARTED
+from tenants.context import tenant_context
 from tests.conftest import TEST_PASSWORD, log_in
 
 ADMIN_PASSWORD = TEST_PASSWORD + "!x"
@@ -213,3 +214,17 @@ def test_japanese_even_when_the_browser_asks_for_english(client):
     page = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
     assert page.headers["Content-Language"] == "ja"
     assert "メールアドレス" in page.content.decode()
+
+
+def test_an_employee_holding_a_label_over_others_gets_the_privileged_idle_limit(client, world):
+    """Bound to MFA like the privileged roles, and to their 15-minute idle limit too."""
+    from accounts.services import label_grant_create
+
+    with tenant_context(world.tenant_a):
+        label_grant_create(office=world.office_a, target_kind="employee", target="A0", labels=["manager"],
+                           scope_="department", acting_user=world.admin_a)  # fmt: skip
+    log_in(client, "member@a.example", TEST_PASSWORD)  # through the second factor it now needs
+    assert client.get("/").status_code == 200
+    _age_session(client, idle_minutes=16)
+    response = client.get("/")
+    assert response.status_code == 302 and "/accounts/login/" in response.url

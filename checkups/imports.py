@@ -418,7 +418,7 @@ def match_members(entries: list[Entry]) -> None:
     if cards:
         hits: dict[str, list[Person]] = {}
         wanted = [index for _entry, indexes in cards for index in indexes]
-        for index, person in _people("insurance_card_index", list(dict.fromkeys(wanted)), branch=True):
+        for index, person in _people("insurance_card_index", wanted, branch=True):
             hits.setdefault(index, []).append(person)
         for entry, indexes in cards:
             reason = "member_not_found"

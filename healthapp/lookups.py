@@ -24,6 +24,7 @@ def rows_by_keys(model: type[Model], key_field: str, keys: Sequence[str], fields
     indexes: hex text, never a comma). Values come as ``values_list`` gives them on every database
     (encrypted fields as their sealed bytes, an empty optional one as "")."""
     tenant = require_tenant()  # fails closed in the application, as row-level security does below it
+    keys = list(dict.fromkeys(keys))  # a key asked twice is one probe (unnest would return its rows twice)
     if not keys:
         return
     connection = connections[DEFAULT_DB_ALIAS]

@@ -77,13 +77,6 @@ def _tenant_user(user) -> None:
         raise Http404
 
 
-def age_on(birth_date: dt.date | None, day: dt.date) -> int | None:
-    """Full years of age on ``day`` (the physician reads the age at the checkup); None without a birth date."""
-    if birth_date is None:
-        return None
-    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
-
-
 def _latest_judgements():
     return Prefetch(
         "judgements",

@@ -48,10 +48,14 @@ def fiscal_year_of(day: dt.date) -> int:
     return day.year if day.month >= 4 else day.year - 1
 
 
+def age_on(birth: dt.date, day: dt.date) -> int:
+    """Full years of age on ``day``."""
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
 def age_in_fiscal_year(birth: dt.date, fiscal_year: int) -> int:
     """The age reached by the end of the fiscal year (31 March), as the guidance rules count it."""
-    end = dt.date(fiscal_year + 1, 3, 31)
-    return end.year - birth.year - ((end.month, end.day) < (birth.month, birth.day))
+    return age_on(birth, dt.date(fiscal_year + 1, 3, 31))
 
 
 def criteria_current(name: str, *, on: dt.date | None = None) -> CriteriaSet:

@@ -3,7 +3,7 @@ from decimal import Decimal
 from django import template
 from django.utils.translation import gettext_lazy as _
 
-from checkups import models, selectors
+from checkups import models, services
 
 register = template.Library()
 
@@ -59,8 +59,9 @@ def get_item(mapping, key):
 
 @register.filter
 def age_on(birth_date, day):
-    """The age on ``day`` (a record's exam date); None without a birth date."""
-    return selectors.age_on(birth_date, day)
+    """The age on ``day`` (a record's exam date: the physician reads the age at the checkup); None without
+    a birth date."""
+    return None if birth_date is None else services.age_on(birth_date, day)
 
 
 @register.filter

@@ -717,16 +717,24 @@ def _existing(rows: list[Row], columns: list[str | None], no_fallback: frozenset
         values.update(zip((f.attname for f, _ in todo), open_row(tenant_id, uid.bytes, todo), strict=True))
         return values
 
+    taken: set[int] = set()  # two rows of the file never update one entry (within one kind of key)
+
+    def take(row: Row, entry: Current, *, tentative: bool = False) -> None:
+        found[row.number] = entry
+        taken.add(entry.pk)
+        if tentative:
+            result.tentative.add(row.number)
+
     fields = ["pk", "uid", "user_id", "office_id", "department_id", "is_active", *plain, *names]
     for key_field, keys in by_field.items():
         entries: dict[str, list[Current]] = {}
         for key, pk, uid, user_id, office_id, department_id, is_active, *rest in rows_by_keys(
-            Member, key_field, list(dict.fromkeys(keys)), fields
+            Member, key_field, keys, fields
         ):
             entries.setdefault(key, []).append(
                 Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
             )
-        taken: set[int] = set()  # two rows of the file never update one entry
+        taken = set()
         by_elimination: list[Row] = []
         for row in rows:  # first every match by key, branch or name, then the rest by elimination
             if row.key_field != key_field or row.key not in entries:
@@ -739,14 +747,11 @@ def _existing(rows: list[Row], columns: list[str | None], no_fallback: frozenset
             if len(candidates) > 1:
                 result.ambiguous.add(row.number)
             elif candidates:
-                found[row.number] = candidates[0]
-                taken.add(candidates[0].pk)
+                take(row, candidates[0])
         for row in by_elimination:
             candidates, _tentative = _same_person(row, [c for c in entries[row.key] if c.pk not in taken], sole=True)
             if len(candidates) == 1:
-                found[row.number] = candidates[0]
-                taken.add(candidates[0].pk)
-                result.tentative.add(row.number)
+                take(row, candidates[0], tentative=True)
     # An insurer's roster keyed by card until now, and a file that brings employee numbers: the person on
     # file under the row's card without an employee number, if exactly one is the row's, is that row's
     # (not a new one).
@@ -774,10 +779,7 @@ def _existing(rows: list[Row], columns: list[str | None], no_fallback: frozenset
                     if not row.branch:  # no 枝番 to tell: the card's one entry, by elimination only
                         candidates, tentative = (candidates, True) if sole else ([], False)
                     if len(candidates) == 1:
-                        found[row.number] = candidates[0]
-                        taken.add(candidates[0].pk)
-                        if tentative:
-                            result.tentative.add(row.number)
+                        take(row, candidates[0], tentative=tentative)
     return result
 
 
@@ -884,7 +886,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     counts = {"rows": 0, "added": 0, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 0}
     new_offices: set[str] = set()
     new_departments: set[tuple[str, str]] = set()
-    seen: set[int] = set()
+    seen: set[int] = set()  # the employee numbers of the file's rows (duplicates; mode full)
     branches: dict[int, set[str]] = {}  # card key → the 枝番 of its rows ("" for none)
     matched: set[int] = set()  # entries a row matched by card (its own key, or the fallback of a numbered row)
     # Matching an entry by elimination (the only one on its card) holds only if no other row of the file
@@ -963,9 +965,10 @@ def _validate(job: Job, f: IO[bytes]) -> None:
                 if row.branch in listed or (listed and (not row.branch or "" in listed)):
                     row.errors.append(("insurance_branch" if listed - {""} else "insurance_number", "same_card"))
                 listed.add(row.branch)
-            elif row.fingerprint in seen:
-                row.errors.append((COLUMN_FOR_KEY.get(row.key_field, ""), "duplicate_key"))
-            seen.add(row.fingerprint)
+            else:  # keyed by employee number
+                if row.fingerprint in seen:
+                    row.errors.append((COLUMN_FOR_KEY.get(row.key_field, ""), "duplicate_key"))
+                seen.add(row.fingerprint)
         counts["rows"] += 1
         for column, code in row.errors:
             errors.append({"row": row.number, "column": column, "code": code})

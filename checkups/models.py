@@ -311,3 +311,26 @@ class CheckupCsvMapping(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"CheckupCsvMapping #{self.pk}"
+
+
+class GradeSnapshot(TenantScopedModel):
+    """The overall-grade counts of one group (office, department) for one fiscal year as 健診の集計 last
+    showed them. They are shown again until at least MIN_GROUP_SIZE people's grades have changed (people
+    added, gone or graded anew; checkups.disclosure): otherwise the page read before and after one person's
+    checkup arrives would give that person's grade away, however large the group."""
+
+    fiscal_year = models.PositiveSmallIntegerField(_("年度"))
+    group = models.CharField(max_length=41)  # "office id:department id", either empty for none
+    people = models.PositiveIntegerField()
+    grades = models.JSONField(default=dict)  # grade → people
+    # member id → a keyed digest of their grade then: who changed since, without a second copy of grades
+    members = models.JSONField(default=dict)
+    published_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "fiscal_year", "group"], name="gradesnapshot_unique_group")
+        ]
+
+    def __str__(self) -> str:
+        return f"GradeSnapshot #{self.pk}"

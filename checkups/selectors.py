@@ -33,8 +33,9 @@ from accounts import policy
 from accounts.labels import Perm
 from accounts.models import Member
 from checkups import criteria as criteria_data
-from checkups import items
+from checkups import disclosure, items
 from checkups import judgement as judgement_module
+from checkups.disclosure import MIN_GROUP_SIZE
 from checkups.models import (
     CheckupCorrection,
     CheckupRecord,
@@ -543,9 +544,6 @@ def conclusions(*, user, page: int | str | None = 1, show: str = "all") -> Page:
     return found
 
 
-MIN_GROUP_SIZE = 5  # aggregates over fewer people are suppressed, so nobody can be singled out
-
-
 @dataclass(frozen=True)
 class FollowUpRate:
     """Follow-ups reported done out of those the physicians asked for (records of the fiscal year)."""
@@ -568,9 +566,11 @@ class DistributionRow:
     office: str
     department: str
     people: int
-    grades: dict[str, int] | None  # None when suppressed
+    grades: dict[str, int] | None  # None when suppressed; else as last published (checkups.disclosure)
     judged_share: int | None  # % of people whose counted record has a physician's opinion; None when suppressed
     follow_up: FollowUpRate | None = None  # None when suppressed
+    graded_people: int | None = None  # the people the grade counts were published for
+    grades_as_of: dt.datetime | None = None  # when those counts lag behind the group as it is now
 
 
 @dataclass(frozen=True)
@@ -613,9 +613,11 @@ def _counted_per_person(records: list[_Counted]) -> list[_Counted]:
 def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     """Counts of overall grades and the follow-up completion rate by office and department for one fiscal
     year (the latest when none, or one without checkups, is asked for), inside the user's
-    checkup.view_conclusion scope; groups under MIN_GROUP_SIZE people are suppressed. The overall rate
-    is shown only when the suppressed groups together are empty or large enough themselves: otherwise
-    overall minus the shown groups would give the figures of a group that was hidden."""
+    checkup.view_conclusion scope. Groups under MIN_GROUP_SIZE people, or only partly in the scope, are
+    suppressed; the grade counts shown are the group's published ones (checkups.disclosure), which change
+    only when enough people have. The overall rate is shown only when the suppressed groups together are
+    empty or large enough themselves: otherwise overall minus the shown groups would give the figures of a
+    group that was hidden."""
     if not policy.can(user, Perm.CHECKUP_VIEW_CONCLUSION):
         raise Http404
     records = policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
@@ -624,19 +626,27 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         return Distribution(None, [], None)
     if fiscal_year not in years:
         fiscal_year = years[0]  # the latest (a year with no checkups in scope has nothing to show)
+    year = records.filter(fiscal_year=fiscal_year)
+    in_scope = set(year.values_list("member_id", flat=True))
+    # Groups are read whole (the tenant's records of the year, never shown beyond the scope): a group only
+    # partly in scope is suppressed, and a group's published grades are the same for every viewer.
     # One light row per record (a big tenant has 100,000 a year): the newest judgement's grade and whether an
     # opinion exists come from subqueries; only the signed records are loaded whole, for their follow-up.
-    year = records.filter(fiscal_year=fiscal_year)
     has_opinion = Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk")))
-    groups: dict[tuple[str, str], list[_Counted]] = {}
-    for pk, member_id, exam_date, overall, signed, office, department in year.annotate(
-        overall=_newest(Judgement, "judged_at", "overall"),
-        signed=has_opinion,
-    ).values_list("pk", "member_id", "exam_date", "overall", "signed", "member__office__name",
-                  "member__department__name"):  # fmt: skip
-        groups.setdefault((office or "—", department or "—"), []).append(
-            _Counted(pk, member_id, exam_date, overall, signed)
-        )
+    groups: dict[tuple[str, str, str], list[_Counted]] = {}
+    for pk, member_id, exam_date, overall, signed, office_id, department_id, office, department in (
+        CheckupRecord.objects.filter(fiscal_year=fiscal_year)
+        .annotate(overall=_newest(Judgement, "judged_at", "overall"), signed=has_opinion)
+        .values_list("pk", "member_id", "exam_date", "overall", "signed", "member__office_id",
+                     "member__department_id", "member__office__name", "member__department__name")
+    ):  # fmt: skip
+        key = (office or "—", department or "—", disclosure.group_key(office_id, department_id))
+        groups.setdefault(key, []).append(_Counted(pk, member_id, exam_date, overall, signed))
+    visible = {}  # group → its records, when the whole group is in scope (None when only part of it is)
+    for key, group_records in groups.items():
+        members = {record.member_id for record in group_records}
+        if members & in_scope:
+            visible[key] = group_records if members <= in_scope else None
     today = timezone.localdate()
     states = {
         record.pk: follow_up_state(record, today=today)
@@ -644,29 +654,41 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         .defer("results")
         .prefetch_related(_opinions_newest_first(), _visits_newest_first())
     }
+    counted = {key: _counted_per_person(rs) for key, rs in visible.items() if rs is not None}
+    published = disclosure.published_grades(
+        fiscal_year,
+        {key[2]: {r.member_id: r.overall or "" for r in people} for key, people in counted.items()
+         if len(people) >= MIN_GROUP_SIZE},
+    )  # fmt: skip
     rows = []
     suppressed_people = total_people = hidden_follow_ups = 0
-    for (office, department), members_records in sorted(groups.items()):
-        counted = _counted_per_person(members_records)
-        people = len(counted)
+    for key in sorted(visible):
+        office, department, group = key
+        group_records = visible[key]
+        if group_records is None:  # only part of the group in scope: its figures would be another group's
+            people = len({r.member_id for r in groups[key] if r.member_id in in_scope})
+            rate = _follow_up_rate([r for r in groups[key] if r.member_id in in_scope], states)
+        else:
+            people = len(counted[key])
+            rate = _follow_up_rate(group_records, states)
         total_people += people
-        rate = _follow_up_rate(members_records, states)
-        if people < MIN_GROUP_SIZE:
+        shown = published.get(group)
+        if group_records is None or shown is None:
             suppressed_people += people
             hidden_follow_ups += rate.required
             rows.append(DistributionRow(office, department, people, None, None))
             continue
         if rate.suppressed:
             hidden_follow_ups += rate.required
-        grades = {grade: 0 for grade in "ABCDE"}
-        for record in counted:
-            if record.overall:
-                grades[record.overall] += 1
-        judged = sum(1 for r in counted if r.signed)
-        rows.append(DistributionRow(office, department, people, grades, round(100 * judged / people), rate))
+        judged = sum(1 for r in counted[key] if r.signed)
+        rows.append(
+            DistributionRow(
+                office, department, people, shown.grades, round(100 * judged / people), rate, shown.people, shown.as_of
+            )
+        )
     overall = None
     if total_people >= MIN_GROUP_SIZE and (suppressed_people == 0 or suppressed_people >= MIN_GROUP_SIZE):
-        overall = _follow_up_rate([record for group in groups.values() for record in group], states)
+        overall = _follow_up_rate([r for rs in groups.values() for r in rs if r.member_id in in_scope], states)
         if overall.suppressed or 0 < hidden_follow_ups < MIN_GROUP_SIZE:  # the whole minus what is shown
             overall = None
     return Distribution(fiscal_year, rows, overall, years)

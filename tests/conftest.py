@@ -122,7 +122,7 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
     from django.utils import timezone
 
     from accounts.services import label_grant_create, team_create
-    from checkups.models import CheckupCsvMapping, FollowUpVisit, PhysicianOpinion
+    from checkups.models import CheckupCsvMapping, FollowUpVisit, GradeSnapshot, PhysicianOpinion
     from checkups.services import checkup_judge, checkup_record_save
     from healthapp.models import Job
     from tenants.context import tenant_context
@@ -156,6 +156,9 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
             record=record, opinion=opinion, status="done", visited_on=dt.date(2025, 6, 1), recorded_by=org_admin
         )
         CheckupCsvMapping.objects.create(provider="B社の健診機関", mapping={"社員番号": "employee_number"})
+        GradeSnapshot.objects.create(
+            fiscal_year=2025, group=":", people=5, grades={"A": 5}, published_at=timezone.now()
+        )
 
 
 @pytest.fixture

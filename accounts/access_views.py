@@ -22,6 +22,8 @@ from accounts.forms import GrantEditForm, GrantForm, TeamForm
 from accounts.labels import LABELS, Perm
 from healthapp.csvsafe import csv_response
 from healthapp.errors import AppError
+from tenants.context import require_tenant
+from tenants.models import Tenant
 
 
 def _require(user, perm: str) -> None:
@@ -129,15 +131,20 @@ def roster(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/roster/list.html",
-        {"members": page, "page": page, "query": query, "pager_query": pager_query},
+        {"members": page, "page": page, "query": query, "pager_query": pager_query, "insurer": _insurer()},
     )
+
+
+def _insurer() -> bool:
+    """An insurer's people are known by their insurance card: its fields join the roster pages there."""
+    return require_tenant().kind == Tenant.Kind.INSURER
 
 
 @login_required
 def roster_member(request: HttpRequest, member_id: int) -> HttpResponse:
     member = selectors.member_get_for_user(user=request.user, member_id=member_id)
     audit.record(action="member.viewed", target_type="member", target_id=member.pk)
-    return render(request, "accounts/roster/detail.html", {"member": member})
+    return render(request, "accounts/roster/detail.html", {"member": member, "insurer": _insurer()})
 
 
 # --- Teams ------------------------------------------------------------------------------------------------

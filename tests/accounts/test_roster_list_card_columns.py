@@ -1,0 +1,83 @@
+"""The roster of a health-insurance association shows each person's insurance card (記号, 番号, 枝番,
+続柄); a company's roster keeps its columns."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from accounts.models import Member, Role
+from accounts.services import label_grant_create, member_create, user_create
+from tenants.context import tenant_context
+from tests.conftest import TEST_PASSWORD, log_in
+
+PASSWORD = TEST_PASSWORD + "!x"
+CARD_HEADERS = ("<th>保険者記号</th>", "<th>保険者番号</th>", "<th>枝番</th>", "<th>続柄</th>")
+
+
+@pytest.fixture
+def insured(world):
+    """A dependant on tenant B's (an insurer's) roster, with a full insurance card."""
+    with tenant_context(world.tenant_b):
+        return member_create(
+            employee_number="B-CARD", name="被扶養 花子", office=world.roster_b[0].office,
+            relationship=Member.Relationship.FAMILY, insurance_symbol="健12", insurance_number="34567",
+            insurance_branch="02",
+        )  # fmt: skip
+
+
+@pytest.fixture
+def insurer_client(world):
+    """An insurer_admin of tenant B holding member.view through an hr_staff grant (as the demo does it)."""
+    with tenant_context(world.tenant_b):
+        member = member_create(employee_number="KENPO1", name="健保 次郎", office=world.roster_b[0].office)
+    user_create(email="kenpo@b.example", role=Role.INSURER_ADMIN, tenant=world.tenant_b, password=PASSWORD,
+                member=member)  # fmt: skip
+    with tenant_context(world.tenant_b):
+        label_grant_create(
+            office=world.roster_b[0].office, target_kind="employee", target="KENPO1", labels=["hr_staff"],
+            scope_="tenant", acting_user=world.outsider_b,
+        )  # fmt: skip
+    client = Client()
+    assert log_in(client, "kenpo@b.example", PASSWORD).status_code == 302  # password + TOTP
+    return client
+
+
+def _card_headers_shown(page: str) -> list[bool]:
+    return [header in page for header in CARD_HEADERS]
+
+
+def test_an_insurer_admin_sees_each_persons_insurance_card_on_the_roster(insurer_client, insured):
+    page = insurer_client.get("/roster/").content.decode()
+    assert _card_headers_shown(page) == [True] * 4
+    assert "被扶養 花子" in page
+    assert "<td>健12</td><td>34567</td><td>02</td><td>家族</td>" in page
+    # a person entered without a card shows dashes, not empty cells; 続柄 defaults to 本人
+    assert "<td>—</td><td>—</td><td>—</td><td>本人</td>" in page
+
+
+def test_a_company_roster_keeps_its_columns_while_an_insurer_roster_gets_the_card(
+    client, world, hr_admin, insurer_client, insured
+):
+    """The company's page is the contrast: the same page, the same template, no card columns."""
+    with tenant_context(world.tenant_a):
+        member_create(employee_number="A-CARD", name="会社 三郎", office=world.office_a, insurance_symbol="社99",
+                      insurance_number="11111", insurance_branch="03")  # fmt: skip
+    log_in(client, "hr@a.example", PASSWORD)
+    company = client.get("/roster/").content.decode()
+    assert "会社 三郎" in company  # the roster itself is there
+    assert _card_headers_shown(company) == [False] * 4
+    assert "社99" not in company and "11111" not in company
+    insurer = insurer_client.get("/roster/").content.decode()
+    assert _card_headers_shown(insurer) == [True] * 4
+
+
+def test_the_insurer_roster_with_nobody_found_spans_every_column(insurer_client, insured):
+    page = insurer_client.get("/roster/", {"q": "存在しない"}).content.decode()
+    assert '<td colspan="9" class="muted">' in page
+
+
+def test_an_insurer_admin_sees_the_branch_number_on_a_persons_page(insurer_client, insured):
+    page = insurer_client.get(f"/roster/{insured.pk}/").content.decode()
+    assert '<dt>枝番</dt><dd data-testid="member-branch">02</dd>' in page
+    assert "<dd>健12</dd>" in page and "<dd>34567</dd>" in page

@@ -60,6 +60,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
     role = models.CharField(_("ロール"), max_length=20, choices=Role.choices, default=Role.EMPLOYEE)
     is_active = models.BooleanField(default=True)
+    # Turned off because its roster entry was (an import, a 資格喪失日): the roster listing the person
+    # again turns it back on. A login an operator turned off stays off whatever the roster says.
+    disabled_by_roster = models.BooleanField(default=False, editable=False)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
 

@@ -1180,6 +1180,7 @@ def _chunk_rows(
 def _write_chunk(prepared: PreparedChunk) -> dict[str, int]:
     counts = {"added": 0, "updated": 0, "deactivated": 0}
     to_deactivate_users: list[int] = []
+    to_enable_users: list[int] = []
     updates = prepared.updates
     for member in Member.objects.filter(pk__in=list(updates)) if updates else ():
         changes = updates[member.pk]
@@ -1192,10 +1193,23 @@ def _write_chunk(prepared: PreparedChunk) -> dict[str, int]:
                 to_deactivate_users.append(member.user_id)
         else:
             counts["updated"] += 1
+            if changes.get("is_active") and member.user_id:
+                to_enable_users.append(member.user_id)
     counts["added"] = _insert_members(prepared.new, prepared.new_fields)
-    if to_deactivate_users:
-        User.objects.filter(pk__in=to_deactivate_users, tenant=require_tenant()).update(is_active=False)
+    _logins_off(to_deactivate_users)
+    if to_enable_users:  # listed again: the login the roster turned off (not one an operator did)
+        User.objects.filter(pk__in=to_enable_users, tenant=require_tenant(), disabled_by_roster=True).update(
+            is_active=True, disabled_by_roster=False
+        )
     return counts
+
+
+def _logins_off(user_ids: list[int]) -> None:
+    """Turn off the logins of deactivated roster entries, marked as the roster's doing."""
+    if user_ids:
+        User.objects.filter(pk__in=user_ids, tenant=require_tenant(), is_active=True).update(
+            is_active=False, disabled_by_roster=True
+        )
 
 
 def _new_member(row: Row, ctx: Context, now: dt.datetime, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -1353,8 +1367,7 @@ def _deactivate(pairs: Iterable[tuple[int, int | None]]) -> int:
         count += Member.objects.filter(pk__in=member_ids[start : start + 1000]).update(
             is_active=False, updated_at=timezone.now()
         )
-    if user_ids:
-        User.objects.filter(pk__in=user_ids, tenant=require_tenant()).update(is_active=False)
+    _logins_off(user_ids)
     return count
 
 

@@ -47,6 +47,8 @@ def user_save_by_operator(*, user: User, acting_user: User) -> User:
         for name in OPERATOR_AUDITED
         if getattr(before, name) != getattr(user, name)
     }
+    if before.is_active != user.is_active:
+        user.disabled_by_roster = False  # the operator's decision now, which the roster never undoes
     user.save()
     if changed or before.email != user.email:
         details = {"changed": changed, "login_address_changed": before.email != user.email}

@@ -318,6 +318,30 @@ def test_full_mode_deactivates_missing_members_and_their_logins_never_deletes(wo
     assert len(roster) == 3
 
 
+def test_someone_listed_again_gets_back_the_login_the_roster_turned_off_not_one_an_operator_did(world):
+    past = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    run(world.tenant_a, roster_csv([person("A0", "甲野 0", end=past), person("A1", "甲野 1", end=past)]))
+    member_login = User.objects.get(email="member@a.example")  # A0's login
+    assert not member_login.is_active and member_login.disabled_by_roster
+    # A1 gets a login, which an operator turns off for a reason of their own while A1 is away
+    with tenant_context(world.tenant_a):
+        from accounts.services import user_create, user_save_by_operator
+
+        other = user_create(email="a1@a.example", role="employee", tenant=world.tenant_a, password="Pass-word-1",
+                            member=members(world.tenant_a)["A1"])  # fmt: skip
+    operator = User.objects.create_superuser("ops@ops.example", "x" * 16)
+    other.is_active = False
+    user_save_by_operator(user=other, acting_user=operator)
+
+    job = run(world.tenant_a, roster_csv([person("A0", "甲野 0"), person("A1", "甲野 1")]))  # both back
+    assert job.counts["applied"]["updated"] == 2
+    roster = members(world.tenant_a)
+    assert roster["A0"].is_active and roster["A1"].is_active
+    member_login.refresh_from_db()
+    assert member_login.is_active and not member_login.disabled_by_roster
+    assert not User.objects.get(email="a1@a.example").is_active  # the operator's decision stands
+
+
 def test_partial_mode_touches_listed_rows_only(world):
     job = run(world.tenant_a, roster_csv([person("A1", "甲野 1", office="", dept="")]))
     assert job.counts["applied"]["deactivated"] == 0

@@ -13,6 +13,8 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from accounts.validators import PRIVILEGED_MIN_LENGTH, needs_privileged_length
+
 SESSION_STARTED = "_session_started"
 SESSION_LAST_SEEN = "_session_last_seen"
 
@@ -104,3 +106,52 @@ class MfaRequiredMiddleware:
         target = "accounts:mfa-verify" if mfa.has_confirmed_device(user) else "accounts:mfa-setup"
         next_url = request.get_full_path() if request.method == "GET" else "/"
         return redirect(f"{reverse(target)}?{urlencode({'next': next_url})}")
+
+
+# Set at login, the one moment the plaintext password is at hand, when a privileged user's password is
+# shorter than the privileged minimum: typically an employee login given a label over others' data (産業医,
+# 人事 by a LabelGrant) after choosing an 8-character password. Only this boolean is kept, never the
+# password or its length; changing the password (accounts.auth_views.PasswordChangeView) clears it.
+PASSWORD_CHANGE_REQUIRED = "_password_change_required"  # noqa: S105 - a session key, not a password
+
+# What a user who must change their password may reach: the change itself, leaving, the second factor
+# (enrolment with its backup codes, verification: MfaRequiredMiddleware asks for it first), language.
+PASSWORD_CHANGE_EXEMPT_PREFIXES = (
+    "/accounts/password/change/",
+    "/accounts/logout/",
+    "/accounts/mfa/setup/",
+    "/accounts/mfa/verify/",
+    "/accounts/mfa/email/",
+    "/accounts/mfa/backup-codes/",
+    "/i18n/",
+    "/static/",
+)
+
+
+def flag_short_privileged_password(request: HttpRequest, user, password: str) -> None:
+    """Called by the login page once the password step has succeeded (accounts.views.LoginView)."""
+    if len(password) < PRIVILEGED_MIN_LENGTH and needs_privileged_length(user):  # in the login's own tenant
+        request.session[PASSWORD_CHANGE_REQUIRED] = True
+
+
+class PasswordChangeRequiredMiddleware:
+    """Until a user flagged at login (PASSWORD_CHANGE_REQUIRED) has changed their password, every page
+    sends them to the password change page and every API call answers 403. Runs after
+    MfaRequiredMiddleware: the second factor comes first."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or not request.session.get(PASSWORD_CHANGE_REQUIRED):
+            return self.get_response(request)
+        if request.path.startswith(PASSWORD_CHANGE_EXEMPT_PREFIXES):
+            return self.get_response(request)
+        message = _("権限ラベルが付与されたため、パスワードを%(min)d文字以上に変更してください。") % {
+            "min": PRIVILEGED_MIN_LENGTH
+        }
+        if request.path.startswith("/api/"):
+            return JsonResponse({"error": {"code": "password_change_required", "message": message}}, status=403)
+        messages.warning(request, message)
+        return redirect("accounts:password-change")

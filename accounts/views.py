@@ -9,6 +9,7 @@ from django.shortcuts import render
 from accounts import policy
 from accounts.forms import LoginForm
 from accounts.labels import Perm
+from accounts.middleware import flag_short_privileged_password
 from accounts.selectors import member_for_user, roster_summary, teams_for_user
 
 
@@ -16,6 +17,11 @@ class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)  # logged in: the session is the new one
+        flag_short_privileged_password(self.request, form.get_user(), form.cleaned_data.get("password") or "")
+        return response
 
 
 class LogoutView(auth_views.LogoutView):

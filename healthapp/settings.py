@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
     "tenants.middleware.IpAllowlistMiddleware",  # non-employees only from the tenant's networks
     "accounts.middleware.MfaRequiredMiddleware",  # privileged users verify a second factor first
+    "accounts.middleware.PasswordChangeRequiredMiddleware",  # then a privileged login's short password is changed
 ]
 
 ROOT_URLCONF = "healthapp.urls"

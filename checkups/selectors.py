@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import (
     BooleanField,
+    Count,
     DateTimeField,
     Exists,
     ExpressionWrapper,
@@ -627,26 +628,26 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     if fiscal_year not in years:
         fiscal_year = years[0]  # the latest (a year with no checkups in scope has nothing to show)
     year = records.filter(fiscal_year=fiscal_year)
-    in_scope = set(year.values_list("member_id", flat=True))
-    # Groups are read whole (the tenant's records of the year, never shown beyond the scope): a group only
-    # partly in scope is suppressed, and a group's published grades are the same for every viewer.
     # One light row per record (a big tenant has 100,000 a year): the newest judgement's grade and whether an
     # opinion exists come from subqueries; only the signed records are loaded whole, for their follow-up.
     has_opinion = Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk")))
     groups: dict[tuple[str, str, str], list[_Counted]] = {}
     for pk, member_id, exam_date, overall, signed, office_id, department_id, office, department in (
-        CheckupRecord.objects.filter(fiscal_year=fiscal_year)
-        .annotate(overall=_newest(Judgement, "judged_at", "overall"), signed=has_opinion)
+        year.annotate(overall=_newest(Judgement, "judged_at", "overall"), signed=has_opinion)
         .values_list("pk", "member_id", "exam_date", "overall", "signed", "member__office_id",
                      "member__department_id", "member__office__name", "member__department__name")
     ):  # fmt: skip
         key = (office or "—", department or "—", disclosure.group_key(office_id, department_id))
         groups.setdefault(key, []).append(_Counted(pk, member_id, exam_date, overall, signed))
-    visible = {}  # group → its records, when the whole group is in scope (None when only part of it is)
-    for key, group_records in groups.items():
-        members = {record.member_id for record in group_records}
-        if members & in_scope:
-            visible[key] = group_records if members <= in_scope else None
+    # Each group's people in the whole tenant (a count, nothing shown): a group only partly in the scope is
+    # suppressed, since its published grades are the whole group's.
+    whole = {
+        disclosure.group_key(office_id, department_id): people
+        for office_id, department_id, people in CheckupRecord.objects.filter(fiscal_year=fiscal_year)
+        .values_list("member__office_id", "member__department_id")
+        .annotate(people=Count("member_id", distinct=True))
+        .values_list("member__office_id", "member__department_id", "people")
+    }
     today = timezone.localdate()
     states = {
         record.pk: follow_up_state(record, today=today)
@@ -654,26 +655,22 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         .defer("results")
         .prefetch_related(_opinions_newest_first(), _visits_newest_first())
     }
-    counted = {key: _counted_per_person(rs) for key, rs in visible.items() if rs is not None}
+    counted = {key: _counted_per_person(group_records) for key, group_records in groups.items()}
+    full = {key for key, people in counted.items() if len(people) == whole.get(key[2])}
     published = disclosure.published_grades(
         fiscal_year,
-        {key[2]: {r.member_id: r.overall or "" for r in people} for key, people in counted.items()
-         if len(people) >= MIN_GROUP_SIZE},
+        {key[2]: {r.member_id: r.overall or "" for r in counted[key]} for key in full
+         if len(counted[key]) >= MIN_GROUP_SIZE},
     )  # fmt: skip
     rows = []
     suppressed_people = total_people = hidden_follow_ups = 0
-    for key in sorted(visible):
+    for key, group_records in sorted(groups.items()):
         office, department, group = key
-        group_records = visible[key]
-        if group_records is None:  # only part of the group in scope: its figures would be another group's
-            people = len({r.member_id for r in groups[key] if r.member_id in in_scope})
-            rate = _follow_up_rate([r for r in groups[key] if r.member_id in in_scope], states)
-        else:
-            people = len(counted[key])
-            rate = _follow_up_rate(group_records, states)
+        people = len(counted[key])
         total_people += people
-        shown = published.get(group)
-        if group_records is None or shown is None:
+        rate = _follow_up_rate(group_records, states)
+        shown = published.get(group) if key in full else None
+        if shown is None:
             suppressed_people += people
             hidden_follow_ups += rate.required
             rows.append(DistributionRow(office, department, people, None, None))
@@ -688,7 +685,7 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         )
     overall = None
     if total_people >= MIN_GROUP_SIZE and (suppressed_people == 0 or suppressed_people >= MIN_GROUP_SIZE):
-        overall = _follow_up_rate([r for rs in groups.values() for r in rs if r.member_id in in_scope], states)
+        overall = _follow_up_rate([record for group in groups.values() for record in group], states)
         if overall.suppressed or 0 < hidden_follow_ups < MIN_GROUP_SIZE:  # the whole minus what is shown
             overall = None
     return Distribution(fiscal_year, rows, overall, years)

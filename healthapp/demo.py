@@ -126,6 +126,7 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
     from checkups.services import checkup_judge, checkup_record_save
 
     catalogue = items.load().items
+    bodies = _sample_csv_bodies() if tenant.slug == SAMPLE_CSV_TENANT else {}
 
     with tenant_context(tenant):
         for member in Member.objects.order_by("pk"):
@@ -136,6 +137,8 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
                 "ast": rng.uniform(14, 45), "alt": rng.uniform(10, 55), "ggt": rng.uniform(12, 110),
                 "glucose_fasting": rng.uniform(82, 128), "hba1c": rng.uniform(5.0, 6.6),
             }  # fmt: skip
+            if body := bodies.get(member.employee_number):  # the shipped sample CSV's autumn checkup continues
+                base["height"], base["weight"] = body[0], body[1] / 1.04  # the spring one of the last year here
             for years_ago in (2, 1, 0):
                 drift = 1 + 0.02 * (2 - years_ago)
                 values = {  # as a provider reports them: to each item's own decimals (blood pressure in mmHg)
@@ -164,6 +167,22 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
                 questionnaire=record.questionnaire, institution=record.institution, source="demo",
             )  # fmt: skip
             checkup_judge(record=record)
+
+
+SAMPLE_CSV_TENANT = "demo-corp"  # checkups/samples/sample_checkups.csv is this roster's E00001–E00020
+
+
+def _sample_csv_bodies() -> dict[str, tuple[float, float]]:
+    """Employee number → (height, weight) in the shipped sample CSV, so that a newcomer importing it sees
+    each person's trend go on from their seeded checkups instead of jumping to another body."""
+    import csv
+    from pathlib import Path
+
+    from checkups import imports
+
+    path = Path(imports.__file__).parent / "samples" / "sample_checkups.csv"
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return {row["社員番号"]: (float(row["身長"]), float(row["体重"])) for row in csv.DictReader(f)}
 
 
 def _seed_follow_ups(tenant: Tenant) -> None:

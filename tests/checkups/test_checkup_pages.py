@@ -536,3 +536,20 @@ def test_trend_values_that_would_overlap_keep_the_newest_one_written():
     written = re.findall(r'text-anchor="middle">([\d.]+)<', svg)
     assert written == ["62.4", "60"]  # 62 would sit on 62.4; it stays in its point's tooltip
     assert "<title>2025-09-01: 62</title>" in svg and '<text x="4"' not in svg  # no empty unit label
+
+
+def test_english_pages_glue_values_with_english_punctuation(world, clinic):
+    """The parts the templates put between values (brackets, the ・ separator) follow the language too."""
+    review = f"/checkups/review/{clinic['record'].pk}/"
+    pages = []
+    for email, password, path in (("member@a.example", TEST_PASSWORD, "/checkups/mine/"),
+                                  ("hr@a.example", STAFF_PASSWORD, "/checkups/dashboard/"),
+                                  ("doc@a.example", STAFF_PASSWORD, review)):  # fmt: skip
+        client = _client(email, password)
+        client.cookies["django_language"] = "en"
+        pages.append(client.get(path).content.decode())
+    mine, dashboard = pages[:2]
+    assert "FY2025 (May 20, 2025 · Periodic checkup)" in mine and "Checkup statistics (FY2025)" in dashboard
+    for page in pages:
+        text = re.sub(r"<[^>]+>", "", page)
+        assert not re.search("[（）・]", text), re.findall(".{20}[（）・].{20}", text)[:3]

@@ -131,20 +131,22 @@ def roster(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/roster/list.html",
-        {"members": page, "page": page, "query": query, "pager_query": pager_query, "insurer": _insurer()},
+        {"members": page, "page": page, "query": query, "pager_query": pager_query, "card": _card(request.user)},
     )
 
 
-def _insurer() -> bool:
-    """An insurer's people are known by their insurance card: its fields join the roster pages there."""
-    return require_tenant().kind == Tenant.Kind.INSURER
+def _card(user) -> bool:
+    """An insurer's people are known by their insurance card: its fields join the roster pages there, for
+    those who keep the roster (roster.manage). Not for every roster viewer: 記号・番号・枝番・続柄 are most
+    of what self-registration asks, and the law restricts who may ask for them (健康保険法 告知要求制限)."""
+    return require_tenant().kind == Tenant.Kind.INSURER and policy.can(user, Perm.ROSTER_MANAGE)
 
 
 @login_required
 def roster_member(request: HttpRequest, member_id: int) -> HttpResponse:
     member = selectors.member_get_for_user(user=request.user, member_id=member_id)
     audit.record(action="member.viewed", target_type="member", target_id=member.pk)
-    return render(request, "accounts/roster/detail.html", {"member": member, "insurer": _insurer()})
+    return render(request, "accounts/roster/detail.html", {"member": member, "card": _card(request.user)})
 
 
 # --- Teams ------------------------------------------------------------------------------------------------

@@ -1120,7 +1120,7 @@ def roster_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = No
         applied["unchanged"] += prepared.unchanged
         applied["errors"] += prepared.errors
         for name, n in _write_chunk(prepared).items():
-            applied[name] += n
+            applied[name] = applied.get(name, 0) + n  # logins_enabled: jobs confirmed before it existed
         job.next_chunk += 1
         job.rows_done = min(job.rows_total, job.rows_done + prepared.size)
         job.save(update_fields=["next_chunk", "rows_done", "counts", "updated_at"])  # not the plan again
@@ -1140,6 +1140,7 @@ def roster_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = No
             "mode": job.options.get("mode"),
             "rows": job.rows_total,
             **{k: applied[k] for k in ("added", "updated", "unchanged", "deactivated")},
+            "logins_enabled": applied.get("logins_enabled", 0),
             "errors": job.counts.get("errors", 0) + applied["errors"],
             "file_sha256": job.file_sha256,
             "file_size": job.file_size,
@@ -1193,14 +1194,16 @@ def _write_chunk(prepared: PreparedChunk) -> dict[str, int]:
                 to_deactivate_users.append(member.user_id)
         else:
             counts["updated"] += 1
-            if changes.get("is_active") and member.user_id:
+            # Listed again as the same person: a row that also changes the name or birth date may be someone
+            # else under a reused number, who must not inherit the previous holder's login.
+            if changes.get("is_active") and member.user_id and not changes.keys() & {"name", "birth_date"}:
                 to_enable_users.append(member.user_id)
     counts["added"] = _insert_members(prepared.new, prepared.new_fields)
     _logins_off(to_deactivate_users)
     if to_enable_users:  # listed again: the login the roster turned off (not one an operator did)
-        User.objects.filter(pk__in=to_enable_users, tenant=require_tenant(), disabled_by_roster=True).update(
-            is_active=True, disabled_by_roster=False
-        )
+        counts["logins_enabled"] = User.objects.filter(
+            pk__in=to_enable_users, tenant=require_tenant(), disabled_by_roster=True
+        ).update(is_active=True, disabled_by_roster=False)
     return counts
 
 

@@ -79,7 +79,13 @@ PAGES = JobPages(
         Count("new_offices", _("新しく作成する事業所"), only_if_any=True),
         Count("new_departments", _("新しく作成する部署"), only_if_any=True),
     ),
-    applied_counts=(ADDED, UPDATED, DEACTIVATED, UNCHANGED),
+    applied_counts=(
+        ADDED,
+        UPDATED,
+        DEACTIVATED,
+        UNCHANGED,
+        Count("logins_enabled", _("ログインを再開（名簿に戻った人）"), only_if_any=True),
+    ),
     max_bytes=lambda: settings.ROSTER_IMPORT_MAX_BYTES,
 )
 

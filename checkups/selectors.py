@@ -12,7 +12,6 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import (
     BooleanField,
-    Count,
     DateTimeField,
     Exists,
     ExpressionWrapper,
@@ -46,6 +45,7 @@ from checkups.models import (
     correction_results,
     interpretation_label,
 )
+from tenants.models import Department, Office
 
 REVIEW_GRADES = {"C", "D", "E"}
 REVIEW_GUIDANCE = {"積極的支援", "動機付け支援"}
@@ -571,7 +571,7 @@ class DistributionRow:
     judged_share: int | None  # % of people whose counted record has a physician's opinion; None when suppressed
     follow_up: FollowUpRate | None = None  # None when suppressed
     graded_people: int | None = None  # the people the grade counts were published for
-    grades_as_of: dt.datetime | None = None  # when those counts lag behind the group as it is now
+    grades_as_of: dt.datetime | None = None  # when those counts were published
 
 
 @dataclass(frozen=True)
@@ -611,10 +611,22 @@ def _counted_per_person(records: list[_Counted]) -> list[_Counted]:
     return list(chosen.values())
 
 
+def _group_names(groups) -> dict[str, tuple[str, str]]:
+    """Office and department names of the dashboard's group keys ("—" for none)."""
+    ids = [disclosure.group_ids(group) for group in groups]
+    offices = dict(Office.objects.filter(pk__in={o for o, _d in ids if o}).values_list("pk", "name"))
+    departments = dict(Department.objects.filter(pk__in={d for _o, d in ids if d}).values_list("pk", "name"))
+    return {
+        group: (offices.get(office, "—") if office else "—", departments.get(department, "—") if department else "—")
+        for group, (office, department) in zip(groups, ids, strict=True)
+    }
+
+
 def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     """Counts of overall grades and the follow-up completion rate by office and department for one fiscal
     year (the latest when none, or one without checkups, is asked for), inside the user's
-    checkup.view_conclusion scope. Groups under MIN_GROUP_SIZE people, or only partly in the scope, are
+    checkup.view_conclusion scope. People count in the group they were first published in this year, else
+    in their department now; groups under MIN_GROUP_SIZE people, or only partly in the scope, are
     suppressed; the grade counts shown are the group's published ones (checkups.disclosure), which change
     only when enough people have. The overall rate is shown only when the suppressed groups together are
     empty or large enough themselves: otherwise overall minus the shown groups would give the figures of a
@@ -628,26 +640,30 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     if fiscal_year not in years:
         fiscal_year = years[0]  # the latest (a year with no checkups in scope has nothing to show)
     year = records.filter(fiscal_year=fiscal_year)
+    board = disclosure.Board(fiscal_year)
+    # Each group's people in the whole tenant (ids only, nothing shown): a group only partly in the scope is
+    # suppressed, since its published counts are the whole group's.
+    whole: dict[str, set[int]] = {}
+    for member_id, office_id, department_id in (
+        CheckupRecord.objects.filter(fiscal_year=fiscal_year)
+        .values_list("member_id", "member__office_id", "member__department_id")
+        .distinct()
+    ):
+        whole.setdefault(board.group_of(member_id, office_id, department_id), set()).add(member_id)
     # One light row per record (a big tenant has 100,000 a year): the newest judgement's grade and whether an
     # opinion exists come from subqueries; only the signed records are loaded whole, for their follow-up.
     has_opinion = Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk")))
-    groups: dict[tuple[str, str, str], list[_Counted]] = {}
-    for pk, member_id, exam_date, overall, signed, office_id, department_id, office, department in (
+    by_group: dict[str, list[_Counted]] = {}
+    for pk, member_id, exam_date, overall, signed, office_id, department_id in (
         year.annotate(overall=_newest(Judgement, "judged_at", "overall"), signed=has_opinion)
         .values_list("pk", "member_id", "exam_date", "overall", "signed", "member__office_id",
-                     "member__department_id", "member__office__name", "member__department__name")
+                     "member__department_id")
     ):  # fmt: skip
-        key = (office or "—", department or "—", disclosure.group_key(office_id, department_id))
-        groups.setdefault(key, []).append(_Counted(pk, member_id, exam_date, overall, signed))
-    # Each group's people in the whole tenant (a count, nothing shown): a group only partly in the scope is
-    # suppressed, since its published grades are the whole group's.
-    whole = {
-        disclosure.group_key(office_id, department_id): people
-        for office_id, department_id, people in CheckupRecord.objects.filter(fiscal_year=fiscal_year)
-        .values_list("member__office_id", "member__department_id")
-        .annotate(people=Count("member_id", distinct=True))
-        .values_list("member__office_id", "member__department_id", "people")
-    }
+        by_group.setdefault(board.group_of(member_id, office_id, department_id), []).append(
+            _Counted(pk, member_id, exam_date, overall, signed)
+        )
+    names = _group_names(by_group)
+    groups = {(*names[group], group): group_records for group, group_records in by_group.items()}
     today = timezone.localdate()
     states = {
         record.pk: follow_up_state(record, today=today)
@@ -656,12 +672,8 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         .prefetch_related(_opinions_newest_first(), _visits_newest_first())
     }
     counted = {key: _counted_per_person(group_records) for key, group_records in groups.items()}
-    full = {key for key, people in counted.items() if len(people) == whole.get(key[2])}
-    published = disclosure.published_grades(
-        fiscal_year,
-        {key[2]: {r.member_id: r.overall or "" for r in counted[key]} for key in full
-         if len(counted[key]) >= MIN_GROUP_SIZE},
-    )  # fmt: skip
+    full = {key for key, people in counted.items() if {r.member_id for r in people} == whole.get(key[2])}
+    published = board.shown({key[2]: {r.member_id: r.overall or "" for r in counted[key]} for key in full})
     rows = []
     suppressed_people = total_people = hidden_follow_ups = 0
     for key, group_records in sorted(groups.items()):

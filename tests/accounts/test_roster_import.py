@@ -340,6 +340,22 @@ def test_someone_listed_again_gets_back_the_login_the_roster_turned_off_not_one_
     member_login.refresh_from_db()
     assert member_login.is_active and not member_login.disabled_by_roster
     assert not User.objects.get(email="a1@a.example").is_active  # the operator's decision stands
+    assert job.counts["applied"]["logins_enabled"] == 1
+    from audit.models import AuditEvent
+
+    with tenant_context(world.tenant_a):
+        event = AuditEvent.objects.filter(action="roster.imported").order_by("-pk").first()
+    assert event.details["logins_enabled"] == 1
+
+
+def test_a_row_listing_someone_else_under_the_number_does_not_revive_the_previous_holders_login(world):
+    """A0 leaves; a year on, the number comes back on another person (other name and birth date): the entry
+    is active again, but A0's login stays off."""
+    past = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    run(world.tenant_a, roster_csv([person("A0", "甲野 0", end=past)]))
+    run(world.tenant_a, roster_csv([person("A0", "別人 花子", birth="1999-09-09")]))
+    assert members(world.tenant_a)["A0"].is_active
+    assert not User.objects.get(email="member@a.example").is_active
 
 
 def test_partial_mode_touches_listed_rows_only(world):

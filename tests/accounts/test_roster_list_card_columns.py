@@ -81,3 +81,23 @@ def test_an_insurer_admin_sees_the_branch_number_on_a_persons_page(insurer_clien
     page = insurer_client.get(f"/roster/{insured.pk}/").content.decode()
     assert '<dt>枝番</dt><dd data-testid="member-branch">02</dd>' in page
     assert "<dd>健12</dd>" in page and "<dd>34567</dd>" in page
+
+
+def test_a_roster_viewer_of_the_insurer_sees_no_card_numbers(world, insured):
+    """名簿閲覧 (member.view without roster.manage): names and offices, not the card data that, with a sex
+    and a birth month, registers an account for the person."""
+    with tenant_context(world.tenant_b):
+        member = member_create(employee_number="VIEW1", name="閲覧 三郎", office=world.roster_b[0].office)
+        user_create(email="viewer@b.example", role=Role.EMPLOYEE, tenant=world.tenant_b, password=PASSWORD,
+                    member=member)  # fmt: skip
+        label_grant_create(
+            office=world.roster_b[0].office, target_kind="employee", target="VIEW1", labels=["roster_viewer"],
+            scope_="tenant", acting_user=world.outsider_b,
+        )  # fmt: skip
+    client = Client()
+    assert log_in(client, "viewer@b.example", PASSWORD).status_code == 302
+    page = client.get("/roster/").content.decode()
+    assert "被扶養 花子" in page and _card_headers_shown(page) == [False] * 4
+    assert "34567" not in page
+    detail = client.get(f"/roster/{insured.pk}/").content.decode()
+    assert "被扶養 花子" in detail and "34567" not in detail and "member-branch" not in detail

@@ -641,15 +641,6 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         fiscal_year = years[0]  # the latest (a year with no checkups in scope has nothing to show)
     year = records.filter(fiscal_year=fiscal_year)
     board = disclosure.Board(fiscal_year)
-    # Each group's people in the whole tenant (ids only, nothing shown): a group only partly in the scope is
-    # suppressed, since its published counts are the whole group's.
-    whole: dict[str, set[int]] = {}
-    for member_id, office_id, department_id in (
-        CheckupRecord.objects.filter(fiscal_year=fiscal_year)
-        .values_list("member_id", "member__office_id", "member__department_id")
-        .distinct()
-    ):
-        whole.setdefault(board.group_of(member_id, office_id, department_id), set()).add(member_id)
     # One light row per record (a big tenant has 100,000 a year): the newest judgement's grade and whether an
     # opinion exists come from subqueries; only the signed records are loaded whole, for their follow-up.
     has_opinion = Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk")))
@@ -662,6 +653,18 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         by_group.setdefault(board.group_of(member_id, office_id, department_id), []).append(
             _Counted(pk, member_id, exam_date, overall, signed)
         )
+    # Each group's people in the whole tenant (ids only, nothing shown): a group only partly in the scope is
+    # suppressed, since its published counts are the whole group's. A scope holding every record of the
+    # year (HR of the whole tenant) has read them already.
+    tenant_year = CheckupRecord.objects.filter(fiscal_year=fiscal_year)
+    whole: dict[str, set[int]] = {}
+    if sum(map(len, by_group.values())) == tenant_year.count():
+        whole = {group: {r.member_id for r in group_records} for group, group_records in by_group.items()}
+    else:
+        for member_id, office_id, department_id in tenant_year.values_list(
+            "member_id", "member__office_id", "member__department_id"
+        ).distinct():
+            whole.setdefault(board.group_of(member_id, office_id, department_id), set()).add(member_id)
     names = _group_names(by_group)
     groups = {(*names[group], group): group_records for group, group_records in by_group.items()}
     today = timezone.localdate()

@@ -1,48 +1,66 @@
 """Disclosure control for 健診の集計: grade counts that single out nobody, in one view or across views.
 
-Groups under MIN_GROUP_SIZE people are never shown. That alone holds for one look at the page; but an HR
-user who reads the page before and after one person's checkup arrives (or who moves people between
-departments) would read that person's grade from the difference. So, per fiscal year:
+Whom it protects against: viewers of the dashboard who cannot add checkups or move people, such as 所属長
+and HR holding checkup.view_conclusion alone. They see, person by person, who had a checkup, the
+physician's opinion and follow-up, and (判定待ち / 判定不要 on 就業判定の確認) roughly whether someone's grade
+is C–E or A–B: the grade class. What they must not learn is a person's grade within the class. (Holders
+of roster.manage upload the providers' files and move people on the roster: they have had the values in
+hand, and no dashboard rule can keep from them what they imported.)
 
-- each group's grade counts are published as a snapshot (GradeSnapshot) and shown until they may change
-  by MIN_GROUP_SIZE people at least: among the people graded A–B, and among those graded C–E, either
-  nobody changed or at least MIN_GROUP_SIZE did (added, or graded anew). The two classes are counted
-  apart because HR can tell them apart person by person (判定待ち on 就業判定の確認 is, mostly, C–E);
-- people stay in the group they were first published in, wherever the roster moves them later, so no
-  sequence of moves makes two overlapping groups whose difference is one person;
-- the counts show the day they were published, always, so nothing on the page depends on whether one
-  person changed.
+The rules, per fiscal year and group (office, department):
 
-Snapshots belong to the whole tenant and every viewer whose scope holds the whole group sees the same
-one (a group only partly in a viewer's scope is suppressed: see selectors.grade_distribution). Who
-changed is known from a keyed digest per person and the class of their grade (the fact HR sees anyway),
-not from a second copy of the grades.
+- a group is shown only with at least MIN_GROUP_SIZE people graded; within a class (A–B, C–E) the count
+  of each grade is shown only when the class holds at least MIN_GROUP_SIZE graded people of at least two
+  grades, else the class's total alone (which the viewer knows anyway);
+- the counts are published (GradeSnapshot) and shown, with their day, until they may change: among the
+  people of each class whose counted record or its judgement changed (newcomers included) nobody or at
+  least MIN_GROUP_SIZE people, and those still in the class graded in at least two grades. What counts as
+  a change is what the viewer sees happen (a record, a judgement, the class), never the grade itself, so
+  whether the counts move tells nothing the viewer does not know;
+- people stay in the group they were first published in, wherever the roster moves them later;
+- two views at the same moment never publish counts one person apart (the row is locked and the rule
+  checked again).
+
+Snapshots belong to the whole tenant; every viewer whose scope holds the whole group sees the same one (a
+group only partly in a viewer's scope is suppressed: see selectors.grade_distribution).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from checkups.models import GradeSnapshot
-from healthapp.crypto import keyring
-from tenants.context import require_tenant
 
 MIN_GROUP_SIZE = 5  # aggregates over fewer people are suppressed, and change by no fewer people
 GRADES = "ABCDE"
-_HIGH = frozenset("CDE")  # the class 判定待ち mostly tells HR about
+CLASSES = {"l": "AB", "h": "CDE"}  # the grade classes a viewer tells apart person by person
+_CLASS_OF = {grade: mark for mark, grades in CLASSES.items() for grade in grades}
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A person as counted in their group: the grade of their counted record's newest judgement ("" when
+    none), and the ids a viewer sees change."""
+
+    grade: str
+    record_id: int
+    judgement_id: int | None
 
 
 @dataclass(frozen=True)
 class Published:
-    """A group's grade counts as shown: for the ``people`` of the group on ``as_of``."""
+    """A group's grade counts as shown: ``grades`` per grade where its class may be broken down, and
+    ``classes`` the totals of the classes that may not (key "AB" or "CDE"); for ``people`` graded on
+    ``as_of``."""
 
     people: int
     grades: dict[str, int]
+    classes: dict[str, int]
     as_of: dt.datetime
 
 
@@ -60,53 +78,41 @@ class Board:
 
     def __init__(self, fiscal_year: int) -> None:
         self.fiscal_year = fiscal_year
-        self.tenant_id = require_tenant().pk
         self.snapshots = {s.group: s for s in GradeSnapshot.objects.filter(fiscal_year=fiscal_year).order_by("pk")}
         self._published_in = {int(m): s.group for s in self.snapshots.values() for m in s.members}
-        self._key = keyring.index_key(self.tenant_id, "grade-snapshot")
 
     def group_of(self, member_id: int, office_id: int | None, department_id: int | None) -> str:
         """The group a person counts in: where they were first published this year, else where the roster
         has them now."""
         return self._published_in.get(member_id) or group_key(office_id, department_id)
 
-    def shown(self, groups: dict[str, dict[int, str]]) -> dict[str, Published]:
-        """What to show of each group's grades. ``groups``: group key → {member id: their counted overall
-        grade, "" while not judged} of the whole group now, for the groups of at least MIN_GROUP_SIZE
-        people. A group absent from the result is suppressed (never published)."""
+    def shown(self, groups: Mapping[str, Mapping[int, Counted]]) -> dict[str, Published]:
+        """What to show of each group's grades. ``groups``: group key → {member id: Counted} of the whole
+        group now. A group absent from the result is suppressed."""
         shown: dict[str, Published] = {}
         for group, people in groups.items():
-            if len(people) < MIN_GROUP_SIZE:
-                continue
-            now = self._states(group, people)
             snapshot = self.snapshots.get(group)
-            if snapshot is None or _may_change(snapshot.members, now):
-                snapshot = self._publish(group, people, now)
-            shown[group] = Published(snapshot.people, dict(snapshot.grades), snapshot.published_at)
+            if snapshot is None:
+                if _graded(people) < MIN_GROUP_SIZE:
+                    continue
+                snapshot = self._publish(group, people)
+            elif _may_change(snapshot, people):
+                snapshot = self._publish(group, people)
+            if snapshot.people >= MIN_GROUP_SIZE:
+                shown[group] = _published(snapshot)
         return shown
 
-    def _states(self, group: str, people: dict[int, str]) -> dict[str, str]:
-        """Member id → the class of their grade ("h" C–E, "l" A–B, "" none) and a digest of the grade,
-        keyed, and bound to the year and group (equal grades of one person elsewhere do not match)."""
-        states = {}
-        for member_id, grade in people.items():
-            if not grade:
-                states[str(member_id)] = ""
-                continue
-            message = f"{self.fiscal_year}|{group}|{member_id}|{grade}".encode()
-            mark = "h" if grade in _HIGH else "l"
-            states[str(member_id)] = mark + hmac.digest(self._key, message, "sha256")[:8].hex()
-        return states
-
-    def _publish(self, group: str, people: dict[int, str], states: dict[str, str]) -> GradeSnapshot:
+    def _publish(self, group: str, people: Mapping[int, Counted]) -> GradeSnapshot:
         """Publish ``group`` as it is now, unless a concurrent view published it meanwhile and what it
-        published may not change yet (then that one stands: two views never publish counts one person
-        apart)."""
+        published may not change yet (then that one stands)."""
         grades = {grade: 0 for grade in GRADES}
-        for grade in people.values():
-            if grade in grades:
-                grades[grade] += 1
-        values = {"people": len(people), "grades": grades, "members": states, "published_at": timezone.now()}
+        for person in people.values():
+            if person.grade in grades:
+                grades[person.grade] += 1
+        values = {
+            "people": sum(grades.values()), "grades": grades, "members": _states(people),
+            "published_at": timezone.now(),
+        }  # fmt: skip
         with transaction.atomic():
             locked = GradeSnapshot.objects.select_for_update().filter(fiscal_year=self.fiscal_year, group=group)
             current = locked.first()
@@ -118,19 +124,55 @@ class Board:
                     current = locked.first()
                 else:
                     return current
-            if current is not None and not _may_change(current.members, states):
+            if current is not None and not _may_change(current, people):
                 return current
             locked.update(**values)
         return GradeSnapshot(fiscal_year=self.fiscal_year, group=group, **values)
 
 
-def _may_change(before: dict[str, str], now: dict[str, str]) -> bool:
-    """True when the counts may move from ``before`` to ``now``: in each class of grades (A–B, C–E), the
-    people who entered, left or changed grade number none or at least MIN_GROUP_SIZE, and not none in both."""
-    changed = {"h": 0, "l": 0}
+def _graded(people: Mapping[int, Counted]) -> int:
+    return sum(1 for person in people.values() if person.grade in _CLASS_OF)
+
+
+def _states(people: Mapping[int, Counted]) -> dict[str, str]:
+    """Member id → what a viewer sees of them: the class of their grade and the ids of their counted record
+    and its judgement ("" while not graded). No grade."""
+    return {
+        str(member): f"{_CLASS_OF[p.grade]}{p.record_id}.{p.judgement_id}" if p.grade in _CLASS_OF else ""
+        for member, p in people.items()
+    }
+
+
+def _may_change(snapshot: GradeSnapshot, people: Mapping[int, Counted]) -> bool:
+    """True when the counts may move from ``snapshot`` to ``people``: in each class, the people who came,
+    went or were judged anew number none or at least MIN_GROUP_SIZE, those of them in the class now hold at
+    least two grades, and not nobody in both classes."""
+    before, now = snapshot.members, _states(people)
+    changed = {mark: 0 for mark in CLASSES}
+    grades_now: dict[str, set[str]] = {mark: set() for mark in CLASSES}
     for member in before.keys() | now.keys():
         old, new = before.get(member, ""), now.get(member, "")
-        if old != new:
-            for grade_class in {state[0] for state in (old, new) if state}:  # a person once per class
-                changed[grade_class] += 1
-    return any(changed.values()) and all(n == 0 or n >= MIN_GROUP_SIZE for n in changed.values())
+        if old == new:
+            continue
+        for mark in {state[0] for state in (old, new) if state}:  # a person once per class
+            changed[mark] += 1
+        if new:
+            grades_now[new[0]].add(people[int(member)].grade)
+    if not any(changed.values()):
+        return False
+    return all(
+        n == 0 or (n >= MIN_GROUP_SIZE and (len(grades_now[mark]) >= 2 or not grades_now[mark]))
+        for mark, n in changed.items()
+    )
+
+
+def _published(snapshot: GradeSnapshot) -> Published:
+    """The snapshot as shown: each class broken down only with MIN_GROUP_SIZE graded people of two grades."""
+    grades, classes = {}, {}
+    for members in CLASSES.values():
+        counts = {grade: snapshot.grades.get(grade, 0) for grade in members}
+        if sum(counts.values()) >= MIN_GROUP_SIZE and sum(1 for n in counts.values() if n) >= 2:
+            grades.update(counts)
+        else:
+            classes[members] = sum(counts.values())
+    return Published(snapshot.people, grades, classes, snapshot.published_at)

@@ -570,8 +570,9 @@ class DistributionRow:
     grades: dict[str, int] | None  # None when suppressed; else as last published (checkups.disclosure)
     judged_share: int | None  # % of people whose counted record has a physician's opinion; None when suppressed
     follow_up: FollowUpRate | None = None  # None when suppressed
-    graded_people: int | None = None  # the people the grade counts were published for
+    graded_people: int | None = None  # the people graded when the counts were published
     grades_as_of: dt.datetime | None = None  # when those counts were published
+    grade_classes: dict[str, int] = field(default_factory=dict)  # "AB"/"CDE" → total, where not broken down
 
 
 @dataclass(frozen=True)
@@ -590,6 +591,7 @@ class _Counted(NamedTuple):
     exam_date: dt.date
     overall: str | None  # of its newest judgement
     signed: bool  # has a physician's opinion
+    judgement_id: int | None = None  # its newest judgement
 
 
 def _follow_up_rate(records: list[_Counted], states: dict[int, FollowUpState | None]) -> FollowUpRate:
@@ -645,13 +647,14 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     # opinion exists come from subqueries; only the signed records are loaded whole, for their follow-up.
     has_opinion = Exists(PhysicianOpinion.objects.filter(record=OuterRef("pk")))
     by_group: dict[str, list[_Counted]] = {}
-    for pk, member_id, exam_date, overall, signed, office_id, department_id in (
-        year.annotate(overall=_newest(Judgement, "judged_at", "overall"), signed=has_opinion)
-        .values_list("pk", "member_id", "exam_date", "overall", "signed", "member__office_id",
+    for pk, member_id, exam_date, overall, judgement_id, signed, office_id, department_id in (
+        year.annotate(overall=_newest(Judgement, "judged_at", "overall"), signed=has_opinion,
+                      judgement_id=_newest(Judgement, "judged_at", "pk"))
+        .values_list("pk", "member_id", "exam_date", "overall", "judgement_id", "signed", "member__office_id",
                      "member__department_id")
     ):  # fmt: skip
         by_group.setdefault(board.group_of(member_id, office_id, department_id), []).append(
-            _Counted(pk, member_id, exam_date, overall, signed)
+            _Counted(pk, member_id, exam_date, overall, signed, judgement_id)
         )
     # Each group's people in the whole tenant (ids only, nothing shown): a group only partly in the scope is
     # suppressed, since its published counts are the whole group's. A scope holding every record of the
@@ -676,7 +679,10 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     }
     counted = {key: _counted_per_person(group_records) for key, group_records in groups.items()}
     full = {key for key, people in counted.items() if {r.member_id for r in people} == whole.get(key[2])}
-    published = board.shown({key[2]: {r.member_id: r.overall or "" for r in counted[key]} for key in full})
+    published = board.shown(
+        {key[2]: {r.member_id: disclosure.Counted(r.overall or "", r.pk, r.judgement_id) for r in counted[key]}
+         for key in full}
+    )  # fmt: skip
     rows = []
     suppressed_people = total_people = hidden_follow_ups = 0
     for key, group_records in sorted(groups.items()):
@@ -695,7 +701,15 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         judged = sum(1 for r in counted[key] if r.signed)
         rows.append(
             DistributionRow(
-                office, department, people, shown.grades, round(100 * judged / people), rate, shown.people, shown.as_of
+                office,
+                department,
+                people,
+                shown.grades,
+                round(100 * judged / people),
+                rate,
+                shown.people,
+                shown.as_of,
+                shown.classes,
             )
         )
     overall = None

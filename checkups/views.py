@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 import audit
 from accounts import policy
 from accounts.labels import Perm
-from checkups import items, selectors, services
+from checkups import disclosure, items, selectors, services
 from checkups.charts import trend_svg
 from checkups.forms import FollowUpVisitForm, OpinionForm
 from healthapp.errors import AppError
@@ -146,6 +146,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "fiscal_year": distribution.fiscal_year, "rows": distribution.rows, "follow_up": distribution.follow_up,
             "years": distribution.years, "min_size": selectors.MIN_GROUP_SIZE, "grades": "ABCDE",
+            "grade_classes": list(disclosure.CLASSES.values()),
         },
     )  # fmt: skip
 

@@ -1,5 +1,5 @@
-"""健診の集計 across views: HR reading the page before and after one person's checkup arrives (or one
-person is judged again, or moves) must not learn that person's grade from the difference."""
+"""健診の集計 against a viewer who knows, person by person, who had a checkup and whether it is 判定待ち
+(roughly C–E) or 判定不要 (roughly A–B): no view, and no pair of views, may tell them one person's grade."""
 
 from __future__ import annotations
 
@@ -8,143 +8,165 @@ import re
 from decimal import Decimal as D
 
 from accounts.services import member_create
-from checkups.models import GradeSnapshot, Judgement
+from checkups.disclosure import Board, Counted
+from checkups.models import CheckupRecord, GradeSnapshot, Judgement
 from checkups.services import checkup_judge, checkup_record_save
 from tenants.context import tenant_context
 from tests.checkups.test_checkup_pages import _client, clinic  # noqa: F401  (the fixture)
 
-HEALTHY = {"systolic": D("110"), "diastolic": D("70"), "ldl": D("100"), "hba1c": D("5.2")}
-ILL = {"systolic": D("185"), "diastolic": D("112"), "ldl": D("100"), "hba1c": D("5.2")}
+VALUES = {"systolic": D("110"), "diastolic": D("70"), "ldl": D("100"), "hba1c": D("5.2")}
+BASE = "AABBA" + "DECD"  # with the employee's C: five of A–B in two grades, five of C–E in three
 
 
-def _person(world, number: str, values: dict, *, department=None) -> Judgement:
+def _person(world, number: str, grade: str, *, department=None) -> Judgement:
+    """Someone in 営業部 (or ``department``) with a 2025 checkup whose newest judgement reads ``grade``
+    ("" for none)."""
     person = member_create(
         employee_number=number, name=f"集計 {number}", office=world.office_a,
         department=department or world.department_a, sex="female", birth_date=dt.date(1985, 1, 1),
     )  # fmt: skip
-    record = checkup_record_save(member=person, exam_date=dt.date(2025, 7, 1), program="regular", values=values)
-    return checkup_judge(record=record)
+    record = checkup_record_save(member=person, exam_date=dt.date(2025, 7, 1), program="regular", values=VALUES)
+    judgement = checkup_judge(record=record)
+    Judgement.objects.filter(pk=judgement.pk).update(overall=grade)
+    return judgement
 
 
-def _sales(client) -> tuple[int, list[int], str]:
-    """営業部's 人数, its A–E counts and the as-of note, as HR's page shows them."""
-    page = client.get("/checkups/dashboard/").content.decode()
-    row = page.split("<td>営業部</td>", 1)[1].split("</tr>")[0]
-    cells = [re.sub(r"<[^>]+>", " ", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-    note = re.search(r'data-testid="grades-as-of">(.*?)</td>', row, re.S)
-    return int(cells[0].split()[0]), [int(c) for c in cells[1:6]], note.group(1) if note else ""
-
-
-def test_one_more_checkup_does_not_show_in_the_grades_until_five_people_of_its_class_changed(world, clinic):  # noqa: F811
+def _people(world, grades: str, prefix: str = "G") -> list[Judgement]:
     with tenant_context(world.tenant_a):
-        for i in range(5):
-            _person(world, f"G-{i}", HEALTHY)
+        return [_person(world, f"{prefix}-{i}", grade) for i, grade in enumerate(grades)]
+
+
+def _sales(client, department: str = "営業部") -> tuple[int, list[str], str]:
+    """A group's 人数, its grade cells (a number per grade, or 計 n for a class) and its as-of note."""
+    page = client.get("/checkups/dashboard/").content.decode()
+    row = page.split(f"<td>{department}</td>", 1)[1].split("</tr>")[0]
+    cells = [re.sub(r"<[^>]+>", " ", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    if "非表示" in cells[0]:
+        return 0, [], cells[0]
+    grade_cells = cells[1:-3]  # 人数 first; 就業判定済み, 受診率, 集計時点 last
+    return int(cells[0]), grade_cells, cells[-1]
+
+
+def test_one_more_checkup_does_not_show_until_five_people_of_its_class_changed_in_two_grades(world, clinic):  # noqa: F811
+    _people(world, BASE)
     hr = _client("hr@a.example")
     people, before, note = _sales(hr)
-    assert people == 6 and sum(before) == 6 and "時点の6人" in note  # the employee and five more, all judged
+    assert (people, before) == (10, ["3", "2", "2", "2", "1"]) and "10人" in note
 
-    with tenant_context(world.tenant_a):
-        assert _person(world, "G-5", ILL).overall in "DE"  # one person's checkup arrives, graded badly
+    _people(world, "D", "X")  # one person's checkup arrives, graded D: 判定待ち tells HR it is C–E
+    assert _sales(hr)[:2] == (11, before), "the difference would be X's grade"
+    _people(world, "AAAA", "L")  # four of A–B: still one person of C–E changed
+    assert _sales(hr)[1] == before
+    _people(world, "CDCD", "H")  # five of C–E now, in two grades; but four of A–B
+    assert _sales(hr)[1] == before
+    _people(world, "B", "M")  # and a fifth of A–B
     people, after, note = _sales(hr)
-    assert people == 7  # the group has grown by one: not a secret (HR sees who had a checkup)
-    assert after == before, "the difference would be G-5's grade"
-    assert "時点の6人" in note
-
-    with tenant_context(world.tenant_a):  # four healthy people: 判定不要 tells HR they are A or B, so the
-        for i in range(6, 10):  # C–E columns would still move by G-5 alone
-            _person(world, f"G-{i}", HEALTHY)
-    assert _sales(hr)[1] == before
-
-    with tenant_context(world.tenant_a):  # four more graded badly: five people of C–E changed, four of A–B
-        for i in range(10, 14):
-            _person(world, f"G-{i}", ILL)
-    assert _sales(hr)[1] == before
-
-    with tenant_context(world.tenant_a):  # and a fifth of A–B
-        _person(world, "G-14", HEALTHY)
-    people, latest, note = _sales(hr)
-    assert people == 16 and sum(latest) == 16 and "時点の16人" in note
-    assert latest[0] == before[0] + 5 and sum(latest[2:]) == sum(before[2:]) + 5
+    assert (people, after) == (20, ["7", "3", "4", "5", "1"]) and "20人" in note
 
 
-def test_five_healthy_arrivals_alone_update_the_counts(world, clinic):  # noqa: F811
-    with tenant_context(world.tenant_a):
-        for i in range(5):
-            _person(world, f"G-{i}", HEALTHY)
+def test_five_arrivals_of_one_grade_would_each_be_that_grade_so_they_wait_for_another(world, clinic):  # noqa: F811
+    _people(world, BASE)
     hr = _client("hr@a.example")
     before = _sales(hr)[1]
-    with tenant_context(world.tenant_a):
-        for i in range(5, 10):
-            _person(world, f"G-{i}", HEALTHY)
-    people, after, note = _sales(hr)
-    assert people == 11 and after[0] == before[0] + 5 and after[1:] == before[1:] and "時点の11人" in note
+    _people(world, "AAAAA", "L")  # the difference would be A+5: each of them A
+    assert _sales(hr)[1] == before
+    _people(world, "B", "M")
+    assert _sales(hr)[1] == ["8", "3", "2", "2", "1"]
 
 
-def test_moving_people_between_departments_makes_no_group_that_differs_by_one_person(world, clinic):  # noqa: F811
-    """The reviewer's attack: move P0–P4 to a new department and look, then P1–P5 to another and look; the
-    two groups would differ by P0 and P5 alone. People stay where they were first published."""
+def test_a_class_of_fewer_than_five_or_of_one_grade_shows_its_total_only(world, clinic):  # noqa: F811
+    """Six people: five graded A and the employee (C). HR knows which one is 判定待ち: a C column of 1 would
+    be that person's grade, and an A column of 5 everyone else's."""
+    _people(world, "AAAAA")
+    people, cells, _ = _sales(_client("hr@a.example"))
+    assert (people, cells) == (6, ["計 5", "計 1"])
+
+
+def test_people_without_a_grade_do_not_make_a_group_big_enough(world, clinic):  # noqa: F811
     from tenants.services import department_create
 
     with tenant_context(world.tenant_a):
-        people = [_person(world, f"P-{i}", ILL if i == 0 else HEALTHY).record.member for i in range(6)]
+        lab = department_create(office=world.office_a, name="研究部")
+        for i, grade in enumerate(["", "", "", "", "D"]):  # height and weight only: no grade, and X
+            _person(world, f"R-{i}", grade, department=lab)
+    _people_count, cells, note = _sales(_client("hr@a.example"), "研究部")
+    assert not cells and "5人未満" in note
+
+
+def test_moving_people_between_departments_makes_no_group_that_differs_by_one_person(world, clinic):  # noqa: F811
+    """Move P0–P4 to a new department and look, then P1–P5 to another and look: the two groups would differ by
+    P0 and P5 alone. People stay where they were first published."""
+    from tenants.services import department_create
+
+    movers = [j.record.member for j in _people(world, "DAABBA", "P")]
     hr = _client("hr@a.example")
-    count, before, _ = _sales(hr)
-    for name, movers in (("新1", people[0:5]), ("新2", people[1:6])):
+    shown = _sales(hr)[:2]
+    for name, people in (("新1", movers[0:5]), ("新2", movers[1:6])):
         with tenant_context(world.tenant_a):
             department = department_create(office=world.office_a, name=name)
-            for person in movers:
+            for person in people:
                 person.department = department
                 person.save()
         page = hr.get("/checkups/dashboard/").content.decode()
         assert f"<td>{name}</td>" not in page  # their checkups still count where they were published
-        assert _sales(hr)[:2] == (count, before)
+        assert _sales(hr)[:2] == shown
 
 
-def test_a_new_judgement_of_one_person_leaves_the_grades_as_shown(world, clinic):  # noqa: F811
-    with tenant_context(world.tenant_a):
-        judged = [_person(world, f"G-{i}", HEALTHY) for i in range(6)]
+def test_whether_the_counts_move_follows_what_hr_sees_happen_not_the_grades(world, clinic):  # noqa: F811
+    """Five of C–E judged again (a correction, a new criteria version): the counts are published again even
+    though no grade changed, so a republication never tells that one grade did; one judged again alone,
+    whatever their new grade, moves nothing."""
+    judged = _people(world, BASE)
     hr = _client("hr@a.example")
-    people, before, _ = _sales(hr)
-    assert people == 7 and before[0] >= 6
-
+    _people_count, before, note = _sales(hr)
     with tenant_context(world.tenant_a):
-        Judgement.objects.filter(pk=judged[0].pk).update(overall="E")  # judged again (e.g. corrected)
-    people, after, note = _sales(hr)
-    assert (people, after) == (7, before) and "時点の7人" in note
-
-    # English: the note reads in the page's language
-    hr.cookies["django_language"] = "en"
-    page = hr.get("/checkups/dashboard/").content.decode()
-    assert "as of" in page and "時点" not in page
+        again = checkup_judge(record=judged[5].record)  # D → E: one person
+        Judgement.objects.filter(pk=again.pk).update(overall="E")
+    assert _sales(hr)[1:] == (before, note)
+    with tenant_context(world.tenant_a):
+        for j, grade in zip(judged[6:9], BASE[6:9], strict=True):  # three more of C–E and the employee's: five
+            Judgement.objects.filter(pk=checkup_judge(record=j.record).pk).update(overall=grade)  # same grades
+        employee = CheckupRecord.objects.get(member=clinic["record"].member, fiscal_year=2025)
+        kept = Judgement.objects.filter(record=employee).order_by("-judged_at", "-pk").first().overall
+        Judgement.objects.filter(pk=checkup_judge(record=employee).pk).update(overall=kept)
+    people, after, _note = _sales(hr)
+    assert (people, after) == (10, ["3", "2", "2", "1", "2"])  # the first one's E, published with the others
 
 
 def test_two_views_at_once_never_publish_counts_one_person_apart(world, clinic):  # noqa: F811
     """A view that read the records before a concurrent one published newer counts must not put its older
     counts back (they would differ from the newer ones by the people in between)."""
-    from checkups.disclosure import Board
+
+    def group(ids) -> dict[int, Counted]:
+        return {m: Counted("AB"[m % 2], m, m) for m in ids}
 
     with tenant_context(world.tenant_a):
-        ids = [_person(world, f"G-{i}", HEALTHY).record.member_id for i in range(11)]
-        Board(2025).shown({"x:": {m: "A" for m in ids[:5]}})
-        late, early = Board(2025), Board(2025)  # both read the snapshot of people 0–4
-        late.shown({"x:": {m: "A" for m in ids[:10]}})  # 5–9 added: published
-        # early read another moment's group, 0–8 and 10: five changes from what it read, two from what
-        # late published — publishing it would show the difference of person 9 and person 10
-        shown = early.shown({"x:": {m: "A" for m in ids[:9] + ids[10:]}})
+        Board(2025).shown({"x:": group(range(1, 6))})
+        late, early = Board(2025), Board(2025)  # both read the snapshot of people 1–5
+        late.shown({"x:": group(range(1, 11))})  # 6–10 added: published
+        # early read another moment's group, 1–9 and 11: five changes from what it read, two from what
+        # late published — publishing it would show the difference of person 10 and person 11
+        shown = early.shown({"x:": group([*range(1, 10), 11])})
         assert shown["x:"].people == 10
         snapshot = GradeSnapshot.objects.get(group="x:")
-        assert snapshot.people == 10 and str(ids[9]) in snapshot.members and str(ids[10]) not in snapshot.members
+        assert snapshot.people == 10 and "10" in snapshot.members and "11" not in snapshot.members
 
 
 def test_snapshots_keep_no_grade_of_anyone(world, clinic):  # noqa: F811
-    with tenant_context(world.tenant_a):
-        for i in range(5):
-            _person(world, f"G-{i}", HEALTHY)
+    _people(world, BASE)
     _sales(_client("hr@a.example"))
     with tenant_context(world.tenant_a):
         snapshot = GradeSnapshot.objects.get()
-    assert snapshot.people == 6 and sum(snapshot.grades.values()) == 6
+    assert snapshot.people == 10 and sum(snapshot.grades.values()) == 10
+    # per person only what HR sees: the class (判定待ち or not) and which record and judgement count
     states = list(snapshot.members.values())
-    # the class of each grade (what 判定待ち shows HR anyway) and a keyed digest, not the grade
-    assert len(states) == 6 and all(re.fullmatch(r"[hl][0-9a-f]{16}", d) for d in states)
-    assert len(set(states)) == 6  # keyed per person: five A grades do not share one value
+    assert len(states) == 10 and all(re.fullmatch(r"[hl]\d+\.\d+", state) for state in states)
+    assert not any(grade in state for state in states for grade in "ABCDE")
+
+
+def test_the_note_and_the_totals_read_in_english(world, clinic):  # noqa: F811
+    _people(world, "AAAAA")
+    hr = _client("hr@a.example")
+    hr.cookies["django_language"] = "en"
+    page = hr.get("/checkups/dashboard/").content.decode()
+    assert "as of" in page and "Total 5" in page and "時点" not in page and "計" not in page

@@ -9,14 +9,17 @@ hand, and no dashboard rule can keep from them what they imported.)
 
 The rules, per fiscal year and group (office, department):
 
-- a group is shown only with at least MIN_GROUP_SIZE people graded; within a class (A–B, C–E) the count
-  of each grade is shown only when the class holds at least MIN_GROUP_SIZE graded people of at least two
-  grades, else the class's total alone (which the viewer knows anyway);
-- the counts are published (GradeSnapshot) and shown, with their day, until they may change: among the
-  people of each class whose counted record or its judgement changed (newcomers included) nobody or at
-  least MIN_GROUP_SIZE people, and those still in the class graded in at least two grades. What counts as
-  a change is what the viewer sees happen (a record, a judgement, the class), never the grade itself, so
-  whether the counts move tells nothing the viewer does not know;
+- a group is shown only with at least MIN_GROUP_SIZE people graded;
+- its counts are published (GradeSnapshot) and shown, with their day, until, in each class (A–B, C–E), the
+  people whose counted record or its judgement changed since (newcomers included) number none or at
+  least MIN_GROUP_SIZE, and not none in both. That is decided on what the viewer sees happen (a record, a
+  judgement, the class), never on the grades, so whether the counts move tells nothing new;
+- within a class the count of each grade is shown only when the class holds at least MIN_GROUP_SIZE
+  graded people of at least two grades, and the people who changed since the last publication, as they
+  were graded before and as they are graded now, each held at least two grades. Otherwise the class shows
+  its total (which the viewer knows anyway); when that is because one grade held everyone concerned, it
+  stays a total for the rest of the fiscal year (``GradeSnapshot.merged``), since a later breakdown would
+  tell which grade it was. What remains: a viewer can learn that some people share a grade, never which;
 - people stay in the group they were first published in, wherever the roster moves them later;
 - two views at the same moment never publish counts one person apart (the row is locked and the rule
   checked again).
@@ -28,13 +31,13 @@ group only partly in a viewer's scope is suppressed: see selectors.grade_distrib
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from checkups.models import GradeSnapshot
+from checkups.models import GradeSnapshot, Judgement
 
 MIN_GROUP_SIZE = 5  # aggregates over fewer people are suppressed, and change by no fewer people
 GRADES = "ABCDE"
@@ -96,7 +99,7 @@ class Board:
                 if _graded(people) < MIN_GROUP_SIZE:
                     continue
                 snapshot = self._publish(group, people)
-            elif _may_change(snapshot, people):
+            elif _may_change(snapshot.members, people):
                 snapshot = self._publish(group, people)
             if snapshot.people >= MIN_GROUP_SIZE:
                 shown[group] = _published(snapshot)
@@ -111,7 +114,7 @@ class Board:
                 grades[person.grade] += 1
         values = {
             "people": sum(grades.values()), "grades": grades, "members": _states(people),
-            "published_at": timezone.now(),
+            "merged": _merged(None, people, grades), "published_at": timezone.now(),
         }  # fmt: skip
         with transaction.atomic():
             locked = GradeSnapshot.objects.select_for_update().filter(fiscal_year=self.fiscal_year, group=group)
@@ -124,8 +127,9 @@ class Board:
                     current = locked.first()
                 else:
                     return current
-            if current is not None and not _may_change(current, people):
+            if current is not None and not _may_change(current.members, people):
                 return current
+            values["merged"] = _merged(current, people, values["grades"])
             locked.update(**values)
         return GradeSnapshot(fiscal_year=self.fiscal_year, group=group, **values)
 
@@ -143,35 +147,64 @@ def _states(people: Mapping[int, Counted]) -> dict[str, str]:
     }
 
 
-def _may_change(snapshot: GradeSnapshot, people: Mapping[int, Counted]) -> bool:
-    """True when the counts may move from ``snapshot`` to ``people``: in each class, the people who came,
-    went or were judged anew number none or at least MIN_GROUP_SIZE, those of them in the class now hold at
-    least two grades, and not nobody in both classes."""
-    before, now = snapshot.members, _states(people)
+def _may_change(before: Mapping[str, str], people: Mapping[int, Counted]) -> bool:
+    """True when the counts may move from a snapshot's ``before`` to ``people``: in each class, the people
+    who came, went or were judged anew number none or at least MIN_GROUP_SIZE, and not none in both. Only
+    what the viewer sees happen counts, never the grades."""
     changed = {mark: 0 for mark in CLASSES}
-    grades_now: dict[str, set[str]] = {mark: set() for mark in CLASSES}
-    for member in before.keys() | now.keys():
-        old, new = before.get(member, ""), now.get(member, "")
-        if old == new:
-            continue
+    for _member, old, new in _changes(before, _states(people)):
         for mark in {state[0] for state in (old, new) if state}:  # a person once per class
             changed[mark] += 1
+    return any(changed.values()) and all(n == 0 or n >= MIN_GROUP_SIZE for n in changed.values())
+
+
+def _changes(before: Mapping[str, str], now: Mapping[str, str]) -> Iterator[tuple[str, str, str]]:
+    for member in before.keys() | now.keys():
+        old, new = before.get(member, ""), now.get(member, "")
+        if old != new:
+            yield member, old, new
+
+
+def _merged(snapshot: GradeSnapshot | None, people: Mapping[int, Counted], grades: Mapping[str, int]) -> list[str]:
+    """The classes to show as their total from this publication on: those already so, and those in which
+    one grade holds the whole class (of MIN_GROUP_SIZE or more), or, since the last publication, every person
+    who changed as graded then, or as graded now (the difference would tell their grade). A first
+    publication has no difference: a class under MIN_GROUP_SIZE shows its total then for its size alone,
+    and may be broken down once it has grown."""
+    merged = set(snapshot.merged) if snapshot is not None else set()
+    before = snapshot.members if snapshot is not None else {}
+    was: dict[str, set[str]] = {mark: set() for mark in CLASSES}  # the changed people's grades before …
+    became: dict[str, set[str]] = {mark: set() for mark in CLASSES}  # … and now, per class
+    old_judgements = {}
+    changes = list(_changes(before, _states(people)))
+    if snapshot is not None:
+        ids = [int(old.split(".")[1]) for _m, old, _new in changes if old and old.split(".")[1] != "None"]
+        old_judgements = dict(Judgement.objects.filter(pk__in=ids).values_list("pk", "overall"))
+    for member, old, new in changes:
+        if old:
+            judgement = old.split(".")[1]
+            was[old[0]].add(old_judgements.get(int(judgement), "?") if judgement != "None" else "?")
         if new:
-            grades_now[new[0]].add(people[int(member)].grade)
-    if not any(changed.values()):
-        return False
-    return all(
-        n == 0 or (n >= MIN_GROUP_SIZE and (len(grades_now[mark]) >= 2 or not grades_now[mark]))
-        for mark, n in changed.items()
-    )
+            became[new[0]].add(people[int(member)].grade)
+    for mark, members in CLASSES.items():
+        in_class = [grades.get(grade, 0) for grade in members]
+        whole_uniform = sum(in_class) >= MIN_GROUP_SIZE and sum(1 for n in in_class if n) == 1
+        if whole_uniform or (snapshot is not None and (len(was[mark]) == 1 or len(became[mark]) == 1)):
+            merged.add(members)
+    return sorted(merged)
 
 
 def _published(snapshot: GradeSnapshot) -> Published:
-    """The snapshot as shown: each class broken down only with MIN_GROUP_SIZE graded people of two grades."""
+    """The snapshot as shown: each class broken down only with MIN_GROUP_SIZE graded people of two grades,
+    and unless it is kept whole for the year (``merged``)."""
     grades, classes = {}, {}
     for members in CLASSES.values():
         counts = {grade: snapshot.grades.get(grade, 0) for grade in members}
-        if sum(counts.values()) >= MIN_GROUP_SIZE and sum(1 for n in counts.values() if n) >= 2:
+        if (
+            members not in snapshot.merged
+            and sum(counts.values()) >= MIN_GROUP_SIZE
+            and sum(1 for n in counts.values() if n) >= 2
+        ):
             grades.update(counts)
         else:
             classes[members] = sum(counts.values())

@@ -315,16 +315,19 @@ class CheckupCsvMapping(TenantScopedModel):
 
 class GradeSnapshot(TenantScopedModel):
     """The overall-grade counts of one group (office, department) for one fiscal year as 健診の集計 last
-    showed them. They are shown again until at least MIN_GROUP_SIZE people's grades have changed (people
-    added, gone or graded anew; checkups.disclosure): otherwise the page read before and after one person's
-    checkup arrives would give that person's grade away, however large the group."""
+    showed them, shown again until enough people have changed (checkups.disclosure): otherwise the page read
+    before and after one person's checkup arrives would give that person's grade away, however large the
+    group."""
 
     fiscal_year = models.PositiveSmallIntegerField(_("年度"))
     group = models.CharField(max_length=41)  # "office id:department id", either empty for none
     people = models.PositiveIntegerField()
     grades = models.JSONField(default=dict)  # grade → people
-    # member id → a keyed digest of their grade then: who changed since, without a second copy of grades
+    # member id → what a viewer sees of them (grade class, counted record and judgement ids): who changed
     members = models.JSONField(default=dict)
+    # grade classes ("AB", "CDE") shown as their total for the rest of the year: once shown whole because
+    # one grade held all of them, a later breakdown would tell which grade that was
+    merged = models.JSONField(default=list)
     published_at = models.DateTimeField()
 
     class Meta:

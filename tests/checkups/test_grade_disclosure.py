@@ -64,14 +64,39 @@ def test_one_more_checkup_does_not_show_until_five_people_of_its_class_changed_i
     assert (people, after) == (20, ["7", "3", "4", "5", "1"]) and "20人" in note
 
 
-def test_five_arrivals_of_one_grade_would_each_be_that_grade_so_they_wait_for_another(world, clinic):  # noqa: F811
+def test_five_arrivals_of_one_grade_show_as_a_total_for_the_rest_of_the_year(world, clinic):  # noqa: F811
+    """Five people of A–B arrive: the counts move (five changed, as HR saw happen), but A+5 would make each
+    of them A, so A–B shows its total; and keeps it, since any later breakdown would tell which grade."""
     _people(world, BASE)
     hr = _client("hr@a.example")
-    before = _sales(hr)[1]
-    _people(world, "AAAAA", "L")  # the difference would be A+5: each of them A
-    assert _sales(hr)[1] == before
-    _people(world, "B", "M")
-    assert _sales(hr)[1] == ["8", "3", "2", "2", "1"]
+    assert _sales(hr)[1] == ["3", "2", "2", "2", "1"]
+    _people(world, "AAAAA", "L")
+    people, cells, _ = _sales(hr)
+    assert (people, cells) == (15, ["計 10", "2", "2", "1"])
+    _people(world, "ABABA", "M")
+    assert _sales(hr)[:2] == (20, ["計 15", "2", "2", "1"])
+
+
+def test_a_whole_class_of_one_grade_stays_a_total_when_others_join(world, clinic):  # noqa: F811
+    """計 5 for five people of one grade; a breakdown after five more in two grades (A 7, B 3) would tell
+    that the first five were A."""
+    _people(world, "AAAAA")
+    hr = _client("hr@a.example")
+    assert _sales(hr)[1] == ["計 5", "計 1"]
+    _people(world, "AABBB", "L")
+    assert _sales(hr)[1] == ["計 10", "計 1"]
+
+
+def test_the_grades_people_leave_are_checked_too(world, clinic):  # noqa: F811
+    """C–E holds C4 D5 E1; the five D are judged again (a correction) as C, C, C, C, E. Publishing C8 D0 E2
+    would tell that every one of them was D."""
+    judged = _people(world, "AABBA" + "DDDDD" + "CCCE")  # with the employee's C
+    hr = _client("hr@a.example")
+    assert _sales(hr)[1] == ["3", "2", "4", "5", "1"]
+    with tenant_context(world.tenant_a):
+        for j, grade in zip(judged[5:10], "CCCCE", strict=True):
+            Judgement.objects.filter(pk=checkup_judge(record=j.record).pk).update(overall=grade)
+    assert _sales(hr)[1] == ["3", "2", "計 10"]
 
 
 def test_a_class_of_fewer_than_five_or_of_one_grade_shows_its_total_only(world, clinic):  # noqa: F811

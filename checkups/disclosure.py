@@ -175,11 +175,13 @@ def _merged(snapshot: GradeSnapshot | None, people: Mapping[int, Counted], grade
     before = snapshot.members if snapshot is not None else {}
     was: dict[str, set[str]] = {mark: set() for mark in CLASSES}  # the changed people's grades before …
     became: dict[str, set[str]] = {mark: set() for mark in CLASSES}  # … and now, per class
-    old_judgements = {}
+    old_judgements: dict[int, str] = {}
     changes = list(_changes(before, _states(people)))
     if snapshot is not None:
         ids = [int(old.split(".")[1]) for _m, old, _new in changes if old and old.split(".")[1] != "None"]
-        old_judgements = dict(Judgement.objects.filter(pk__in=ids).values_list("pk", "overall"))
+        for start in range(0, len(ids), 10_000):  # a new criteria version judges everyone again
+            judged = Judgement.objects.filter(pk__in=ids[start : start + 10_000]).values_list("pk", "overall")
+            old_judgements.update(judged)
     for member, old, new in changes:
         if old:
             judgement = old.split(".")[1]

@@ -169,14 +169,9 @@ def registration_request_by_card(*, card: InsuranceCard, email: str, password: s
     _check_rate(
         scope="registration",
         ip=ip,
-        entry_parts=(
-            "card",
-            normalise(card.symbol),
-            normalise(card.number),
-            card.relationship,
-            card.sex,
-            card.birth_year_month,
-        ),
+        # The card alone, not what is typed beside it: guessing a person's 続柄, sex and birth month under a
+        # known card must spend this card's few attempts, not one fresh allowance per guess.
+        entry_parts=("card", normalise(card.symbol), normalise(card.number)),
     )
     _registration_finish(matches=_card_matches(card), method="card", email=email, password=password, url=url)
 

@@ -188,6 +188,18 @@ def test_rate_limit_per_roster_entry_even_from_many_addresses(world, dependant, 
     assert register(Client(REMOTE_ADDR="198.51.100.50")).status_code == 302
 
 
+def test_guessing_sex_and_birth_month_under_one_card_spends_that_cards_attempts(world, dependant, settings):
+    """Someone who has seen a card's 記号・番号 tries each sex and month from many addresses: the attempts are
+    the card's, whatever is typed beside it."""
+    settings.REGISTRATION_RATE_LIMIT_PER_ENTRY = 3
+    guesses = [("male", "1"), ("male", "2"), ("female", "1")]
+    for i, (sex, month) in enumerate(guesses):
+        client = Client(REMOTE_ADDR=f"198.51.100.{i}")
+        assert register(client, sex=sex, birth_month=month).status_code == 302
+    right = register(Client(REMOTE_ADDR="198.51.100.60"))  # the true data, fourth try within the hour
+    assert right.status_code == 429 and mail.outbox and not any(LINK_RE.search(m.body) for m in mail.outbox)
+
+
 def test_rate_limit_per_address(world, dependant, settings):
     settings.REGISTRATION_RATE_LIMIT_PER_IP = 3
     visitor = Client(REMOTE_ADDR="203.0.113.9")

@@ -29,7 +29,7 @@ from accounts.auth_forms import (
     ResetSetPasswordForm,
     SecurityPolicyForm,
 )
-from accounts.middleware import PASSWORD_CHANGE_REQUIRED
+from accounts.middleware import PASSWORD_SHORT
 from healthapp.errors import AppError
 from healthapp.net import client_ip
 from tenants import allowlist
@@ -143,7 +143,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def form_valid(self, form):
         response = super().form_valid(form)  # keeps this session, ends every other one
-        self.request.session.pop(PASSWORD_CHANGE_REQUIRED, None)  # the new password met the policy
+        self.request.session.pop(PASSWORD_SHORT, None)  # the new password met the policy
         registration.password_changed(user=form.user)
         messages.success(self.request, _("パスワードを変更しました。"))
         return response

@@ -108,11 +108,12 @@ class MfaRequiredMiddleware:
         return redirect(f"{reverse(target)}?{urlencode({'next': next_url})}")
 
 
-# Set at login, the one moment the plaintext password is at hand, when a privileged user's password is
-# shorter than the privileged minimum: typically an employee login given a label over others' data (産業医,
-# 人事 by a LabelGrant) after choosing an 8-character password. Only this boolean is kept, never the
-# password or its length; changing the password (accounts.auth_views.PasswordChangeView) clears it.
-PASSWORD_CHANGE_REQUIRED = "_password_change_required"  # noqa: S105 - a session key, not a password
+# Set at login, the one moment the plaintext password is at hand, when the password is shorter than the
+# privileged minimum (any login: an employee may be given a label over others' data — 産業医, 人事 by a
+# LabelGrant — later in the same session). Only this boolean is kept, never the password or its length;
+# while it is set and the user is privileged (accounts.policy.privileged, asked on each request), every page
+# asks for a new password; changing it (accounts.auth_views.PasswordChangeView) clears it.
+PASSWORD_SHORT = "_password_short"  # noqa: S105 - a session key, not a password
 
 # What a user who must change their password may reach: the change itself, leaving, the second factor
 # (enrolment with its backup codes, verification: MfaRequiredMiddleware asks for it first), language.
@@ -128,25 +129,26 @@ PASSWORD_CHANGE_EXEMPT_PREFIXES = (
 )
 
 
-def flag_short_privileged_password(request: HttpRequest, user, password: str) -> None:
+def flag_short_password(request: HttpRequest, password: str) -> None:
     """Called by the login page once the password step has succeeded (accounts.views.LoginView)."""
-    if len(password) < PRIVILEGED_MIN_LENGTH and needs_privileged_length(user):  # in the login's own tenant
-        request.session[PASSWORD_CHANGE_REQUIRED] = True
+    if len(password) < PRIVILEGED_MIN_LENGTH:
+        request.session[PASSWORD_SHORT] = True
 
 
 class PasswordChangeRequiredMiddleware:
-    """Until a user flagged at login (PASSWORD_CHANGE_REQUIRED) has changed their password, every page
-    sends them to the password change page and every API call answers 403. Runs after
-    MfaRequiredMiddleware: the second factor comes first."""
+    """A privileged user whose password is short (PASSWORD_SHORT, set at login) is sent to the password
+    change page from every page, and every API call answers 403, until they have changed it: from their
+    login on, or from the request after a label made them privileged. Runs after MfaRequiredMiddleware
+    and the tenant context: the second factor comes first."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated or not request.session.get(PASSWORD_CHANGE_REQUIRED):
+        if user is None or not user.is_authenticated or not request.session.get(PASSWORD_SHORT):
             return self.get_response(request)
-        if request.path.startswith(PASSWORD_CHANGE_EXEMPT_PREFIXES):
+        if request.path.startswith(PASSWORD_CHANGE_EXEMPT_PREFIXES) or not needs_privileged_length(user):
             return self.get_response(request)
         message = _("権限ラベルが付与されたため、パスワードを%(min)d文字以上に変更してください。") % {
             "min": PRIVILEGED_MIN_LENGTH

@@ -9,7 +9,7 @@ from django.shortcuts import render
 from accounts import policy
 from accounts.forms import LoginForm
 from accounts.labels import Perm
-from accounts.middleware import flag_short_privileged_password
+from accounts.middleware import flag_short_password
 from accounts.selectors import member_for_user, roster_summary, teams_for_user
 
 
@@ -20,7 +20,7 @@ class LoginView(auth_views.LoginView):
 
     def form_valid(self, form):
         response = super().form_valid(form)  # logged in: the session is the new one
-        flag_short_privileged_password(self.request, form.get_user(), form.cleaned_data.get("password") or "")
+        flag_short_password(self.request, form.cleaned_data.get("password") or "")
         return response
 
 

@@ -71,7 +71,7 @@ def test_label_holder_with_a_short_password_must_change_it_before_anything_else(
     page = client.get(client.get("/").url)
     assert page.status_code == 200 and MESSAGE in page.content.decode()
     # Only a boolean is kept: neither the password nor its length.
-    assert client.session["_password_change_required"] is True
+    assert client.session["_password_short"] is True
     assert not any(SHORT in str(value) for value in client.session.values())
 
     too_short = client.post(CHANGE_PAGE, {"old_password": SHORT, "new_password1": ELEVEN, "new_password2": ELEVEN})
@@ -80,7 +80,7 @@ def test_label_holder_with_a_short_password_must_change_it_before_anything_else(
 
     changed = client.post(CHANGE_PAGE, {"old_password": SHORT, "new_password1": LONG, "new_password2": LONG})
     assert changed.status_code == 302
-    assert "_password_change_required" not in client.session
+    assert "_password_short" not in client.session
     assert client.get("/").status_code == 200
     assert client.get("/roster/").status_code == 200
     doctor.refresh_from_db()
@@ -97,9 +97,23 @@ def test_employee_without_a_label_over_others_keeps_the_short_password(world, do
     for email in ("plain@a.example", "self@a.example"):
         client = logged_in(email)
         assert client.get("/").status_code == 200, email
-        assert "_password_change_required" not in client.session
     labelled = logged_in("sangyoi@a.example")
     response = labelled.get("/")
+    assert response.status_code == 302 and response.url == CHANGE_PAGE
+
+
+def test_a_label_given_during_the_session_asks_for_the_new_password_at_the_next_page(world):
+    """Logged in with the employee's 9 characters (and an authenticator of their own, so the second factor
+    is passed already); the org admin then gives 人事 over the office: the next page asks for a longer
+    password."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user = employee(world, "later@a.example", "N4")
+    TOTPDevice.objects.create(user=user, name="own", confirmed=True)
+    client = logged_in("later@a.example")
+    assert client.get("/").status_code == 200
+    grant(world, "N4", "hr_staff", "office")
+    response = client.get("/")
     assert response.status_code == 302 and response.url == CHANGE_PAGE
 
 

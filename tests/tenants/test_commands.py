@@ -179,3 +179,14 @@ def test_the_shipped_sample_csv_continues_the_demo_peoples_seeded_checkups(db):
             latest = records.order_by("-exam_date").first().result_values()
             assert {float(r.result_values()["height"]) for r in records} == {float(rows[number]["身長"])}
             assert abs(float(latest["weight"]) - float(rows[number]["体重"])) <= 0.1
+
+
+def test_the_demo_has_people_in_good_health_too(db):
+    """健診の集計 of the demo shows A and B, not only C or worse (the overall grade is the worst item)."""
+    from checkups.models import Judgement
+
+    run("seed_demo")
+    with tenant_context(Tenant.objects.get(slug="demo-corp")):
+        overall = list(Judgement.objects.values_list("overall", flat=True))
+    share = sum(1 for grade in overall if grade in "AB" and grade) / len(overall)
+    assert 0.2 <= share <= 0.5, share

@@ -94,18 +94,18 @@ class Board:
         group now. A group absent from the result is suppressed."""
         shown: dict[str, Published] = {}
         for group, people in groups.items():
-            snapshot = self.snapshots.get(group)
+            snapshot, now = self.snapshots.get(group), _states(people)
             if snapshot is None:
                 if _graded(people) < MIN_GROUP_SIZE:
                     continue
-                snapshot = self._publish(group, people)
-            elif _may_change(snapshot.members, people):
-                snapshot = self._publish(group, people)
+                snapshot = self._publish(group, people, now)
+            elif _may_change(snapshot.members, now):
+                snapshot = self._publish(group, people, now)
             if snapshot.people >= MIN_GROUP_SIZE:
                 shown[group] = _published(snapshot)
         return shown
 
-    def _publish(self, group: str, people: Mapping[int, Counted]) -> GradeSnapshot:
+    def _publish(self, group: str, people: Mapping[int, Counted], now: dict[str, str]) -> GradeSnapshot:
         """Publish ``group`` as it is now, unless a concurrent view published it meanwhile and what it
         published may not change yet (then that one stands)."""
         grades = {grade: 0 for grade in GRADES}
@@ -113,8 +113,8 @@ class Board:
             if person.grade in grades:
                 grades[person.grade] += 1
         values = {
-            "people": sum(grades.values()), "grades": grades, "members": _states(people),
-            "merged": _merged(None, people, grades), "published_at": timezone.now(),
+            "people": sum(grades.values()), "grades": grades, "members": now,
+            "merged": _merged(None, now, people, grades), "published_at": timezone.now(),
         }  # fmt: skip
         with transaction.atomic():
             locked = GradeSnapshot.objects.select_for_update().filter(fiscal_year=self.fiscal_year, group=group)
@@ -127,9 +127,9 @@ class Board:
                     current = locked.first()
                 else:
                     return current
-            if current is not None and not _may_change(current.members, people):
+            if current is not None and not _may_change(current.members, now):
                 return current
-            values["merged"] = _merged(current, people, values["grades"])
+            values["merged"] = _merged(current, now, people, grades)
             locked.update(**values)
         return GradeSnapshot(fiscal_year=self.fiscal_year, group=group, **values)
 
@@ -147,12 +147,12 @@ def _states(people: Mapping[int, Counted]) -> dict[str, str]:
     }
 
 
-def _may_change(before: Mapping[str, str], people: Mapping[int, Counted]) -> bool:
-    """True when the counts may move from a snapshot's ``before`` to ``people``: in each class, the people
+def _may_change(before: Mapping[str, str], now: Mapping[str, str]) -> bool:
+    """True when the counts may move from a snapshot's ``before`` to ``now`` (``_states``): in each class, the people
     who came, went or were judged anew number none or at least MIN_GROUP_SIZE, and not none in both. Only
     what the viewer sees happen counts, never the grades."""
     changed = {mark: 0 for mark in CLASSES}
-    for _member, old, new in _changes(before, _states(people)):
+    for _member, old, new in _changes(before, now):
         for mark in {state[0] for state in (old, new) if state}:  # a person once per class
             changed[mark] += 1
     return any(changed.values()) and all(n == 0 or n >= MIN_GROUP_SIZE for n in changed.values())
@@ -165,7 +165,9 @@ def _changes(before: Mapping[str, str], now: Mapping[str, str]) -> Iterator[tupl
             yield member, old, new
 
 
-def _merged(snapshot: GradeSnapshot | None, people: Mapping[int, Counted], grades: Mapping[str, int]) -> list[str]:
+def _merged(
+    snapshot: GradeSnapshot | None, now: Mapping[str, str], people: Mapping[int, Counted], grades: Mapping[str, int]
+) -> list[str]:
     """The classes to show as their total from this publication on: those already so, and those in which
     one grade holds the whole class (of MIN_GROUP_SIZE or more), or, since the last publication, every person
     who changed as graded then, or as graded now (the difference would tell their grade). A first
@@ -176,7 +178,7 @@ def _merged(snapshot: GradeSnapshot | None, people: Mapping[int, Counted], grade
     was: dict[str, set[str]] = {mark: set() for mark in CLASSES}  # the changed people's grades before …
     became: dict[str, set[str]] = {mark: set() for mark in CLASSES}  # … and now, per class
     old_judgements: dict[int, str] = {}
-    changes = list(_changes(before, _states(people)))
+    changes = list(_changes(before, now))
     if snapshot is not None:
         ids = [int(old.split(".")[1]) for _m, old, _new in changes if old and old.split(".")[1] != "None"]
         for start in range(0, len(ids), 10_000):  # a new criteria version judges everyone again

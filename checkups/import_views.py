@@ -8,7 +8,6 @@ another tenant's job, the answer is the same 404.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -25,8 +24,6 @@ from checkups.models import CheckupCsvMapping
 from healthapp.errors import AppError
 from healthapp.job_views import ADDED, UNCHANGED, Count, JobPages, JobUrls
 from healthapp.models import Job
-
-SAMPLE_CSV = Path(__file__).resolve().parent / "samples" / "sample_checkups.csv"
 
 
 class CheckupUploadForm(forms.Form):
@@ -144,7 +141,7 @@ def _mapping_text(mapping: dict[str, str]) -> str:
 @login_required
 def sample_csv(request: HttpRequest) -> HttpResponse:
     PAGES.require(request.user)
-    response = HttpResponse(SAMPLE_CSV.read_bytes(), content_type="text/csv; charset=utf-8")
+    response = HttpResponse(imports.SAMPLE_CSV.read_bytes(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="sample_checkups.csv"'
     return response
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
+from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import psycopg
@@ -107,7 +108,9 @@ NO_WORDS = {"0", "2", "いいえ", "無", "なし", "no", "n", "false", "×", "3
 TIMING_HOURS = {"2": "10", "3": "3.5", "4": "0"}  # MHLW 9N141 answer → hours since the last meal
 CO_SYMBOLS = {"−": "1", "-": "1", "±": "2", "+": "3", "1+": "3", "++": "4", "2+": "4", "+++": "5", "3+": "5"}
 
-# The mapping of checkups/samples/sample_checkups.csv, offered when an admin creates a mapping.
+# A provider CSV shipped for newcomers (employees E00001–E00020 of the demo company), and its mapping, offered
+# when an admin creates a mapping.
+SAMPLE_CSV = Path(__file__).resolve().parent / "samples" / "sample_checkups.csv"
 SAMPLE_MAPPING = {
     "社員番号": "employee_number", "受診日": "exam_date", "健診種別": "program", "健診機関": "institution",
     "身長": "height", "体重": "weight", "BMI": "bmi", "腹囲": "waist", "収縮期血圧": "systolic",

@@ -188,12 +188,10 @@ def _sample_csv_bodies() -> dict[str, tuple[float, float]]:
     """Employee number → (height, weight) in the shipped sample CSV, so that a newcomer importing it sees
     each person's trend go on from their seeded checkups instead of jumping to another body."""
     import csv
-    from pathlib import Path
 
     from checkups import imports
 
-    path = Path(imports.__file__).parent / "samples" / "sample_checkups.csv"
-    with path.open(encoding="utf-8-sig", newline="") as f:
+    with imports.SAMPLE_CSV.open(encoding="utf-8-sig", newline="") as f:
         return {row["社員番号"]: (float(row["身長"]), float(row["体重"])) for row in csv.DictReader(f)}
 
 

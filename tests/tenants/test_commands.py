@@ -164,14 +164,13 @@ def test_the_shipped_sample_csv_continues_the_demo_peoples_seeded_checkups(db):
     """A newcomer imports checkups/samples/sample_checkups.csv into demo-corp: each person's height is the one
     of their seeded checkups and their weight goes on from the last one, so the trend charts do not jump."""
     import csv
-    from pathlib import Path
 
     from accounts.selectors import member_get_by_employee_number
+    from checkups.imports import SAMPLE_CSV
     from checkups.models import CheckupRecord
 
     run("seed_demo")
-    sample = Path(__file__).resolve().parents[2] / "checkups" / "samples" / "sample_checkups.csv"
-    with sample.open(encoding="utf-8-sig", newline="") as f:
+    with SAMPLE_CSV.open(encoding="utf-8-sig", newline="") as f:
         rows = {row["社員番号"]: row for row in csv.DictReader(f)}
     with tenant_context(Tenant.objects.get(slug="demo-corp")):
         for number in ("E00001", "E00007", "E00020"):

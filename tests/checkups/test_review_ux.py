@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role
-from accounts.services import label_grant_create, member_create, user_create
+from accounts.services import member_create
 from audit.models import AuditEvent
 from checkups import selectors
 from checkups.models import CheckupRecord, PhysicianOpinion
@@ -21,24 +21,13 @@ from checkups.services import checkup_judge, checkup_record_save, physician_opin
 from healthapp.errors import AppError
 from tenants.context import tenant_context
 from tenants.services import office_create
+from tests.checkups.test_followups import STAFF_PASSWORD, _staff
 from tests.conftest import TEST_PASSWORD, log_in
 
-STAFF_PASSWORD = TEST_PASSWORD + "!x"
 EXAM = dt.date(2025, 5, 20)
 GRADE_C = {"systolic": D("142"), "diastolic": D("88"), "hdl": D("38"), "ldl": D("125"), "hba1c": D("5.8")}
 GRADE_B = {"systolic": D("135"), "ldl": D("100")}  # B, and no guidance level (no birth date on the roster)
 TWIN_NAME = "山田 太郎"
-
-
-def _staff(world, key: str, role: str, label: str, scope: str):
-    member = member_create(
-        employee_number=f"S-{key}", name=f"職員 {key}", office=world.office_a, department=world.department_a
-    )
-    user = user_create(email=f"{key}@a.example", role=role, tenant=world.tenant_a, password=STAFF_PASSWORD,
-                       member=member)  # fmt: skip
-    label_grant_create(office=world.office_a, target_kind="employee", target=f"S-{key}", labels=[label],
-                       scope_=scope, acting_user=world.admin_a)  # fmt: skip
-    return user
 
 
 def _record(member, values=GRADE_C, exam_date=EXAM) -> CheckupRecord:

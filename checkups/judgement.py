@@ -46,8 +46,8 @@ def mhlw_level(item: str, value: Decimal, rules: dict, *, sex: str) -> MhlwLevel
 def judge(
     values: dict[str, Decimal], rules: dict, *, sex: str, medications: frozenset[str] = frozenset()
 ) -> JudgementResult:
-    """Grades for every graded item present, the overall grade (the worst item; E whenever an item is
-    under treatment) and the MHLW level of every item that has judgement values."""
+    """Grades for every graded item present, the overall grade (the worst item; E whenever the person is
+    under treatment for something the criteria grade, measured this time or not) and the MHLW level of every item that has judgement values."""
     grading, levels = _compiled(rules)
     grades: dict[str, str] = {}
     mhlw: dict[str, str] = {}
@@ -61,6 +61,8 @@ def judge(
         if limits is not None and (level := _level(limits, value, sex)) is not None:
             mhlw[item] = level.value
     overall = max(grades.values(), key=GRADE_ORDER.__getitem__) if grades else None
+    if medications & {treated_by for treated_by, _bands in grading.values()}:
+        overall = "E"  # under treatment for what the criteria grade, even when this checkup did not measure it
     return JudgementResult(grades=grades, overall=overall, mhlw=mhlw)
 
 
@@ -127,10 +129,24 @@ def _compile(rules: dict) -> tuple[_Grading, _Levels]:
         grading[item] = (spec["treated_by"], by_sex)
     levels: _Levels = {}
     for item, spec in rules["mhlw"].items():
-        guidance = spec["guidance"]
-        levels[item] = (spec["direction"] == "high", guidance if isinstance(guidance, dict) else {"": guidance},
-                        spec["referral"])  # fmt: skip
+        high, guidance, referral = spec["direction"] == "high", spec["guidance"], spec["referral"]
+        guidance = guidance if isinstance(guidance, dict) else {"": guidance}
+        if not high:  # kept as the strict limit each "or below" means: values below it are at the level
+            guidance = {sex: _below(limit) for sex, limit in guidance.items()}
+            referral = _below(referral)
+        levels[item] = (high, guidance, referral)
     return grading, levels
+
+
+def _below(limit: Decimal | str | None) -> Decimal | None:
+    """A low limit "39 or below", written in whole mg/dL like the results it was made for, covers
+    everything under 40: a value reported with more decimals (39.5) is at the level too, as the
+    stratification's "HDL under 40" and the grade bands count it. So the strict limit is the written one
+    plus one unit of its last digit."""
+    if limit is None:
+        return None
+    limit = Decimal(limit)
+    return limit + Decimal(1).scaleb(limit.as_tuple().exponent)
 
 
 def _grade(spec: tuple[str | None, dict[str, _Bands]], value: Decimal, medications: frozenset[str], sex: str):
@@ -153,6 +169,6 @@ def _level(spec: tuple[bool, dict[str, Decimal], Decimal | None], value: Decimal
         if referral is not None and value >= referral:
             return MhlwLevel.REFERRAL
         return MhlwLevel.GUIDANCE if value >= guidance else MhlwLevel.NORMAL
-    if referral is not None and value <= referral:
+    if referral is not None and value < referral:
         return MhlwLevel.REFERRAL
-    return MhlwLevel.GUIDANCE if value <= guidance else MhlwLevel.NORMAL
+    return MhlwLevel.GUIDANCE if value < guidance else MhlwLevel.NORMAL

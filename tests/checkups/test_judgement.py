@@ -52,6 +52,15 @@ def test_overall_grade_is_the_worst_item_and_e_when_treated():
     assert judge({}, RULES, sex="male").overall is None
 
 
+def test_a_person_under_treatment_is_e_overall_even_without_that_value():
+    # Lipid medication, no lipid measured (定期健診 may leave blood tests out): still 治療中, not A.
+    values = {"systolic": D("120"), "height": D("170")}
+    result = judge(values, RULES, sex="female", medications=frozenset({"lipid"}))
+    assert result.grades == {"systolic": "A"}  # no grade invented for an item not measured
+    assert result.overall == "E"
+    assert judge(values, RULES, sex="female").overall == "A"
+
+
 @pytest.mark.parametrize(
     ("item", "value", "sex", "level"),
     [
@@ -59,6 +68,10 @@ def test_overall_grade_is_the_worst_item_and_e_when_treated():
         ("systolic", "140", "male", MhlwLevel.REFERRAL),
         ("hdl", "40", "male", MhlwLevel.NORMAL), ("hdl", "39", "male", MhlwLevel.GUIDANCE),
         ("hdl", "34", "male", MhlwLevel.REFERRAL),
+        # "39 or below" in whole mg/dL: a result with decimals under 40 is there too (stratification: HDL < 40)
+        ("hdl", "39.5", "male", MhlwLevel.GUIDANCE), ("hdl", "39.99", "male", MhlwLevel.GUIDANCE),
+        ("hdl", "34.5", "male", MhlwLevel.REFERRAL), ("hdl", "35", "male", MhlwLevel.GUIDANCE),
+        ("systolic", "129.5", "male", MhlwLevel.NORMAL),
         ("waist", "84", "male", MhlwLevel.NORMAL), ("waist", "85", "male", MhlwLevel.GUIDANCE),
         ("waist", "89", "female", MhlwLevel.NORMAL), ("waist", "90", "female", MhlwLevel.GUIDANCE),
         ("hba1c", "5.6", "female", MhlwLevel.GUIDANCE), ("hba1c", "6.5", "female", MhlwLevel.REFERRAL),

@@ -47,7 +47,8 @@ def judge(
     values: dict[str, Decimal], rules: dict, *, sex: str, medications: frozenset[str] = frozenset()
 ) -> JudgementResult:
     """Grades for every graded item present, the overall grade (the worst item; E whenever the person is
-    under treatment for something the criteria grade, measured this time or not) and the MHLW level of every item that has judgement values."""
+    under treatment for something the criteria grade, measured this time or not) and the MHLW level of
+    every item that has judgement values."""
     grading, levels = _compiled(rules)
     grades: dict[str, str] = {}
     mhlw: dict[str, str] = {}

@@ -160,6 +160,18 @@ class Result:
         """The result as a person reads it: 5.8, not 5.800; a coded answer (尿糖) as −/±, not its code."""
         return items.load().display(self.item, self.value, self.text)
 
+    @property
+    def converted_from(self) -> str:
+        """ "JDS 5.2" for a value the import converted from an old scale's code (HbA1c under 3D045…, +0.4 %):
+        the stored code says which, the catalogue by how much; "" for a value as given."""
+        if self.value is None or not self.code:
+            return ""
+        catalogue = items.load()
+        legacy = catalogue.lookup(self.code)
+        if not isinstance(legacy, items.Legacy) or legacy.item != self.item:
+            return ""
+        return f"{legacy.scale} {catalogue.display(self.item, self.value - legacy.offset)}"
+
 
 class CheckupCorrection(TenantScopedModel):
     """訂正履歴: what a record held (results and record fields) before a corrected file or a new save

@@ -495,6 +495,27 @@ def test_the_physician_sees_the_providers_own_flag_beside_a_value(world, clinic)
     assert flags == ["健診機関の判定: 高値"]
 
 
+def test_a_value_converted_from_jds_says_so_to_the_physician_and_the_employee(world, clinic):
+    """HbA1c sent under an old JDS code is stored as NGSP (+0.4 %) with the code it came with: both pages name
+    the value the provider wrote, so nobody takes 5.8 for what the file said."""
+    record = clinic["record"]
+    with tenant_context(world.tenant_a):
+        record.results["hba1c"]["code"] = "3D045000001906202"  # JDS twin of 3D046000001906202 (NGSP)
+        record.save()
+    pages = [
+        _client("doc@a.example").get(f"/checkups/review/{record.pk}/").content.decode(),
+        _client("member@a.example", TEST_PASSWORD).get("/checkups/mine/").content.decode(),
+    ]
+    for page in pages:
+        assert re.findall(r'data-testid="converted">（([^<]*)）', page) == ["JDS 5.4 から換算"]
+    with tenant_context(world.tenant_a):
+        record.results["hba1c"]["code"] = "3D046000001906202"  # NGSP as given: no note
+        record.save()
+    assert (
+        'data-testid="converted"' not in _client("doc@a.example").get(f"/checkups/review/{record.pk}/").content.decode()
+    )
+
+
 def test_a_correction_of_the_providers_flag_alone_is_listed(world, clinic):
     from checkups.services import checkup_corrections_keep
 

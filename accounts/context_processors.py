@@ -2,8 +2,9 @@ from accounts import policy
 
 
 def access(request) -> dict:
-    """The permissions of the logged-in user, for showing only the menu entries they can open."""
+    """The permissions of the logged-in user, for showing only the menu entries they can open; none and
+    ``mfa_pending`` while a second factor is still due (MfaRequiredMiddleware)."""
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or user.tenant_id is None:
-        return {"app_perms": set()}
+    if user is None or not user.is_authenticated or user.tenant_id is None or getattr(request, "mfa_pending", False):
+        return {"app_perms": set(), "mfa_pending": getattr(request, "mfa_pending", False)}
     return {"app_perms": policy.permissions(user)}

@@ -89,6 +89,8 @@ class MfaRequiredMiddleware:
                 request.session[SESSION_PRIVILEGED] = policy.privileged(user)
             return self.get_response(request)
         if request.path.startswith(MFA_EXEMPT_PREFIXES):
+            # The enrolment and code pages show no menu to the pages that would only send them back here.
+            request.mfa_pending = request.path.startswith("/accounts/mfa/") and mfa.mfa_required(user)
             return self.get_response(request)
         # Employees without MFA are most requests: remember "not required" for a few minutes rather
         # than asking the database on every request.

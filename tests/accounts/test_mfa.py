@@ -65,6 +65,7 @@ def test_privileged_user_cannot_reach_anything_before_enrolling(client, physicia
     assert client.get("/accounts/password/change/").status_code == 302
     page = client.get(home.url).content.decode()
     assert "このアカウントでは多要素認証が必須です。" in page
+    assert 'data-testid="app-nav"' not in page  # no menu to pages that would only send them back here
 
 
 def test_enrolment_shows_a_local_qr_code_then_backup_codes_then_the_app_opens(client, physician):
@@ -77,7 +78,8 @@ def test_enrolment_shows_a_local_qr_code_then_backup_codes_then_the_app_opens(cl
     codes_page = client.get("/accounts/mfa/backup-codes/?next=/").content.decode()
     assert len(re.findall(r"<li><code>[a-z0-9]{10}</code></li>", codes_page)) == 10
     assert "<code>" not in client.get("/accounts/mfa/backup-codes/").content.decode()  # shown once only
-    assert client.get("/").status_code == 200
+    home = client.get("/")
+    assert home.status_code == 200 and 'data-testid="app-nav"' in home.content.decode()
     assert client.get("/api/v1/me/").status_code == 200
 
 
@@ -98,6 +100,7 @@ def test_next_login_asks_for_a_code_and_a_used_code_is_refused(client, physician
 
     password_login(client, "doctor@a.example", PHYSICIAN_PASSWORD)
     assert client.get("/").url == "/accounts/mfa/verify/?next=%2F"
+    assert 'data-testid="app-nav"' not in client.get("/accounts/mfa/verify/?next=%2F").content.decode()
     # The app still shows the code used at enrolment: it must not open the door a second time.
     replay = client.post("/accounts/mfa/verify/", {"code": used_code, "next": "/"})
     assert replay.status_code == 200 and "コードが正しくありません。" in replay.content.decode()

@@ -203,7 +203,10 @@ def awaiting_opinion(records: QuerySet[CheckupRecord]) -> QuerySet[CheckupRecord
 
 
 def _judge_scope(user) -> QuerySet[CheckupRecord]:
-    return policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
+    """The records a physician may judge: in their checkup.judge scope, and not their own (nobody signs
+    their own fitness for work; another physician of the tenant does)."""
+    records = policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
+    return records.exclude(member__user_id=user.pk)
 
 
 def review_queue(*, user, page: int | str | None = 1) -> Page:

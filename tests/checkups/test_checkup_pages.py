@@ -9,6 +9,7 @@ from decimal import Decimal as D
 
 import pytest
 from django.db import connection
+from django.http import Http404
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
@@ -16,7 +17,7 @@ from accounts.models import Role
 from accounts.services import label_grant_create, member_create, user_create
 from audit.models import AuditEvent
 from checkups.models import PhysicianOpinion
-from checkups.services import checkup_judge, checkup_record_save
+from checkups.services import checkup_judge, checkup_record_save, physician_opinion_record
 from tenants.context import tenant_context
 from tests.conftest import TEST_PASSWORD, log_in
 
@@ -107,6 +108,26 @@ def test_physician_queue_holds_only_records_in_scope(world, clinic):
     assert "甲野 0" in queue and "他 部署" not in queue  # department scope
     assert "2024-08-20" in queue  # deadline: 3 months after the 2024-05-20 exam
     assert doc.get(f"/checkups/review/{clinic['other'].pk}/").status_code == 404
+
+
+def test_a_physician_never_judges_their_own_checkup(world, clinic):
+    """The physician's own checkup, in their department scope and graded for review, stays out of their
+    queue and their reach: another physician signs it."""
+    doc = clinic["doc"]
+    with tenant_context(world.tenant_a):
+        own = checkup_record_save(member=doc.member, exam_date=dt.date(2025, 5, 21), program="regular", values=VALUES)
+        checkup_judge(record=own)
+    client = _client("doc@a.example")
+    assert f"/checkups/review/{own.pk}/" not in client.get("/checkups/review/").content.decode()
+    assert f"/checkups/review/{clinic['record'].pk}/" in client.get("/checkups/review/").content.decode()
+    assert client.get(f"/checkups/review/{own.pk}/").status_code == 404
+    signed = client.post(f"/checkups/review/{own.pk}/", {"fitness": "normal", "follow_up": "none", "opinion": ""})
+    assert signed.status_code == 404
+    with tenant_context(world.tenant_a):
+        assert not PhysicianOpinion.objects.filter(record=own).exists()
+        with pytest.raises(Http404):
+            physician_opinion_record(record=own, fitness="normal", follow_up="none", opinion="", restrictions=[],
+                                     acting_user=doc)  # fmt: skip
 
 
 def test_physician_signs_a_restriction_and_hr_sees_only_the_conclusion(world, clinic):

@@ -1034,6 +1034,16 @@ def _missing_members(seen: set[int], matched: set[int]) -> Iterator[tuple[int, i
             yield pk, user_id
 
 
+def members_to_deactivate(job: Job, *, limit: int = 50) -> tuple[list[Member], int]:
+    """The first ``limit`` roster entries a full import will deactivate (the preview's list, in roster
+    order) and how many more there are."""
+    missing = job.plan.get("missing", []) if job.options.get("mode") == FULL else []
+    shown = list(
+        Member.objects.filter(pk__in=missing[:limit]).order_by("pk").only("uid", "tenant", "employee_number", "name")
+    )
+    return shown, max(0, len(missing) - limit)
+
+
 def can_apply(job: Job) -> bool:
     """Validated, and in mode full without a single error: a flawed file must never deactivate
     people by leaving them out."""

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts import roster_import
 from accounts.labels import Perm
@@ -48,6 +49,29 @@ def _start(data: dict[str, Any], acting_user) -> Job:
 
 
 DEACTIVATED = Count("deactivated", _("無効化"))
+
+
+def _acknowledge(job: Job) -> str:
+    """Deactivations are ticked off before the apply: one click must not lock people out."""
+    n = job.counts.get("deactivated", 0)
+    if job.state != Job.State.VALIDATED or not n:
+        return ""
+    text = ngettext(
+        "反映すると %(n)s 人の名簿とログインを無効化することを確認しました。",
+        "反映すると %(n)s 人の名簿とログインを無効化することを確認しました。",
+        n,
+    ) % {"n": n}
+    if job.counts.get("deactivates_uploader"):
+        text += _("（あなた自身も含まれます）")
+    return text
+
+
+def _extra_context(job: Job) -> dict[str, Any]:
+    if job.state != Job.State.VALIDATED or not job.counts.get("deactivated"):
+        return {}
+    shown, more = roster_import.members_to_deactivate(job)
+    return {"to_deactivate": shown, "more_to_deactivate": more}
+
 
 PAGES = JobPages(
     kind=Job.Kind.ROSTER,
@@ -87,6 +111,8 @@ PAGES = JobPages(
         Count("logins_enabled", _("ログインを再開（名簿に戻った人）"), only_if_any=True),
     ),
     max_bytes=lambda: settings.ROSTER_IMPORT_MAX_BYTES,
+    extra_context=_extra_context,
+    acknowledge=_acknowledge,
 )
 
 roster_import_upload = PAGES.upload_page

@@ -100,6 +100,9 @@ class JobPages:
     max_bytes: Callable[[], int] | None = None  # the importer's upload limit, for the message of one too large
     row_message: Callable[[dict], str] | None = None  # an error row's reason from the whole row, not its code alone
     extra_context: Callable[[Job], dict[str, Any]] = _no_extra
+    # What the admin must tick before applying this job, or "" (e.g. members the apply will deactivate):
+    # a destructive apply is not one click away.
+    acknowledge: Callable[[Job], str] | None = None
 
     def require(self, user) -> None:
         """Without the importer's permission every page is the 404 of a page that does not exist."""
@@ -149,6 +152,7 @@ class JobPages:
             errors=errors,
             more_errors=max(0, len(job.errors) - PREVIEW_ERRORS),
             can_apply=self.can_apply(job),
+            acknowledge=self.acknowledge(job) if self.acknowledge else "",
             failure=self.error_message(job.error_code) if job.error_code else "",
             applied=applied,
             preview_counts=_count_rows(self.preview_counts, job.counts),
@@ -165,6 +169,9 @@ class JobPages:
     @method_decorator(require_POST)
     def apply(self, request: HttpRequest, job_id: int) -> HttpResponse:
         job = self.job(request, job_id)
+        if self.acknowledge and self.acknowledge(job) and request.POST.get("acknowledge") != "1":
+            messages.error(request, _("確認の欄にチェックを入れてから反映してください。"))
+            return redirect(self.urls.job, job_id=job.pk)
         try:
             self.confirm(job=job, acting_user=request.user)
         except AppError as exc:

@@ -58,6 +58,35 @@ def test_hr_admin_uploads_previews_applies_and_downloads_the_error_report(
     assert "\r\n3," in text and "\r\n4," in text
 
 
+def test_a_full_import_lists_who_it_deactivates_and_is_applied_only_once_that_is_ticked(
+    hr_client, world, hr_admin, django_capture_on_commit_callbacks
+):
+    with tenant_context(world.tenant_a):
+        uploader = Member.objects.get(user=hr_admin)
+    listed = [person("A0", name="甲野 0"), person(uploader.employee_number, name=uploader.name)]
+    with django_capture_on_commit_callbacks(execute=True):
+        job_url = upload(hr_client, roster_csv(listed), mode="full").url
+    page = hr_client.get(job_url).content.decode()
+    gone = page.split('data-testid="job-to-deactivate"')[1].split("</table>")[0]
+    assert "甲野 1" in gone and "甲野 2" in gone and "甲野 0" not in gone  # the two people the file no longer lists
+    assert (
+        'data-testid="job-acknowledge"' in page
+        and "反映すると 2 人の名簿とログインを無効化することを確認しました。" in page
+    )
+    job_id = int(job_url.rstrip("/").rsplit("/", 1)[1])
+
+    unticked = hr_client.post(f"/roster/import/{job_id}/apply/", follow=True)
+    assert "確認の欄にチェックを入れてから反映してください。" in unticked.content.decode()
+    with tenant_context(world.tenant_a):
+        assert Job.objects.get(pk=job_id).state == "validated"
+        assert not Member.objects.filter(is_active=False).exists()  # nobody deactivated yet
+    with django_capture_on_commit_callbacks(execute=True):
+        hr_client.post(f"/roster/import/{job_id}/apply/", {"acknowledge": "1"})
+    with tenant_context(world.tenant_a):
+        assert Job.objects.get(pk=job_id).state == "done"
+        assert sorted(m.employee_number for m in Member.objects.filter(is_active=False)) == ["A1", "A2"]
+
+
 def test_template_downloads_in_both_languages(hr_client):
     ja = hr_client.get("/roster/import/template.csv?lang=ja").content.decode("utf-8-sig")
     en = hr_client.get("/roster/import/template.csv?lang=en").content.decode("utf-8-sig")

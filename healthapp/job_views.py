@@ -153,6 +153,9 @@ class JobPages:
             more_errors=max(0, len(job.errors) - PREVIEW_ERRORS),
             can_apply=self.can_apply(job),
             acknowledge=self.acknowledge(job) if self.acknowledge else "",
+            # A bar for work under way or done; a preview waiting for its confirm, or a file refused before
+            # any row was applied, has no progress to show (the validation's own 100% read as "applied").
+            show_progress=job.state != Job.State.VALIDATED and (job.state != Job.State.FAILED or job.rows_done > 0),
             failure=self.error_message(job.error_code) if job.error_code else "",
             applied=applied,
             preview_counts=_count_rows(self.preview_counts, job.counts),

@@ -40,6 +40,7 @@ def test_hr_admin_uploads_previews_applies_and_downloads_the_error_report(
     body = page.content.decode()
     assert page.status_code == 200 and 'data-count="added">1<' in body and 'data-count="errors">2<' in body
     assert "HYPERLINK" not in body  # the page names row and reason, never the value
+    assert 'data-testid="job-progress"' not in body  # a preview awaiting its confirm: nothing applied, no bar
     with tenant_context(world.tenant_a):
         job = Job.objects.get()
     status = hr_client.get(f"/roster/import/{job.pk}/status/").json()
@@ -49,6 +50,7 @@ def test_hr_admin_uploads_previews_applies_and_downloads_the_error_report(
         assert hr_client.post(f"/roster/import/{job.pk}/apply/").status_code == 302
     status = hr_client.get(f"/roster/import/{job.pk}/status/").json()
     assert status["state"] == "done" and status["percent"] == 100 and status["counts"]["applied"]["added"] == 1
+    assert 'value="100" data-testid="job-progress"' in hr_client.get(job_url).content.decode()
     with tenant_context(world.tenant_a):
         assert Member.objects.filter(employee_number_index__isnull=False).count() == 3 + 1 + 1  # world, HR1, W1
 

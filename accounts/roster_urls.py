@@ -19,6 +19,7 @@ urlpatterns = [
     path("roster/import/<int:job_id>/", roster_views.roster_import_job, name="roster-import-job"),
     path("roster/import/<int:job_id>/status/", roster_views.roster_import_status, name="roster-import-status"),
     path("roster/import/<int:job_id>/apply/", roster_views.roster_import_apply, name="roster-import-apply"),
+    path("roster/import/<int:job_id>/cancel/", roster_views.roster_import_cancel, name="roster-import-cancel"),
     path("roster/import/<int:job_id>/errors.csv", roster_views.roster_import_errors, name="roster-import-errors"),
     path("api/v1/", include(router.urls)),
 ]

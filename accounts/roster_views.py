@@ -82,6 +82,7 @@ PAGES = JobPages(
         status="accounts:roster-import-status",
         apply="accounts:roster-import-apply",
         errors="accounts:roster-import-errors",
+        cancel="accounts:roster-import-cancel",
     ),
     upload_template="accounts/roster_import/upload.html",
     job_template="accounts/roster_import/job.html",
@@ -119,6 +120,7 @@ roster_import_upload = PAGES.upload_page
 roster_import_job = PAGES.job_page
 roster_import_status = PAGES.status
 roster_import_apply = PAGES.apply
+roster_import_cancel = PAGES.cancel
 roster_import_errors = PAGES.error_report
 
 

@@ -15,5 +15,6 @@ urlpatterns = [
     path("checkups/import/<int:job_id>/", import_views.job_page, name="job"),
     path("checkups/import/<int:job_id>/status/", import_views.status, name="status"),
     path("checkups/import/<int:job_id>/apply/", import_views.apply, name="apply"),
+    path("checkups/import/<int:job_id>/cancel/", import_views.cancel, name="cancel"),
     path("checkups/import/<int:job_id>/errors.csv", import_views.errors_csv, name="errors"),
 ]

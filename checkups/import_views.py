@@ -97,6 +97,7 @@ PAGES = JobPages(
         status="checkup_import:status",
         apply="checkup_import:apply",
         errors="checkup_import:errors",
+        cancel="checkup_import:cancel",
     ),
     upload_template="checkups/import/upload.html",
     job_template="checkups/import/job.html",
@@ -131,6 +132,7 @@ upload = PAGES.upload_page
 job_page = PAGES.job_page
 status = PAGES.status
 apply = PAGES.apply
+cancel = PAGES.cancel
 errors_csv = PAGES.error_report
 
 

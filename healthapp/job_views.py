@@ -18,6 +18,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
@@ -70,6 +71,7 @@ class JobUrls:
     status: str
     apply: str
     errors: str
+    cancel: str
 
 
 def _no_extra(job: Job) -> dict[str, Any]:
@@ -155,7 +157,7 @@ class JobPages:
             acknowledge=self.acknowledge(job) if self.acknowledge else "",
             # A bar for work under way or done; a preview waiting for its confirm, or a file refused before
             # any row was applied, has no progress to show (the validation's own 100% read as "applied").
-            show_progress=job.state != Job.State.VALIDATED and (job.state != Job.State.FAILED or job.rows_done > 0),
+            show_progress=job.state in _UNDER_WAY or (job.state == Job.State.FAILED and job.rows_done > 0),
             failure=self.error_message(job.error_code) if job.error_code else "",
             applied=applied,
             preview_counts=_count_rows(self.preview_counts, job.counts),
@@ -182,10 +184,26 @@ class JobPages:
         return redirect(self.urls.job, job_id=job.pk)
 
     @method_decorator(login_required)
+    @method_decorator(require_POST)
+    def cancel(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = self.job(request, job_id)
+        try:
+            with transaction.atomic():
+                jobs.job_cancel(job_id=job.pk)
+        except AppError as exc:
+            messages.error(request, exc.message)
+            return redirect(self.urls.job, job_id=job.pk)
+        messages.success(request, _("取り込みを取り消しました。アップロードされたファイルは削除しました。"))
+        return redirect(self.urls.upload)
+
+    @method_decorator(login_required)
     def error_report(self, request: HttpRequest, job_id: int) -> HttpResponse:
         job = self.job(request, job_id)
         name = f"{self.kind}-import-{job.pk}-errors.csv"
         return csv_response(name, self.report_header(), self.report_rows(job))
+
+
+_UNDER_WAY = frozenset({Job.State.UPLOADED, Job.State.VALIDATING, Job.State.APPLYING, Job.State.DONE})
 
 
 def _count_rows(spec: tuple[Count, ...], counts: Mapping[str, Any]) -> list[tuple[str, str | Promise, Any]]:

@@ -189,6 +189,18 @@ def jobs_expire_unconfirmed(*, keep_days: int) -> int:
     return expired
 
 
+def job_cancel(*, job_id: int) -> Job:
+    """The admin discards a preview instead of applying it: the job ends and its file is deleted. Only a
+    validated job (locked, its state read again: a confirm racing the discard wins or loses whole)."""
+    job = job_lock(job_id=job_id)
+    if job is None or job.state != Job.State.VALIDATED:
+        raise AppError("not_cancellable", _("この取り込みは取り消せません（反映中か、すでに終わっています）。"))
+    job.state, job.finished_at = Job.State.CANCELLED, timezone.now()
+    job.save()
+    job_discard_file(job)
+    return job
+
+
 def job_fail(job: Job, *, code: str) -> None:
     job.state = Job.State.FAILED
     job.error_code = code

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from healthapp.crypto.fields import EncryptedTextField
 from tenants.models import SameTenantForeignKey, TenantScopedModel
@@ -31,6 +32,7 @@ class Job(TenantScopedModel):
         APPLYING = "applying", _("反映中")
         DONE = "done", _("完了")
         FAILED = "failed", _("失敗")
+        CANCELLED = "cancelled", pgettext_lazy("job state", "取り消し")  # a preview discarded instead of applied
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     state = models.CharField(max_length=12, choices=State.choices, default=State.UPLOADED)
@@ -72,4 +74,4 @@ class Job(TenantScopedModel):
 
     @property
     def is_finished(self) -> bool:
-        return self.state in {self.State.DONE, self.State.FAILED}
+        return self.state in {self.State.DONE, self.State.FAILED, self.State.CANCELLED}

@@ -89,6 +89,34 @@ def test_a_full_import_lists_who_it_deactivates_and_is_applied_only_once_that_is
         assert sorted(m.employee_number for m in Member.objects.filter(is_active=False)) == ["A1", "A2"]
 
 
+def test_a_preview_can_be_discarded_instead_of_applied(hr_client, world, django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    with tenant_context(world.tenant_a):
+        members = Member.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        job_url = upload(hr_client, roster_csv([person("D1")])).url
+    with tenant_context(world.tenant_a):
+        job = Job.objects.get()
+    assert default_storage.exists(job.file)
+    assert 'data-testid="job-cancel"' in hr_client.get(job_url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):  # the file is deleted once the discard commits
+        discarded = hr_client.post(f"/roster/import/{job.pk}/cancel/", follow=True)
+    assert "取り込みを取り消しました。" in discarded.content.decode()
+    with tenant_context(world.tenant_a):
+        job.refresh_from_db()
+        assert job.state == "cancelled"
+    assert not default_storage.exists(job.file)  # the upload is gone
+    page = hr_client.get(job_url).content.decode()
+    assert 'data-testid="job-apply"' not in page and 'data-testid="job-cancel"' not in page and "取り消し" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        hr_client.post(f"/roster/import/{job.pk}/apply/")
+    again = hr_client.post(f"/roster/import/{job.pk}/cancel/", follow=True).content.decode()
+    assert "この取り込みは取り消せません" in again
+    with tenant_context(world.tenant_a):
+        assert Job.objects.get(pk=job.pk).state == "cancelled" and Member.objects.count() == members  # D1 never added
+
+
 def test_template_downloads_in_both_languages(hr_client):
     ja = hr_client.get("/roster/import/template.csv?lang=ja").content.decode("utf-8-sig")
     en = hr_client.get("/roster/import/template.csv?lang=en").content.decode("utf-8-sig")

@@ -47,6 +47,19 @@ def fiscal_year(year: int | None) -> str:
     return _("%(year)s年度") % {"year": year} if year else ""
 
 
+# For an item the grading leaves out (随時血糖, 尿蛋白) but the MHLW values judge: what it means, to the person.
+_MHLW_EXPLAINED = {
+    "normal": _("特定健診の基準の範囲内です。"),
+    "guidance": _("特定健診の基準では、生活習慣の改善（保健指導）をおすすめする値です。"),
+    "referral": _("特定健診の基準では、医療機関の受診をおすすめする値です。"),
+}
+
+
+@register.filter
+def mhlw_explained(level: str | None) -> str:
+    return str(_MHLW_EXPLAINED.get(level or "", ""))
+
+
 @register.filter
 def mhlw_label(level: str | None) -> str:
     return str(_MHLW_LEVELS.get(level or "", ""))

@@ -246,6 +246,10 @@ def test_coded_answers_read_as_the_source_wrote_them(world, clinic):
     review = _client("doc@a.example").get(f"/checkups/review/{record.pk}/").content.decode()
     assert _cells(review, "<td>尿糖</td>")[1] == "−"
     assert _cells(review, "<td>尿蛋白</td>")[1] == "±"
+    # Not graded A–E, yet judged by the MHLW values (± is 保健指導): the person is told what that means.
+    assert _cells(section, "<td>尿蛋白</td>")[2] == "—"
+    assert "保健指導" in _cells(section, "<td>尿蛋白</td>")[3]
+    assert _cells(section, "<td>尿糖</td>")[3] == ""  # no grade, no MHLW value: nothing invented
 
 
 def test_trend_points_are_labelled_by_exam_date(world, clinic):

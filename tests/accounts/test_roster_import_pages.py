@@ -117,6 +117,11 @@ def test_a_preview_can_be_discarded_instead_of_applied(hr_client, world, django_
         assert Job.objects.get(pk=job.pk).state == "cancelled" and Member.objects.count() == members  # D1 never added
 
 
+def test_the_upload_form_names_its_choices_with_a_legend(hr_client):
+    page = hr_client.get("/roster/import/").content.decode()
+    assert 'for=""' not in page and "<legend>取り込み方法</legend>" in page
+
+
 def test_template_downloads_in_both_languages(hr_client):
     ja = hr_client.get("/roster/import/template.csv?lang=ja").content.decode("utf-8-sig")
     en = hr_client.get("/roster/import/template.csv?lang=en").content.decode("utf-8-sig")

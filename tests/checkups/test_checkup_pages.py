@@ -518,6 +518,8 @@ def test_the_physician_sees_the_providers_own_flag_beside_a_value(world, clinic)
     page = _client("doc@a.example").get(f"/checkups/review/{record.pk}/").content.decode()
     flags = re.findall(r'data-testid="interpretation">（([^<]*)）', page)
     assert flags == ["健診機関の判定: 高値"]
+    # The choices of the opinion form are named by a legend (a label "for" nothing names nothing).
+    assert 'for=""' not in page and "<legend>就業判定</legend>" in page and "<legend>就業制限の内容</legend>" in page
 
 
 def test_a_value_converted_from_jds_says_so_to_the_physician_and_the_employee(world, clinic):

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django import template
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
 
 from checkups import models, services
 
@@ -105,3 +106,16 @@ _UNIT_LABELS = {"mm[Hg]": "mmHg", "kg/m2": "kg/m²"}
 def unit_label(unit: str | None) -> str:
     """A stored unit as a person reads it: mm[Hg] → mmHg, kg/m2 → kg/m²; others as stored."""
     return _UNIT_LABELS.get(unit or "", unit or "")
+
+
+@register.filter
+def with_unit(label: str, unit: str | None) -> str:
+    """A chart's caption: 体重（kg）; a name that ends in brackets already takes the unit inside them,
+    HbA1c（NGSP・%） / HbA1c (NGSP, %), not HbA1c（NGSP）（%）."""
+    if not unit:
+        return label
+    unit = unit_label(unit)
+    for close, separator in (("）", "・"), (")", ", ")):
+        if label.endswith(close):
+            return f"{label[:-1]}{separator}{unit}{close}"
+    return f"{label}{pgettext('bracket', '（')}{unit}{pgettext('bracket', '）')}"

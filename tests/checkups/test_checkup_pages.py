@@ -77,6 +77,7 @@ def test_employee_sees_grades_explained_and_trend_charts(world, clinic):
     page = client.get("/checkups/mine/").content.decode()
     assert "142 mmHg" in page and "収縮期血圧（mmHg）" in page and "mm[Hg]" not in page  # units as people write them
     assert "kg/m²" in page
+    assert "<figcaption>HbA1c（NGSP・%）</figcaption>" in page  # not HbA1c（NGSP）（%）
     assert "2025年度" in page and "2024年度" in page
     assert 'class="grade grade-C"' in page and "生活習慣の見直し" in page
     assert page.count("<svg") >= 3 and "142" in page  # weight, BMI, blood pressure, … over two years

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django import template
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext
+from django.utils.translation import pgettext, pgettext_lazy
 
 from checkups import models, services
 
@@ -21,7 +21,9 @@ _EXPLAINED = {
 # A result against the MHLW judgement values (保健指導判定値 / 受診勧奨判定値), what the physician's
 # opinion and the follow-up recommendation rest on by law.
 _MHLW_LEVELS = {
-    "normal": _("基準範囲内"),
+    "normal": pgettext_lazy(
+        "MHLW level", "基準範囲内"
+    ),  # a column of its own (the provider's flag reads on in a sentence)
     "guidance": _("保健指導判定値以上"),
     "referral": _("受診勧奨判定値以上"),
 }

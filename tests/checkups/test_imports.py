@@ -835,4 +835,4 @@ def test_item_names_in_import_errors_follow_the_language():
 
     assert imports.column_label("height") == "身長"
     with translation.override("en"):
-        assert imports.column_label("height") == "height" and imports.column_label("sex") == "Sex"
+        assert imports.column_label("height") == "Height" and imports.column_label("sex") == "Sex"

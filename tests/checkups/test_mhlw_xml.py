@@ -279,7 +279,7 @@ def test_height_1700_leaves_the_rest_of_the_file_usable():
         Observation("9N001000000000001", "1700", unit="cm"), Observation("9N006000000000001", "60", unit="kg")
     )
     assert "height" not in parsed.items and parsed.items["weight"].value == D("60")
-    assert "身長" in parsed.errors[0].message and "height" in parsed.errors[0].message
+    assert "身長" in parsed.errors[0].message and "Height" in parsed.errors[0].message
 
 
 def test_one_bad_reading_drops_the_whole_item():

@@ -171,5 +171,6 @@ def mappings(request: HttpRequest, mapping_id: int | None = None) -> HttpRespons
         else:
             messages.success(request, _("列の対応を保存しました。"))
             return redirect("checkup_import:mappings")
-    context = {"form": form, "mappings": CheckupCsvMapping.objects.order_by("provider"), "editing": editing}
+    context = {"form": form, "mappings": CheckupCsvMapping.objects.order_by("provider"), "editing": editing,
+               "targets": imports.mapping_targets()}  # fmt: skip
     return render(request, "checkups/import/mappings.html", context)

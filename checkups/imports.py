@@ -476,6 +476,13 @@ def _people(key_field: str, keys: list[str], *, branch: bool = False) -> Iterato
 # ----------------------------------------------------------------------------------------------- CSV
 
 
+def mapping_targets() -> list[tuple[str, str]]:
+    """Every target a CSV column may map to, as (key, name in the reader's language): who and when, the
+    card, the questionnaire, then the catalogue's items in order. What the mapping page lists."""
+    keys = [*IDENTITY_TARGETS, *CARD_TARGETS, CARD_BRANCH, *QUESTION_TARGETS, *catalogue_module.load().items]
+    return [(key, column_label(key)) for key in keys]
+
+
 def mapping_problems(mapping: dict[str, str]) -> list[str]:
     """Targets that are neither an identity field, a questionnaire key nor a catalogue item; and the
     required targets that are missing. Empty when the mapping is usable."""

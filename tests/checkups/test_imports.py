@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from accounts.models import Member
 from accounts.services import member_create
 from audit.models import AuditEvent
-from checkups import imports
+from checkups import imports, items
 from checkups.mhlw_sample import Observation, build_document, build_zip
 from checkups.models import CheckupRecord, Judgement, PhysicianOpinion, result_json
 from checkups.services import checkup_record_save
@@ -610,6 +611,15 @@ def test_hr_admin_sees_the_mapping_page_and_the_sample_csv(client, world):
     log_in(client, hr.email, ADMIN_PASSWORD)
     page = client.get("/checkups/import/mappings/")
     assert page.status_code == 200 and "employee_number" in page.content.decode()  # the sample mapping as default
+    # Every key a mapping accepts is listed with its name, so nobody guesses "triglycerides_fasting".
+    listed = page.content.decode().split('data-testid="checkup-mapping-targets"')[1].split("</details>")[0]
+    keys = re.findall(r"<code>([a-z0-9_]+)</code>", listed)
+    assert "<code>triglycerides_fasting</code></td><td>中性脂肪（空腹時）" in listed
+    assert set(keys) == {*imports.IDENTITY_TARGETS, *imports.CARD_TARGETS, imports.CARD_BRANCH,
+                         *imports.QUESTION_TARGETS, *items.load().items}  # fmt: skip
+    assert (
+        imports.mapping_problems({k: k for k in keys if k != "employee_number"} | {"社員番号": "employee_number"}) == []
+    )
     sample = client.get("/checkups/import/sample.csv")
     assert sample.status_code == 200 and "E00001" in sample.content.decode("utf-8-sig")
 

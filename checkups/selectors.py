@@ -45,7 +45,7 @@ from checkups.models import (
     correction_results,
     interpretation_label,
 )
-from tenants.models import Department, Office
+from tenants.models import Department, Office, Tenant
 
 REVIEW_GRADES = {"C", "D", "E"}
 REVIEW_GUIDANCE = {"積極的支援", "動機付け支援"}
@@ -200,6 +200,12 @@ def awaiting_opinion(records: QuerySet[CheckupRecord]) -> QuerySet[CheckupRecord
             | Q(awaiting_opinion_before=True)
         )
     )
+
+
+def employer(user) -> bool:
+    """Whether the user's tenant is an employer: 就業判定 and its follow-up are an employer's duties
+    (労働安全衛生法66条の4, 66条の5); a health-insurance association reads grades, not fitness for work."""
+    return user.tenant_id is not None and user.tenant.kind == Tenant.Kind.COMPANY
 
 
 def _judge_scope(user) -> QuerySet[CheckupRecord]:

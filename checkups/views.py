@@ -115,6 +115,8 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
 
 @login_required
 def conclusions(request: HttpRequest) -> HttpResponse:
+    if not selectors.employer(request.user):
+        raise Http404  # 就業判定 is the employer's duty: an insurer has none to confirm
     show = request.GET.get("show", "all")
     show = show if show in selectors.CONCLUSION_FILTERS else "all"
     page = selectors.conclusions(user=request.user, page=request.GET.get("page"), show=show)
@@ -146,7 +148,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "fiscal_year": distribution.fiscal_year, "rows": distribution.rows, "follow_up": distribution.follow_up,
             "years": distribution.years, "min_size": selectors.MIN_GROUP_SIZE, "grades": "ABCDE",
-            "grade_classes": list(disclosure.CLASSES.values()),
+            "grade_classes": list(disclosure.CLASSES.values()), "employer": selectors.employer(request.user),
         },
     )  # fmt: skip
 

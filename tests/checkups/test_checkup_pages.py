@@ -131,6 +131,27 @@ def test_a_physician_never_judges_their_own_checkup(world, clinic):
                                      acting_user=doc)  # fmt: skip
 
 
+def test_an_insurer_reads_grades_but_has_no_fitness_for_work_to_confirm(world, clinic):
+    """就業判定 is an employer's duty (労働安全衛生法66条の4): a 健保's staff get 健診の集計 without the
+    就業判定 and follow-up columns, and no 就業判定の確認 at all."""
+    from tenants.models import Office
+
+    with tenant_context(world.tenant_b):  # tenant B is a health-insurance association
+        insurer = user_create(email="kenpo@b.example", role=Role.INSURER_ADMIN, tenant=world.tenant_b,
+                              password=STAFF_PASSWORD, member=world.roster_b[1])  # fmt: skip
+        label_grant_create(office=Office.objects.get(), target_kind="employee", target="B1", labels=["hr_staff"],
+                           scope_="tenant", acting_user=world.outsider_b)  # fmt: skip
+    client = _client("kenpo@b.example")
+    home = client.get("/").content.decode()
+    assert "健診の集計" in home and "就業判定の確認" not in home
+    assert client.get("/checkups/conclusions/").status_code == 404
+    dashboard = client.get("/checkups/dashboard/").content.decode()
+    assert "健診の集計" in dashboard and "就業判定済み" not in dashboard and "事後措置の受診率" not in dashboard
+    employer = _client("hr@a.example")
+    assert "就業判定済み" in employer.get("/checkups/dashboard/").content.decode()  # a company's HR still does
+    assert employer.get("/checkups/conclusions/").status_code == 200 and insurer.tenant.kind == "insurer"
+
+
 def test_physician_signs_a_restriction_and_hr_sees_only_the_conclusion(world, clinic):
     doc = _client("doc@a.example")
     record = clinic["record"]

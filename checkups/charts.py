@@ -9,7 +9,9 @@ from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT, PAD = 320, 120, 28
 LABEL_GAP = 46  # px between two date labels: closer ones would overlap
-VALUE_GAP = 24, 11  # px apart (across, up) two value labels must be not to overlap
+VALUE_GAP = 24, 14  # px apart (across, up) two value labels must be not to touch (10 px text, a halo)
+# Value labels sit on a white halo: the line or a neighbouring point passing under one never hides its digits.
+HALO = 'paint-order="stroke" stroke="#fff" stroke-width="3" stroke-linejoin="round"'
 
 
 def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = "") -> SafeString:
@@ -43,7 +45,8 @@ def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = ""
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#0b6e4f"><title>{day:%Y-%m-%d}: {value:g}</title></circle>'
         )
         if valued[0] - x >= VALUE_GAP[0] or abs(valued[1] - y) >= VALUE_GAP[1]:
-            parts.append(f'<text x="{x:.1f}" y="{y - 6:.1f}" font-size="10" text-anchor="middle">{value:g}</text>')
+            top = max(y - 6, 10)  # above its point, never cut off at the top edge
+            parts.append(f'<text x="{x:.1f}" y="{top:.1f}" font-size="10" text-anchor="middle" {HALO}>{value:g}</text>')
             valued = (x, y)
         if dated - x >= LABEL_GAP:
             label = f"{day.year}/{day.month}/{day.day}"

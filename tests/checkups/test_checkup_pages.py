@@ -606,9 +606,15 @@ def test_trend_values_that_would_overlap_keep_the_newest_one_written():
 
     svg = str(trend_svg([(dt.date(2021, 1, 1), 60.0), (dt.date(2025, 9, 1), 62.0), (dt.date(2025, 10, 1), 62.4)],
                         title="体重"))  # fmt: skip
-    written = re.findall(r'text-anchor="middle">([\d.]+)<', svg)
+    written = re.findall(r'text-anchor="middle"[^>]*>([\d.]+)<', svg)
     assert written == ["62.4", "60"]  # 62 would sit on 62.4; it stays in its point's tooltip
     assert "<title>2025-09-01: 62</title>" in svg and '<text x="4"' not in svg  # no empty unit label
+    # Values 12 px apart vertically still touch (10 px digits): only the newest is written.
+    close = str(trend_svg([(dt.date(2021, 1, 1), 80.0), (dt.date(2025, 9, 1), 93.0), (dt.date(2025, 10, 1), 90.6)],
+                          title="腹囲"))  # fmt: skip
+    assert re.findall(r'text-anchor="middle"[^>]*>([\d.]+)<', close) == ["90.6", "80"]
+    # Each value is written over a white halo, so the line drawn through it never hides a digit.
+    assert all('paint-order="stroke" stroke="#fff"' in t for t in re.findall(r"<text[^>]*>[\d.]+</text>", svg))
 
 
 def test_english_pages_glue_values_with_english_punctuation(world, clinic):

@@ -74,6 +74,13 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
         job.refresh_from_db()
         return Response(RosterImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={200: RosterImportSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Discard a preview instead of applying it; its file is deleted. Only a validated job."""
+        job = jobs.job_cancel(job_id=self.get_object().pk)
+        return Response(RosterImportSerializer(job).data)
+
     @extend_schema(responses={(200, "text/csv"): bytes})
     @action(detail=True, methods=["get"])
     def errors(self, request: Request, pk: str | None = None):

@@ -117,6 +117,22 @@ def test_a_preview_can_be_discarded_instead_of_applied(hr_client, world, django_
         assert Job.objects.get(pk=job.pk).state == "cancelled" and Member.objects.count() == members  # D1 never added
 
 
+def test_the_api_discards_a_preview_too(hr_client, world, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        created = hr_client.post(
+            "/api/v1/roster-imports/",
+            {"file": SimpleUploadedFile("r.csv", roster_csv([person("D2")])), "mode": "partial"},
+        )
+    job_id = created.json()["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        discarded = hr_client.post(f"/api/v1/roster-imports/{job_id}/cancel/")
+    assert discarded.status_code == 200 and discarded.json()["state"] == "cancelled"
+    again = hr_client.post(f"/api/v1/roster-imports/{job_id}/cancel/")
+    assert again.status_code == 400 and again.json()["error"]["code"] == "not_cancellable"
+    applied = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")
+    assert applied.status_code == 400 and applied.json()["error"]["code"] == "not_applicable"
+
+
 def test_the_upload_form_names_its_choices_with_a_legend(hr_client):
     page = hr_client.get("/roster/import/").content.decode()
     assert 'for=""' not in page and "<legend>取り込み方法</legend>" in page

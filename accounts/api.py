@@ -41,6 +41,7 @@ class MeView(APIView):
 
 class TenantScopedViewSet(viewsets.GenericViewSet):
     permission: str = ""
+    tenant_wide = False  # the permission must be held over the whole tenant (the importers)
     _sealed = ("get_queryset", "get_object", "initial")
 
     def __init_subclass__(cls, **kwargs):
@@ -57,6 +58,8 @@ class TenantScopedViewSet(viewsets.GenericViewSet):
         if user.tenant_id is None:
             raise Http404
         if self.permission != ANY_TENANT_USER and not policy.can(user, self.permission):
+            raise Http404
+        if self.tenant_wide and not policy.can_tenant_wide(user, self.permission):
             raise Http404
 
     def scoped_queryset(self):

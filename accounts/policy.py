@@ -126,6 +126,16 @@ def permissions(user) -> set[str]:
     return {perm for grant in effective_grants(user) for perm in grant.permissions}
 
 
+def can_tenant_wide(user, perm: str) -> bool:
+    """True if ``user`` holds ``perm`` over the whole tenant: what the importers need, since a file names
+    anyone in the tenant and a full import deactivates everyone it leaves out (a department's HR may not)."""
+    return any(perm in grant.permissions and grant.scope == Scope.TENANT for grant in effective_grants(user))
+
+
+def tenant_wide_permissions(user) -> set[str]:
+    return {perm for grant in effective_grants(user) if grant.scope == Scope.TENANT for perm in grant.permissions}
+
+
 def can(user, perm: str, obj: Member | None = None) -> bool:
     """True if ``user`` holds ``perm`` (for ``obj``, if given: the roster entry must be in scope)."""
     if obj is None:

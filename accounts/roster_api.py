@@ -47,6 +47,7 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
     """Upload a roster CSV (validated as a dry run), read the preview, confirm to apply."""
 
     permission = Perm.ROSTER_MANAGE
+    tenant_wide = True
     serializer_class = RosterImportSerializer
     queryset = Job.all_tenants.none()  # the schema reads the model from it; requests use scoped_queryset
     parser_classes = [MultiPartParser]

@@ -107,8 +107,9 @@ class JobPages:
     acknowledge: Callable[[Job], str] | None = None
 
     def require(self, user) -> None:
-        """Without the importer's permission every page is the 404 of a page that does not exist."""
-        if not policy.can(user, self.permission):
+        """Without the importer's permission over the whole tenant every page is the 404 of a page that does
+        not exist (a file may name anyone in the tenant: a department's HR does not import)."""
+        if not policy.can_tenant_wide(user, self.permission):
             raise Http404
 
     def job(self, request: HttpRequest, job_id: int) -> Job:

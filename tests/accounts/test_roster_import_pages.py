@@ -175,6 +175,31 @@ def test_outsider_gets_404_for_another_tenants_job(client, world, hr_admin):
     assert client.post(f"/api/v1/roster-imports/{job.pk}/apply/").status_code == 404
 
 
+def test_a_departments_hr_may_not_import_for_the_whole_tenant(client, world):
+    """roster.manage over one department is not enough to import: a file may name anyone in the tenant and a
+    full import deactivates everyone it leaves out. Pages, API and the menu agree."""
+    from accounts.models import Role
+    from accounts.services import label_grant_create, member_create, user_create
+
+    with tenant_context(world.tenant_a):
+        member = member_create(employee_number="HRD", name="部署 人事", office=world.office_a,
+                               department=world.department_a)  # fmt: skip
+    user_create(email="dept-hr@a.example", role=Role.HR_ADMIN, tenant=world.tenant_a, password=ADMIN_PASSWORD,
+                member=member)  # fmt: skip
+    with tenant_context(world.tenant_a):
+        label_grant_create(office=world.office_a, target_kind="employee", target="HRD", labels=["hr_staff"],
+                           scope_="department", acting_user=world.admin_a)  # fmt: skip
+    log_in(client, "dept-hr@a.example", ADMIN_PASSWORD)
+    assert b"nav-roster-import" not in client.get("/").content and b"nav-checkup-import" not in client.get("/").content
+    for url in ("/roster/import/", "/checkups/import/", "/api/v1/roster-imports/"):
+        assert client.get(url).status_code == 404, url
+    full = {"file": SimpleUploadedFile("r.csv", roster_csv([person("HRD")])), "mode": "full"}
+    assert client.post("/api/v1/roster-imports/", full).status_code == 404
+    with tenant_context(world.tenant_a):
+        assert not Job.objects.exists()
+    assert client.get("/roster/").status_code == 200  # the roster of their department they still manage
+
+
 def test_upload_page_refuses_an_oversize_file_with_a_message(hr_client, settings):
     settings.ROSTER_IMPORT_MAX_BYTES = 50
     response = upload(hr_client, roster_csv([person("B1")]))

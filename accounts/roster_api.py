@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -43,6 +43,12 @@ class RosterUploadSerializer(serializers.Serializer):
     clear_blanks = serializers.BooleanField(default=False, help_text="a blank cell clears the stored value")
 
 
+class RosterApplySerializer(serializers.Serializer):
+    acknowledge = serializers.BooleanField(
+        default=False, help_text="required (true) when the preview deactivates anyone: they lose roster entry and login"
+    )
+
+
 class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Upload a roster CSV (validated as a dry run), read the preview, confirm to apply."""
 
@@ -67,11 +73,15 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
         job.refresh_from_db()
         return Response(RosterImportSerializer(job).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={202: RosterImportSerializer})
-    @action(detail=True, methods=["post"])
+    @extend_schema(request=RosterApplySerializer, responses={202: RosterImportSerializer})
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser, FormParser, MultiPartParser])
     def apply(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
-        job = roster_import.roster_import_confirm(job=job, acting_user=request.user)
+        confirm = RosterApplySerializer(data=request.data)
+        confirm.is_valid(raise_exception=True)
+        job = roster_import.roster_import_confirm(
+            job=job, acting_user=request.user, deactivations_acknowledged=confirm.validated_data["acknowledge"]
+        )
         job.refresh_from_db()
         return Response(RosterImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -1000,7 +1000,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
             matched.discard(pk)
     missing: list[int] = []
     if job.options.get("mode") == FULL:
-        missing = [pk for pk, _user in _missing_members(seen, matched)]
+        missing = sorted(pk for pk, _user in _missing_members(seen, matched))  # roster order: the preview lists them
         counts["deactivated"] += len(missing)
         own = Member.objects.filter(user_id=job.created_by_id).values_list("pk", flat=True).first()
         if own is not None and own in set(missing):
@@ -1034,10 +1034,15 @@ def _missing_members(seen: set[int], matched: set[int]) -> Iterator[tuple[int, i
             yield pk, user_id
 
 
+def missing_members(job: Job) -> list[int]:
+    """The roster entries (ids) a full import deactivates because the file leaves them out."""
+    return job.plan.get("missing", []) if job.options.get("mode") == FULL else []
+
+
 def members_to_deactivate(job: Job, *, limit: int = 50) -> tuple[list[Member], int]:
     """The first ``limit`` roster entries a full import will deactivate (the preview's list, in roster
     order) and how many more there are."""
-    missing = job.plan.get("missing", []) if job.options.get("mode") == FULL else []
+    missing = missing_members(job)
     shown = list(
         Member.objects.filter(pk__in=missing[:limit]).order_by("pk").only("uid", "tenant", "employee_number", "name")
     )
@@ -1054,8 +1059,16 @@ def can_apply(job: Job) -> bool:
     return bool(job.rows_total)
 
 
-def roster_import_confirm(*, job: Job, acting_user: User | None, enqueue: bool = True) -> Job:
-    """The admin accepts the preview: apply in chunks on a worker."""
+def roster_import_confirm(
+    *, job: Job, acting_user: User | None, enqueue: bool = True, deactivations_acknowledged: bool = True
+) -> Job:
+    """The admin accepts the preview: apply in chunks on a worker. A caller acting for a person (the page,
+    the API) passes whether they acknowledged the deactivations the preview counted; a preview's counts
+    never change once validated."""
+    if job.state == Job.State.VALIDATED and job.counts.get("deactivated") and not deactivations_acknowledged:
+        n = job.counts["deactivated"]
+        message = _("反映すると %(n)s 人の名簿とログインが無効化されます。確認したうえで反映してください。") % {"n": n}
+        raise AppError("acknowledge_required", message)
     job = jobs.job_confirm(
         job=job,
         acting_user=acting_user,

@@ -70,7 +70,9 @@ def _extra_context(job: Job) -> dict[str, Any]:
     if job.state != Job.State.VALIDATED or not job.counts.get("deactivated"):
         return {}
     shown, more = roster_import.members_to_deactivate(job)
-    return {"to_deactivate": shown, "more_to_deactivate": more}
+    # The rest of the count: rows of the file whose 資格喪失日 has passed (the file names them itself).
+    ended = job.counts["deactivated"] - len(roster_import.missing_members(job))
+    return {"to_deactivate": shown, "more_to_deactivate": more, "ended_in_file": ended}
 
 
 PAGES = JobPages(

@@ -209,8 +209,10 @@ def employer(user) -> bool:
 
 
 def _judge_scope(user) -> QuerySet[CheckupRecord]:
-    """The records a physician may judge: in their checkup.judge scope, and not their own (nobody signs
-    their own fitness for work; another physician of the tenant does)."""
+    """The records a physician may judge: an employer's (``employer``), in their checkup.judge scope, and not
+    their own (nobody signs their own fitness for work; another physician of the tenant does)."""
+    if not employer(user):
+        return CheckupRecord.objects.none()
     records = policy.scope(user, Perm.CHECKUP_JUDGE, CheckupRecord.objects.all(), member_path="member__")
     return records.exclude(member__user_id=user.pk)
 
@@ -431,8 +433,10 @@ def my_record(*, user, record_id: int) -> CheckupRecord:
 
 
 def record_for_conclusions(*, user, record_id: int) -> CheckupRecord:
-    """A record in the user's checkup.view_conclusion scope (for recording a follow-up visit)."""
+    """A record in the user's checkup.view_conclusion scope (for recording a follow-up visit), an employer's."""
     _tenant_user(user)
+    if not employer(user):
+        raise Http404
     record = (
         policy.scope(user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__")
         .defer("results")  # the lab values are not for this reader: not even loaded
@@ -512,7 +516,7 @@ def conclusions(*, user, page: int | str | None = 1, show: str = "all") -> Page:
     """就業判定 and follow-up only (never lab values) for records in the checkup.view_conclusion scope,
     newest exam first, narrowed by ``show`` (a CONCLUSION_FILTERS key; anything else shows all); a page
     of Conclusion."""
-    if not policy.can(user, Perm.CHECKUP_VIEW_CONCLUSION):
+    if not policy.can(user, Perm.CHECKUP_VIEW_CONCLUSION) or not employer(user):
         raise Http404
     show = show if show in CONCLUSION_FILTERS else "all"
     records = CONCLUSION_FILTERS[show][1](

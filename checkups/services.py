@@ -306,8 +306,13 @@ def physician_opinion_record(
     *, record: CheckupRecord, fitness: str, follow_up: str, opinion: str, restrictions: list[str], acting_user
 ) -> PhysicianOpinion:
     """Sign a 就業判定 for a record in the physician's checkup.judge scope (an edit adds a new row)."""
-    if not policy.can(acting_user, Perm.CHECKUP_JUDGE, record.member) or record.member.user_id == acting_user.pk:
-        raise Http404  # not in scope, or their own checkup (see selectors._judge_scope)
+    own = record.member.user_id == acting_user.pk
+    if (
+        own
+        or acting_user.tenant.kind != Tenant.Kind.COMPANY
+        or not policy.can(acting_user, Perm.CHECKUP_JUDGE, record.member)
+    ):
+        raise Http404  # their own checkup, an insurer's, or not in scope (see selectors._judge_scope)
     physician_opinion_check(fitness=fitness, follow_up=follow_up, restrictions=restrictions)
     previous = record.opinions.order_by("-signed_at").first()
     signed = PhysicianOpinion(

@@ -49,7 +49,7 @@ def my_checkups(request: HttpRequest) -> HttpResponse:
 
 
 def _physician_only(request: HttpRequest) -> None:
-    if not policy.can(request.user, Perm.CHECKUP_JUDGE):
+    if not policy.can(request.user, Perm.CHECKUP_JUDGE) or not selectors.employer(request.user):
         raise Http404
 
 
@@ -115,8 +115,6 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
 
 @login_required
 def conclusions(request: HttpRequest) -> HttpResponse:
-    if not selectors.employer(request.user):
-        raise Http404  # 就業判定 is the employer's duty: an insurer has none to confirm
     show = request.GET.get("show", "all")
     show = show if show in selectors.CONCLUSION_FILTERS else "all"
     page = selectors.conclusions(user=request.user, page=request.GET.get("page"), show=show)

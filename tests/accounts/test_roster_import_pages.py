@@ -89,6 +89,19 @@ def test_a_full_import_lists_who_it_deactivates_and_is_applied_only_once_that_is
         assert sorted(m.employee_number for m in Member.objects.filter(is_active=False)) == ["A1", "A2"]
 
 
+def test_the_tick_counts_the_rows_whose_qualification_ended_and_says_so(
+    hr_client, world, django_capture_on_commit_callbacks
+):
+    """Partial mode: A1's row ends their qualification yesterday. Nobody is missing from the file, yet one
+    person is deactivated: the page says who (by the file) and the tick counts them."""
+    with django_capture_on_commit_callbacks(execute=True):
+        job_url = upload(hr_client, roster_csv([person("A1", name="甲野 1", end="2020-03-31")])).url
+    page = hr_client.get(job_url).content.decode()
+    assert 'data-testid="job-to-deactivate"' not in page
+    assert "資格喪失日を過ぎた 1 人を、ファイルのとおり無効化します。" in page
+    assert "反映すると 1 人の名簿とログインを無効化することを確認しました。" in page
+
+
 def test_a_preview_can_be_discarded_instead_of_applied(hr_client, world, django_capture_on_commit_callbacks):
     from django.core.files.storage import default_storage
 
@@ -220,9 +233,16 @@ def test_api_upload_preview_apply(hr_client, world, django_capture_on_commit_cal
     assert preview["state"] == "validated" and preview["can_apply"] is True
     assert preview["counts"]["added"] == 2 and preview["counts"]["deactivated"] == 3  # A0-A2 are not listed
     assert hr_client.get("/api/v1/roster-imports/").json()[0]["id"] == job_id
+    # Three people lose roster entry and login: the API client says it knows, as the page's tick does.
+    refused = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "acknowledge_required"
+    assert "3 人" in refused.json()["error"]["message"]
+    assert hr_client.get(f"/api/v1/roster-imports/{job_id}/").json()["state"] == "validated"
     with django_capture_on_commit_callbacks(execute=True):
-        applied = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")
-    assert applied.status_code == 202
+        applied = hr_client.post(
+            f"/api/v1/roster-imports/{job_id}/apply/", {"acknowledge": True}, content_type="application/json"
+        )
+    assert applied.status_code == 202, applied.content
     progress = hr_client.get(f"/api/v1/roster-imports/{job_id}/progress/")
     assert progress.json()["state"] == "done", progress.content
     again = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")

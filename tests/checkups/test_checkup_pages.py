@@ -147,6 +147,17 @@ def test_an_insurer_reads_grades_but_has_no_fitness_for_work_to_confirm(world, c
     assert client.get("/checkups/conclusions/").status_code == 404
     dashboard = client.get("/checkups/dashboard/").content.decode()
     assert "健診の集計" in dashboard and "就業判定済み" not in dashboard and "事後措置の受診率" not in dashboard
+    # Nor any of it by a URL: a follow-up visit on a record, the physician's pages (even with the label).
+    with tenant_context(world.tenant_b):
+        record = checkup_record_save(member=world.roster_b[2], exam_date=dt.date(2025, 6, 1), program="specific",
+                                     values=VALUES)  # fmt: skip
+        label_grant_create(office=Office.objects.get(), target_kind="employee", target="B1", labels=["physician"],
+                           scope_="tenant", acting_user=world.outsider_b)  # fmt: skip
+    visit = client.post(f"/checkups/conclusions/{record.pk}/follow-up/", {"visited_on": "2025-07-01"})
+    assert visit.status_code == 404
+    assert client.get("/checkups/review/").status_code == 404
+    assert client.get(f"/checkups/review/{record.pk}/").status_code == 404
+    assert "就業判定" not in client.get("/").content.decode()
     employer = _client("hr@a.example")
     assert "就業判定済み" in employer.get("/checkups/dashboard/").content.decode()  # a company's HR still does
     assert employer.get("/checkups/conclusions/").status_code == 200 and insurer.tenant.kind == "insurer"

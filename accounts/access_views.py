@@ -111,7 +111,8 @@ def grant_delete(request: HttpRequest, grant_id: int) -> HttpResponse:
 
 @login_required
 def access_review(request: HttpRequest) -> HttpResponse:
-    _require(request.user, Perm.ACCESS_MANAGE)
+    if not policy.can_tenant_wide(request.user, Perm.ACCESS_MANAGE):  # every login of the tenant is listed
+        raise Http404
     rows = selectors.access_review()
     if request.GET.get("format") == "csv":
         audit.record(action="export.downloaded", target_type="access_review", details={"rows": len(rows)})
@@ -139,7 +140,7 @@ def _card(user) -> bool:
     """An insurer's people are known by their insurance card: its fields join the roster pages there, for
     those who keep the roster (roster.manage). Not for every roster viewer: 記号・番号・枝番・続柄 are most
     of what self-registration asks, and the law restricts who may ask for them (健康保険法 告知要求制限)."""
-    return require_tenant().kind == Tenant.Kind.INSURER and policy.can(user, Perm.ROSTER_MANAGE)
+    return require_tenant().kind == Tenant.Kind.INSURER and policy.can_tenant_wide(user, Perm.ROSTER_MANAGE)
 
 
 @login_required
@@ -167,7 +168,7 @@ def teams(request: HttpRequest) -> HttpResponse:
         request,
         "accounts/teams/list.html",
         {"teams": selectors.teams_for_user(user=request.user), "form": form,
-         "can_dissolve": policy.can(request.user, Perm.TEAM_MANAGE)},
+         "can_dissolve": policy.can_tenant_wide(request.user, Perm.TEAM_MANAGE)},
     )  # fmt: skip
 
 
@@ -185,7 +186,7 @@ def team_detail(request: HttpRequest, team_id: int) -> HttpResponse:
             "pending": [m for m in memberships if m.status == "pending"],
             "mine": mine,
             "can_decide": services.team_can_decide(team=team, user=request.user),
-            "can_dissolve": policy.can(request.user, Perm.TEAM_MANAGE),
+            "can_dissolve": policy.can_tenant_wide(request.user, Perm.TEAM_MANAGE),
         },
     )
 

@@ -91,6 +91,7 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     """Permission-label grants (access.manage)."""
 
     permission = Perm.ACCESS_MANAGE
+    tenant_wide = True  # as the settings pages (accounts.selectors.offices_for_access_settings)
     serializer_class = GrantSerializer
     queryset = LabelGrant.all_tenants.none()
 

@@ -91,7 +91,9 @@ def members_search(*, user: User, query: str, page: int | str | None = 1) -> Pag
 
 
 def offices_for_access_settings(*, user: User) -> QuerySet[Office]:
-    if not policy.can(user, Perm.ACCESS_MANAGE):
+    """Every office's grants are for those managing access over the whole tenant: a grant may reach anyone
+    (scope tenant), so managing them from one department would be managing the tenant."""
+    if not policy.can_tenant_wide(user, Perm.ACCESS_MANAGE):
         raise Http404
     return Office.objects.order_by("name")
 
@@ -105,7 +107,7 @@ def grants_for_office(*, user: User, office_id: int) -> tuple[Office, list[Label
 
 
 def grant_get_for_user(*, user: User, grant_id: int) -> LabelGrant:
-    if not policy.can(user, Perm.ACCESS_MANAGE):
+    if not policy.can_tenant_wide(user, Perm.ACCESS_MANAGE):
         raise Http404
     grant = LabelGrant.objects.select_related("office", "member", "department").filter(pk=grant_id).first()
     if grant is None:

@@ -5,13 +5,15 @@ import string
 
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 import audit
 from accounts.labels import LABELS, Perm, Scope
 from accounts.models import LabelGrant, Member, Role, Team, TeamMembership, User
-from accounts.policy import can as policy_can
+from accounts.policy import can_tenant_wide as policy_can_tenant_wide
+from accounts.policy import tenant_wide_permissions as policy_tenant_wide_permissions
 from accounts.selectors import member_get_by_employee_number
 from healthapp.errors import AppError
 from tenants.context import tenant_context
@@ -118,16 +120,37 @@ def _resolve_target(*, office: Office, target_kind: str, target: str) -> tuple[M
     raise AppError("invalid_target", _("付与対象を選んでください。"))
 
 
-def _check_grant(*, labels: list[str], scope_: str, valid_from, valid_until, member, acting_user: User) -> None:
+def _check_grant(
+    *, labels: list[str], scope_: str, valid_from, valid_until, member, department, acting_user: User
+) -> None:
+    _check_grant_manager(acting_user=acting_user, member=member, department=department, labels=labels)
     if not labels or any(code not in LABELS for code in labels):
         raise AppError("invalid_labels", _("付与するラベルを選んでください。"))
     if scope_ not in Scope.ORDER:
         raise AppError("invalid_scope", _("範囲を選んでください。"))
     if valid_from and valid_until and valid_until < valid_from:
         raise AppError("invalid_period", _("有効終了日は開始日より後にしてください。"))
-    if member is not None and member.user_id == acting_user.pk:
-        # Nobody widens their own rights: another administrator has to do it.
-        raise AppError("self_grant", _("自分自身にはラベルを付与・変更できません。"))
+
+
+def _check_grant_manager(*, acting_user: User, member, department, labels: list[str] | None = None) -> None:
+    """Grants are managed by holders of access.manage over the whole tenant (one department's manager could
+    otherwise grant tenant-wide labels), and nobody widens their own rights: no grant to (or removal from)
+    their own employee number, and a grant to the department they are in only with permissions they already
+    hold over the whole tenant (a grant to it is one to them: 産業医 for one's own department is refused,
+    名簿閲覧 by an org admin is not). Another administrator has to do it."""
+    if not policy_can_tenant_wide(acting_user, Perm.ACCESS_MANAGE):
+        raise Http404
+    own = Member.objects.filter(user=acting_user).values_list("pk", "department_id").first()
+    if own is None:
+        return
+    widening = labels is not None and not (
+        {perm for code in labels if code in LABELS for perm in LABELS[code].permissions}
+        <= policy_tenant_wide_permissions(acting_user)
+    )
+    if (member is not None and member.pk == own[0]) or (
+        department is not None and department.pk == own[1] and widening
+    ):
+        raise AppError("self_grant", _("自分自身（自分の部署を含む）にはラベルを付与・変更できません。"))
 
 
 @transaction.atomic
@@ -146,7 +169,7 @@ def label_grant_create(
     member, department = _resolve_target(office=office, target_kind=target_kind, target=target)
     _check_grant(
         labels=labels, scope_=scope_, valid_from=valid_from, valid_until=valid_until, member=member,
-        acting_user=acting_user,
+        department=department, acting_user=acting_user,
     )  # fmt: skip
     grant = LabelGrant(
         office=office, target_kind=target_kind, member=member, department=department, labels=sorted(set(labels)),
@@ -167,7 +190,7 @@ def label_grant_update(
     """Change the labels, scope or validity of a grant (its target stays; make a new grant for another)."""
     _check_grant(
         labels=labels, scope_=scope_, valid_from=valid_from, valid_until=valid_until, member=grant.member,
-        acting_user=acting_user,
+        department=grant.department, acting_user=acting_user,
     )  # fmt: skip
     old = _grant_snapshot(grant)
     grant.labels, grant.scope = sorted(set(labels)), scope_
@@ -182,8 +205,7 @@ def label_grant_update(
 
 @transaction.atomic
 def label_grant_delete(*, grant: LabelGrant, acting_user: User) -> None:
-    if grant.member_id and grant.member.user_id == acting_user.pk:
-        raise AppError("self_grant", _("自分自身にはラベルを付与・変更できません。"))
+    _check_grant_manager(acting_user=acting_user, member=grant.member, department=grant.department)
     old, pk = _grant_snapshot(grant), grant.pk
     grant.delete()
     audit.record(
@@ -283,7 +305,7 @@ def team_leave(*, team: Team, acting_user: User) -> None:
 @transaction.atomic
 def team_dissolve(*, team: Team, acting_user: User) -> None:
     """The organisation admin (team.manage) dissolves a team; memberships end with it."""
-    if not policy_can(acting_user, Perm.TEAM_MANAGE):
+    if not policy_can_tenant_wide(acting_user, Perm.TEAM_MANAGE):  # any team of the tenant: not from one department
         raise AppError("forbidden", _("チームを解散する権限がありません。"))
     if team.dissolved_at:
         raise AppError("team_dissolved", _("このチームは解散しました。"))

@@ -45,7 +45,8 @@ def home(request: HttpRequest) -> HttpResponse:
     in_tenant = user.tenant_id is not None
     context = {
         "member": member_for_user(user=user),
-        "summary": roster_summary() if in_tenant and policy.can(user, Perm.ROSTER_MANAGE) else None,
+        # tenant-wide counts, for those who keep the whole roster
+        "summary": roster_summary() if in_tenant and policy.can_tenant_wide(user, Perm.ROSTER_MANAGE) else None,
         "teams": [pair for pair in teams_for_user(user=user) if pair[1]] if in_tenant else [],
         "notices": [],  # the notices issue fills this
     }

@@ -27,11 +27,12 @@ def allowlist_applies_to(user) -> bool:
 
 
 def allowlist_can_manage(user) -> bool:
-    """Who edits the allowlist and the tenant's security settings: holders of access.manage."""
+    """Who edits the allowlist and the tenant's security settings: holders of access.manage over the whole
+    tenant (both bind everyone in it)."""
     from accounts import policy
     from accounts.labels import Perm
 
-    return policy.can(user, Perm.ACCESS_MANAGE)
+    return policy.can_tenant_wide(user, Perm.ACCESS_MANAGE)
 
 
 def allowlist_networks() -> list[Network]:

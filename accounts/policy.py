@@ -132,6 +132,14 @@ def can_tenant_wide(user, perm: str) -> bool:
     return any(perm in grant.permissions and grant.scope == Scope.TENANT for grant in effective_grants(user))
 
 
+def role_permissions(user) -> set[str]:
+    """What the login's role gives for good, over the whole tenant (the org admin's built-in label)."""
+    if user.role not in ROLE_LABELS:
+        return set()
+    code, scope_ = ROLE_LABELS[user.role]
+    return set(LABELS[code].permissions) if scope_ == Scope.TENANT else set()
+
+
 def tenant_wide_permissions(user) -> set[str]:
     return {perm for grant in effective_grants(user) if grant.scope == Scope.TENANT for perm in grant.permissions}
 

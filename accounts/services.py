@@ -13,7 +13,7 @@ import audit
 from accounts.labels import LABELS, Perm, Scope
 from accounts.models import LabelGrant, Member, Role, Team, TeamMembership, User
 from accounts.policy import can_tenant_wide as policy_can_tenant_wide
-from accounts.policy import tenant_wide_permissions as policy_tenant_wide_permissions
+from accounts.policy import role_permissions as policy_role_permissions
 from accounts.selectors import member_get_by_employee_number
 from healthapp.errors import AppError
 from tenants.context import tenant_context
@@ -121,9 +121,9 @@ def _resolve_target(*, office: Office, target_kind: str, target: str) -> tuple[M
 
 
 def _check_grant(
-    *, labels: list[str], scope_: str, valid_from, valid_until, member, department, acting_user: User
+    *, labels: list[str], scope_: str, valid_from, valid_until, member, department, acting_user: User, widens=True
 ) -> None:
-    _check_grant_manager(acting_user=acting_user, member=member, department=department, labels=labels)
+    _check_grant_manager(acting_user=acting_user, member=member, department=department, labels=labels, widens=widens)
     if not labels or any(code not in LABELS for code in labels):
         raise AppError("invalid_labels", _("付与するラベルを選んでください。"))
     if scope_ not in Scope.ORDER:
@@ -132,25 +132,36 @@ def _check_grant(
         raise AppError("invalid_period", _("有効終了日は開始日より後にしてください。"))
 
 
-def _check_grant_manager(*, acting_user: User, member, department, labels: list[str] | None = None) -> None:
+def _check_grant_manager(
+    *, acting_user: User, member, department, labels: list[str] | None = None, widens: bool = True
+) -> None:
     """Grants are managed by holders of access.manage over the whole tenant (one department's manager could
     otherwise grant tenant-wide labels), and nobody widens their own rights: no grant to (or removal from)
-    their own employee number, and a grant to the department they are in only with permissions they already
-    hold over the whole tenant (a grant to it is one to them: 産業医 for one's own department is refused,
-    名簿閲覧 by an org admin is not). Another administrator has to do it."""
+    their own employee number, and a widening grant to the department they are in (a grant to it is one to
+    them) only with permissions their login's role already gives them for good (an org admin may give their
+    department 名簿閲覧, not 産業医; rights from an expiring grant are not theirs to extend). ``widens``: False
+    for an edit that only narrows the grant. Another administrator has to do the rest."""
     if not policy_can_tenant_wide(acting_user, Perm.ACCESS_MANAGE):
         raise Http404
     own = Member.objects.filter(user=acting_user).values_list("pk", "department_id").first()
     if own is None:
         return
-    widening = labels is not None and not (
-        {perm for code in labels if code in LABELS for perm in LABELS[code].permissions}
-        <= policy_tenant_wide_permissions(acting_user)
-    )
-    if (member is not None and member.pk == own[0]) or (
-        department is not None and department.pk == own[1] and widening
-    ):
+    if member is not None and member.pk == own[0]:
         raise AppError("self_grant", _("自分自身（自分の部署を含む）にはラベルを付与・変更できません。"))
+    if department is None or department.pk != own[1] or labels is None or not widens:
+        return
+    given = {perm for code in labels if code in LABELS for perm in LABELS[code].permissions}
+    if not given <= policy_role_permissions(acting_user):
+        raise AppError("self_grant", _("自分自身（自分の部署を含む）にはラベルを付与・変更できません。"))
+
+
+def _widens(grant: LabelGrant, labels: list[str], scope_: str, valid_from, valid_until) -> bool:
+    """Whether an edit gives more than ``grant`` did: a label, a wider scope, or a longer validity."""
+    longer = (grant.valid_from is not None and (valid_from is None or valid_from < grant.valid_from)) or (
+        grant.valid_until is not None and (valid_until is None or valid_until > grant.valid_until)
+    )
+    wider = Scope.ORDER.get(scope_, 99) > Scope.ORDER.get(grant.scope, 99)
+    return bool(set(labels) - set(grant.labels)) or wider or longer
 
 
 @transaction.atomic
@@ -188,9 +199,10 @@ def label_grant_update(
     *, grant: LabelGrant, labels: list[str], scope_: str, acting_user: User, valid_from=None, valid_until=None
 ) -> LabelGrant:
     """Change the labels, scope or validity of a grant (its target stays; make a new grant for another)."""
+    widens = _widens(grant, labels, scope_, valid_from, valid_until)
     _check_grant(
         labels=labels, scope_=scope_, valid_from=valid_from, valid_until=valid_until, member=grant.member,
-        department=grant.department, acting_user=acting_user,
+        department=grant.department, acting_user=acting_user, widens=widens,
     )  # fmt: skip
     old = _grant_snapshot(grant)
     grant.labels, grant.scope = sorted(set(labels)), scope_

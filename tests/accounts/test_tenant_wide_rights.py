@@ -200,3 +200,38 @@ def test_a_departments_hr_still_works_in_their_department(world, org):
     assert "甲野 0" in roster and "大阪 花子" not in roster
     assert c.get(f"/roster/{org.osaka_other.pk}/").status_code == 404
     assert c.get("/checkups/conclusions/").status_code == 200 and c.get("/checkups/dashboard/").status_code == 200
+
+
+def test_own_department_grants_may_narrow_but_never_outlast_or_outgrow_the_role(world):
+    """Rights held through an expiring grant are not the holder's to extend; narrowing one's own department's
+    grant is always fine (an admin may drop a label they should not have)."""
+    from accounts.services import label_grant_update
+    from healthapp.errors import AppError
+
+    until = dt.date.today() + dt.timedelta(days=30)
+    with tenant_context(world.tenant_a):
+        # Given by the org admin while they have no roster entry (so none of this is their own yet).
+        expiring = label_grant_create(office=world.office_a, target_kind="department", target="営業部",
+                                      labels=["org_admin"], scope_="tenant", valid_until=until,
+                                      acting_user=world.admin_a)  # fmt: skip
+        clinical = label_grant_create(office=world.office_a, target_kind="department", target="営業部",
+                                      labels=["health_staff", "physician"], scope_="department",
+                                      acting_user=world.admin_a)  # fmt: skip
+        temp = member_create(employee_number="TMP1", name="期間 管理", office=world.office_a,
+                             department=world.department_a)  # fmt: skip
+    temp_user = user_create(email="temp@a.example", role=Role.EMPLOYEE, tenant=world.tenant_a, password=PW,
+                            member=temp)  # fmt: skip
+    with tenant_context(world.tenant_a):
+        policy.forget(temp_user)
+        assert policy.can_tenant_wide(temp_user, Perm.ACCESS_MANAGE)  # org_admin until `until`, via 営業部
+        with pytest.raises(AppError, match="自分自身"):  # the end date dropped: longer than it was given
+            label_grant_update(grant=expiring, labels=["org_admin"], scope_="tenant", acting_user=temp_user)
+        with pytest.raises(AppError, match="自分自身"):  # a second grant without an end, to the same end
+            label_grant_create(office=world.office_a, target_kind="department", target="営業部",
+                               labels=["org_admin"], scope_="tenant", acting_user=temp_user)  # fmt: skip
+        narrowed = label_grant_update(grant=clinical, labels=["health_staff"], scope_="self", acting_user=temp_user)
+        assert narrowed.labels == ["health_staff"] and narrowed.scope == "self"
+        with pytest.raises(AppError, match="自分自身"):  # and back again is widening
+            label_grant_update(grant=clinical, labels=["health_staff", "physician"], scope_="self",
+                               acting_user=temp_user)  # fmt: skip
+        assert LabelGrant.objects.get(pk=expiring.pk).valid_until == until

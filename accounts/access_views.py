@@ -22,8 +22,6 @@ from accounts.forms import GrantEditForm, GrantForm, TeamForm
 from accounts.labels import LABELS, Perm
 from healthapp.csvsafe import csv_response
 from healthapp.errors import AppError
-from tenants.context import require_tenant
-from tenants.models import Tenant
 
 
 def _require(user, perm: str) -> None:
@@ -137,10 +135,7 @@ def roster(request: HttpRequest) -> HttpResponse:
 
 
 def _card(user) -> bool:
-    """An insurer's people are known by their insurance card: its fields join the roster pages there, for
-    those who keep the roster (roster.manage). Not for every roster viewer: 記号・番号・枝番・続柄 are most
-    of what self-registration asks, and the law restricts who may ask for them (健康保険法 告知要求制限)."""
-    return require_tenant().kind == Tenant.Kind.INSURER and policy.can_tenant_wide(user, Perm.ROSTER_MANAGE)
+    return selectors.card_visible(user)
 
 
 @login_required

@@ -13,7 +13,7 @@ from accounts.labels import Perm
 from accounts.models import LabelGrant, Member, Team, TeamMembership, User
 from healthapp.crypto.blind_index import blind_index
 from tenants.context import require_tenant
-from tenants.models import Department, Office
+from tenants.models import Department, Office, Tenant
 
 
 @dataclass(frozen=True)
@@ -230,3 +230,10 @@ def access_review_table(rows: list[AccessReviewRow]) -> list[list[object]]:
         ]
         for r in rows
     ]  # fmt: skip
+
+
+def card_visible(user) -> bool:
+    """An insurer's people are known by their insurance card: its fields join the roster pages there, for
+    those who keep the roster (roster.manage). Not for every roster viewer: 記号・番号・枝番・続柄 are most
+    of what self-registration asks, and the law restricts who may ask for them (健康保険法 告知要求制限)."""
+    return require_tenant().kind == Tenant.Kind.INSURER and policy.can_tenant_wide(user, Perm.ROSTER_MANAGE)

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from accounts.labels import LABELS, Scope
 from accounts.models import LabelGrant, Member, Team, User
+from accounts.selectors import card_visible
 
 
 class MeSerializer(serializers.ModelSerializer):
@@ -26,11 +27,17 @@ class MemberSerializer(serializers.ModelSerializer):
     employee_number = serializers.CharField()
     name = serializers.CharField()
     kana_name = serializers.CharField()
+    # Part of the insurance card: for those who may see the card's fields (accounts.selectors.card_visible).
+    relationship = serializers.SerializerMethodField()
 
     class Meta:
         model = Member
         fields = ["id", "uid", "employee_number", "name", "kana_name", "office", "department", "relationship",
                   "is_active"]  # fmt: skip
+
+    def get_relationship(self, member: Member) -> str | None:
+        request = self.context.get("request")
+        return member.relationship if request is not None and card_visible(request.user) else None
 
 
 class GrantSerializer(serializers.ModelSerializer):

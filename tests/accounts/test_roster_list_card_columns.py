@@ -80,6 +80,8 @@ def test_the_insurer_roster_with_nobody_found_spans_every_column(insurer_client,
 def test_an_insurer_admin_sees_the_branch_number_on_a_persons_page(insurer_client, insured):
     page = insurer_client.get(f"/roster/{insured.pk}/").content.decode()
     assert '<dt>枝番</dt><dd data-testid="member-branch">02</dd>' in page
+    assert '<dd data-testid="member-relationship">家族</dd>' in page
+    assert insurer_client.get(f"/api/v1/members/{insured.pk}/").json()["relationship"] == insured.relationship
     assert "<dd>健12</dd>" in page and "<dd>34567</dd>" in page
 
 
@@ -101,3 +103,6 @@ def test_a_roster_viewer_of_the_insurer_sees_no_card_numbers(world, insured):
     assert "34567" not in page
     detail = client.get(f"/roster/{insured.pk}/").content.decode()
     assert "被扶養 花子" in detail and "34567" not in detail and "member-branch" not in detail
+    assert "member-relationship" not in detail and "家族" not in detail  # 続柄 is on the card too
+    api = client.get(f"/api/v1/members/{insured.pk}/").json()
+    assert api["name"] == "被扶養 花子" and api["relationship"] is None

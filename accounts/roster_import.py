@@ -156,6 +156,10 @@ ERROR_MESSAGES = {
         "その事業所にない部署です（「未登録の事業所・部署を作成する」を選ぶと作成します）。"
     ),
     "department_needs_office": gettext_lazy("部署を指定するときは事業所も指定してください。"),
+    "own_placement": gettext_lazy(
+        "ご自身の事業所・部署は、ご自身の取り込みでは変更できません（部署に付いた権限が変わるため）。"
+        "ほかの管理者に取り込みを依頼してください。"
+    ),
 }
 
 
@@ -895,6 +899,11 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     may_eliminate: list[tuple[int, int]] = []  # (row number, card key) of the rows that could
     by_elimination: dict[int, tuple[int, int, str, int, bool]] = {}  # row → (chunk, index, outcome, entry, ended)
     definite: set[int] = set()  # entries matched by key, branch or name
+    uploader = (  # the roster entry of whoever uploaded (an operator's command has none)
+        Member.objects.filter(user_id=job.created_by_id).values_list("pk", flat=True).first()
+        if job.created_by_id
+        else None
+    )
     errors: list[dict] = []
     chunks: list[list[int]] = []
     chunk: list[Row] = []
@@ -931,6 +940,13 @@ def _validate(job: Job, f: IO[bytes]) -> None:
                 outcome = "added"
             else:
                 changes = _member_changes(member, row, ctx, dry_run=True)
+                if member.pk == uploader and changes.keys() & {"office_id", "department_id"}:
+                    # Labels granted to a department follow the roster: moving oneself is granting oneself.
+                    column = "department" if "department_id" in changes else "office"
+                    row.errors.append((column, "own_placement"))
+                    errors.append({"row": row.number, "column": column, "code": "own_placement"})
+                    counts["errors"] += 1
+                    continue
                 outcome = (
                     "unchanged" if not changes else "deactivated" if changes.get("is_active") is False else "updated"
                 )

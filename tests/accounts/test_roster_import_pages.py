@@ -65,7 +65,7 @@ def test_a_full_import_lists_who_it_deactivates_and_is_applied_only_once_that_is
 ):
     with tenant_context(world.tenant_a):
         uploader = Member.objects.get(user=hr_admin)
-    listed = [person("A0", name="甲野 0"), person(uploader.employee_number, name=uploader.name)]
+    listed = [person("A0", name="甲野 0"), person(uploader.employee_number, name=uploader.name, dept="")]
     with django_capture_on_commit_callbacks(execute=True):
         job_url = upload(hr_client, roster_csv(listed), mode="full").url
     page = hr_client.get(job_url).content.decode()
@@ -144,6 +144,23 @@ def test_the_api_discards_a_preview_too(hr_client, world, django_capture_on_comm
     assert again.status_code == 400 and again.json()["error"]["code"] == "not_cancellable"
     applied = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")
     assert applied.status_code == 400 and applied.json()["error"]["code"] == "not_applicable"
+
+
+def test_an_admin_does_not_move_themselves_by_their_own_import(hr_client, world, django_capture_on_commit_callbacks):
+    """Labels granted to a department follow the roster: moving one's own entry into a department with a
+    label (産業医 …) would grant it to oneself. The row is refused; the rest of the file applies."""
+    rows = [person("HR1", name="人事 太郎", dept="営業部"), person("M9", name="新人 九郎")]
+    with django_capture_on_commit_callbacks(execute=True):
+        job_url = upload(hr_client, roster_csv(rows)).url
+    page = hr_client.get(job_url).content.decode()
+    assert 'data-code="own_placement"' in page and "ご自身の事業所・部署は" in page
+    assert 'data-count="added">1<' in page and 'data-count="updated">0<' in page
+    job_id = int(job_url.rstrip("/").rsplit("/", 1)[1])
+    with django_capture_on_commit_callbacks(execute=True):
+        hr_client.post(f"/roster/import/{job_id}/apply/")
+    with tenant_context(world.tenant_a):
+        me = Member.objects.get(user__email="hr@a.example")
+        assert me.department_id is None and Job.objects.get(pk=job_id).state == "done"
 
 
 def test_the_upload_form_names_its_choices_with_a_legend(hr_client):

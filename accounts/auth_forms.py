@@ -189,7 +189,9 @@ class AllowlistForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
         help_text=_("例: 203.0.113.0/24、2001:db8::/32。空にすると制限なしになります。"),
     )
-    confirm_exclude_self = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # The list the "your own address is not in it" warning was about (a digest): saying yes once does not
+    # confirm a different list typed after it.
+    confirm_exclude_self = forms.CharField(required=False, widget=forms.HiddenInput)
 
 
 class SecurityPolicyForm(forms.ModelForm):

@@ -3,6 +3,7 @@ Thin: the rules live in accounts.registration, accounts.mfa and tenants.allowlis
 
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -253,10 +254,15 @@ def mfa_email_send(request: HttpRequest) -> HttpResponse:
 @login_required
 def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        request.session[NEW_BACKUP_CODES] = mfa.backup_codes_generate(user=request.user)
+        try:
+            request.session[NEW_BACKUP_CODES] = mfa.backup_codes_generate(user=request.user)
+        except AppError as exc:
+            messages.error(request, exc.message)
+            return redirect("accounts:mfa")
         return redirect("accounts:mfa-backup-codes")
     codes = request.session.pop(NEW_BACKUP_CODES, None)  # shown once
-    return render(request, "accounts/mfa/backup_codes.html", {"codes": codes, "next": _next_url(request)})
+    context = {"codes": codes, "next": _next_url(request), "can_generate": mfa.has_primary_factor(request.user)}
+    return render(request, "accounts/mfa/backup_codes.html", context)
 
 
 @login_required
@@ -300,6 +306,10 @@ def _require_manager(request: HttpRequest) -> None:
         raise PermissionDenied
 
 
+def _networks_digest(networks) -> str:
+    return hashlib.sha256("\n".join(sorted(str(net) for net in networks)).encode()).hexdigest()
+
+
 @login_required
 def allowlist_edit(request: HttpRequest) -> HttpResponse:
     _require_manager(request)
@@ -314,14 +324,15 @@ def allowlist_edit(request: HttpRequest) -> HttpResponse:
             for message in error.messages:
                 form.add_error("networks", message)
         else:
+            digest = _networks_digest(networks)
             change = allowlist.allowlist_replace(
-                networks=networks, own_address=own, confirmed=form.cleaned_data["confirm_exclude_self"]
+                networks=networks, own_address=own, confirmed=form.cleaned_data["confirm_exclude_self"] == digest
             )
             if change.saved:
                 messages.success(request, _("IPアドレス許可リストを保存しました。"))
                 return redirect("accounts:allowlist")
             warn = True
-            form = AllowlistForm(initial={"networks": form.cleaned_data["networks"], "confirm_exclude_self": True})
+            form = AllowlistForm(initial={"networks": form.cleaned_data["networks"], "confirm_exclude_self": digest})
     return render(request, "accounts/allowlist/edit.html", {"form": form, "own_address": own, "warn": warn})
 
 

@@ -152,10 +152,21 @@ def email_confirm(*, request: HttpRequest, code: str) -> bool:
 
 
 @transaction.atomic
+def has_primary_factor(user: User) -> bool:
+    """An authenticator app or e-mailed codes: what backup codes stand in for. Backup codes alone are no
+    second factor (they would switch MFA on with no way to get more codes or to turn it off)."""
+    return (
+        TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        or EmailDevice.objects.filter(user=user, confirmed=True).exists()
+    )
+
+
 def backup_codes_generate(*, user: User) -> list[str]:
     """Replace the user's backup codes with fresh ones; each works once. Returned once, never stored in
-    clear anywhere else (django-otp keeps them to compare)."""
-    device, _ = StaticDevice.objects.get_or_create(user=user, name=BACKUP_NAME, defaults={"confirmed": True})
+    clear anywhere else (django-otp keeps them to compare). Only beside a primary factor."""
+    if not has_primary_factor(user):
+        raise AppError("no_primary_factor", _("先に認証アプリかメールの確認コードを設定してください。"))
+    device, _created = StaticDevice.objects.get_or_create(user=user, name=BACKUP_NAME, defaults={"confirmed": True})
     device.token_set.all().delete()
     codes = ["".join(secrets.choice(BACKUP_CODE_ALPHABET) for _ in range(10)) for _ in range(BACKUP_CODE_COUNT)]
     StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])

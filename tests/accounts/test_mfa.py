@@ -15,7 +15,7 @@ from accounts.models import Role
 from accounts.services import user_create
 from tenants.context import tenant_context
 from tenants.models import TenantSecurityPolicy
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, log_in
 
 PHYSICIAN_PASSWORD = TEST_PASSWORD + "!x"
 
@@ -144,6 +144,22 @@ def test_backup_code_works_once(physician):
     password_login(third, "doctor@a.example", PHYSICIAN_PASSWORD)
     assert third.post("/accounts/mfa/verify/", {"code": code, "next": "/"}).status_code == 200
     assert third.get("/").status_code == 302
+
+
+def test_backup_codes_alone_switch_nothing_on(client, world):
+    """An employee without an authenticator asking for backup codes gets none: codes alone would switch MFA
+    on with no factor to list, to remove, or to make more codes from."""
+    from accounts import mfa
+
+    log_in(client, "member@a.example", TEST_PASSWORD)
+    page = client.get("/accounts/mfa/backup-codes/").content.decode()
+    assert 'data-testid="backup-codes-need-factor"' in page and "backup-codes-regenerate" not in page
+    refused = client.post("/accounts/mfa/backup-codes/", follow=True).content.decode()
+    assert "先に認証アプリかメールの確認コードを設定してください。" in refused and "<code>" not in refused
+    assert not mfa.has_confirmed_device(world.member_a)
+    client.post("/accounts/logout/")
+    log_in(client, "member@a.example", TEST_PASSWORD)
+    assert client.get("/").status_code == 200  # still no second factor asked for
 
 
 def test_emailed_codes_as_the_second_method(client, physician, settings):

@@ -11,8 +11,16 @@ class UserAdmin(admin.ModelAdmin):
     list_display = ["id", "email", "role", "tenant", "is_active", "last_login"]
     list_filter = ["role", "is_active", "tenant"]
     search_fields = ["email"]
-    readonly_fields = ["password", "last_login", "date_joined"]
-    exclude = ["groups", "user_permissions"]
+    readonly_fields = ["password_state", "last_login", "date_joined"]
+    exclude = ["password", "groups", "user_permissions"]
+
+    @admin.display(description="password")
+    def password_state(self, obj: User) -> str:
+        """Whether a password is set, never its hash (an offline guess needs nothing else)."""
+        return "set" if obj.has_usable_password() else "not set"
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deactivate instead (audited as user.changed); a login's history stays
 
     def get_readonly_fields(self, request, obj=None):
         # A login never moves to another tenant: its roster entry, grants and history stay where they are.

@@ -32,6 +32,7 @@ ACTION_LABELS = {
     "user.changed": _("ユーザーの変更（運用者）"),
     # Tenants
     "tenant.created": _("テナント作成"),
+    "tenant.changed": _("テナントの変更（運用者）"),
     "tenant.purged": _("テナントの消去"),
     "tenant.allowlist.changed": _("接続元IP制限の変更"),
     "tenant.allowlist.denied": _("接続元IP制限による拒否"),
@@ -44,6 +45,12 @@ ACTION_LABELS = {
     "label.granted": _("権限ラベルの付与"),
     "label.grant_changed": _("権限ラベルの変更"),
     "label.revoked": _("権限ラベルの取り消し"),
+    "team.created": _("チームの作成"),
+    "team.join_requested": _("チームへの参加・参加申請"),
+    "team.join_approved": _("チームへの参加申請の承認"),
+    "team.join_rejected": _("チームへの参加申請の却下"),
+    "team.left": _("チームからの脱退"),
+    "team.dissolved": _("チームの解散"),
     # Checkups
     "checkup.viewed": _("健診結果の閲覧"),
     "checkup.conclusions_viewed": _("就業判定の閲覧"),

@@ -34,3 +34,26 @@ def test_a_save_that_changes_nothing_records_nothing(operator, world):
     employee = User.objects.get(email="member@a.example")
     assert _change(client, employee).status_code == 302
     assert events_of(world.tenant_a, action="user.changed") == []
+
+
+def test_the_ops_admin_shows_no_password_hash_and_deletes_no_login(operator, world):
+    _operator, client = operator
+    employee = User.objects.get(email="member@a.example")
+    page = client.get(f"/ops/admin/accounts/user/{employee.pk}/change/").content.decode()
+    assert "argon2" not in page and employee.password.split("$")[-1] not in page
+    assert client.post(f"/ops/admin/accounts/user/{employee.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert User.objects.filter(pk=employee.pk).exists()
+
+
+def test_an_operators_change_of_a_tenant_is_audited_in_its_chain_and_its_kind_stays(operator, world):
+    ops_user, client = operator
+    tenant = world.tenant_a
+    form = {"slug": tenant.slug, "name": tenant.name, "kind": "insurer", "status": "suspended",
+            "contract_start": tenant.contract_start.isoformat(), "contract_end": "", "insurer_number": ""}  # fmt: skip
+    response = client.post(f"/ops/admin/tenants/tenant/{tenant.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    tenant.refresh_from_db()
+    assert tenant.status == "suspended" and tenant.kind == "company"
+    (event,) = events_of(tenant, action="tenant.changed")
+    assert event.actor_id == ops_user.pk and event.details == {"changed": {"status": ["active", "suspended"]}}
+    assert client.post(f"/ops/admin/tenants/tenant/{tenant.pk}/delete/", {"post": "yes"}).status_code == 403

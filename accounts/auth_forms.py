@@ -78,8 +78,9 @@ class CardRegistrationForm(_AccountFieldsMixin):
         widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric", "size": 3}),
         help_text=_("番号の右の2桁（例: 01）。保険証に書かれていれば入力してください。"),
     )
-    relationship = forms.ChoiceField(label=_("続柄"), choices=Member.Relationship.choices)
-    sex = forms.ChoiceField(label=_("性別"), choices=Member.Sex.choices)
+    # No answer chosen for the person: 本人 / 男性 preselected were sent unread (and spent an attempt).
+    relationship = forms.ChoiceField(label=_("続柄"), choices=[("", "---"), *Member.Relationship.choices])
+    sex = forms.ChoiceField(label=_("性別"), choices=[("", "---"), *Member.Sex.choices])
     birth_year = forms.TypedChoiceField(label=_("生まれた年"), choices=_year_choices, coerce=int)
     birth_month = forms.TypedChoiceField(
         label=_("生まれた月"), choices=[("", "---")] + [(str(m), str(m)) for m in range(1, 13)], coerce=int

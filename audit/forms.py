@@ -21,6 +21,13 @@ class EventFilterForm(forms.Form):
     target_type = forms.CharField(label=_("対象の種類"), required=False, max_length=64)
     target_id = forms.CharField(label=_("対象ID"), required=False, max_length=64)
 
+    def clean(self) -> dict:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and until < since:  # as the export says it, not an empty list
+            raise ValidationError(_("終了日は開始日以降にしてください。"))
+        return data
+
     def to_filter(self) -> EventFilter:
         data = self.cleaned_data
         return EventFilter(

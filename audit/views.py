@@ -16,8 +16,11 @@ def event_list(request: HttpRequest) -> HttpResponse:
     if not can_view_audit(request.user):
         raise Http404
     form = EventFilterForm(request.GET or None)
-    filters = form.to_filter() if form.is_bound and form.is_valid() else EventFilter()
-    events, next_cursor = events_page(user=request.user, filters=filters, cursor=request.GET.get("after", ""))
+    if form.is_bound and not form.is_valid():  # no list beside the error: an unfiltered one reads as the result
+        events, next_cursor = [], ""
+    else:
+        filters = form.to_filter() if form.is_bound else EventFilter()
+        events, next_cursor = events_page(user=request.user, filters=filters, cursor=request.GET.get("after", ""))
     query = request.GET.copy()
     query.pop("after", None)
     return render(

@@ -170,6 +170,15 @@ def test_card_data_is_matched_after_width_and_space_normalisation(client, world,
     assert LINK_RE.search(mail.outbox[0].body)
 
 
+def test_the_card_form_makes_the_person_choose_relationship_and_sex(client, world, dependant):
+    page = client.get("/accounts/register/").content.decode()
+    for name in ("relationship", "sex"):
+        select = page.split(f'name="{name}"')[1].split("</select>")[0]
+        assert '<option value="" selected>---</option>' in select, name
+    unchosen = register(client, relationship="", sex="")
+    assert unchosen.status_code == 200 and unchosen.content.decode().count("この項目は必須です。") == 2
+
+
 def test_weak_password_is_refused_with_the_rule(client, world, dependant):
     response = register(client, password="short", password_confirm="short")
     assert response.status_code == 200

@@ -72,6 +72,15 @@ def test_filter_by_action_prefix_actor_and_target(admin_client, world):
     assert page.count('data-testid="audit-event"') == 1
 
 
+def test_a_bad_filter_shows_its_error_and_no_unfiltered_list(admin_client, world):
+    with tenant_context(world.tenant_a):
+        audit.record(action="member.viewed", target_type="member", target_id=31, actor=world.admin_a)
+    for query in ({"actor": "abc"}, {"since": "2026-12-02", "until": "2026-12-01"}):
+        page = admin_client.get("/audit/", query).content.decode()
+        assert 'data-testid="filter-invalid"' in page and 'data-testid="audit-event"' not in page, query
+    assert "終了日は開始日以降にしてください。" in page  # said as the export says it, not "no records"
+
+
 def test_keyset_pages_cover_everything_once_newest_first_at_constant_cost(
     admin_client, world, django_assert_max_num_queries
 ):

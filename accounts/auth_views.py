@@ -182,10 +182,15 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
     device = mfa.totp_pending_device(request.user)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if mfa.totp_confirm(request=request, device=device, code=form.cleaned_data["code"]):
-            request.session[NEW_BACKUP_CODES] = mfa.backup_codes_generate(user=request.user)
-            return redirect(_with_next("accounts:mfa-backup-codes", request))
-        form.add_error("code", _("コードが正しくありません。アプリに表示されている最新の6桁を入力してください。"))
+        try:
+            confirmed = mfa.totp_confirm(request=request, device=device, code=form.cleaned_data["code"])
+        except AppError as exc:
+            form.add_error("code", exc.message)
+        else:
+            if confirmed:
+                request.session[NEW_BACKUP_CODES] = mfa.backup_codes_generate(user=request.user)
+                return redirect(_with_next("accounts:mfa-backup-codes", request))
+            form.add_error("code", _("コードが正しくありません。アプリに表示されている最新の6桁を入力してください。"))
     return render(
         request,
         "accounts/mfa/setup.html",

@@ -79,11 +79,19 @@ def totp_secret_text(device: TOTPDevice) -> str:
     return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
+THROTTLED = _(
+    "間違ったコードが続いたため、少しの間受け付けません。数秒待ってから、アプリの最新のコードを入力してください。"
+)
+
+
 @transaction.atomic
 def totp_confirm(*, request: HttpRequest, device: TOTPDevice, code: str) -> bool:
     """Confirm enrolment with a first code from the app; the session counts as verified."""
     if device.user_id != request.user.pk or device.confirmed:
         return False
+    allowed, _info = device.verify_is_allowed()
+    if not allowed:  # django-otp refuses even the right code for a while after a wrong one: say so
+        raise AppError("mfa_throttled", THROTTLED)
     if not device.verify_token(_digits(code)):
         audit.record(
             action="auth.mfa.enrolment_failed",

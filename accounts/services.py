@@ -277,13 +277,11 @@ def team_request_join(*, team: Team, acting_user: User) -> TeamMembership:
 
 
 def team_can_decide(*, team: Team, user: User) -> bool:
-    """The creator and the team's administrators approve or reject requests."""
-    return (
-        team.created_by_id == user.pk
-        or TeamMembership.objects.filter(
-            team=team, user=user, status=TeamMembership.Status.MEMBER, is_team_admin=True
-        ).exists()
-    )
+    """The team's administrators (the creator is the first) approve or reject requests, while they are
+    members: one who left has no say (and could otherwise let themselves back in)."""
+    return TeamMembership.objects.filter(
+        team=team, user=user, status=TeamMembership.Status.MEMBER, is_team_admin=True
+    ).exists()
 
 
 @transaction.atomic
@@ -308,6 +306,15 @@ def team_leave(*, team: Team, acting_user: User) -> None:
     membership = _live_membership(team, acting_user)
     if membership is None:
         raise AppError("not_member", _("このチームに参加していません。"))
+    if membership.is_team_admin and membership.status == TeamMembership.Status.MEMBER:
+        others = TeamMembership.objects.filter(team=team, status=TeamMembership.Status.MEMBER, is_team_admin=True)
+        if not others.exclude(pk=membership.pk).exists():
+            raise AppError(
+                "last_team_admin",
+                _(
+                    "チームの管理者はあなただけのため、抜けられません。チームが不要になったら、組織の管理者に解散を依頼してください。"
+                ),
+            )
     old = membership.status
     membership.status = TeamMembership.Status.LEFT
     membership.save()

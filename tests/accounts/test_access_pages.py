@@ -218,6 +218,11 @@ def test_teams_create_request_approve_leave_dissolve(admin, world, salesperson):
     sales_client.post(f"/teams/{team.pk}/leave/")
     with tenant_context(world.tenant_a):
         assert TeamMembership.objects.get(pk=request.pk).status == "left"
+    # The only team admin stays (else nobody decides, and they could let themselves back in).
+    refused = member_client.post(f"/teams/{team.pk}/leave/", follow=True).content.decode()
+    assert "チームの管理者はあなただけのため、抜けられません。" in refused
+    with tenant_context(world.tenant_a):
+        assert TeamMembership.objects.get(team=team, user=world.member_a).status == "member"
     # Dissolving needs team.manage: the member cannot, the org admin can.
     member_client.post(f"/teams/{team.pk}/dissolve/")
     with tenant_context(world.tenant_a):
@@ -226,6 +231,17 @@ def test_teams_create_request_approve_leave_dissolve(admin, world, salesperson):
     with tenant_context(world.tenant_a):
         assert Team.objects.get(pk=team.pk).dissolved_at is not None
     assert member_client.get(f"/teams/{team.pk}/").status_code == 404
+
+
+def test_a_creator_who_left_decides_nothing(world, salesperson):
+    """(Left before the last admin had to stay.) No say once out: not over others, not over their own return."""
+    from accounts.services import team_can_decide, team_create, team_request_join
+
+    with tenant_context(world.tenant_a):
+        team = team_create(name="昼ヨガ", description="", join_policy="approval", acting_user=world.member_a)
+        TeamMembership.objects.filter(team=team, user=world.member_a).update(status="left")
+        team_request_join(team=team, acting_user=world.member_a)
+        assert not team_can_decide(team=team, user=world.member_a)
 
 
 def test_open_team_joins_at_once_and_duplicates_are_refused(world, salesperson):

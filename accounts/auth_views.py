@@ -188,8 +188,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
             form.add_error("code", exc.message)
         else:
             if confirmed:
-                request.session[NEW_BACKUP_CODES] = mfa.backup_codes_generate(user=request.user)
-                return redirect(_with_next("accounts:mfa-backup-codes", request))
+                return _after_enrolment(request)
             form.add_error("code", _("コードが正しくありません。アプリに表示されている最新の6桁を入力してください。"))
     return render(
         request,
@@ -216,8 +215,7 @@ def mfa_setup_email(request: HttpRequest) -> HttpResponse:
             messages.warning(request, _("少し時間をおいてから、もう一度送信してください。"))
     elif request.method == "POST" and form.is_valid():
         if mfa.email_confirm(request=request, code=form.cleaned_data["code"]):
-            request.session[NEW_BACKUP_CODES] = mfa.backup_codes_generate(user=request.user)
-            return redirect(_with_next("accounts:mfa-backup-codes", request))
+            return _after_enrolment(request)
         form.add_error("code", _("コードが正しくないか、有効期限が切れています。"))
     return render(request, "accounts/mfa/setup_email.html", {"form": form, "next": _next_url(request)})
 
@@ -254,6 +252,16 @@ def mfa_email_send(request: HttpRequest) -> HttpResponse:
     else:
         messages.warning(request, _("少し時間をおいてから、もう一度送信してください。"))
     return redirect(_with_next("accounts:mfa-verify", request))
+
+
+def _after_enrolment(request: HttpRequest) -> HttpResponse:
+    """A first factor comes with backup codes, shown once; a further factor keeps the codes already given
+    (new ones would silently void those the person printed)."""
+    if mfa.backup_codes_remaining(request.user):
+        messages.success(request, _("認証方法を追加しました。バックアップコードは、これまでのものがそのまま使えます。"))
+        return redirect(_next_url(request))
+    request.session[NEW_BACKUP_CODES] = mfa.backup_codes_generate(user=request.user)
+    return redirect(_with_next("accounts:mfa-backup-codes", request))
 
 
 @login_required

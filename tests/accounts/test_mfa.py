@@ -187,6 +187,21 @@ def test_emailed_codes_as_the_second_method(client, physician, settings):
     assert client.get("/").status_code == 200
 
 
+def test_a_second_factor_keeps_the_backup_codes_already_given(client, physician, settings):
+    settings.OTP_EMAIL_COOLDOWN_DURATION = 0
+    password_login(client, "doctor@a.example", PHYSICIAN_PASSWORD)
+    enrol_totp(client)
+    first = re.findall(r"<code>([a-z0-9]{10})</code>", client.get("/accounts/mfa/backup-codes/").content.decode())
+    assert len(first) == 10
+    client.post("/accounts/mfa/setup/email/", {"send": "1", "next": "/"})
+    code = re.search(r"確認コード: (\d{6})", mail.outbox[-1].body)[1]
+    added = client.post("/accounts/mfa/setup/email/", {"code": code, "next": "/"}, follow=True).content.decode()
+    assert "バックアップコードは、これまでのものがそのまま使えます。" in added and "<code>" not in added
+    other = Client()  # a printed code from the first enrolment still opens the door
+    password_login(other, "doctor@a.example", PHYSICIAN_PASSWORD)
+    assert other.post("/accounts/mfa/verify/", {"code": first[0], "next": "/"}).status_code == 302
+
+
 def test_employee_is_not_asked_unless_the_tenant_requires_it(world):
     employee = Client()
     password_login(employee, "member@a.example", TEST_PASSWORD)

@@ -226,7 +226,8 @@ def access_review_table(rows: list[AccessReviewRow]) -> list[list[object]]:
     return [
         [
             r.user_id, r.email, r.role, " ".join(r.labels), " ".join(r.scopes), " ".join(r.sources),
-            r.last_login.isoformat() if r.last_login else "", "yes" if r.mfa else "no", " ".join(r.flags),
+            timezone.localtime(r.last_login).isoformat() if r.last_login else "",  # JST, as the page shows it
+            "yes" if r.mfa else "no", " ".join(r.flags),
         ]
         for r in rows
     ]  # fmt: skip

@@ -18,6 +18,20 @@ def scope_name(code: str) -> str:
     return str(_SCOPES.get(code, code))
 
 
+@register.filter
+def source_name(source: str) -> str:
+    """Where a label comes from, in words: role → ロールの既定, department:営業部 → 部署 営業部,
+    employee:E00001 → 社員番号 E00001 (the CSV keeps the codes)."""
+    kind, _sep, value = source.partition(":")
+    if kind == "role":
+        return str(_("ロールの既定"))
+    if kind == "department":
+        return str(_("部署 %(name)s") % {"name": value})
+    if kind == "employee":
+        return str(_("社員番号 %(number)s") % {"number": value})
+    return source
+
+
 _FLAGS = {
     "privileged_without_mfa": _("管理権限があるのに多要素認証なし"),
     "inactive_90_days": _("90日以上ログインなし"),

@@ -93,12 +93,17 @@ def test_access_review_lists_effective_labels_sources_and_flags(admin, world, sa
          "valid_until": (today + dt.timedelta(days=10)).isoformat()},
     )  # fmt: skip
     page = admin.get("/settings/access-review/").content.decode()
-    assert "sales@a.example" in page and "名簿閲覧" in page and "department:営業部" in page
+    assert "sales@a.example" in page and "名簿閲覧" in page and "部署 営業部" in page  # in words, not codes
+    assert "department:" not in page and "ロールの既定" in page
     assert 'data-flag="grant_expiring_30_days"' in page
     assert 'data-flag="privileged_without_mfa"' in page or "設定済み" in page
     csv_text = admin.get("/settings/access-review/?format=csv").content.decode("utf-8-sig")
     assert csv_text.splitlines()[0].startswith("user_id,email,role,labels")
-    assert "sales@a.example" in csv_text
+    assert "sales@a.example" in csv_text and "department:営業部" in csv_text  # the CSV keeps the codes
+    sales = next(line for line in csv_text.splitlines() if "sales@a.example" in line).split(",")
+    assert len(sales) == 9 and sales[7] in ("yes", "no") and "grant_expiring_30_days" in sales[8]
+    admin_row = next(line for line in csv_text.splitlines() if "admin@a.example" in line).split(",")
+    assert admin_row[6].endswith("+09:00")  # last login in JST, as the page shows it
 
 
 def test_access_review_flags_ended_qualification_and_inactivity(world, salesperson):

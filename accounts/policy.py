@@ -129,7 +129,7 @@ def permissions(user) -> set[str]:
 def can_tenant_wide(user, perm: str) -> bool:
     """True if ``user`` holds ``perm`` over the whole tenant: what the importers need, since a file names
     anyone in the tenant and a full import deactivates everyone it leaves out (a department's HR may not)."""
-    return any(perm in grant.permissions and grant.scope == Scope.TENANT for grant in effective_grants(user))
+    return perm in tenant_wide_permissions(user)
 
 
 def role_permissions(user) -> set[str]:

@@ -132,6 +132,10 @@ def _check_grant(
         raise AppError("invalid_period", _("有効終了日は開始日より後にしてください。"))
 
 
+def _self_grant() -> AppError:
+    return AppError("self_grant", _("自分自身（自分の部署を含む）にはラベルを付与・変更できません。"))
+
+
 def _check_grant_manager(
     *, acting_user: User, member, department, labels: list[str] | None = None, widens: bool = True
 ) -> None:
@@ -147,12 +151,12 @@ def _check_grant_manager(
     if own is None:
         return
     if member is not None and member.pk == own[0]:
-        raise AppError("self_grant", _("自分自身（自分の部署を含む）にはラベルを付与・変更できません。"))
+        raise _self_grant()
     if department is None or department.pk != own[1] or labels is None or not widens:
         return
     given = {perm for code in labels if code in LABELS for perm in LABELS[code].permissions}
     if not given <= policy_role_permissions(acting_user):
-        raise AppError("self_grant", _("自分自身（自分の部署を含む）にはラベルを付与・変更できません。"))
+        raise _self_grant()
 
 
 def _widens(grant: LabelGrant, labels: list[str], scope_: str, valid_from, valid_until) -> bool:

@@ -20,7 +20,7 @@ from accounts import policy
 from accounts.labels import Perm
 from accounts.models import Member
 from checkups import criteria as criteria_data
-from checkups import items
+from checkups import items, selectors
 from checkups.judgement import judge
 from checkups.models import (
     CheckupCorrection,
@@ -307,11 +307,7 @@ def physician_opinion_record(
 ) -> PhysicianOpinion:
     """Sign a 就業判定 for a record in the physician's checkup.judge scope (an edit adds a new row)."""
     own = record.member.user_id == acting_user.pk
-    if (
-        own
-        or acting_user.tenant.kind != Tenant.Kind.COMPANY
-        or not policy.can(acting_user, Perm.CHECKUP_JUDGE, record.member)
-    ):
+    if own or not selectors.employer(acting_user) or not policy.can(acting_user, Perm.CHECKUP_JUDGE, record.member):
         raise Http404  # their own checkup, an insurer's, or not in scope (see selectors._judge_scope)
     physician_opinion_check(fitness=fitness, follow_up=follow_up, restrictions=restrictions)
     previous = record.opinions.order_by("-signed_at").first()

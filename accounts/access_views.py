@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 import audit
 from accounts import policy, selectors, services
-from accounts.forms import GrantEditForm, GrantForm, TeamForm
+from accounts.forms import GrantEditForm, GrantForm, TeamForm, TeamJoinForm
 from accounts.labels import LABELS, Perm
 from healthapp.csvsafe import csv_response
 from healthapp.errors import AppError
@@ -155,7 +155,7 @@ def teams(request: HttpRequest) -> HttpResponse:
         try:
             team = services.team_create(acting_user=request.user, **form.cleaned_data)
         except AppError as exc:
-            form.add_error(None, exc.message)
+            form.add_error("display_name" if "display_name" in exc.code else None, exc.message)
         else:
             messages.success(request, _("チームを作りました。"))
             return redirect("accounts:team", team_id=team.pk)
@@ -170,19 +170,30 @@ def teams(request: HttpRequest) -> HttpResponse:
 @login_required
 def team_detail(request: HttpRequest, team_id: int) -> HttpResponse:
     team = selectors.team_get(team_id=team_id)
+    return _team_page(request, team, TeamJoinForm())
+
+
+def _team_page(request: HttpRequest, team, join_form: TeamJoinForm, status: int = 200) -> HttpResponse:
     memberships = selectors.team_memberships(team=team)
     mine = next((m for m in memberships if m.user_id == request.user.pk), None)
+    members = [m for m in memberships if m.status == "member"]
+    # Who is in a team is for its members: a team's theme can say something about their health.
+    sees_members = mine is not None and mine.status == "member"
     return render(
         request,
         "accounts/teams/detail.html",
         {
             "team": team,
-            "members": [m for m in memberships if m.status == "member"],
+            "member_count": len(members),
+            "members": members if sees_members else [],
+            "sees_members": sees_members,
             "pending": [m for m in memberships if m.status == "pending"],
             "mine": mine,
+            "join_form": join_form,
             "can_decide": services.team_can_decide(team=team, user=request.user),
             "can_dissolve": policy.can_tenant_wide(request.user, Perm.TEAM_MANAGE),
         },
+        status=status,
     )
 
 
@@ -192,7 +203,14 @@ def team_action(request: HttpRequest, team_id: int, action: str) -> HttpResponse
     team = selectors.team_get(team_id=team_id)
     try:
         if action == "join":
-            services.team_request_join(team=team, acting_user=request.user)
+            form = TeamJoinForm(request.POST)
+            if form.is_valid():
+                try:
+                    services.team_request_join(team=team, acting_user=request.user, **form.cleaned_data)
+                except AppError as exc:  # the name is taken: ask for another, keep what was typed
+                    form.add_error("display_name" if "display_name" in exc.code else None, exc.message)
+            if form.errors:
+                return _team_page(request, team, form, status=400)
             messages.success(
                 request, _("参加を申請しました。") if team.join_policy == "approval" else _("参加しました。")
             )

@@ -24,6 +24,7 @@ from accounts.serializers import (
     MemberSerializer,
     MeSerializer,
     TeamDecisionSerializer,
+    TeamJoinSerializer,
     TeamSerializer,
 )
 from tenants.models import Office
@@ -143,15 +144,16 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScoped
         data = _valid(TeamSerializer, request.data)
         team = services.team_create(
             name=data["name"], description=data.get("description", ""), join_policy=data["join_policy"],
-            acting_user=request.user,
+            display_name=data["display_name"], acting_user=request.user,
         )  # fmt: skip
         return Response(TeamSerializer(team).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=TeamSerializer)
+    @extend_schema(request=TeamJoinSerializer, responses=TeamSerializer)
     @action(detail=True, methods=["post"])
     def join(self, request: Request, pk=None) -> Response:
         team = self.get_object()
-        services.team_request_join(team=team, acting_user=request.user)
+        data = _valid(TeamJoinSerializer, request.data)
+        services.team_request_join(team=team, display_name=data["display_name"], acting_user=request.user)
         return Response(TeamSerializer(team).data)
 
     @extend_schema(request=None, responses=TeamSerializer)

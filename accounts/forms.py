@@ -42,6 +42,14 @@ class GrantEditForm(GrantForm):
     target = None
 
 
+# What a team shows of a person: the name they give for it (accounts.services._team_display_name).
+_DISPLAY_NAME = {
+    "label": _("チームでの表示名"),
+    "max_length": 30,
+    "help_text": _("チームのメンバーにはこの名前だけが表示されます（メールアドレスや氏名は表示されません）。"),
+}
+
+
 class TeamForm(forms.Form):
     name = forms.CharField(label=_("チーム名"), max_length=100)
     description = forms.CharField(
@@ -52,3 +60,8 @@ class TeamForm(forms.Form):
         choices=[("approval", _("承認制")), ("open", _("誰でも参加できる"))],
         initial="approval",
     )
+    display_name = forms.CharField(**_DISPLAY_NAME)
+
+
+class TeamJoinForm(forms.Form):
+    display_name = forms.CharField(**_DISPLAY_NAME)

@@ -333,6 +333,9 @@ class TeamMembership(TenantScopedModel):
 
     team = SameTenantForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     user = SameTenantForeignKey(User, on_delete=models.CASCADE, related_name="team_memberships")
+    # What the team sees of the person: a name they choose, never their e-mail or roster name (a team's
+    # theme, such as a diet class, can say something about the health of those in it).
+    display_name = models.CharField(_("チームでの表示名"), max_length=30, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     is_team_admin = models.BooleanField(default=False)
     requested_at = models.DateTimeField(auto_now_add=True)

@@ -62,10 +62,17 @@ class GrantWriteSerializer(serializers.Serializer):
 
 
 class TeamSerializer(serializers.ModelSerializer):
+    # The creator's name in the team (write-only: a team's members are not listed by the API).
+    display_name = serializers.CharField(write_only=True, max_length=30)
+
     class Meta:
         model = Team
-        fields = ["id", "name", "description", "join_policy", "created_at"]
+        fields = ["id", "name", "description", "join_policy", "display_name", "created_at"]
         read_only_fields = ["id", "created_at"]
+
+
+class TeamJoinSerializer(serializers.Serializer):
+    display_name = serializers.CharField(max_length=30)
 
 
 class TeamDecisionSerializer(serializers.Serializer):

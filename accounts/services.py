@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import unicodedata
 
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
@@ -237,11 +238,31 @@ def _team_event(action: str, team: Team, acting_user: User, **details) -> None:
 
 
 @transaction.atomic
-def team_create(*, name: str, description: str, join_policy: str, acting_user: User) -> Team:
+def _team_display_name(team: Team | None, display_name: str) -> str:
+    """The name the person is shown by in the team: given (the team never sees their e-mail or roster
+    name), at most 30 characters, and not one a live member or requester of the team already goes by."""
+    display_name = unicodedata.normalize("NFKC", display_name).strip()
+    if not display_name:
+        raise AppError("invalid_display_name", _("チームでの表示名を入力してください。"))
+    if len(display_name) > 30:
+        raise AppError("invalid_display_name", _("チームでの表示名は30文字以内で入力してください。"))
+    if team is not None:
+        taken = TeamMembership.objects.filter(
+            team=team, status__in=[TeamMembership.Status.PENDING, TeamMembership.Status.MEMBER]
+        ).values_list("display_name", flat=True)
+        if display_name.casefold() in {name.casefold() for name in taken}:
+            raise AppError(
+                "display_name_taken", _("この表示名はチームの中ですでに使われています。別の名前にしてください。")
+            )
+    return display_name
+
+
+def team_create(*, name: str, description: str, join_policy: str, display_name: str, acting_user: User) -> Team:
     """Anyone creates a team; the creator is its first member and administrator."""
     name = name.strip()
     if not name:
         raise AppError("invalid_name", _("チーム名を入力してください。"))
+    display_name = _team_display_name(None, display_name)
     if Team.objects.filter(name=name, dissolved_at__isnull=True).exists():
         raise AppError("duplicate_team", _("同じ名前のチームがすでにあります。"))
     if join_policy not in Team.JoinPolicy.values:
@@ -249,8 +270,8 @@ def team_create(*, name: str, description: str, join_policy: str, acting_user: U
     team = Team(name=name, description=description.strip(), join_policy=join_policy, created_by=acting_user)
     team.save()
     TeamMembership(
-        team=team, user=acting_user, status=TeamMembership.Status.MEMBER, is_team_admin=True,
-        decided_at=timezone.now(), decided_by=acting_user,
+        team=team, user=acting_user, display_name=display_name, status=TeamMembership.Status.MEMBER,
+        is_team_admin=True, decided_at=timezone.now(), decided_by=acting_user,
     ).save()  # fmt: skip
     _team_event("team.created", team, acting_user, new={"join_policy": join_policy})
     return team
@@ -265,14 +286,16 @@ def _live_membership(team: Team, user: User) -> TeamMembership | None:
 
 
 @transaction.atomic
-def team_request_join(*, team: Team, acting_user: User) -> TeamMembership:
-    """Join an open team at once, or ask to join an approval-only team."""
+def team_request_join(*, team: Team, display_name: str, acting_user: User) -> TeamMembership:
+    """Join an open team at once, or ask to join an approval-only team, under ``display_name``."""
     if team.dissolved_at:
         raise AppError("team_dissolved", _("このチームは解散しました。"))
     if _live_membership(team, acting_user):
         raise AppError("already_requested", _("すでに参加中か、承認待ちです。"))
+    Team.objects.select_for_update().filter(pk=team.pk).first()  # two joins under one name: one waits
+    display_name = _team_display_name(team, display_name)
     status = TeamMembership.Status.MEMBER if team.join_policy == Team.JoinPolicy.OPEN else TeamMembership.Status.PENDING
-    membership = TeamMembership(team=team, user=acting_user, status=status)
+    membership = TeamMembership(team=team, user=acting_user, display_name=display_name, status=status)
     if status == TeamMembership.Status.MEMBER:
         membership.decided_at = timezone.now()
     membership.save()

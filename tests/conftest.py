@@ -139,7 +139,9 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
             office=roster[1].office, target_kind="employee", target=roster[1].employee_number, labels=["auditor"],
             scope_="self", acting_user=org_admin,
         )  # fmt: skip
-        team_create(name="B社の歩こう会", description="", join_policy="approval", acting_user=org_admin)  # + membership
+        team_create(
+            name="B社の歩こう会", description="", join_policy="approval", display_name="幹事", acting_user=org_admin
+        )  # + membership
         Job.objects.create(kind=Job.Kind.ROSTER, file="jobs/none.csv", file_sha256="0" * 64, created_by=org_admin)
         for systolic in ("118", "120"):  # the second save is a correction: the first value is kept
             record = checkup_record_save(

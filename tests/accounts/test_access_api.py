@@ -59,10 +59,16 @@ def test_teams_api_flow(world):
     log_in(joiner, "admin@a.example", TEST_PASSWORD + "!x")
     team = creator.post(
         "/api/v1/teams/",
-        {"name": "API部", "description": "", "join_policy": "approval"},
+        {"name": "API部", "description": "", "join_policy": "approval", "display_name": "部長"},
         content_type="application/json",
     ).json()
-    assert joiner.post(f"/api/v1/teams/{team['id']}/join/").status_code == 200
+    assert "display_name" not in team  # the team's members are not listed by the API
+    nameless = joiner.post(f"/api/v1/teams/{team['id']}/join/", {}, content_type="application/json")
+    assert nameless.status_code == 400
+    taken = joiner.post(f"/api/v1/teams/{team['id']}/join/", {"display_name": "部長"}, content_type="application/json")
+    assert taken.status_code == 400 and taken.json()["error"]["code"] == "display_name_taken"
+    joined = joiner.post(f"/api/v1/teams/{team['id']}/join/", {"display_name": "新人"}, content_type="application/json")
+    assert joined.status_code == 200
     with tenant_context(world.tenant_a):
         pending = TeamMembership.objects.get(team_id=team["id"], user=world.admin_a)
     denied = joiner.post(

@@ -198,7 +198,8 @@ def test_teams_create_request_approve_leave_dissolve(admin, world, salesperson):
     member_client = Client()
     log_in(member_client, "member@a.example", TEST_PASSWORD)
     response = member_client.post(
-        "/teams/", {"name": "朝ラン部", "description": "毎朝走ります", "join_policy": "approval"}
+        "/teams/",
+        {"name": "朝ラン部", "description": "毎朝走ります", "join_policy": "approval", "display_name": "はやお"},
     )
     assert response.status_code == 302
     with tenant_context(world.tenant_a):
@@ -206,7 +207,18 @@ def test_teams_create_request_approve_leave_dissolve(admin, world, salesperson):
     sales_client = Client()
     log_in(sales_client, "sales@a.example", TEST_PASSWORD)
     assert "朝ラン部" in sales_client.get("/teams/").content.decode()
-    sales_client.post(f"/teams/{team.pk}/join/")
+    before = sales_client.get(f"/teams/{team.pk}/").content.decode()
+    assert "はやお" not in before and "誰が参加しているかは、チームのメンバーにだけ表示されます。" in before
+    # A name the team already uses is refused, what was typed stays; no request made.
+    taken = sales_client.post(f"/teams/{team.pk}/join/", {"display_name": " はやお"})
+    assert taken.status_code == 400
+    page = taken.content.decode()
+    assert "この表示名はチームの中ですでに使われています。" in page and 'value=" はやお"' in page
+    missing = sales_client.post(f"/teams/{team.pk}/join/", {"display_name": " "})
+    assert missing.status_code == 400
+    with tenant_context(world.tenant_a):
+        assert not TeamMembership.objects.filter(team=team, user=salesperson).exists()
+    sales_client.post(f"/teams/{team.pk}/join/", {"display_name": "営業のたろう"})
     with tenant_context(world.tenant_a):
         request = TeamMembership.objects.get(team=team, user=salesperson)
     assert request.status == "pending"
@@ -215,7 +227,10 @@ def test_teams_create_request_approve_leave_dissolve(admin, world, salesperson):
     with tenant_context(world.tenant_a):
         assert TeamMembership.objects.get(pk=request.pk).status == "pending"
     detail = member_client.get(f"/teams/{team.pk}/").content.decode()
-    assert "sales@a.example" in detail and "承認" in detail
+    # The team shows the names people gave it, never their e-mail addresses.
+    assert "営業のたろう" in detail and "承認" in detail
+    main = detail[detail.index("<main>") :]  # (the header shows the viewer's own address)
+    assert "sales@a.example" not in main and "member@a.example" not in main
     member_client.post(f"/teams/{team.pk}/approve/", {"membership": request.pk})
     with tenant_context(world.tenant_a):
         assert TeamMembership.objects.get(pk=request.pk).status == "member"
@@ -243,37 +258,43 @@ def test_a_creator_who_left_decides_nothing(world, salesperson):
     from accounts.services import team_can_decide, team_create, team_request_join
 
     with tenant_context(world.tenant_a):
-        team = team_create(name="昼ヨガ", description="", join_policy="approval", acting_user=world.member_a)
+        team = team_create(
+            name="昼ヨガ", description="", join_policy="approval", display_name="ヨガ", acting_user=world.member_a
+        )
         TeamMembership.objects.filter(team=team, user=world.member_a).update(status="left")
-        team_request_join(team=team, acting_user=world.member_a)
+        team_request_join(team=team, display_name="ヨガ", acting_user=world.member_a)
         assert not team_can_decide(team=team, user=world.member_a)
 
 
 def test_open_team_joins_at_once_and_duplicates_are_refused(world, salesperson):
     client = Client()
     log_in(client, "sales@a.example", TEST_PASSWORD)
-    client.post("/teams/", {"name": "ウォーキング", "description": "", "join_policy": "open"})
-    page = client.post("/teams/", {"name": "ウォーキング", "description": "", "join_policy": "open"}).content.decode()
+    form = {"name": "ウォーキング", "description": "", "join_policy": "open", "display_name": "歩く人"}
+    client.post("/teams/", form)
+    page = client.post("/teams/", form).content.decode()
     assert "同じ名前のチームがすでにあります。" in page
     other = Client()
     log_in(other, "member@a.example", TEST_PASSWORD)
     with tenant_context(world.tenant_a):
         team = Team.objects.get(name="ウォーキング")
-    other.post(f"/teams/{team.pk}/join/")
+    other.post(f"/teams/{team.pk}/join/", {"display_name": "歩く人２"})
     with tenant_context(world.tenant_a):
         assert TeamMembership.objects.get(team=team, user=world.member_a).status == "member"
+    assert "歩く人2" in other.get(f"/teams/{team.pk}/").content.decode()  # NFKC: the full-width digit as typed in ASCII
 
 
 def test_teams_of_another_tenant_are_invisible(world):
     from accounts.services import team_create
 
     with tenant_context(world.tenant_b):
-        team = team_create(name="B社のチーム", description="", join_policy="open", acting_user=world.outsider_b)
+        team = team_create(
+            name="B社のチーム", description="", join_policy="open", display_name="B", acting_user=world.outsider_b
+        )
     client = Client()
     log_in(client, "member@a.example", TEST_PASSWORD)
     assert "B社のチーム" not in client.get("/teams/").content.decode()
     assert client.get(f"/teams/{team.pk}/").status_code == 404
-    assert client.post(f"/teams/{team.pk}/join/").status_code == 404
+    assert client.post(f"/teams/{team.pk}/join/", {"display_name": "A"}).status_code == 404
     assert client.get(f"/api/v1/teams/{team.pk}/").status_code == 404
 
 

@@ -156,7 +156,9 @@ def test_a_self_scoped_team_admin_dissolves_no_team(world, org):
     with tenant_context(world.tenant_a):
         label_grant_create(office=world.office_a, target_kind="employee", target="ACC1", labels=["team_admin"],
                            scope_="self", acting_user=world.admin_a)  # fmt: skip
-        team = team_create(name="大阪の会", description="", join_policy="open", acting_user=org.osaka_hr)
+        team = team_create(
+            name="大阪の会", description="", join_policy="open", display_name="大阪", acting_user=org.osaka_hr
+        )
     c = _client("acc@a.example")
     c.post(f"/teams/{team.pk}/dissolve/")
     with tenant_context(world.tenant_a):

@@ -102,8 +102,15 @@ def grants_for_office(*, user: User, office_id: int) -> tuple[Office, list[Label
     office = offices_for_access_settings(user=user).filter(pk=office_id).first()
     if office is None:
         raise Http404
-    grants = LabelGrant.objects.filter(office=office).select_related("member", "department").order_by("pk")
-    return office, list(grants)
+    grants = list(LabelGrant.objects.filter(office=office).select_related("member", "department").order_by("pk"))
+    # The person's name beside their employee number, where the viewer may see that roster entry anyway.
+    people = [g.member_id for g in grants if g.member_id]
+    visible = set(
+        policy.scope(user, Perm.MEMBER_VIEW, Member.objects.filter(pk__in=people)).values_list("pk", flat=True)
+    )
+    for grant in grants:
+        grant.member_name = grant.member.name if grant.member_id in visible else ""
+    return office, grants
 
 
 def grant_get_for_user(*, user: User, grant_id: int) -> LabelGrant:
@@ -148,7 +155,7 @@ def team_memberships(*, team: Team) -> list[TeamMembership]:
 
 @dataclass(frozen=True)
 class AccessReviewRow:
-    user_id: int
+    user_id: int | None  # None: a grant to an employee number that has no login yet
     email: str
     role: str
     role_display: str
@@ -186,7 +193,9 @@ def access_review(*, today: dt.date | None = None) -> list[AccessReviewRow]:
         flags = []
         if (user.is_privileged or policy.rights_over_others(grants)) and not has_mfa:
             flags.append("privileged_without_mfa")
-        if user.last_login is None or user.last_login < timezone.now() - dt.timedelta(days=90):
+        if user.last_login is None:
+            flags.append("never_logged_in")
+        elif user.last_login < timezone.now() - dt.timedelta(days=90):
             flags.append("inactive_90_days")
         if any(g.valid_until and g.valid_until <= today + dt.timedelta(days=30) for g in grants):
             flags.append("grant_expiring_30_days")
@@ -206,6 +215,32 @@ def access_review(*, today: dt.date | None = None) -> list[AccessReviewRow]:
                 flags=flags,
             )
         )
+    return rows + _grants_without_login(today)
+
+
+def _grants_without_login(today: dt.date) -> list[AccessReviewRow]:
+    """Grants to employee numbers nobody has logged in with yet: they take effect the day that person
+    registers, so a review lists them too (one row per grant still valid or to come)."""
+    grants = (
+        LabelGrant.objects.filter(target_kind=LabelGrant.Target.EMPLOYEE, member__user__isnull=True)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=today))
+        .select_related("member")
+    )
+    rows = []
+    for grant in sorted(grants, key=lambda g: (g.member.employee_number or "", g.pk)):
+        flags = ["no_login"]
+        if grant.valid_until and grant.valid_until <= today + dt.timedelta(days=30):
+            flags.append("grant_expiring_30_days")
+        if grant.member.qualification_end and grant.member.qualification_end <= today:
+            flags.append("qualification_ended")
+        rows.append(
+            AccessReviewRow(
+                user_id=None, email="", role="", role_display="", labels=list(grant.labels),
+                scopes=[grant.scope] * len(grant.labels),
+                sources=[f"employee:{grant.member.employee_number}"] * len(grant.labels),
+                last_login=None, mfa=False, flags=flags,
+            )
+        )  # fmt: skip
     return rows
 
 
@@ -227,7 +262,7 @@ def access_review_table(rows: list[AccessReviewRow]) -> list[list[object]]:
         [
             r.user_id, r.email, r.role, " ".join(r.labels), " ".join(r.scopes), " ".join(r.sources),
             timezone.localtime(r.last_login).isoformat() if r.last_login else "",  # JST, as the page shows it
-            "yes" if r.mfa else "no", " ".join(r.flags),
+            ("yes" if r.mfa else "no") if r.user_id else "", " ".join(r.flags),
         ]
         for r in rows
     ]  # fmt: skip

@@ -35,6 +35,8 @@ def source_name(source: str) -> str:
 _FLAGS = {
     "privileged_without_mfa": _("管理権限があるのに多要素認証なし"),
     "inactive_90_days": _("90日以上ログインなし"),
+    "never_logged_in": _("一度もログインしていない"),
+    "no_login": _("ログイン未登録（利用登録すると有効）"),
     "grant_expiring_30_days": _("30日以内に期限切れの付与あり"),
     "qualification_ended": _("資格喪失済み"),
 }

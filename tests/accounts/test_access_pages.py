@@ -114,7 +114,36 @@ def test_access_review_flags_ended_qualification_and_inactivity(world, salespers
         from accounts.selectors import access_review
 
         row = next(r for r in access_review() if r.email == "sales@a.example")
-    assert "qualification_ended" in row.flags and "inactive_90_days" in row.flags
+        # Never logged in says so (it read "no login for 90 days" even for a login made yesterday).
+        assert "qualification_ended" in row.flags and "never_logged_in" in row.flags
+        assert "inactive_90_days" not in row.flags
+        salesperson.last_login = timezone.now() - dt.timedelta(days=91)
+        salesperson.save(update_fields=["last_login"])
+        row = next(r for r in access_review() if r.email == "sales@a.example")
+    assert "inactive_90_days" in row.flags and "never_logged_in" not in row.flags
+
+
+def test_access_review_lists_grants_to_employee_numbers_without_a_login(admin, world):
+    """A grant to someone who has not registered yet takes effect the day they do: the review shows it."""
+    today = timezone.localdate()
+    with tenant_context(world.tenant_a):
+        member_create(employee_number="N-7", name="未登録 七子", office=world.office_a, department=world.department_a)
+    for labels, until in ((["physician"], None), (["auditor"], today - dt.timedelta(days=1))):
+        admin.post(
+            f"/settings/access/office/{world.office_a.pk}/new/",
+            {"target_kind": "employee", "target": "N-7", "labels": labels, "scope": "tenant",
+             "valid_until": until.isoformat() if until else ""},
+        )  # fmt: skip
+    page = admin.get("/settings/access-review/").content.decode()
+    row = page[page.index("data-no-login") : page.index("</tr>", page.index("data-no-login"))]
+    assert "（ログインなし）" in row and "社員番号 N-7" in row and 'data-flag="no_login"' in row
+    assert page.count("data-no-login") == 1  # the expired grant is past review
+    csv_text = admin.get("/settings/access-review/?format=csv").content.decode("utf-8-sig")
+    line = next(line for line in csv_text.splitlines() if "employee:N-7" in line).split(",")
+    assert line[0] == "" and line[1] == "" and line[7] == "" and line[8] == "no_login"
+    # 権限設定 names the person beside the number for an admin who may see the roster, and says no login yet.
+    settings_page = admin.get(f"/settings/access/?office={world.office_a.pk}").content.decode()
+    assert "N-7（未登録 七子）" in settings_page and 'data-testid="no-login"' in settings_page
 
 
 def test_access_review_flags_an_employee_with_a_label_over_others_and_no_second_factor(world, salesperson):
@@ -168,6 +197,8 @@ def test_access_review_matches_each_users_rights_in_a_fixed_number_of_queries(wo
         rows, many = review()
         assert many == few  # not one more query per login
         for row in rows:
+            if row.user_id is None:  # a grant to an employee number without a login
+                continue
             user = User.objects.get(pk=row.user_id)
             expected = policy.effective_grants(user, on=today)
             assert row.labels == [g.label for g in expected], row.email

@@ -14,12 +14,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_POST
 
 import audit
 from accounts import policy, selectors, services
 from accounts.forms import GrantEditForm, GrantForm, TeamForm, TeamJoinForm
-from accounts.labels import LABELS, Perm
+from accounts.labels import LABELS, Perm, idle_permissions
 from healthapp.csvsafe import csv_response
 from healthapp.errors import AppError
 
@@ -62,8 +63,19 @@ def grant_new(request: HttpRequest, office_id: int) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             messages.success(request, _("ラベルを付与しました。"))
+            _warn_idle(request, data["labels"], data["scope"])
             return redirect(f"{reverse('accounts:access-settings')}?office={office.pk}")
     return render(request, "accounts/access/grant_form.html", {"office": office, "form": form, "grant": None})
+
+
+def _warn_idle(request: HttpRequest, labels: list[str], scope: str) -> None:
+    """Say which of the labels' rights this scope leaves idle (they work with 全体 only)."""
+    if idle := idle_permissions(labels, scope):
+        messages.warning(
+            request,
+            _("この範囲では %(rights)s は働きません（範囲「全体」の付与でのみ有効です）。")
+            % {"rights": pgettext("list separator", "、").join(idle)},
+        )
 
 
 @login_required
@@ -87,6 +99,7 @@ def grant_edit(request: HttpRequest, grant_id: int) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             messages.success(request, _("ラベルを変更しました。"))
+            _warn_idle(request, data["labels"], data["scope"])
             return redirect(f"{reverse('accounts:access-settings')}?office={grant.office_id}")
     return render(request, "accounts/access/grant_form.html", {"office": grant.office, "form": form, "grant": grant})
 

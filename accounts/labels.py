@@ -92,7 +92,35 @@ LABELS: dict[str, Label] = {
         Label("team_admin", _("チーム管理"), frozenset({Perm.TEAM_MANAGE})),
     ]
 }
-LABEL_CHOICES = [(code, label.name) for code, label in LABELS.items()]
+
+# Permissions whose pages and effects reach the whole tenant (grants and the access review, the audit log,
+# roster and checkup imports, dissolving teams): every use asks policy.can_tenant_wide, so they work only
+# in a grant with scope 全体.
+TENANT_WIDE_ONLY: dict[str, str] = {
+    Perm.ACCESS_MANAGE: _("権限の管理"),
+    Perm.AUDIT_VIEW: _("監査ログの閲覧"),
+    Perm.ROSTER_MANAGE: _("名簿・健診結果の取り込み"),
+    Perm.TEAM_MANAGE: _("チームの解散"),
+}
+# Permissions of features not built yet: no page asks for them, a grant of them alone would do nothing.
+NOT_YET_USED = frozenset({Perm.POINTS_MANAGE, Perm.NOTICE_MANAGE})
+
+
+def working_permissions(code: str, scope: str) -> frozenset[str]:
+    """What label ``code`` lets its holder do when granted with ``scope``."""
+    permissions = LABELS[code].permissions - NOT_YET_USED
+    return permissions if scope == Scope.TENANT else permissions - TENANT_WIDE_ONLY.keys()
+
+
+def idle_permissions(codes: list[str], scope: str) -> list[str]:
+    """The tenant-wide permissions, in words, that ``codes`` hold but ``scope`` leaves idle."""
+    if scope == Scope.TENANT:
+        return []
+    held = {perm for code in codes if code in LABELS for perm in LABELS[code].permissions}
+    return [str(name) for perm, name in TENANT_WIDE_ONLY.items() if perm in held]
+
+
+LABEL_CHOICES = [(code, label.name) for code, label in LABELS.items() if label.permissions - NOT_YET_USED]
 
 # The one built-in grant: an org_admin login holds the organisation-admin label for the whole tenant,
 # so a new tenant's first administrator can grant everything else. Every other right is a LabelGrant.

@@ -9,9 +9,10 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 import audit
-from accounts.labels import LABELS, Perm, Scope
+from accounts.labels import LABELS, Perm, Scope, working_permissions
 from accounts.models import LabelGrant, Member, Role, Team, TeamMembership, User
 from accounts.policy import can_tenant_wide as policy_can_tenant_wide
 from accounts.policy import role_permissions as policy_role_permissions
@@ -129,6 +130,20 @@ def _check_grant(
         raise AppError("invalid_labels", _("付与するラベルを選んでください。"))
     if scope_ not in Scope.ORDER:
         raise AppError("invalid_scope", _("範囲を選んでください。"))
+    if idle := [str(LABELS[code].name) for code in labels if not working_permissions(code, scope_)]:
+        if any(not working_permissions(code, Scope.TENANT) for code in labels):
+            raise AppError(
+                "label_unused",
+                _("「%(labels)s」で使える機能はまだありません。")
+                % {"labels": pgettext("list separator", "、").join(idle)},
+            )
+        raise AppError(
+            "label_idle_at_scope",
+            _(
+                "「%(labels)s」は組織全体に及ぶラベルのため、範囲「全体」のときだけ働きます。範囲を「全体」にするか、このラベルを外してください。"
+            )
+            % {"labels": pgettext("list separator", "、").join(idle)},
+        )
     if valid_from and valid_until and valid_until < valid_from:
         raise AppError("invalid_period", _("有効終了日は開始日より後にしてください。"))
 

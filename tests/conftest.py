@@ -136,7 +136,7 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
             expires_at=timezone.now(),
         )  # fmt: skip
         label_grant_create(
-            office=roster[1].office, target_kind="employee", target=roster[1].employee_number, labels=["auditor"],
+            office=roster[1].office, target_kind="employee", target=roster[1].employee_number, labels=["roster_viewer"],
             scope_="self", acting_user=org_admin,
         )  # fmt: skip
         team_create(

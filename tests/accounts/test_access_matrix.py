@@ -63,7 +63,7 @@ def matrix(world):
 
         office_b = Office.objects.first()
         foreign_grant = label_grant_create(
-            office=office_b, target_kind="employee", target="B1", labels=["auditor"], scope_=Scope.SELF,
+            office=office_b, target_kind="employee", target="B1", labels=["roster_viewer"], scope_=Scope.SELF,
             acting_user=world.outsider_b,
         )  # fmt: skip
     return {

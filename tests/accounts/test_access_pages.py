@@ -65,17 +65,39 @@ def test_grant_form_shows_errors_in_plain_words_and_keeps_the_input(admin, world
         assert LabelGrant.objects.count() == 0
 
 
+def test_labels_that_do_nothing_at_the_chosen_scope_are_refused_or_flagged(admin, world, salesperson):
+    """ログ監査 for 本人のみ reads no log (the audit log is tenant-wide only): refused, saying why; 人事担当 for
+    a department keeps its roster viewing there, and the page says what it leaves out."""
+    url = f"/settings/access/office/{world.office_a.pk}/new/"
+    refused = admin.post(url, {"target_kind": "employee", "target": "S-100", "labels": ["auditor"], "scope": "self"})
+    text = refused.content.decode()
+    assert "「ログ監査」は組織全体に及ぶラベルのため、範囲「全体」のときだけ働きます。" in text
+    with tenant_context(world.tenant_a):
+        assert not LabelGrant.objects.exists()
+    given = admin.post(
+        url, {"target_kind": "employee", "target": "S-100", "labels": ["hr_staff"], "scope": "department"}, follow=True
+    )
+    page = given.content.decode()
+    assert "ラベルを付与しました。" in page
+    assert "この範囲では 監査ログの閲覧、名簿・健診結果の取り込み は働きません" in page
+    assert admin.post(url, {"target_kind": "employee", "target": "S-100", "labels": ["points_admin"],
+                            "scope": "tenant"}).status_code == 200  # fmt: skip  # not offered: nothing uses it yet
+    with tenant_context(world.tenant_a):
+        assert LabelGrant.objects.count() == 1
+    assert "ポイント管理" not in admin.get(url).content.decode()
+
+
 def test_edit_and_revoke_with_confirmation(admin, world, salesperson):
     admin.post(
         f"/settings/access/office/{world.office_a.pk}/new/",
-        {"target_kind": "employee", "target": "S-100", "labels": ["auditor"], "scope": "self"},
+        {"target_kind": "employee", "target": "S-100", "labels": ["roster_viewer"], "scope": "self"},
     )
     with tenant_context(world.tenant_a):
         grant = LabelGrant.objects.get()
-    admin.post(f"/settings/access/{grant.pk}/edit/", {"labels": ["auditor", "manager"], "scope": "office"})
+    admin.post(f"/settings/access/{grant.pk}/edit/", {"labels": ["manager", "roster_viewer"], "scope": "office"})
     with tenant_context(world.tenant_a):
         grant.refresh_from_db()
-        assert grant.labels == ["auditor", "manager"] and grant.scope == "office"
+        assert grant.labels == ["manager", "roster_viewer"] and grant.scope == "office"
     confirm = admin.get(f"/settings/access/{grant.pk}/delete/").content.decode()
     assert "この付与を取り消しますか？" in confirm
     with tenant_context(world.tenant_a):
@@ -181,7 +203,7 @@ def test_access_review_matches_each_users_rights_in_a_fixed_number_of_queries(wo
             scope_="department", acting_user=admin_a,
         )  # fmt: skip
         label_grant_create(
-            office=world.office_a, target_kind="employee", target="S-100", labels=["auditor"], scope_="self",
+            office=world.office_a, target_kind="employee", target="S-100", labels=["manager"], scope_="self",
             acting_user=admin_a, valid_until=today - dt.timedelta(days=1),
         )  # fmt: skip
         StaticDevice.objects.create(user=admin_a, name="backup", confirmed=True)

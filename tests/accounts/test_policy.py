@@ -169,14 +169,16 @@ def test_can_with_an_object_checks_the_scope_and_the_tenant(org):
 def test_grant_input_errors_are_clear(org):
     with tenant_context(org["world"].tenant_a):
         with pytest.raises(AppError, match="社員番号"):
-            _grant(org, target_kind="employee", target="NOPE", labels=["auditor"], scope_=Scope.SELF)
+            _grant(org, target_kind="employee", target="NOPE", labels=["roster_viewer"], scope_=Scope.SELF)
         with pytest.raises(AppError, match="部署"):
-            _grant(org, target_kind="department", target="製造部", labels=["auditor"], scope_=Scope.SELF)  # Osaka's
+            _grant(
+                org, target_kind="department", target="製造部", labels=["roster_viewer"], scope_=Scope.SELF
+            )  # Osaka's
         with pytest.raises(AppError, match="ラベル"):
             _grant(org, target_kind="employee", target="P-sales", labels=["superuser"], scope_=Scope.SELF)
         with pytest.raises(AppError, match="有効終了日"):
             _grant(
-                org, target_kind="employee", target="P-sales", labels=["auditor"], scope_=Scope.SELF,
+                org, target_kind="employee", target="P-sales", labels=["roster_viewer"], scope_=Scope.SELF,
                 valid_from=dt.date(2030, 1, 2), valid_until=dt.date(2030, 1, 1),
             )  # fmt: skip
 
@@ -195,9 +197,9 @@ def test_grant_changes_are_audited_with_old_and_new_values(org):
     from audit.models import AuditEvent
 
     with tenant_context(org["world"].tenant_a):
-        grant = _grant(org, target_kind="employee", target="P-sales", labels=["auditor"], scope_=Scope.SELF)
+        grant = _grant(org, target_kind="employee", target="P-sales", labels=["roster_viewer"], scope_=Scope.SELF)
         label_grant_update(
-            grant=grant, labels=["auditor", "manager"], scope_=Scope.OFFICE, acting_user=org["world"].admin_a
+            grant=grant, labels=["manager", "roster_viewer"], scope_=Scope.OFFICE, acting_user=org["world"].admin_a
         )
         label_grant_delete(grant=LabelGrant.objects.get(pk=grant.pk), acting_user=org["world"].admin_a)
         events = list(
@@ -205,6 +207,6 @@ def test_grant_changes_are_audited_with_old_and_new_values(org):
         )
     assert [e.action for e in events] == ["label.granted", "label.grant_changed", "label.revoked"]
     changed = events[1].details
-    assert changed["old"]["labels"] == ["auditor"] and changed["new"]["labels"] == ["auditor", "manager"]
+    assert changed["old"]["labels"] == ["roster_viewer"] and changed["new"]["labels"] == ["manager", "roster_viewer"]
     assert changed["old"]["scope"] == "self" and changed["new"]["scope"] == "office"
     assert all("P-sales" not in str(e.details) for e in events)  # ids only, no employee numbers

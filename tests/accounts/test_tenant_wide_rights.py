@@ -10,10 +10,11 @@ import pytest
 from django.test import Client
 
 import audit
-from accounts import policy
+from accounts import policy, selectors
 from accounts.labels import Perm
 from accounts.models import LabelGrant, Member, Role, Team
 from accounts.services import label_grant_create, member_create, team_create, user_create
+from healthapp.errors import AppError
 from tenants.context import tenant_context
 from tenants.models import IpAllowlistEntry, TenantSecurityPolicy
 from tenants.services import department_create, office_create
@@ -116,8 +117,8 @@ def test_nobody_grants_labels_to_the_department_they_are_in(world):
     with tenant_context(world.tenant_a):
         assert not policy.can(world.admin_a, Perm.CHECKUP_JUDGE)
         assert LabelGrant.objects.get(pk=theirs.pk).labels == ["roster_viewer"]
-        other = label_grant_create(office=world.office_a, target_kind="employee", target="A1", labels=["auditor"],
-                                   scope_="self", acting_user=world.admin_a)  # fmt: skip
+        other = label_grant_create(office=world.office_a, target_kind="employee", target="A1",
+                                   labels=["roster_viewer"], scope_="self", acting_user=world.admin_a)  # fmt: skip
         assert other.pk  # granting to someone else in another's name still works
 
 
@@ -134,10 +135,19 @@ def test_a_departments_access_manager_changes_no_security_setting_and_reads_no_a
     assert c.get("/settings/access-review/?format=csv").status_code == 404
 
 
+def _legacy_grant(world, employee_number: str, labels: list[str]) -> None:
+    """A self-scoped grant of tenant-wide labels, as stored before the grant form refused them (it still
+    must give nothing)."""
+    with pytest.raises(AppError, match="範囲「全体」のときだけ働きます"):
+        label_grant_create(office=world.office_a, target_kind="employee", target=employee_number, labels=labels,
+                           scope_="self", acting_user=world.admin_a)  # fmt: skip
+    member = selectors.member_get_by_employee_number(employee_number)
+    LabelGrant.objects.create(office=world.office_a, target_kind="employee", member=member, labels=labels, scope="self")
+
+
 def test_the_audit_log_is_for_auditors_of_the_whole_tenant(world, org):
     with tenant_context(world.tenant_a):
-        label_grant_create(office=world.office_a, target_kind="employee", target="ACC1",
-                           labels=["auditor", "health_staff"], scope_="self", acting_user=world.admin_a)  # fmt: skip
+        _legacy_grant(world, "ACC1", ["auditor", "health_staff"])
         audit.record(action="checkup.viewed", target_type="checkup", target_id=4242, actor=org.osaka_hr)
     c = _client("acc@a.example")
     today = dt.date.today()
@@ -154,8 +164,7 @@ def test_the_audit_log_is_for_auditors_of_the_whole_tenant(world, org):
 
 def test_a_self_scoped_team_admin_dissolves_no_team(world, org):
     with tenant_context(world.tenant_a):
-        label_grant_create(office=world.office_a, target_kind="employee", target="ACC1", labels=["team_admin"],
-                           scope_="self", acting_user=world.admin_a)  # fmt: skip
+        _legacy_grant(world, "ACC1", ["team_admin"])
         team = team_create(
             name="大阪の会", description="", join_policy="open", display_name="大阪", acting_user=org.osaka_hr
         )

@@ -172,6 +172,11 @@ def test_card_data_is_matched_after_width_and_space_normalisation(client, world,
 
 def test_the_card_form_makes_the_person_choose_relationship_and_sex(client, world, dependant):
     page = client.get("/accounts/register/").content.decode()
+    assert '<h2 data-testid="register-mode">保険証の情報で登録</h2>' in page  # which way this page registers
+    assert (
+        '<h2 data-testid="register-mode">社員番号で登録</h2>'
+        in client.get("/accounts/register/employee/").content.decode()
+    )
     for name in ("relationship", "sex"):
         select = page.split(f'name="{name}"')[1].split("</select>")[0]
         assert '<option value="" selected>---</option>' in select, name

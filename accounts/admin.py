@@ -1,30 +1,96 @@
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import display_for_value
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import User
 from accounts.services import user_save_by_operator
+from healthapp.admin_site import ObjectTitleMixin, titled_filter
+
+
+class UserAdminForm(forms.ModelForm):
+    # Japanese labels for the fields the model leaves to Django's English default (is_active, is_staff,
+    # tenant); set here, as a verbose_name on the model would need a migration.
+    class Meta:
+        model = User
+        fields = ["email", "tenant", "role", "is_active", "is_staff", "is_superuser"]
+        labels = {"tenant": _("テナント"), "is_active": _("有効"), "is_staff": _("スタッフ権限")}
+        help_texts = {
+            "tenant": _("運用担当者は空欄、ほかのロールは必須です。登録後は変更できません。"),
+            "is_active": _("外すとこのログインは使えません。ここで外したものは名簿の取り込みでも戻りません。"),
+            "is_staff": _("この運用管理画面にログインできます。運用担当者のログインにだけ付けられます。"),
+        }  # fmt: skip
+
+    def clean(self) -> dict:
+        # The ops admin reaches every tenant: staff (or superuser) is for operators' logins only, never a
+        # tenant's login, whoever ticks it.
+        data = super().clean()
+        if (data.get("is_staff") or data.get("is_superuser")) and data.get("role") != "operator":
+            raise forms.ValidationError(
+                _("スタッフ権限とスーパーユーザー権限は、運用担当者のログインにだけ付けられます。")
+            )
+        return data
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(ObjectTitleMixin, admin.ModelAdmin):
     """Operators only (is_staff). Roster entries (Member) are managed per tenant, not here."""
 
-    list_display = ["id", "email", "role", "tenant", "is_active", "last_login"]
-    list_filter = ["role", "is_active", "tenant"]
+    form = UserAdminForm
+    list_display = ["id", "email", "role", "tenant_name", "active", "last_login"]
+    list_filter = [
+        "role",
+        titled_filter("is_active", _("有効"), admin.BooleanFieldListFilter),
+        titled_filter("tenant", _("テナント"), admin.RelatedFieldListFilter),
+    ]
+    list_select_related = ["tenant"]
     search_fields = ["email"]
-    readonly_fields = ["password_state", "last_login", "date_joined"]
+    search_help_text = _("メールアドレスで検索します。")
     exclude = ["password", "groups", "user_permissions"]
 
-    @admin.display(description="password")
+    def object_title(self, obj: User) -> str:
+        """Which login this is, without the e-mail address: its number, role and tenant."""
+        values = {"id": obj.pk, "role": obj.get_role_display()}
+        if obj.tenant_id is None:
+            return _("ログイン #%(id)s（%(role)s）") % values
+        return _("ログイン #%(id)s（%(role)s／%(tenant)s）") % {**values, "tenant": obj.tenant.name}
+
+    def get_fieldsets(self, request, obj=None):
+        # A login never moves to another tenant: its roster entry, grants and history stay where they are.
+        # Once it exists the tenant is shown, not asked (tenant_name, read-only).
+        fieldsets = [
+            (None, {"fields": ["email", "tenant" if obj is None else "tenant_name", "role"]}),
+            (_("状態と権限"), {"fields": ["is_active", "is_staff", "is_superuser"]}),
+        ]
+        if obj is not None:
+            fieldsets.append((_("ログインの記録"), {"fields": ["password_state", "last_login", "joined_at"]}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        # "tenant" too: kept out of the change form even if a fieldset ever names it.
+        return [] if obj is None else ["tenant", "tenant_name", "password_state", "last_login", "joined_at"]
+
+    @admin.display(description=_("テナント"), ordering="tenant__name")
+    def tenant_name(self, obj: User) -> str:
+        return obj.tenant.name if obj.tenant_id else _("（なし：運用担当者）")
+
+    @admin.display(description=_("有効"), boolean=True, ordering="is_active")
+    def active(self, obj: User) -> bool:
+        return obj.is_active
+
+    @admin.display(description=_("登録日時"))
+    def joined_at(self, obj: User) -> str:
+        return display_for_value(obj.date_joined, "")  # local time, formatted like the list columns
+
+    @admin.display(description=_("パスワード"))
     def password_state(self, obj: User) -> str:
-        """Whether a password is set, never its hash (an offline guess needs nothing else)."""
-        return "set" if obj.has_usable_password() else "not set"
+        """Whether a password is set, never its hash (an offline guess needs nothing else). A login added
+        here has an empty one until a reset: that is not a password either."""
+        return pgettext_lazy("password", "設定済み") if obj.password and obj.has_usable_password() else _("未設定")
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # deactivate instead (audited as user.changed); a login's history stays
-
-    def get_readonly_fields(self, request, obj=None):
-        # A login never moves to another tenant: its roster entry, grants and history stay where they are.
-        return [*self.readonly_fields, "tenant"] if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj, form, change) -> None:
         if change:

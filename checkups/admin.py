@@ -16,15 +16,19 @@ from checkups import criteria as criteria_data
 from checkups import services
 from checkups.forms import CriteriaVersionForm
 from checkups.models import CriteriaSet
+from healthapp.admin_site import ObjectTitleMixin
 
 
 @admin.register(CriteriaSet)
-class CriteriaSetAdmin(admin.ModelAdmin):
+class CriteriaSetAdmin(ObjectTitleMixin, admin.ModelAdmin):
     form = CriteriaVersionForm
     list_display = ["name", "version", "effective_from", "is_active", "new_version_link", "title"]
     list_filter = ["name", "is_active"]
     ordering = ["name", "-version"]
     actions = ["activate", "deactivate"]
+
+    def object_title(self, obj: CriteriaSet) -> str:
+        return _("%(name)s 第%(version)d版") % {"name": obj.name, "version": obj.version}
 
     # --- stored versions: view only --------------------------------------------------------------
 

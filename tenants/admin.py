@@ -1,4 +1,6 @@
+from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 import audit
 from tenants.models import Tenant
@@ -7,11 +9,27 @@ from tenants.models import Tenant
 AUDITED_FIELDS = ("slug", "name", "status", "contract_start", "contract_end", "insurer_number")
 
 
+class TenantAdminForm(forms.ModelForm):
+    # What each setting does, for the operator (help texts on the model would need a migration).
+    class Meta:
+        model = Tenant
+        fields = ["kind", "name", "slug", "contract_start", "contract_end", "status", "insurer_number"]
+        help_texts = {
+            "kind": _("登録後は変更できません。"),
+            "slug": _("運用コマンドの --tenant で指定する名前です。"),
+            "contract_end": _("空欄は期限なしです。"),
+            "status": _("契約中以外にすると、このテナントのユーザーはログインできなくなります。"),
+            "insurer_number": _("健保のみ。設定すると、別の保険者の健診データ（XML）は人ごとに取り込みを拒否します。"),
+        }  # fmt: skip
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantAdminForm
     list_display = ["slug", "name", "kind", "status", "contract_start", "contract_end"]
     list_filter = ["kind", "status"]
     search_fields = ["slug", "name"]
+    search_help_text = _("識別子・名称で検索します。")
 
     def get_readonly_fields(self, request, obj=None):
         # A company never becomes a health-insurance association: its data, pages and duties differ.

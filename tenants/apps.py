@@ -1,10 +1,11 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
 
 
 class TenantsConfig(AppConfig):
     name = "tenants"
-    verbose_name = "テナント / Tenants"
+    verbose_name = _("テナント")
 
     def ready(self) -> None:
         from tenants import keys, rls

@@ -3,6 +3,9 @@ the login's tenant chain, and a login never moves to another tenant."""
 
 from __future__ import annotations
 
+import html
+import re
+
 from django.test import Client
 
 from accounts.models import Role, User
@@ -57,3 +60,56 @@ def test_an_operators_change_of_a_tenant_is_audited_in_its_chain_and_its_kind_st
     (event,) = events_of(tenant, action="tenant.changed")
     assert event.actor_id == ops_user.pk and event.details == {"changed": {"status": ["active", "suspended"]}}
     assert client.post(f"/ops/admin/tenants/tenant/{tenant.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def _title_and_heading(page: str) -> tuple[str, str]:
+    """The browser tab's title and the heading naming the object (h2 on a change page, h1 on its history)."""
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    content = page[page.index('<div id="content"') :]
+    heading = re.search(r"<h2>(.*?)</h2>", content, re.S) or re.search(r"<h1>(.*?)</h1>", content, re.S)
+    return html.unescape(title), html.unescape(heading.group(1))
+
+
+def test_a_logins_pages_are_titled_by_its_number_role_and_tenant_never_its_address(operator, world):
+    ops_user, client = operator
+    employee = world.member_a
+    named = f"ログイン #{employee.pk}（従業員・加入者／テナントA）"
+    for url, heading in [
+        (f"/ops/admin/accounts/user/{employee.pk}/change/", named),
+        (f"/ops/admin/accounts/user/{employee.pk}/history/", f"変更履歴: {named}"),
+        (f"/ops/admin/accounts/user/{ops_user.pk}/change/", f"ログイン #{ops_user.pk}（運用担当者）"),
+    ]:
+        title, shown = _title_and_heading(client.get(url).content.decode())
+        assert shown == heading and title.startswith(heading), url
+        assert "User #" not in title and "@" not in title, url  # was "User #3"; never the e-mail address
+
+
+def test_a_logins_page_labels_its_fields_in_japanese_and_shows_no_password_for_one_added_here(operator, world):
+    _ops_user, client = operator
+    page = client.get(f"/ops/admin/accounts/user/{world.member_a.pk}/change/").content.decode()
+    for label in ("テナント:", ">有効<", ">スタッフ権限<", "パスワード:", "登録日時:", "状態と権限"):
+        assert label in page, label
+    for english in ("Is active", "Is staff", "Date joined", "Tenant:", "Password:", ">set<"):
+        assert english not in page, english
+    assert '<div class="readonly">設定済み</div>' in page
+    added = client.post("/ops/admin/accounts/user/add/", {"email": "new@a.example", "tenant": world.tenant_a.pk,
+                                                         "role": Role.EMPLOYEE, "is_active": "on"})  # fmt: skip
+    assert added.status_code == 302, added.content.decode()[:2000]
+    new = User.objects.get(email="new@a.example")
+    page = client.get(f"/ops/admin/accounts/user/{new.pk}/change/").content.decode()
+    assert '<div class="readonly">未設定</div>' in page  # no password until a reset, not "set"
+
+
+def test_staff_rights_are_for_operators_logins_only(operator, world):
+    """Ticking スタッフ権限 on a tenant's login would open the ops admin (every tenant) to it: refused."""
+    _ops_user, client = operator
+    employee = User.objects.get(email="member@a.example")
+    for flag in ("is_staff", "is_superuser"):
+        response = _change(client, employee, **{flag: "on"})
+        assert response.status_code == 200
+        assert (
+            "スタッフ権限とスーパーユーザー権限は、運用担当者のログインにだけ付けられます。"
+            in response.content.decode()
+        )
+        employee.refresh_from_db()
+        assert not employee.is_staff and not employee.is_superuser

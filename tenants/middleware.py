@@ -3,11 +3,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views.defaults import page_not_found
 
-from tenants.context import tenant_context
+from tenants.context import NoTenantError, tenant_context
 
 
 class TenantMiddleware:
@@ -30,6 +31,15 @@ class TenantMiddleware:
             return redirect("accounts:login")
         with tenant_context(tenant):
             return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """A tenant's page opened without a tenant (an operator following a link to チーム, say): the query
+        refused, as it must; the person sees the page does not exist for them, not a system error. With a
+        tenant set the same error is a bug and stays one."""
+        user = getattr(request, "user", None)
+        if isinstance(exception, NoTenantError) and getattr(user, "tenant_id", None) is None:
+            return page_not_found(request, Http404())
+        return None
 
 
 # Paths a refused user may still reach: leaving, changing language, and static files.

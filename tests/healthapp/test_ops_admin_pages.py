@@ -133,3 +133,14 @@ def test_the_site_is_named_in_japanese_not_django(operator):
     page = client.get("/ops/admin/accounts/user/").content.decode()
     assert "healthapp 運用管理" in page
     assert "Django" not in _title_and_heading(page)[0] and "Django 管理サイト" not in page
+
+
+def test_an_operator_finds_the_ops_admin_from_home_and_tenant_pages_are_not_found(operator):
+    """An operator has no tenant: its home links to the ops admin (not to teams), and a tenant's page
+    opened anyway (/teams/ crashed with a system error) is not found."""
+    _user, client = operator
+    home = client.get("/").content.decode()
+    assert 'data-testid="ops-admin"' in home and "/teams/" not in home
+    for path in ("/teams/", "/checkups/mine/", "/roster/"):
+        response = client.get(path)
+        assert response.status_code in (403, 404), path

@@ -159,6 +159,8 @@ def test_hr_records_a_visit_on_the_conclusions_page(world, ward):
     page = hr.get("/checkups/conclusions/").content.decode()
     cell = page.split(f'data-testid="follow-up-{record.pk}"')[1].split("</td>")[0]
     assert "受診済み（2025-07-03）" in cell and "期限超過" not in cell and "受診を記録しました。" in page
+    # Taking it back asks first (a second button inside 記録を取り消す), naming the visit it withdraws.
+    assert "2025-07-03 の受診の記録を取り消して「未受診」に戻します。よろしいですか？" in cell
     hr.post(f"/checkups/conclusions/{record.pk}/follow-up/", {"undo": "1"})
     cell = hr.get("/checkups/conclusions/").content.decode().split(f'data-testid="follow-up-{record.pk}"')[1]
     assert "未受診" in cell.split("</td>")[0] and "取り消し" in cell.split("</td>")[0]  # history kept

@@ -317,9 +317,11 @@ def test_checkups_from_import_to_the_physicians_restriction_seen_by_employee_and
                 problems.append(f"就業判定の確認: the restriction reads {restriction!r}, not 時間外労働の制限")
             # On a phone the wide tables scroll inside themselves; the page does not scroll sideways.
             hr.set_viewport_size({"width": 400, "height": 800})
-            for url in ("/checkups/conclusions/", "/checkups/dashboard/"):
-                hr.goto(url)
-                width = hr.evaluate("document.documentElement.scrollWidth")
+            mine.set_viewport_size({"width": 400, "height": 800})
+            for page, url in ((hr, "/checkups/conclusions/"), (hr, "/checkups/dashboard/"), (hr, "/audit/"),
+                              (mine, "/checkups/mine/")):  # fmt: skip
+                page.goto(url)
+                width = page.evaluate("document.documentElement.scrollWidth")
                 if width > 400:
                     problems.append(f"{url} at 400 px: the page is {width} px wide")
             # Last, so that one run checks the whole journey and lists every such problem at once.

@@ -199,6 +199,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
             "secret": mfa.totp_secret_text(device),
             "next": _next_url(request),
             "required": mfa.mfa_required(request.user),
+            "reason": mfa.mfa_reason(request.user),
         },
     )
 

@@ -14,12 +14,14 @@ import qrcode.image.svg
 from django.db import transaction
 from django.http import Http404, HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
 from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import audit
 from accounts import policy
+from accounts.labels import LABELS, Scope
 from accounts.models import User
 from healthapp.errors import AppError
 from tenants.context import current_tenant
@@ -43,6 +45,20 @@ def mfa_mandatory(user: User) -> bool:
     if policy.privileged(user):
         return True
     return user.tenant_id is not None and current_tenant() is not None and security_policy().mfa_required_for_all
+
+
+def mfa_reason(user: User) -> str:
+    """Why a second factor is mandatory for ``user``, in words for them ("" when it is not): an employee
+    given a label over others learns it from this, not from the label's administrator."""
+    if user.is_privileged:
+        return _("%(role)s のロールは、ほかの人の情報を扱うためです。") % {"role": user.get_role_display()}
+    grants = [g for g in policy.effective_grants(user) if g.scope != Scope.SELF]
+    if grants:
+        names = pgettext("list separator", "、").join(dict.fromkeys(str(LABELS[g.label].name) for g in grants))
+        return _("ほかの人の情報を扱える権限（%(labels)s）が付与されているためです。") % {"labels": names}
+    if mfa_mandatory(user):
+        return _("組織の設定で、全員に必須になっているためです。")
+    return ""
 
 
 def mfa_required(user: User) -> bool:

@@ -133,7 +133,9 @@ ERROR_MESSAGES = {
     "kana": gettext_lazy("フリガナはカタカナまたはひらがなで入力してください。"),
     "date_format": gettext_lazy("日付の形式が正しくありません（例: 2024-04-01、2024/4/1、令和6年4月1日、R6.4.1）。"),
     "date_invalid": gettext_lazy("存在しない日付です。"),
-    "date_outside_era": gettext_lazy("元号の期間外の日付です。"),
+    "date_outside_era": gettext_lazy(
+        "元号の期間外の日付です（昭和は64年1月7日まで、平成は31年4月30日まで）。その翌日からは次の元号（平成元年1月8日、令和元年5月1日）か西暦で入力してください。"
+    ),
     "date_range": gettext_lazy("日付が範囲外です。"),
     "sex": gettext_lazy("性別は 男/女（male/female）で入力してください。"),
     "relationship": gettext_lazy("続柄は 本人/家族（self/family）で入力してください。"),

@@ -121,7 +121,9 @@ SAMPLE_MAPPING = {
 }  # fmt: skip
 
 ERROR_MESSAGES: dict[str, Any] = {
-    "member_not_found": gettext_lazy("該当する名簿の人が見つかりません。"),
+    "member_not_found": gettext_lazy(
+        "該当する名簿の人が見つかりません。社員番号（XML・保険証の列では記号・番号・性別・生年月日）が名簿と合っているか確かめ、必要なら先に名簿を取り込んでください。"
+    ),
     "member_ambiguous": gettext_lazy("名簿の複数の人に該当するため特定できません。"),
     "other_insurer": gettext_lazy("この保険者の保険者番号ではありません（他の保険者の健診結果です）。"),
     "identity_missing": gettext_lazy("本人を特定する項目（記号・番号・性別・生年月日、または社員番号）がありません。"),

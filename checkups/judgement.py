@@ -18,8 +18,8 @@ GRADE_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3, "E": 4}
 
 class MhlwLevel(enum.StrEnum):
     NORMAL = "normal"  # 基準範囲内
-    GUIDANCE = "guidance"  # 保健指導判定値以上
-    REFERRAL = "referral"  # 受診勧奨判定値以上
+    GUIDANCE = "guidance"  # 保健指導判定値に該当 (at or above it; at or below for a low limit such as HDL)
+    REFERRAL = "referral"  # 受診勧奨判定値に該当
 
 
 @dataclass(frozen=True)

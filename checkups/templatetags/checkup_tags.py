@@ -24,8 +24,8 @@ _MHLW_LEVELS = {
     "normal": pgettext_lazy(
         "MHLW level", "基準範囲内"
     ),  # a column of its own (the provider's flag reads on in a sentence)
-    "guidance": _("保健指導判定値以上"),
-    "referral": _("受診勧奨判定値以上"),
+    "guidance": _("保健指導判定値に該当"),
+    "referral": _("受診勧奨判定値に該当"),
 }
 
 

@@ -65,6 +65,7 @@ def test_privileged_user_cannot_reach_anything_before_enrolling(client, physicia
     assert client.get("/accounts/password/change/").status_code == 302
     page = client.get(home.url).content.decode()
     assert "このアカウントでは多要素認証が必須です。" in page
+    assert "産業医 のロールは、ほかの人の情報を扱うためです。" in page  # why, in words
     assert 'data-testid="app-nav"' not in page  # no menu to pages that would only send them back here
 
 
@@ -212,6 +213,21 @@ def test_employee_is_not_asked_unless_the_tenant_requires_it(world):
     password_login(later, "member@a.example", TEST_PASSWORD)
     response = later.get("/")
     assert response.status_code == 302 and response.url.startswith("/accounts/mfa/setup/")
+    assert "組織の設定で、全員に必須になっているためです。" in later.get(response.url).content.decode()
+
+
+def test_an_employee_given_a_label_over_others_is_told_why_a_second_factor_is_now_needed(world):
+    from accounts.services import label_grant_create
+
+    with tenant_context(world.tenant_a):
+        label_grant_create(office=world.office_a, target_kind="employee", target="A0", labels=["roster_viewer"],
+                           scope_="department", acting_user=world.admin_a)  # fmt: skip
+    employee = Client()
+    password_login(employee, "member@a.example", TEST_PASSWORD)
+    response = employee.get("/")
+    assert response.status_code == 302 and response.url.startswith("/accounts/mfa/setup/")
+    page = employee.get(response.url).content.decode()
+    assert "ほかの人の情報を扱える権限（名簿閲覧）が付与されているためです。" in page
 
 
 def test_employee_who_enrolled_optional_mfa_is_asked_for_it(world):

@@ -192,10 +192,11 @@ def test_employee_reports_their_own_visit_and_nobody_elses(world, ward):
     record, far_record = ward["record"], ward["far_record"]
     employee = _client("member@a.example", TEST_PASSWORD)
     page = employee.get("/checkups/mine/").content.decode()
-    assert "受診しました" in page and "再検査" in page
+    assert "受診しました" in page and "再検査" in page and "受診日を記録してください。" in page
     assert employee.post(f"/checkups/mine/{record.pk}/follow-up/", {"visited_on": "2025-08-01"}).status_code == 302
     page = employee.get("/checkups/mine/").content.decode()
-    assert "受診済み（2025-08-01）" in page.split(f'data-testid="follow-up-{record.pk}"')[1]
+    mine = page.split(f'data-testid="follow-up-{record.pk}"')[1]
+    assert "受診済み（2025-08-01）" in mine and "受診日を記録してください。" not in mine  # asked no more
     assert employee.post(f"/checkups/mine/{far_record.pk}/follow-up/", {"visited_on": "2025-08-01"}).status_code == 404
     with tenant_context(world.tenant_a):
         visit = FollowUpVisit.objects.get()

@@ -49,7 +49,16 @@ class CheckupUploadForm(forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         if data.get("source") == imports.SOURCE_CSV and not data.get("mapping"):
-            self.add_error("mapping", _("CSV の列の対応（健診機関）を選んでください。"))
+            if len(self.fields["mapping"].choices) > 1:
+                self.add_error("mapping", _("CSV の列の対応（健診機関）を選んでください。"))
+            else:  # nothing to choose from yet: say where one is made
+                self.add_error(
+                    "mapping",
+                    _(
+                        "CSV の列の対応がまだありません。上の「CSV の列の対応（健診機関ごと）」で健診機関の列の対応を"
+                        "保存してから、ファイルを選び直してください。"
+                    ),
+                )
         return data
 
 
@@ -158,7 +167,10 @@ def mappings(request: HttpRequest, mapping_id: int | None = None) -> HttpRespons
         if editing is None:
             raise Http404
     source = editing.mapping if editing else imports.SAMPLE_MAPPING
-    initial = {"provider": editing.provider if editing else "", "mapping": _mapping_text(source)}
+    # The first mapping starts as the shipped sample's, named for it: saved as is, the sample CSV imports.
+    first = editing is None and not CheckupCsvMapping.objects.exists()
+    provider = editing.provider if editing else (str(_("サンプル健診機関")) if first else "")
+    initial = {"provider": provider, "mapping": _mapping_text(source)}
     form = MappingForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

@@ -624,6 +624,17 @@ def test_hr_admin_sees_the_mapping_page_and_the_sample_csv(client, world):
     assert sample.status_code == 200 and "E00001" in sample.content.decode("utf-8-sig")
 
 
+def test_a_csv_import_before_any_mapping_says_where_to_make_one(client, world, private_storage):
+    hr = make_hr_admin(world)
+    log_in(client, hr.email, ADMIN_PASSWORD)
+    upload = SimpleUploadedFile("k.csv", b"a,b\n1,2\n")
+    page = client.post("/checkups/import/", {"file": upload, "source": "csv"}).content.decode()
+    assert "CSV の列の対応がまだありません。" in page and "CSV の列の対応（健診機関ごと）" in page
+    # The first mapping starts as the sample's, named: saved as it stands, the sample CSV imports with it.
+    form = client.get("/checkups/import/mappings/").content.decode()
+    assert 'value="サンプル健診機関"' in form
+
+
 def test_apply_goes_chunk_by_chunk_and_a_crashed_chunk_is_redone_once(world, monkeypatch):
     from django.db import transaction
 

@@ -79,8 +79,9 @@ COLUMN_LABELS = {
     "kana_name": gettext_lazy("フリガナ"),
     "birth_date": gettext_lazy("生年月日"),
     "sex": gettext_lazy("性別"),
-    "insurance_symbol": gettext_lazy("保険者記号"),
-    "insurance_number": gettext_lazy("保険者番号"),
+    # Named as on the card: 保険者番号 alone reads as the insurer's own 8-digit number.
+    "insurance_symbol": gettext_lazy("保険証の記号"),
+    "insurance_number": gettext_lazy("保険証の番号"),
     "insurance_branch": gettext_lazy("枝番"),
     "relationship": gettext_lazy("続柄"),
     "office": gettext_lazy("事業所"),
@@ -152,7 +153,7 @@ ERROR_MESSAGES = {
         "この行に枝番を入力してください（枝番の列がなければ列を加えてください）。"
     ),
     "branch": gettext_lazy("枝番は2桁までの数字で入力してください（例: 00、01）。"),
-    "no_key": gettext_lazy("社員番号、または保険者記号・保険者番号・性別・生年月日が必要です。"),
+    "no_key": gettext_lazy("社員番号、または保険証の記号・番号と性別・生年月日が必要です。"),
     "unknown_office": gettext_lazy("名簿にない事業所です（「未登録の事業所・部署を作成する」を選ぶと作成します）。"),
     "unknown_department": gettext_lazy(
         "その事業所にない部署です（「未登録の事業所・部署を作成する」を選ぶと作成します）。"

@@ -90,8 +90,8 @@ TARGET_LABELS: dict[str, Any] = {
     "smoker": gettext_lazy("喫煙"),
     "hours_since_meal": gettext_lazy("食後経過時間"),
     "insurer_number": pgettext_lazy("insurer", "保険者番号"),  # XML only: reported, never a mapping target
-    "insurance_symbol": gettext_lazy("保険者記号"),
-    "insurance_number": gettext_lazy("保険者番号"),
+    "insurance_symbol": gettext_lazy("保険証の記号"),
+    "insurance_number": gettext_lazy("保険証の番号"),
     "insurance_branch": gettext_lazy("枝番"),
     "sex": gettext_lazy("性別"),
     "birth_date": gettext_lazy("生年月日"),

@@ -12,7 +12,7 @@ from tenants.context import tenant_context
 from tests.conftest import TEST_PASSWORD, log_in
 
 PASSWORD = TEST_PASSWORD + "!x"
-CARD_HEADERS = ("<th>保険者記号</th>", "<th>保険者番号</th>", "<th>枝番</th>", "<th>続柄</th>")
+CARD_HEADERS = ("<th>保険証の記号</th>", "<th>保険証の番号</th>", "<th>枝番</th>", "<th>続柄</th>")
 
 
 @pytest.fixture

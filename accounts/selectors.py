@@ -95,7 +95,7 @@ def offices_for_access_settings(*, user: User) -> QuerySet[Office]:
     (scope tenant), so managing them from one department would be managing the tenant."""
     if not policy.can_tenant_wide(user, Perm.ACCESS_MANAGE):
         raise Http404
-    return Office.objects.order_by("name")
+    return Office.objects.annotate(grant_count=Count("label_grants")).order_by("name")
 
 
 def grants_for_office(*, user: User, office_id: int) -> tuple[Office, list[LabelGrant]]:

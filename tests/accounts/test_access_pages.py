@@ -166,6 +166,7 @@ def test_access_review_lists_grants_to_employee_numbers_without_a_login(admin, w
     # 権限設定 names the person beside the number for an admin who may see the roster, and says no login yet.
     settings_page = admin.get(f"/settings/access/?office={world.office_a.pk}").content.decode()
     assert "N-7（未登録 七子）" in settings_page and 'data-testid="no-login"' in settings_page
+    assert "東京本社（付与 2 件）" in settings_page  # the office list says where grants are
 
 
 def test_access_review_flags_an_employee_with_a_label_over_others_and_no_second_factor(world, salesperson):

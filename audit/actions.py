@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 # Reads of checkup results: their target and details are withheld from readers of the log without
 # checkup.view (audit.selectors), and audit.services salts their details so the hash gives nothing away.
-HEALTH_READS = frozenset({"checkup.viewed", "checkup.queue_viewed"})
+HEALTH_READS = frozenset({"checkup.viewed", "checkup.queue_viewed", "checkup.results_listed"})
 
 # How the viewer names the actions it knows; an unknown action is shown by its dotted code.
 ACTION_LABELS = {
@@ -55,6 +55,7 @@ ACTION_LABELS = {
     "checkup.viewed": _("健診結果の閲覧"),
     "checkup.conclusions_viewed": _("就業判定の閲覧"),
     "checkup.queue_viewed": _("就業判定の待ち一覧の閲覧"),
+    "checkup.results_listed": _("健診結果の一覧の閲覧"),
     "checkup.imported": _("健診結果の取り込み"),
     "checkup.import_failed": _("健診結果の取り込みの中断（反映済みの分は残ります）"),
     "checkup.judged": _("健診結果の判定"),

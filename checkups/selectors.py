@@ -292,9 +292,72 @@ def record_for_physician(*, user, record_id: int) -> CheckupRecord:
     return record
 
 
+# 健診結果の閲覧 (checkup.view: 保健師・衛生管理者, and physicians too): lab values read only, no 就業判定.
+RESULT_GRADES = ["A", "B", "C", "D", "E"]
+RESULT_GUIDANCE = ["積極的支援", "動機付け支援", "情報提供", "判定不能", "対象外"]  # as stored (the MHLW's words)
+
+
+def _view_scope(user) -> QuerySet[CheckupRecord]:
+    """The records whose results the user may read: in their checkup.view scope, in either tenant kind (a
+    健保's 保健師 reads them for 特定保健指導 as an employer's does), and not their own (that is
+    自分の健診結果; the physician's pages leave it out the same way)."""
+    _tenant_user(user)
+    if not policy.can(user, Perm.CHECKUP_VIEW):
+        raise Http404
+    records = policy.scope(user, Perm.CHECKUP_VIEW, CheckupRecord.objects.all(), member_path="member__")
+    return records.exclude(member__user_id=user.pk)
+
+
+@dataclass(frozen=True)
+class ResultEntry:
+    """A row of 健診結果の閲覧: the record (without its values) and its newest judgement, if any."""
+
+    record: CheckupRecord
+    judgement: Judgement | None
+
+
+def result_years(*, user) -> list[int]:
+    """The fiscal years with records the user may read, newest first (the list's year filter)."""
+    return list(_view_scope(user).order_by("-fiscal_year").values_list("fiscal_year", flat=True).distinct())
+
+
+def checkup_results(
+    *, user, page: int | str | None = 1, fiscal_year: int | None = None, grade: str = "", guidance: str = ""
+) -> Page:
+    """Records in the user's checkup.view scope (not their own), newest exam first, narrowed to a fiscal
+    year and to the overall grade and 保健指導 level of their newest judgement when given (an unknown grade
+    or level narrows nothing); a page of ResultEntry. No lab values are loaded: a row shows the grades."""
+    records = _view_scope(user).defer("results")
+    if fiscal_year is not None:
+        records = records.filter(fiscal_year=fiscal_year)
+    if grade in RESULT_GRADES:
+        records = records.alias(newest_overall=_newest(Judgement, "judged_at", "overall")).filter(newest_overall=grade)
+    if guidance in RESULT_GUIDANCE:
+        records = records.alias(newest_guidance=_newest(Judgement, "judged_at", "guidance_level")).filter(
+            newest_guidance=guidance
+        )
+    records = records.select_related("member").prefetch_related(_latest_judgements()).order_by("-exam_date", "-pk")
+    found = _page(records, page)
+    found.object_list = [
+        ResultEntry(record, next(iter(record.judgements_newest_first), None)) for record in found.object_list
+    ]
+    return found
+
+
+def record_for_viewer(*, user, record_id: int) -> CheckupRecord:
+    """A record with its results and judgements newest first, inside the user's checkup.view scope and not
+    their own; anything else (another tenant's, out of scope, no permission) is a 404."""
+    record = (
+        _view_scope(user).select_related("member").prefetch_related(_latest_judgements()).filter(pk=record_id).first()
+    )
+    if record is None:
+        raise Http404
+    return record
+
+
 def previous_record(record: CheckupRecord) -> CheckupRecord | None:
     """The same person's latest checkup before this one (前回), with its results; the record was already
-    read inside the physician's scope, and the person is the same."""
+    read inside the reader's scope (the physician's or checkup.view's), and the person is the same."""
     return (
         CheckupRecord.objects.filter(member_id=record.member_id, exam_date__lt=record.exam_date)
         .order_by("-exam_date", "-pk")

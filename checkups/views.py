@@ -1,4 +1,5 @@
-"""Checkup pages: my results (with trends), the physician's review queue, HR's conclusions."""
+"""Checkup pages: my results (with trends), the physician's review queue, health staff's read of the results,
+HR's conclusions."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 import audit
 from accounts import policy
@@ -106,6 +107,60 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
             "deadline": deadline,
             # overdue only while the opinion is still owed: a signature after the day is not undone by it
             "overdue": deadline < timezone.localdate() and (not opinions or record.stale_opinion),
+            "corrections": selectors.corrections_of(record),
+            "previous": previous,
+            "previous_values": {r.item: r.display for r in previous.results_in_order} if previous else {},
+        },
+    )
+
+
+@login_required
+@require_safe
+def results_list(request: HttpRequest) -> HttpResponse:
+    """健診結果の閲覧 (checkup.view): the records in scope with their grades, for 保健指導; no lab values."""
+    year = _year(request.GET.get("year", ""))
+    grade = request.GET.get("grade", "")
+    grade = grade if grade in selectors.RESULT_GRADES else ""
+    guidance = request.GET.get("guidance", "")
+    guidance = guidance if guidance in selectors.RESULT_GUIDANCE else ""
+    years = selectors.result_years(user=request.user)  # a 404 without checkup.view
+    year = year if year in years else None
+    page = selectors.checkup_results(
+        user=request.user, page=request.GET.get("page"), fiscal_year=year, grade=grade, guidance=guidance
+    )
+    filters = {key: value for key, value in (("year", year), ("grade", grade), ("guidance", guidance)) if value}
+    # Its rows show grades and 保健指導 levels: a read of those people's results, audited like the
+    # physician's lists (a health read, withheld from readers of the log without checkup.view).
+    audit.record(
+        action="checkup.results_listed", target_type="checkup",
+        details={ **filters, "page": page.number, "records": [entry.record.pk for entry in page]},
+    )  # fmt: skip
+    return render(
+        request,
+        "checkups/results_list.html",
+        {
+            "page": page, "years": years, "year": year, "grade": grade, "guidance": guidance,
+            "grades": selectors.RESULT_GRADES, "guidance_levels": selectors.RESULT_GUIDANCE,
+            "pager_query": urlencode(filters) + "&" if filters else "",
+        },
+    )  # fmt: skip
+
+
+@login_required
+@require_safe
+def results_record(request: HttpRequest, record_id: int) -> HttpResponse:
+    """One record's results, read only (the physician's review page without 就業判定), audited."""
+    record = selectors.record_for_viewer(user=request.user, record_id=record_id)
+    audit.record(action="checkup.viewed", target_type="checkup", target_id=record.pk)
+    previous = selectors.previous_record(record)
+    if previous is not None:  # its values are shown beside this record's: a read of that record too
+        audit.record(action="checkup.viewed", target_type="checkup", target_id=previous.pk)
+    return render(
+        request,
+        "checkups/results_detail.html",
+        {
+            "record": record,
+            "labels": _item_labels(),
             "corrections": selectors.corrections_of(record),
             "previous": previous,
             "previous_values": {r.item: r.display for r in previous.results_in_order} if previous else {},

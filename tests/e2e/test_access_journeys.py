@@ -3,6 +3,8 @@ roster and nothing more, the access review shows it, and a team join request is 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -47,12 +49,13 @@ def demo(demo_logins):
 def test_department_label_grant_shows_that_department_its_roster(page: Page, live_server, demo):
     from accounts.models import Member
     from tenants.context import tenant_context
-    from tenants.models import Tenant
+    from tenants.models import Office, Tenant
 
     corp = Tenant.objects.get(slug="demo-corp")
     with tenant_context(corp):
         sales_names = {m.name for m in Member.objects.filter(office__name="東京本社", department__name="営業部")}
         total = Member.objects.count()
+        tokyo = Office.objects.get(name="東京本社")
     assert 0 < len(sales_names) < total
 
     admin, employee = demo[("demo-corp", "org_admin")], demo[("demo-corp", "employee")]
@@ -63,7 +66,9 @@ def test_department_label_grant_shows_that_department_its_roster(page: Page, liv
 
     _log_in(page, live_server.url, admin.email, admin.password)
     page.get_by_test_id("app-nav").get_by_role("link", name="権限設定").click()
-    page.get_by_test_id("office-select").select_option(label="東京本社")
+    office_select = page.get_by_test_id("office-select")
+    expect(office_select.locator(f'option[value="{tokyo.pk}"]')).to_have_text(re.compile(r"^東京本社（付与 \d+ 件）$"))
+    office_select.select_option(value=str(tokyo.pk))
     page.get_by_role("button", name="表示").click()
     page.get_by_test_id("grant-new").click()
     page.get_by_role("radio", name="部署名").check()

@@ -31,7 +31,8 @@ class GrantForm(forms.Form):
     target = forms.CharField(label=_("社員番号または部署名"), max_length=100)
     labels = forms.MultipleChoiceField(label=_("ラベル"), choices=LABEL_CHOICES, widget=forms.CheckboxSelectMultiple)
     scope = forms.ChoiceField(
-        label=_("範囲"), choices=Scope.CHOICES, initial=Scope.SELF,
+        # No default: 本人のみ preselected made most labels do nothing unless the admin noticed.
+        label=_("範囲"), choices=[("", "---------"), *Scope.CHOICES],
         help_text=_("権限の管理・監査ログ・名簿や健診結果の取り込み・チームの解散は、組織全体に及ぶため範囲「全体」のときだけ働きます。"),
     )  # fmt: skip
     valid_from = forms.DateField(label=_("有効開始日"), required=False, widget=forms.DateInput(attrs={"type": "date"}))

@@ -65,6 +65,16 @@ def test_grant_form_shows_errors_in_plain_words_and_keeps_the_input(admin, world
         assert LabelGrant.objects.count() == 0
 
 
+def test_the_grant_form_makes_the_admin_choose_the_scope(admin, world, salesperson):
+    url = f"/settings/access/office/{world.office_a.pk}/new/"
+    select = admin.get(url).content.decode().split('name="scope"')[1].split("</select>")[0]
+    assert '<option value="" selected>---------</option>' in select
+    unchosen = admin.post(url, {"target_kind": "employee", "target": "S-100", "labels": ["physician"]})
+    assert unchosen.status_code == 200 and "この項目は必須です。" in unchosen.content.decode()
+    with tenant_context(world.tenant_a):
+        assert not LabelGrant.objects.exists()
+
+
 def test_labels_that_do_nothing_at_the_chosen_scope_are_refused_or_flagged(admin, world, salesperson):
     """ログ監査 for 本人のみ reads no log (the audit log is tenant-wide only): refused, saying why; 人事担当 for
     a department keeps its roster viewing there, and the page says what it leaves out."""

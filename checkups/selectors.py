@@ -33,7 +33,7 @@ from accounts import policy
 from accounts.labels import Perm
 from accounts.models import Member
 from checkups import criteria as criteria_data
-from checkups import disclosure, items
+from checkups import disclosure, items, stratification
 from checkups import judgement as judgement_module
 from checkups.disclosure import MIN_GROUP_SIZE
 from checkups.models import (
@@ -293,8 +293,8 @@ def record_for_physician(*, user, record_id: int) -> CheckupRecord:
 
 
 # 健診結果の閲覧 (checkup.view: 保健師・衛生管理者, and physicians too): lab values read only, no 就業判定.
-RESULT_GRADES = ["A", "B", "C", "D", "E"]
-RESULT_GUIDANCE = ["積極的支援", "動機付け支援", "情報提供", "判定不能", "対象外"]  # as stored (the MHLW's words)
+RESULT_GRADES = list(criteria_data.GRADES)
+RESULT_GUIDANCE = [level.label for level in sorted(stratification.Level, reverse=True)]  # as stored (the MHLW's words)
 
 
 def _view_scope(user) -> QuerySet[CheckupRecord]:

@@ -91,27 +91,35 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
         else:
             messages.success(request, _("就業判定を記録しました。"))
             return redirect("checkups:review")
-    audit.record(action="checkup.viewed", target_type="checkup", target_id=record.pk)
-    previous = selectors.previous_record(record)
-    if previous is not None:  # its values are shown beside this record's: a read of that record too
-        audit.record(action="checkup.viewed", target_type="checkup", target_id=previous.pk)
     deadline = selectors.opinion_deadline(record.exam_date)
     return render(
         request,
         "checkups/review.html",
         {
-            "record": record,
+            **_results_read(record),
             "form": form,
-            "labels": _item_labels(),
             "opinions": opinions,
             "deadline": deadline,
             # overdue only while the opinion is still owed: a signature after the day is not undone by it
             "overdue": deadline < timezone.localdate() and (not opinions or record.stale_opinion),
-            "corrections": selectors.corrections_of(record),
-            "previous": previous,
-            "previous_values": {r.item: r.display for r in previous.results_in_order} if previous else {},
         },
     )
+
+
+def _results_read(record) -> dict:
+    """What templates/checkups/_record_results.html shows of ``record`` (values, corrections, 前回), its
+    reads audited: the record, and the previous one whose values stand beside it."""
+    audit.record(action="checkup.viewed", target_type="checkup", target_id=record.pk)
+    previous = selectors.previous_record(record)
+    if previous is not None:
+        audit.record(action="checkup.viewed", target_type="checkup", target_id=previous.pk)
+    return {
+        "record": record,
+        "labels": _item_labels(),
+        "corrections": selectors.corrections_of(record),
+        "previous": previous,
+        "previous_values": {r.item: r.display for r in previous.results_in_order} if previous else {},
+    }
 
 
 @login_required
@@ -133,7 +141,7 @@ def results_list(request: HttpRequest) -> HttpResponse:
     # physician's lists (a health read, withheld from readers of the log without checkup.view).
     audit.record(
         action="checkup.results_listed", target_type="checkup",
-        details={ **filters, "page": page.number, "records": [entry.record.pk for entry in page]},
+        details={**filters, "page": page.number, "records": [entry.record.pk for entry in page]},
     )  # fmt: skip
     return render(
         request,
@@ -151,21 +159,7 @@ def results_list(request: HttpRequest) -> HttpResponse:
 def results_record(request: HttpRequest, record_id: int) -> HttpResponse:
     """One record's results, read only (the physician's review page without 就業判定), audited."""
     record = selectors.record_for_viewer(user=request.user, record_id=record_id)
-    audit.record(action="checkup.viewed", target_type="checkup", target_id=record.pk)
-    previous = selectors.previous_record(record)
-    if previous is not None:  # its values are shown beside this record's: a read of that record too
-        audit.record(action="checkup.viewed", target_type="checkup", target_id=previous.pk)
-    return render(
-        request,
-        "checkups/results_detail.html",
-        {
-            "record": record,
-            "labels": _item_labels(),
-            "corrections": selectors.corrections_of(record),
-            "previous": previous,
-            "previous_values": {r.item: r.display for r in previous.results_in_order} if previous else {},
-        },
-    )
+    return render(request, "checkups/results_detail.html", _results_read(record))
 
 
 @login_required

@@ -130,19 +130,19 @@ def _check_grant(
         raise AppError("invalid_labels", _("付与するラベルを選んでください。"))
     if scope_ not in Scope.ORDER:
         raise AppError("invalid_scope", _("範囲を選んでください。"))
-    if idle := [str(LABELS[code].name) for code in labels if not working_permissions(code, scope_)]:
-        if any(not working_permissions(code, Scope.TENANT) for code in labels):
-            raise AppError(
-                "label_unused",
-                _("「%(labels)s」で使える機能はまだありません。")
-                % {"labels": pgettext("list separator", "、").join(idle)},
-            )
+
+    def names(codes: list[str]) -> str:
+        return pgettext("list separator", "、").join(str(LABELS[code].name) for code in codes)
+
+    if unused := [code for code in labels if not working_permissions(code, Scope.TENANT)]:
+        raise AppError("label_unused", _("「%(labels)s」で使える機能はまだありません。") % {"labels": names(unused)})
+    if idle := [code for code in labels if not working_permissions(code, scope_)]:
         raise AppError(
             "label_idle_at_scope",
             _(
                 "「%(labels)s」は組織全体に及ぶラベルのため、範囲「全体」のときだけ働きます。範囲を「全体」にするか、このラベルを外してください。"
             )
-            % {"labels": pgettext("list separator", "、").join(idle)},
+            % {"labels": names(idle)},
         )
     if valid_from and valid_until and valid_until < valid_from:
         raise AppError("invalid_period", _("有効終了日は開始日より後にしてください。"))
@@ -252,7 +252,6 @@ def _team_event(action: str, team: Team, acting_user: User, **details) -> None:
     audit.record(action=action, target_type="team", target_id=team.pk, details=details, actor=acting_user)
 
 
-@transaction.atomic
 def _team_display_name(team: Team | None, display_name: str) -> str:
     """The name the person is shown by in the team: given (the team never sees their e-mail or roster
     name), at most 30 characters, and not one a live member or requester of the team already goes by."""
@@ -272,6 +271,7 @@ def _team_display_name(team: Team | None, display_name: str) -> str:
     return display_name
 
 
+@transaction.atomic
 def team_create(*, name: str, description: str, join_policy: str, display_name: str, acting_user: User) -> Team:
     """Anyone creates a team; the creator is its first member and administrator."""
     name = name.strip()

@@ -380,3 +380,17 @@ def test_the_roster_pages_through_everyone_and_marks_who_is_no_longer_active(adm
     assert "頁 7" in found and "全 1 件" in found
     home = admin.get("/").content.decode()
     assert f'data-testid="active-member-count">{total - 1}<' in home
+
+
+def test_a_team_whose_first_membership_fails_is_not_left_behind(world, monkeypatch):
+    """The team and its creator's membership are written together (a team nobody administers otherwise)."""
+    from accounts.services import team_create
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("membership write failed")
+
+    monkeypatch.setattr(TeamMembership, "save", broken)
+    with tenant_context(world.tenant_a), pytest.raises(RuntimeError):
+        team_create(name="孤立", description="", join_policy="open", display_name="X", acting_user=world.member_a)
+    with tenant_context(world.tenant_a):
+        assert not Team.objects.filter(name="孤立").exists()

@@ -210,3 +210,12 @@ def test_grant_changes_are_audited_with_old_and_new_values(org):
     assert changed["old"]["labels"] == ["roster_viewer"] and changed["new"]["labels"] == ["manager", "roster_viewer"]
     assert changed["old"]["scope"] == "self" and changed["new"]["scope"] == "office"
     assert all("P-sales" not in str(e.details) for e in events)  # ids only, no employee numbers
+
+
+def test_a_label_no_feature_uses_is_refused_by_its_own_name(org):
+    with tenant_context(org["world"].tenant_a), pytest.raises(AppError) as refused:
+        _grant(org, target_kind="employee", target="P-sales", labels=["auditor", "points_admin"], scope_=Scope.SELF)
+    assert (
+        refused.value.code == "label_unused"
+        and refused.value.message == "「ポイント管理」で使える機能はまだありません。"
+    )

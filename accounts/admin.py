@@ -4,7 +4,7 @@ from django.contrib.admin.utils import display_for_value
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from accounts.models import User
+from accounts.models import Role, User
 from accounts.services import user_save_by_operator
 from healthapp.admin_site import ObjectTitleMixin, titled_filter
 
@@ -26,7 +26,7 @@ class UserAdminForm(forms.ModelForm):
         # The ops admin reaches every tenant: staff (or superuser) is for operators' logins only, never a
         # tenant's login, whoever ticks it.
         data = super().clean()
-        if (data.get("is_staff") or data.get("is_superuser")) and data.get("role") != "operator":
+        if (data.get("is_staff") or data.get("is_superuser")) and data.get("role") != Role.OPERATOR:
             raise forms.ValidationError(
                 _("スタッフ権限とスーパーユーザー権限は、運用担当者のログインにだけ付けられます。")
             )

@@ -385,3 +385,23 @@ def security_policy_save(*, form) -> TenantSecurityPolicy:
         details={"changed": changed},
     )
     return policy
+
+
+# --- an operator's reset (ops admin) -----------------------------------------------------------------
+
+
+@transaction.atomic
+def mfa_reset_by_operator(*, user: User, acting_user: User) -> dict[str, int]:
+    """Remove every second factor of a login that lost them all (a lost phone, no backup codes left), so
+    that it enrols again at its next login; its sessions verified with a removed device must verify again.
+    Recorded in the login's tenant chain with the operator as actor. Returns how many of each were removed."""
+    User.objects.select_for_update().filter(pk=user.pk).first()  # against a concurrent enrolment
+    removed = {}
+    for method, model in (*FACTOR_MODELS.items(), (BACKUP_NAME, StaticDevice)):
+        devices = model.objects.filter(user=user)
+        removed[method] = devices.count()
+        devices.delete()  # backup codes: their tokens go with the device
+    details = {"methods": [method for method, n in removed.items() if n], "devices": sum(removed.values())}
+    audit.record(action="auth.mfa.reset", tenant=user.tenant, actor=acting_user, target_type="user",
+                 target_id=user.pk, details=details)  # fmt: skip
+    return removed

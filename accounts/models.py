@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.labels import Scope
@@ -85,7 +86,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
 
     def __str__(self) -> str:
-        return f"User #{self.pk}"
+        # Shown by the ops admin (breadcrumbs, device owners, recent actions) and fit for logs: no e-mail.
+        return gettext("ログイン #%(id)s") % {"id": self.pk}
 
     @property
     def is_privileged(self) -> bool:
@@ -177,7 +179,7 @@ class Member(TenantScopedModel):
         ]
 
     def __str__(self) -> str:
-        return f"Member #{self.pk}"
+        return gettext("名簿 #%(id)s") % {"id": self.pk}
 
     def __repr__(self) -> str:
         return f"<Member #{self.pk} tenant={self.tenant_id}>"

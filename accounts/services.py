@@ -4,6 +4,7 @@ import secrets
 import string
 import unicodedata
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.http import Http404
@@ -376,3 +377,29 @@ def team_dissolve(*, team: Team, acting_user: User) -> None:
         team=team, status__in=[TeamMembership.Status.PENDING, TeamMembership.Status.MEMBER]
     ).update(status=TeamMembership.Status.LEFT)
     _team_event("team.dissolved", team, acting_user)
+
+
+def login_lock_state(user: User) -> tuple[int, bool]:
+    """(failed logins counted now, whether they lock the login): what the ops admin shows."""
+    from axes.models import AccessAttempt
+
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    failures = max(
+        AccessAttempt.objects.filter(username=user.email, attempt_time__gte=since).values_list(
+            "failures_since_start", flat=True
+        ),
+        default=0,
+    )
+    return failures, failures >= settings.AXES_FAILURE_LIMIT
+
+
+def login_unlock_by_operator(*, user: User, acting_user: User) -> int:
+    """Lift a login's lockout before its cool-off ends (the person called the help desk); recorded in the
+    login's tenant chain. Returns the number of lockout records removed (0: nothing to lift, nothing recorded)."""
+    from axes.utils import reset as axes_reset
+
+    removed = axes_reset(username=user.email)
+    if removed:
+        audit.record(action="auth.lockout.cleared", tenant=user.tenant, actor=acting_user, target_type="user",
+                     target_id=user.pk)  # fmt: skip
+    return removed

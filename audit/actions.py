@@ -28,6 +28,8 @@ ACTION_LABELS = {
     "auth.mfa.code_sent": _("確認コードの送信"),
     "auth.mfa.backup_codes_generated": _("バックアップコードの発行"),
     "auth.mfa.device_removed": _("認証方法の削除"),
+    "auth.mfa.reset": _("多要素認証のリセット（運用者）"),
+    "auth.lockout.cleared": _("アカウントロックの解除（運用者）"),
     "user.created": _("ユーザー作成"),
     "user.changed": _("ユーザーの変更（運用者）"),
     # Tenants

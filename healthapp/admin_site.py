@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import update_wrapper
 
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.http import Http404, HttpRequest, HttpResponse
@@ -24,6 +25,21 @@ def hide_from_tenant_users(request: HttpRequest) -> None:
     user = request.user
     if user.is_authenticated and not user.is_staff:
         raise Http404
+
+
+# Registered by the libraries, taken off: raw rows nobody should edit by hand (a TOTP device's key and
+# clock drift, axes' failure counters, auth groups the project does not use), and whose deletion would
+# leave no audit trace. A login's second factors and lockout are reset from its own page, with a
+# confirmation and an audit event (accounts.admin.UserAdmin).
+RAW_TABLES = ("otp_totp.TOTPDevice", "otp_static.StaticDevice", "otp_email.EmailDevice", "axes.AccessAttempt",
+              "axes.AccessFailureLog", "axes.AccessLog", "auth.Group")  # fmt: skip
+
+
+def unregister_raw_tables(site: admin.AdminSite) -> None:
+    for label in RAW_TABLES:
+        model = apps.get_model(label)
+        if site.is_registered(model):
+            site.unregister(model)
 
 
 class OpsAdminSite(OTPAdminSite):

@@ -4,13 +4,14 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import GrantViewSet, MembersViewSet, MeView, TeamViewSet
-from healthapp.admin_site import OpsAdminSite
+from healthapp.admin_site import OpsAdminSite, unregister_raw_tables
 
 # The operators' admin asks for a verified second factor as well (MfaRequiredMiddleware sends them to
 # verification first; the OTP admin site refuses an unverified session on its own), and answers a logged-in
 # tenant user with the site's 404 (healthapp.admin_site). The apps registered their ModelAdmins on this
 # instance already, so its class is swapped rather than a new site made.
 admin.site.__class__ = OpsAdminSite
+unregister_raw_tables(admin.site)
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False

@@ -66,6 +66,7 @@ ACTION_LABELS = {
     "checkup.follow_up_recorded": _("事後措置の記録"),
     "checkup.follow_up_undone": _("事後措置の記録の取り消し"),
     "checkup.csv_mapping_saved": _("健診CSVの項目対応の保存"),
+    "checkup.csv_mapping_deleted": _("健診CSVの項目対応の削除"),
     "criteria.version_created": _("判定基準の版の作成"),
     "criteria.version_activated": _("判定基準の版の有効化"),
     # Exports and the audit log itself

@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import ngettext, pgettext_lazy
 
 from accounts.labels import Perm
 from checkups import imports
@@ -74,6 +74,21 @@ class MappingForm(forms.Form):
         ),
     )
 
+    def clean_mapping(self) -> str:
+        # A line without a comma would otherwise vanish, and the admin be told only that a column is missing.
+        text = self.cleaned_data["mapping"]
+        lines = enumerate(text.splitlines(), start=1)
+        bad = [(n, line.strip()) for n, line in lines if line.strip() and "," not in line]
+        if bad:
+            raise forms.ValidationError(
+                [
+                    _("%(n)s 行目「%(line)s」にカンマがありません。「CSV の列名,項目キー」の形で書いてください。")
+                    % {"n": n, "line": line[:40]}
+                    for n, line in bad[:5]
+                ]
+            )
+        return text
+
     def mapping_dict(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for line in self.cleaned_data["mapping"].splitlines():
@@ -95,6 +110,18 @@ def _mapping(job: Job) -> dict[str, Any]:
     """The provider mapping a CSV job was read with, named on its page (None once deleted, or for XML)."""
     mapping_id = job.options.get("mapping_id")
     return {"mapping": CheckupCsvMapping.objects.filter(pk=mapping_id).first() if mapping_id else None}
+
+
+def _acknowledge(job: Job) -> str:
+    """Corrections of records a physician already signed send them back for a new opinion: ticked off first."""
+    n = job.counts.get("rechecks", 0)
+    if job.state != Job.State.VALIDATED or not n:
+        return ""
+    return ngettext(
+        "反映すると、就業判定済みの %(n)s 件が訂正された値で産業医の再確認に戻ることを確認しました。",
+        "反映すると、就業判定済みの %(n)s 件が訂正された値で産業医の再確認に戻ることを確認しました。",
+        n,
+    ) % {"n": n}
 
 
 PAGES = JobPages(
@@ -125,7 +152,7 @@ PAGES = JobPages(
         Count("rechecks", _("うち就業判定済み（産業医の再確認に戻ります）"), only_if_any=True),
         UNCHANGED,
         Count("errors", _("エラー（取り込まない件）")),
-        Count("warnings", _("警告（不明な項目コードは読み飛ばし）"), only_if_any=True),
+        Count("warnings", _("警告（読み込まない列・項目コード・ファイル。ほかは取り込みます）"), only_if_any=True),
     ),
     applied_counts=(
         ADDED,
@@ -135,6 +162,7 @@ PAGES = JobPages(
     ),
     warnings=imports.WARNINGS,
     extra_context=_mapping,
+    acknowledge=_acknowledge,
 )
 
 upload = PAGES.upload_page
@@ -172,7 +200,7 @@ def mappings(request: HttpRequest, mapping_id: int | None = None) -> HttpRespons
     provider = editing.provider if editing else (str(_("サンプル健診機関")) if first else "")
     initial = {"provider": provider, "mapping": _mapping_text(source)}
     form = MappingForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and "delete" not in request.POST and form.is_valid():
         try:
             imports.mapping_save(
                 provider=form.cleaned_data["provider"], mapping=form.mapping_dict(), acting_user=request.user,
@@ -183,6 +211,10 @@ def mappings(request: HttpRequest, mapping_id: int | None = None) -> HttpRespons
         else:
             messages.success(request, _("列の対応を保存しました。"))
             return redirect("checkup_import:mappings")
+    if request.method == "POST" and editing is not None and "delete" in request.POST:
+        imports.mapping_delete(mapping=editing, acting_user=request.user)
+        messages.success(request, _("列の対応「%(provider)s」を削除しました。") % {"provider": editing.provider})
+        return redirect("checkup_import:mappings")
     context = {"form": form, "mappings": CheckupCsvMapping.objects.order_by("provider"), "editing": editing,
                "targets": imports.mapping_targets()}  # fmt: skip
     return render(request, "checkups/import/mappings.html", context)

@@ -51,7 +51,7 @@ from accounts import roster_import
 from accounts.models import Member, User
 from accounts.roster_import import SEX_WORDS, FileError, detect_encoding, insurance_branch, parse_date, records
 from checkups import items as catalogue_module
-from checkups.mhlw_xml import ParsedCheckup, ParseError, latest_exam_date, parse_document, parse_zip
+from checkups.mhlw_xml import ParsedCheckup, ParseError, latest_exam_date, parse_document, parse_zip, zip_other_files
 from checkups.models import CheckupCsvMapping, CheckupRecord, Judgement, PhysicianOpinion, result_json, value_text
 from checkups.services import JudgingCriteria, checkup_corrections_keep, fiscal_year_of, judgement_fields
 from healthapp import jobs
@@ -161,7 +161,9 @@ ERROR_MESSAGES: dict[str, Any] = {
     "encrypted": gettext_lazy("暗号化された ZIP 項目は読めません。"),
     "bad_entry": gettext_lazy("ZIP の項目が壊れています。"),
     "unknown": gettext_lazy("値を読み取れません。"),
-    "columns_missing": gettext_lazy("列の対応にある列がファイルにありません。"),
+    "columns_missing": gettext_lazy("列の対応にある列がファイルにありません（エラーの表に列名があります）。"),
+    "column_ignored": gettext_lazy("列の対応にない列です（読み込みません）。取り込むには列の対応に加えてください。"),
+    "not_a_result_file": gettext_lazy("結果ファイル（DATA/h….xml）ではないため読み込みません。"),
     "mapping_missing": gettext_lazy("列の対応が見つかりません。"),
     "encoding": gettext_lazy("文字コードを判別できません（UTF-8 または Shift_JIS で保存してください）。"),
     "binary": gettext_lazy("CSV ファイルではありません。"),
@@ -183,7 +185,7 @@ ERROR_MESSAGES: dict[str, Any] = {
     "expired": gettext_lazy("確認されないまま保存期間を過ぎたため、アップロードされたファイルを削除しました。"),
     "internal": gettext_lazy("処理中にエラーが発生しました。管理者に連絡してください。"),
 }
-WARNINGS = frozenset({"unknown_code"})
+WARNINGS = frozenset({"unknown_code", "column_ignored", "not_a_result_file"})
 
 
 def error_message(code: str) -> str:
@@ -275,7 +277,7 @@ class Entry:
 
 
 def _is_zip(data: bytes) -> bool:
-    return data[:4] == b"PK\x03\x04"
+    return data[:4] in (b"PK\x03\x04", b"PK\x05\x06")  # an empty ZIP is its end record alone
 
 
 def _not_xml(data: bytes) -> str:
@@ -489,10 +491,18 @@ def mapping_problems(mapping: dict[str, str]) -> list[str]:
     """Targets that are neither an identity field, a questionnaire key nor a catalogue item; and the
     required targets that are missing. Empty when the mapping is usable."""
     known = {*IDENTITY_TARGETS, *CARD_TARGETS, CARD_BRANCH, *QUESTION_TARGETS, *catalogue_module.load().items}
-    problems = [f"{column} → {target}" for column, target in mapping.items() if target not in known]
+    problems = [
+        _("「%(column)s」の対応先 %(target)s は対応先の一覧にありません") % {"column": column, "target": target}
+        for column, target in mapping.items()
+        if target not in known
+    ]
     targets = set(mapping.values())
     who = ("employee_number",) if "employee_number" in targets or not targets & set(CARD_TARGETS) else CARD_TARGETS
-    problems += [str(TARGET_LABELS[t]) for t in (*who, "exam_date") if t not in targets]
+    problems += [
+        _("%(target)s（%(key)s）に対応する列がありません") % {"target": TARGET_LABELS[t], "key": t}
+        for t in (*who, "exam_date")
+        if t not in targets
+    ]
     repeated = sorted(t for t in targets if list(mapping.values()).count(t) > 1)
     problems += [_("%(target)s に複数の列が対応しています") % {"target": column_label(t)} for t in repeated]
     return problems
@@ -510,7 +520,13 @@ def mapping_save(
     if problems := mapping_problems(clean):
         raise AppError("invalid_mapping", _("列の対応が正しくありません: %(p)s") % {"p": "、".join(problems)})
     if mapping_id is None:
-        saved, _created = CheckupCsvMapping.objects.update_or_create(provider=provider, defaults={"mapping": clean})
+        if CheckupCsvMapping.objects.filter(provider=provider).exists():  # never replaced by a form meant to add
+            raise AppError(
+                "provider_taken",
+                _("「%(provider)s」の列の対応はすでにあります。変えるときは一覧の名前から編集してください。")
+                % {"provider": provider},
+            )
+        saved = CheckupCsvMapping.objects.create(provider=provider, mapping=clean)
     else:
         saved = CheckupCsvMapping.objects.get(pk=mapping_id)
         if CheckupCsvMapping.objects.filter(provider=provider).exclude(pk=saved.pk).exists():
@@ -522,6 +538,15 @@ def mapping_save(
         details={"columns": len(clean)}, actor=acting_user,
     )  # fmt: skip
     return saved
+
+
+def mapping_delete(*, mapping: CheckupCsvMapping, acting_user: User | None) -> None:
+    """Delete a provider's mapping. Jobs read with it keep their results; one still waiting to be applied
+    fails with mapping_missing and is uploaded again with another mapping."""
+    pk, columns = mapping.pk, len(mapping.mapping)
+    mapping.delete()
+    audit.record(action="checkup.csv_mapping_deleted", target_type="checkup_csv_mapping", target_id=pk,
+                 details={"columns": columns}, actor=acting_user)  # fmt: skip
 
 
 def _nfkc(text: str) -> str:
@@ -536,6 +561,7 @@ class CsvLayout:
     delimiter: str
     columns: list[str | None]  # mapping target per column
     body_start: int  # byte offset of the first record after the header
+    ignored: list[str] = field(default_factory=list)  # header names the mapping does not read
 
 
 def csv_layout(f: IO[bytes], mapping: dict[str, str]) -> CsvLayout:
@@ -548,12 +574,20 @@ def csv_layout(f: IO[bytes], mapping: dict[str, str]) -> CsvLayout:
     if not header:
         raise FileError("empty")
     columns = [mapping.get(_nfkc(cell)) for cell in header]
-    if set(mapping.values()) - set(filter(None, columns)):
-        raise FileError("columns_missing", row=1)
+    if missing := set(mapping.values()) - set(filter(None, columns)):
+        # Named by the header the mapping expects (体重), the way the admin sees the file.
+        names = [column for column, target in mapping.items() if target in missing]
+        raise FileError("columns_missing", errors=[_header_error(name, "columns_missing") for name in names])
     mapped = [column for column in columns if column]
     if len(mapped) != len(set(mapped)):  # one header twice: which of its columns holds the value?
         raise FileError("duplicate_column", row=1)
-    return CsvLayout(encoding, delimiter, columns, header_end)
+    ignored = [_nfkc(cell)[:40] for cell, to in zip(header, columns, strict=True) if to is None and cell.strip()]
+    return CsvLayout(encoding, delimiter, columns, header_end, ignored)
+
+
+def _header_error(column: str, code: str) -> dict:
+    """A finding about the header line (row 1), named by the header's text (a column name, not a value)."""
+    return {"row": 1, "source": "", "column": column, "code": code}
 
 
 def csv_entries(
@@ -955,8 +989,15 @@ def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
         layout = csv_layout(f, _mapping_of(job))
         plan.update(encoding=layout.encoding, delimiter=layout.delimiter, columns=layout.columns)
         stream, start = csv_entries(f, layout), layout.body_start
+        # Said, not silently dropped: a column the provider added is read once it is in the mapping.
+        errors += [_header_error(name, "column_ignored") for name in layout.ignored]
     else:
-        stream, start = ((index, entry) for index, entry in enumerate(xml_entries(f.read()), start=1)), 0
+        data = f.read()
+        stream, start = ((index, entry) for index, entry in enumerate(xml_entries(data), start=1)), 0
+        if _is_zip(data):
+            errors += [{"row": None, "source": name, "column": "", "code": "not_a_result_file"}
+                       for name in zip_other_files(data)]  # fmt: skip
+    counts["warnings"] += len(errors)
     seen: dict[tuple, FirstSeen] = {}
     for chunk in _chunks(stream, CHUNK_SIZE):
         entries = [entry for _end, entry in chunk]

@@ -503,9 +503,7 @@ def parse_zip(
         raise ParseError(
             "too_many_entries", f"ZIP の項目数が上限（{max_entries}）を超えています / too many entries in the ZIP"
         )
-    if not any(_is_data_entry(info.filename) for info in infos) and any(
-        info.filename.lower().endswith((".xml", ".zip")) for info in infos
-    ):  # XML (or a ZIP inside the ZIP) but not where the format puts results: say so, not just "empty"
+    if not any(_is_data_entry(info.filename) for info in infos):  # empty, or results not where the format puts them
         raise ParseError(
             "no_data_folder",
             "ZIP の DATA フォルダに結果ファイル（h….xml）がありません / no DATA/h….xml result files in the ZIP",
@@ -576,6 +574,35 @@ def _entry_label(name: str, position: int) -> str:
     kind (folders and h + digits …), else its position: a name a person typed may hold someone's name."""
     parts = name.replace("\\", "/").split("/")
     return "/".join(parts) if all(_PLAIN_NAME.fullmatch(p) for p in parts) else f"ZIP #{position + 1}"
+
+
+# Parts of an MHLW bundle besides the results, read by nobody here: the index and summary files and the
+# claims and schema folders.
+_BUNDLE_FOLDERS = frozenset({"CLAIMS", "XSD"})
+_BUNDLE_FILES = ("ix08", "su08")
+
+
+def zip_other_files(data: bytes, limit: int = 50) -> list[str]:
+    """Files of a ZIP that are neither results nor the bundle's own other parts (a readme, a CSV put in by
+    hand): an import says it skipped them. A name that is not of the plain kind (it may hold someone's
+    name) is given by its extension only, e.g. ``*.pdf``; ``limit`` names at most, then "…"."""
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        return []
+    others = []
+    for info in infos:
+        parts = info.filename.replace("\\", "/").split("/")
+        if info.is_dir() or _is_data_entry(info.filename) or _unsafe_name(info.filename):
+            continue  # unsafe names are reported by the parse itself
+        if _BUNDLE_FOLDERS & {p.upper() for p in parts[:-1]} or parts[-1].lower().startswith(_BUNDLE_FILES):
+            continue
+        if len(others) == limit:
+            others.append("…")
+            break
+        plain = all(_PLAIN_NAME.fullmatch(p) for p in parts)
+        others.append("/".join(parts) if plain else "*" + (re.search(r"\.[A-Za-z0-9]{1,8}$", parts[-1]) or [""])[0])
+    return others
 
 
 def _unsafe_name(name: str) -> bool:

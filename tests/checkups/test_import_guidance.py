@@ -1,0 +1,153 @@
+"""What the checkup import tells the admin instead of doing silently: a mapping is never overwritten by the
+form meant to add one, and can be deleted; columns and ZIP files it does not read are named as warnings; a
+missing column is named; a mapping's problems say what is wrong; corrections that send signed opinions back
+to the physician are ticked off before applying."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from audit.models import AuditEvent
+from checkups import imports
+from checkups.mhlw_sample import build_zip
+from checkups.models import CheckupCsvMapping
+from healthapp.errors import AppError
+from healthapp.models import Job
+from tenants.context import tenant_context
+from tests.accounts.conftest import make_hr_admin
+from tests.checkups.test_imports import ADMIN_PASSWORD, CSV_MAPPING, ITEMS, card_member, csv_bytes, doc, run
+from tests.conftest import log_in
+
+pytestmark = pytest.mark.usefixtures("private_storage")
+
+
+def _warnings(job: Job) -> list[tuple]:
+    return [(e["row"], e["source"], e["column"], e["code"]) for e in job.errors if e["code"] in imports.WARNINGS]
+
+
+def test_the_add_form_refuses_a_providers_name_already_used_and_keeps_the_saved_mapping(client, world):
+    hr = make_hr_admin(world)
+    with tenant_context(world.tenant_a):
+        saved = imports.mapping_save(provider="健診社", mapping=CSV_MAPPING, acting_user=hr)
+    log_in(client, hr.email, ADMIN_PASSWORD)
+    page = client.post(
+        "/checkups/import/mappings/", {"provider": "健診社", "mapping": "社員番号,employee_number\n受診日,exam_date"}
+    )
+    assert page.status_code == 200 and "「健診社」の列の対応はすでにあります" in page.content.decode()
+    with tenant_context(world.tenant_a):
+        assert CheckupCsvMapping.objects.get(pk=saved.pk).mapping == CSV_MAPPING
+
+
+def test_a_mapping_is_deleted_after_confirming_and_the_deletion_is_audited(client, world):
+    hr = make_hr_admin(world)
+    with tenant_context(world.tenant_a):
+        saved = imports.mapping_save(provider="健診社", mapping=CSV_MAPPING, acting_user=hr)
+    log_in(client, hr.email, ADMIN_PASSWORD)
+    page = client.get(f"/checkups/import/mappings/{saved.pk}/").content.decode()
+    assert 'data-testid="checkup-mapping-delete"' in page
+    done = client.post(f"/checkups/import/mappings/{saved.pk}/", {"delete": "1"}, follow=True)
+    assert "列の対応「健診社」を削除しました。" in done.content.decode()
+    with tenant_context(world.tenant_a):
+        assert not CheckupCsvMapping.objects.exists()
+        event = AuditEvent.objects.get(action="checkup.csv_mapping_deleted")
+        assert event.target_id == str(saved.pk) and event.actor_id == hr.pk
+
+
+def test_a_mapping_line_without_a_comma_and_an_unknown_or_missing_target_say_what_is_wrong(client, world):
+    hr = make_hr_admin(world)
+    log_in(client, hr.email, ADMIN_PASSWORD)
+    page = client.post("/checkups/import/mappings/", {"provider": "P", "mapping": "社員番号\n受診日,exam_date"})
+    assert "1 行目「社員番号」にカンマがありません" in page.content.decode()
+    with tenant_context(world.tenant_a), pytest.raises(AppError) as refused:
+        imports.mapping_save(
+            provider="P", mapping={"受診日": "exam_date", "クレアチニン": "creatinine"}, acting_user=None
+        )
+    message = refused.value.message
+    assert "「クレアチニン」の対応先 creatinine は対応先の一覧にありません" in message
+    assert "社員番号（employee_number）に対応する列がありません" in message
+
+
+def test_columns_the_mapping_does_not_read_are_named_as_warnings_and_the_rest_imports(world):
+    with tenant_context(world.tenant_a):
+        member = world.roster_a[0]
+        member.sex, member.birth_date = "female", dt.date(1985, 5, 5)
+        member.save()
+        mapping = imports.mapping_save(provider="P", mapping=CSV_MAPPING, acting_user=None)
+        text = csv_bytes([["A0", "2025-06-02", "120", "80", "5.5", "−", "なし"]]).decode("utf-8-sig")
+        lines = text.splitlines()
+        lines = [lines[0] + ",クレアチニン,備考", lines[1] + ",0.8,"]
+        job = run("\r\n".join(lines).encode(), source="csv", mapping_id=mapping.pk)
+        assert job.state == Job.State.DONE and job.counts["added"] == 1
+        assert _warnings(job) == [(1, "", "クレアチニン", "column_ignored"), (1, "", "備考", "column_ignored")]
+        assert job.counts["warnings"] == 2
+
+
+def test_a_missing_column_is_named_in_the_errors(world):
+    with tenant_context(world.tenant_a):
+        mapping = imports.mapping_save(provider="P", mapping={**CSV_MAPPING, "体重": "weight"}, acting_user=None)
+        job = run(
+            csv_bytes([["A0", "2025-06-02", "120", "80", "5.5", "−", "なし"]]), source="csv", mapping_id=mapping.pk
+        )
+        assert job.state == Job.State.FAILED and job.error_code == "columns_missing"
+        assert [(e["row"], e["column"]) for e in job.errors] == [(1, "体重")]
+
+
+def test_files_of_a_zip_that_are_not_results_are_named_as_warnings(world):
+    with tenant_context(world.tenant_a):
+        card_member("0001")
+        bundle = io.BytesIO(build_zip([doc("0001")]))
+        with zipfile.ZipFile(bundle, "a") as z:
+            z.writestr("DATA/readme.txt", "x")
+            z.writestr("DATA/山田太郎.pdf", "x")  # a name that may hold someone's name is shown by its kind only
+            z.writestr("CLAIMS/c0001.xml", "<x/>")  # the bundle's own other parts are not reported
+        job = run(bundle.getvalue())
+        assert job.state == Job.State.DONE and job.counts["added"] == 1
+        assert _warnings(job) == [(None, "DATA/readme.txt", "", "not_a_result_file"),
+                                  (None, "*.pdf", "", "not_a_result_file")]  # fmt: skip
+
+
+def test_an_empty_zip_says_it_holds_no_results():
+    empty = io.BytesIO()
+    zipfile.ZipFile(empty, "w").close()
+    with pytest.raises(imports.FileError) as refused:
+        list(imports.xml_entries(empty.getvalue()))
+    assert refused.value.code == "no_data_folder"
+
+
+def test_corrections_that_reopen_signed_opinions_are_ticked_off_before_applying(
+    client, world, django_capture_on_commit_callbacks
+):
+    from accounts.models import Role
+    from checkups.models import CheckupRecord
+    from checkups.services import physician_opinion_record
+    from tests.checkups.test_followups import _staff
+
+    hr = make_hr_admin(world)
+    with tenant_context(world.tenant_a):
+        card_member("0001")
+        run(build_zip([doc("0001")]))
+        physician = _staff(world, "doc", Role.PHYSICIAN, "physician", "tenant")
+        physician_opinion_record(record=CheckupRecord.objects.get(), fitness="normal", follow_up="none", opinion="",
+                                 restrictions=[], acting_user=physician)  # fmt: skip
+    log_in(client, hr.email, ADMIN_PASSWORD)
+    corrected = build_zip([doc("0001", items={**ITEMS, "systolic": 150})])
+    with django_capture_on_commit_callbacks(execute=True):
+        uploaded = client.post(
+            "/checkups/import/", {"file": SimpleUploadedFile("b.zip", corrected), "source": "mhlw_xml"}
+        )
+    page = client.get(uploaded.url).content.decode()
+    assert 'data-testid="job-acknowledge"' in page and "就業判定済みの 1 件が訂正された値で産業医の再確認に戻る" in page
+    with tenant_context(world.tenant_a):
+        job = Job.objects.get(kind=Job.Kind.CHECKUP, counts__rechecks=1)
+    client.post(f"/checkups/import/{job.pk}/apply/")  # not ticked: nothing applied
+    job.refresh_from_db()
+    assert job.state == Job.State.VALIDATED
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/checkups/import/{job.pk}/apply/", {"acknowledge": "1"})
+    job.refresh_from_db()
+    assert job.state == Job.State.DONE and job.counts["applied"]["updated"] == 1

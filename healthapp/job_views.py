@@ -159,6 +159,9 @@ class JobPages:
             # A bar for work under way or done; a preview waiting for its confirm, or a file refused before
             # any row was applied, has no progress to show (the validation's own 100% read as "applied").
             show_progress=job.state in _UNDER_WAY or (job.state == Job.State.FAILED and job.rows_done > 0),
+            checking=job.state in (Job.State.UPLOADED, Job.State.VALIDATING),
+            # Validated, yet never to be applied (mode full with errors): said as the history list says it.
+            blocked=job.state == Job.State.VALIDATED and not self.can_apply(job),
             failure=self.error_message(job.error_code) if job.error_code else "",
             applied=applied,
             preview_counts=_count_rows(self.preview_counts, job.counts),

@@ -17,10 +17,12 @@
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (job) {
         if (!job) { return; }
-        bar.value = job.percent;
-        bar.textContent = job.percent + "%";
-        percent.textContent = job.percent + "%";
-        rows.textContent = job.rows_done;
+        if (job.state !== "uploaded" && job.state !== "validating") {  // the dry run's bar has no number
+          bar.value = job.percent;
+          bar.textContent = job.percent + "%";
+          percent.textContent = job.percent + "%";
+          rows.textContent = job.rows_done;
+        }
         state.textContent = job.state_label;
         if (job.state !== initial && (job.finished || job.state === "validated")) {
           window.location.reload();

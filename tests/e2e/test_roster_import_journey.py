@@ -121,3 +121,27 @@ def test_the_progress_bar_follows_a_job_being_applied_and_reloads_when_done(page
     expect(page.get_by_test_id("job-state")).to_have_text("完了")  # reloaded by the script
     expect(page.get_by_test_id("job-percent")).to_have_text("100%")
     assert csp == []
+
+
+def test_a_file_being_checked_shows_a_moving_bar_and_then_its_preview(page: Page, live_server, demo_logins):
+    from accounts import roster_import
+    from accounts.models import User
+    from tenants.context import tenant_context
+
+    csp = watch_csp(page)
+    email = log_in_hr_admin(page, live_server, demo_logins)
+    user = User.objects.select_related("tenant").get(email=email)
+    data = "社員番号,氏名\r\n" + "".join(f"C{i},検証 {i}\r\n" for i in range(3))
+    with tenant_context(user.tenant):
+        job = roster_import.roster_import_start(
+            upload=io.BytesIO(data.encode("cp932")), file_name="c.csv", mode="partial", create_offices=False,
+            acting_user=user, enqueue=False,
+        )  # fmt: skip
+    page.goto(f"/roster/import/{job.pk}/")
+    expect(page.get_by_test_id("job-checking")).to_be_visible()
+    assert page.get_by_test_id("job-progress").get_attribute("value") is None  # indeterminate, not "0%"
+    with tenant_context(user.tenant):
+        roster_import.roster_import_validate(job_id=job.pk)  # as the worker would, meanwhile
+    expect(page.get_by_test_id("job-diff")).to_be_visible()  # reloaded by the script into the preview
+    expect(page.get_by_test_id("job-state")).to_have_text("確認待ち")
+    assert csp == []

@@ -18,7 +18,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from django.core.files.base import File
 from django.core.files.storage import default_storage
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.models import Max
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -74,15 +75,20 @@ def job_create(*, kind: str, upload: IO[bytes], file_name: str, max_bytes: int, 
         spool.seek(0)
         name = f"jobs/{tenant.pk}/{kind}/{uuid.uuid4().hex}.sealed"
         stored = default_storage.save(name, File(spool, name=name))
-    return Job.objects.create(
-        kind=kind,
-        file=stored,
-        file_name=(file_name or "")[:255],
-        file_size=total,
-        file_sha256=digest.hexdigest(),
-        options=options,
-        created_by=acting_user if getattr(acting_user, "pk", None) else None,
-    )
+    fields = {
+        "kind": kind, "file": stored, "file_name": (file_name or "")[:255], "file_size": total,
+        "file_sha256": digest.hexdigest(), "options": options,
+        "created_by": acting_user if getattr(acting_user, "pk", None) else None,
+    }  # fmt: skip
+    for attempt in range(5):  # two uploads at once may count the same next number: the unique key tells
+        number = (Job.objects.filter(kind=kind).aggregate(last=Max("number"))["last"] or 0) + 1
+        try:
+            with transaction.atomic():
+                return Job.objects.create(number=number, **fields)
+        except IntegrityError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 def job_open(job: Job) -> IO[bytes]:
@@ -256,6 +262,7 @@ def job_status(job: Job) -> dict:
     """What the progress bar polls: no personal data, no file name."""
     return {
         "id": job.pk,
+        "number": job.label_number,
         "state": job.state,
         "state_label": str(job.get_state_display()),
         "rows_total": job.rows_total,

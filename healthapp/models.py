@@ -35,6 +35,9 @@ class Job(TenantScopedModel):
         CANCELLED = "cancelled", pgettext_lazy("job state", "取り消し")  # a preview discarded instead of applied
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
+    # What pages call the job ("名簿の取り込み #3"): counted per tenant and kind, so a tenant's numbers
+    # run on without gaps and say nothing of other tenants' imports (the primary key is global).
+    number = models.PositiveIntegerField(null=True, editable=False)
     state = models.CharField(max_length=12, choices=State.choices, default=State.UPLOADED)
     file = models.CharField(max_length=255)  # name in private storage (STORAGES["default"])
     # As uploaded: it may name a person (山田太郎の健診.xml), so it is sealed like the file itself, and
@@ -62,9 +65,14 @@ class Job(TenantScopedModel):
         verbose_name = _("ジョブ")
         verbose_name_plural = _("ジョブ")
         indexes = [models.Index(fields=["tenant", "kind", "-created_at"])]
+        constraints = [models.UniqueConstraint(fields=["tenant", "kind", "number"], name="job_number_per_tenant_kind")]
 
     def __str__(self) -> str:
         return f"Job #{self.pk} ({self.kind}, {self.state})"
+
+    @property
+    def label_number(self) -> int:
+        return self.number or self.pk  # jobs made before numbers were counted per tenant keep their id
 
     @property
     def percent(self) -> int:

@@ -143,11 +143,14 @@ def test_corrections_that_reopen_signed_opinions_are_ticked_off_before_applying(
     page = client.get(uploaded.url).content.decode()
     assert 'data-testid="job-acknowledge"' in page and "就業判定済みの 1 件が訂正された値で産業医の再確認に戻る" in page
     with tenant_context(world.tenant_a):
-        job = Job.objects.get(kind=Job.Kind.CHECKUP, counts__rechecks=1)
+        job = Job.objects.filter(kind=Job.Kind.CHECKUP).latest("pk")
+    assert job.counts["rechecks"] == 1, job.counts
     client.post(f"/checkups/import/{job.pk}/apply/")  # not ticked: nothing applied
-    job.refresh_from_db()
+    with tenant_context(world.tenant_a):
+        job.refresh_from_db()
     assert job.state == Job.State.VALIDATED
     with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/checkups/import/{job.pk}/apply/", {"acknowledge": "1"})
-    job.refresh_from_db()
+    with tenant_context(world.tenant_a):
+        job.refresh_from_db()
     assert job.state == Job.State.DONE and job.counts["applied"]["updated"] == 1

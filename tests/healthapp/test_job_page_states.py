@@ -70,3 +70,24 @@ def test_while_applying_no_applied_counts_contradict_the_bar(hr_client, world, d
         job.state, job.rows_done = Job.State.DONE, 2
         job.save()
     assert 'data-testid="job-applied"' in hr_client.get(f"/roster/import/{job.pk}/").content.decode()
+
+
+def test_jobs_are_numbered_per_tenant_and_kind_and_the_page_shows_that_number(hr_client, world):
+    import io
+
+    from healthapp import jobs
+
+    def make(tenant, kind: str) -> Job:
+        with tenant_context(tenant):
+            return jobs.job_create(kind=kind, upload=io.BytesIO(b"x"), file_name="f", max_bytes=10, options={},
+                                   acting_user=None)  # fmt: skip
+
+    first = make(world.tenant_a, Job.Kind.ROSTER)
+    make(world.tenant_b, Job.Kind.ROSTER)  # another tenant's import takes no number of A's
+    make(world.tenant_a, Job.Kind.CHECKUP)  # nor does another kind of import
+    second = make(world.tenant_a, Job.Kind.ROSTER)
+    assert (first.number, second.number) == (1, 2) and second.pk - first.pk == 3
+    page = hr_client.get(f"/roster/import/{second.pk}/").content.decode()
+    assert "名簿の取り込み #2" in page
+    assert "#2 " in hr_client.get("/roster/import/").content.decode()
+    assert hr_client.get(f"/roster/import/{second.pk}/status/").json()["number"] == 2

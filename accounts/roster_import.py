@@ -33,13 +33,14 @@ from typing import IO, Any
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from psycopg import sql as pgsql
 
 import audit
-from accounts.models import Member, MemberIndexer, User
+from accounts.models import Member, MemberIndexer, Role, User
 from healthapp import jobs
 from healthapp.crypto.blind_index import insurance_card_index
 from healthapp.crypto.fields import encrypted_fields, open_row, seal_row
@@ -121,7 +122,9 @@ ERROR_MESSAGES = {
     "unknown_column": gettext_lazy("見出しに不明な列があります。"),
     "duplicate_column": gettext_lazy("見出しに同じ列が二度あります。"),
     "missing_column": gettext_lazy("必須の列がありません。"),
-    "too_many_errors": gettext_lazy("エラーが多すぎるため検証を中止しました。ファイルを確認してください。"),
+    "too_many_errors": gettext_lazy(
+        "エラーが %(limit)s 件を超えたため検証を中止しました。ファイルを確認してください。"
+    ),
     "file_missing": gettext_lazy("アップロードされたファイルが見つかりません。"),
     "internal": gettext_lazy("処理中に問題が発生しました。もう一度お試しください。"),
     "expired": gettext_lazy("確認されないまま保存期間を過ぎたため、アップロードされたファイルを削除しました。"),
@@ -137,7 +140,7 @@ ERROR_MESSAGES = {
     "date_outside_era": gettext_lazy(
         "元号の期間外の日付です（昭和は64年1月7日まで、平成は31年4月30日まで）。その翌日からは次の元号（平成元年1月8日、令和元年5月1日）か西暦で入力してください。"
     ),
-    "date_range": gettext_lazy("日付が範囲外です。"),
+    "date_range": gettext_lazy("生年月日は %(min)s から今日までの日付で入力してください。"),
     "sex": gettext_lazy("性別は 男/女（male/female）で入力してください。"),
     "relationship": gettext_lazy("続柄は 本人/家族（self/family）で入力してください。"),
     "email": gettext_lazy("メールアドレスの形式が正しくありません。"),
@@ -167,7 +170,17 @@ ERROR_MESSAGES = {
 
 
 def error_message(code: str) -> str:
-    return str(ERROR_MESSAGES.get(code, ERROR_MESSAGES["internal"]))
+    message = str(ERROR_MESSAGES.get(code, ERROR_MESSAGES["internal"]))
+    if code in _MESSAGE_VALUES:  # the limits a message names, filled in when shown (never a cell's value)
+        message %= _MESSAGE_VALUES[code]()
+    return message
+
+
+BIRTH_DATE_MIN = dt.date(1900, 1, 1)
+_MESSAGE_VALUES: dict[str, Callable[[], dict[str, Any]]] = {
+    "too_many_errors": lambda: {"limit": settings.ROSTER_IMPORT_MAX_ERRORS},
+    "date_range": lambda: {"min": BIRTH_DATE_MIN.isoformat()},
+}
 
 
 class FileError(Exception):
@@ -196,13 +209,20 @@ _DATE_PATTERNS = (
     re.compile(r"^(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})$"),
     re.compile(r"^(?P<y>\d{4})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日$"),
     re.compile(r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})$"),
-    re.compile(r"^(?P<era>令和|平成|昭和|大正|明治)(?P<ey>元|\d{1,2})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日$"),
+    re.compile(r"^(?P<era>令和|平成|昭和|大正|明治|[rhstm])(?P<ey>元|\d{1,2})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日$"),
     re.compile(r"^(?P<era>[rhstm])(?P<ey>元|\d{1,2})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})$"),
 )
+# Excel exports a date cell formatted as date and time with the time of day: midnight, and only midnight,
+# is still just the date ("1980/4/1 0:00", "1980-04-01 00:00:00"); any other time is not a date.
+_MIDNIGHT = re.compile(r"\s+0?0:00(?::00)?$")
+# The forms the upload page names as examples (each one parses: tests/accounts/test_roster_import_guidance.py).
+DATE_EXAMPLES = ("2024-04-01", "2024/4/1", "2024年4月1日", "20240401", "令和6年4月1日", "R6.4.1", "S55年4月1日",
+                 "1980/4/1 0:00")  # fmt: skip
 
 
 def parse_date(text: str) -> dt.date:
-    """YYYY-MM-DD, YYYY/MM/DD, YYYY年M月D日, YYYYMMDD, 令和6年4月1日, R6.4.1, H31/4/30 (元年 = 1).
+    """YYYY-MM-DD, YYYY/MM/DD, YYYY年M月D日, YYYYMMDD, 令和6年4月1日, R6.4.1, S55年4月1日, H31/4/30 (元年 = 1),
+    each also with Excel's midnight time part ("1980/4/1 0:00").
 
     Raises ValueError with an ERROR_MESSAGES code; a date outside its era's span is refused rather
     than silently moved into the next era."""
@@ -214,7 +234,10 @@ def parse_date(text: str) -> dt.date:
                 return dt.date(int(year), int(month), int(day))
             except ValueError:
                 raise ValueError("date_invalid") from None
-    value = unicodedata.normalize("NFKC", text).strip().replace(" ", "").lower()
+    value = unicodedata.normalize("NFKC", text).strip()
+    if ":" in value:  # before the spaces go: they separate the time part
+        value = _MIDNIGHT.sub("", value)
+    value = value.replace(" ", "").lower()
     for pattern in _DATE_PATTERNS:
         match = pattern.match(value)
         if not match:
@@ -402,7 +425,7 @@ def _date(text: str, ctx: Context) -> dt.date | None:
 
 def _birth_date(text: str, ctx: Context) -> dt.date | None:
     date = parse_date(text) if text else None
-    if date is not None and not dt.date(1900, 1, 1) <= date <= ctx.today:
+    if date is not None and not BIRTH_DATE_MIN <= date <= ctx.today:
         raise ValueError("date_range")
     return date
 
@@ -579,18 +602,27 @@ def records(f: IO[bytes], *, start: int, encoding: str, delimiter: str) -> Itera
         yield end[0], cells
 
 
+HEADER_TEXT_LIMIT = 40
+
+
 def _read_header(cells: list[str], insurer: bool) -> list[str | None]:
-    """The canonical column of each header cell. A header problem names the column by its position, never
-    by its text: in a file without a header line, the "header" is the first person's data."""
+    """The canonical column of each header cell. A header problem names the column by its position, and by
+    its text (``header``, cut to HEADER_TEXT_LIMIT) only on a line that names the 氏名 column, which every
+    valid file has: in a file without its header line the "header" is the first person's data."""
+    found = [_HEADER_LOOKUP.get(_header_key(cell), "") if cell.strip() else None for cell in cells]
+    is_header = "name" in found
     columns: list[str | None] = []
-    for at, cell in enumerate(cells, start=1):
-        if not cell.strip():
+    for at, (cell, canonical) in enumerate(zip(cells, found, strict=True), start=1):
+        if canonical is None:
             columns.append(None)  # a blank header cell (Excel's trailing comma) ignores its column
             continue
-        canonical = _HEADER_LOOKUP.get(_header_key(cell))
-        if canonical is None or canonical in columns:
-            code = "unknown_column" if canonical is None else "duplicate_column"
-            raise FileError(code, errors=[{"row": 1, "column": f"#{at}", "code": code}])
+        if not canonical or canonical in columns:
+            code = "duplicate_column" if canonical else "unknown_column"
+            error = {"row": 1, "column": f"#{at}", "code": code}
+            if is_header:
+                text = " ".join(cell.split())
+                error["header"] = text if len(text) <= HEADER_TEXT_LIMIT else text[:HEADER_TEXT_LIMIT] + "…"
+            raise FileError(code, errors=[error])
         columns.append(canonical)
     if not any(columns):
         raise FileError("no_header")
@@ -883,11 +915,16 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     first_line = next(_lines(f, 0), (0, b""))[1].decode(encoding, errors="replace")
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
     stream = records(f, start=0, encoding=encoding, delimiter=delimiter)
-    header_end, header = next(stream, (0, []))
+    try:
+        header_end, header = next(stream, (0, []))
+    except FileError as exc:
+        raise FileError(exc.code, row=1) from None  # broken quoting in the header line
     if not header:
         raise FileError("no_header")
     columns = _read_header(header, insurer)
     ctx = Context.load(job, columns)
+    # Taken before the roster is read: whatever changes it from here on makes the stamp differ at the confirm.
+    stamp = roster_stamp() if job.options.get("mode") == FULL else None
     chunk_rows = settings.ROSTER_IMPORT_CHUNK_ROWS
     max_errors = settings.ROSTER_IMPORT_MAX_ERRORS
     counts = {"rows": 0, "added": 0, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 0}
@@ -902,6 +939,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     may_eliminate: list[tuple[int, int]] = []  # (row number, card key) of the rows that could
     by_elimination: dict[int, tuple[int, int, str, int, bool]] = {}  # row → (chunk, index, outcome, entry, ended)
     definite: set[int] = set()  # entries matched by key, branch or name
+    ending_logins: dict[int, int] = {}  # row → the login of the entry its 資格喪失日 deactivates
     uploader = (  # the roster entry of whoever uploaded (an operator's command has none)
         Member.objects.filter(user_id=job.created_by_id).values_list("pk", flat=True).first()
         if job.created_by_id
@@ -956,6 +994,8 @@ def _validate(job: Job, f: IO[bytes]) -> None:
                 if row.number in existing.tentative:
                     ended = not _target_active(row.values, ctx.today)
                     by_elimination[row.number] = (len(chunks), index, outcome, member.pk, ended)
+                if outcome == "deactivated" and member.user_id:
+                    ending_logins[row.number] = member.user_id
                 if not changes:
                     unchanged += 1
                     continue
@@ -972,33 +1012,40 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         chunks.append([chunk_start, chunk_number, len(chunk), mask, unchanged])
         counts["unchanged"] += unchanged
 
-    for position, cells in stream:
-        number += 1
-        if _blank(cells):
-            continue  # blank lines (Excel leaves some at the end) are not rows
-        row = clean_row(cells, number, ctx)
-        if not row.errors:
-            if row.key_field == "insurance_card_index":
-                # One card key, several people (twins of one sex): each row needs a 枝番 of its own.
-                listed = branches.setdefault(row.fingerprint, set())
-                if row.branch in listed or (listed and (not row.branch or "" in listed)):
-                    row.errors.append(("insurance_branch" if listed - {""} else "insurance_number", "same_card"))
-                listed.add(row.branch)
-            else:  # keyed by employee number
-                if row.fingerprint in seen:
-                    row.errors.append((COLUMN_FOR_KEY.get(row.key_field, ""), "duplicate_key"))
-                seen.add(row.fingerprint)
-        counts["rows"] += 1
-        for column, code in row.errors:
-            errors.append({"row": row.number, "column": column, "code": code})
-        if row.errors:
-            counts["errors"] += 1
-            if counts["errors"] > max_errors:
-                raise FileError("too_many_errors", errors=errors)  # what was found so far: rows to fix
-        chunk.append(row)
-        if len(chunk) >= chunk_rows:
-            flush()
-            chunk, chunk_start, chunk_number = [], position, number + 1
+    try:
+        for position, cells in stream:
+            number += 1
+            if _blank(cells):
+                continue  # blank lines (Excel leaves some at the end) are not rows
+            row = clean_row(cells, number, ctx)
+            if not row.errors:
+                if row.key_field == "insurance_card_index":
+                    # One card key, several people (twins of one sex): each row needs a 枝番 of its own.
+                    listed = branches.setdefault(row.fingerprint, set())
+                    if row.branch in listed or (listed and (not row.branch or "" in listed)):
+                        row.errors.append(("insurance_branch" if listed - {""} else "insurance_number", "same_card"))
+                    listed.add(row.branch)
+                else:  # keyed by employee number
+                    if row.fingerprint in seen:
+                        row.errors.append((COLUMN_FOR_KEY.get(row.key_field, ""), "duplicate_key"))
+                    seen.add(row.fingerprint)
+            counts["rows"] += 1
+            for column, code in row.errors:
+                errors.append({"row": row.number, "column": column, "code": code})
+            if row.errors:
+                counts["errors"] += 1
+                if counts["errors"] > max_errors:
+                    raise FileError("too_many_errors", errors=errors)  # what was found so far: rows to fix
+            chunk.append(row)
+            if len(chunk) >= chunk_rows:
+                flush()
+                chunk, chunk_start, chunk_number = [], position, number + 1
+    except FileError as exc:
+        if exc.code != "csv_format":
+            raise
+        # The csv module stops inside a record (a quote never closed, text after a closing quote): name
+        # the record it began, what a person looks for in Excel (the header is record 1).
+        raise FileError("csv_format", row=number + 1) from None
     if chunk:
         flush()
     if counts["rows"] == 0:
@@ -1009,6 +1056,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
             continue
         at, index, outcome, pk, ended = by_elimination[n]
         counts[outcome] -= 1
+        ending_logins.pop(n, None)
         counts["added"] += 1
         if ended:
             counts["added_inactive"] = counts.get("added_inactive", 0) + 1
@@ -1018,16 +1066,27 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         if pk not in definite:
             matched.discard(pk)
     missing: list[int] = []
+    logins = set(ending_logins.values())
     if job.options.get("mode") == FULL:
-        missing = sorted(pk for pk, _user in _missing_members(seen, matched))  # roster order: the preview lists them
+        for pk, user_id in _missing_members(seen, matched):
+            missing.append(pk)
+            if user_id:
+                logins.add(user_id)
+        missing.sort()  # roster order: the preview lists them
         counts["deactivated"] += len(missing)
         own = Member.objects.filter(user_id=job.created_by_id).values_list("pk", flat=True).first()
         if own is not None and own in set(missing):
             counts["deactivates_uploader"] = 1  # the preview warns: applying locks the uploader out
     counts["new_offices"], counts["new_departments"] = len(new_offices), len(new_departments)
-    # Mode full deactivates exactly the members the preview counted (ids only, no personal data).
+    # Mode full deactivates exactly the members the preview counted (ids only, no personal data). The
+    # logins of everyone the preview deactivates (ids) and the names of the offices and departments it
+    # creates (not personal data, a few) are for the preview page.
     job.plan = {"encoding": encoding, "delimiter": delimiter, "columns": columns, "chunks": chunks, "missing": missing,
-                "no_fallback": no_fallback}  # fmt: skip
+                "no_fallback": no_fallback, "logins_off": sorted(logins),
+                "new_offices": sorted(new_offices)[:NAMES_SHOWN],
+                "new_departments": [list(pair) for pair in sorted(new_departments)[:NAMES_SHOWN]]}  # fmt: skip
+    if stamp is not None:
+        job.plan["roster_stamp"] = stamp
     job.rows_total, job.rows_done = counts["rows"], 0
     errors.sort(key=lambda e: e["row"])  # a row found ambiguous when its chunk closed comes after later rows
     job.counts, job.errors = counts, errors
@@ -1036,6 +1095,14 @@ def _validate(job: Job, f: IO[bytes]) -> None:
 
 
 COLUMN_FOR_KEY = {"employee_number_index": "employee_number", "insurance_card_index": "insurance_number"}
+NAMES_SHOWN = 50  # new offices / departments the preview names (the counts have them all)
+
+
+def roster_stamp() -> str:
+    """A cheap mark of the current tenant's roster as it is now: how many entries and when one last changed
+    (every write of an entry, by hand, by an import or by an expiry, moves its ``updated_at``)."""
+    found = Member.objects.aggregate(entries=Count("pk"), last=Max("updated_at"))
+    return f"{found['entries']}/{found['last'].isoformat() if found['last'] else ''}"
 
 
 def _missing_members(seen: set[int], matched: set[int]) -> Iterator[tuple[int, int | None]]:
@@ -1060,12 +1127,43 @@ def missing_members(job: Job) -> list[int]:
 
 def members_to_deactivate(job: Job, *, limit: int = 50) -> tuple[list[Member], int]:
     """The first ``limit`` roster entries a full import will deactivate (the preview's list, in roster
-    order) and how many more there are."""
+    order) and how many more there are; each with its login's state and role (``member.user``, same query)."""
     missing = missing_members(job)
     shown = list(
-        Member.objects.filter(pk__in=missing[:limit]).order_by("pk").only("uid", "tenant", "employee_number", "name")
+        Member.objects.filter(pk__in=missing[:limit])
+        .select_related("user")
+        .order_by("pk")
+        .only("uid", "tenant", "employee_number", "name", "user__is_active", "user__role")
     )
     return shown, max(0, len(missing) - limit)
+
+
+@dataclass(frozen=True)
+class LoginsOff:
+    """What a preview's deactivations do to logins: how many active ones they turn off, and whether the
+    tenant is left without an active 組織管理者 (the one who manages roles and rights in the tenant)."""
+
+    count: int
+    last_org_admin: bool
+
+
+def logins_turned_off(job: Job) -> LoginsOff:
+    """The logins of everyone the preview deactivates (its file's ended rows and, in mode full, the people
+    it leaves out), as they are now: a query per 1,000 of them and one for the org admins, never one per
+    person. Remembered on the job object (the page asks for it twice)."""
+    if (known := job.__dict__.get("_logins_off")) is not None:
+        return known
+    user_ids = job.plan.get("logins_off", []) if job.state == Job.State.VALIDATED else []
+    result = LoginsOff(0, False)
+    if user_ids:
+        logins = User.objects.filter(tenant=require_tenant(), is_active=True)
+        count = 0
+        for start in range(0, len(user_ids), 1000):
+            count += logins.filter(pk__in=user_ids[start : start + 1000]).count()
+        org_admins = set(logins.filter(role=Role.ORG_ADMIN).values_list("pk", flat=True))
+        result = LoginsOff(count, bool(org_admins) and org_admins <= set(user_ids))
+    job.__dict__["_logins_off"] = result
+    return result
 
 
 def can_apply(job: Job) -> bool:
@@ -1091,7 +1189,7 @@ def roster_import_confirm(
     job = jobs.job_confirm(
         job=job,
         acting_user=acting_user,
-        can_apply=can_apply,
+        can_apply=_can_apply_now,
         busy_message=_("別の名簿の取り込みを反映中です。完了してからもう一度お試しください。"),
         applied={"added": 0, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 0},
     )
@@ -1100,6 +1198,29 @@ def roster_import_confirm(
 
         jobs.on_commit(roster_apply_task.delay, job.tenant_id, job.pk)
     return job
+
+
+def _can_apply_now(job: Job) -> bool:
+    """``can_apply`` on the locked job at its confirm, refusing with the reason where the admin can act on it:
+    a job applied already (a second tab, a double click), or a full import's preview gone stale.
+
+    Mode full deactivates the people its preview found missing from the file (``plan["missing"]``); once
+    the roster has changed since (another import applied, someone entered by hand), that list is no longer
+    what the file leaves out, so the preview is refused, to be uploaded again. Mode partial needs no such
+    rule: each chunk is checked again against the roster as it is when it is written. Previews without a
+    stamp (validated before it was kept) are not refused."""
+    if job.state == Job.State.DONE:  # same code as any refusal: what an API client saw before
+        raise AppError("not_applicable", _("この取り込みはすでに反映されています。"))
+    if job.state == Job.State.APPLYING:
+        raise AppError("not_applicable", _("この取り込みはすでに反映中です。進み具合はこのページで確認できます。"))
+    if not can_apply(job):
+        return False
+    stamp = job.plan.get("roster_stamp")
+    if job.options.get("mode") == FULL and stamp is not None and stamp != roster_stamp():
+        raise AppError(
+            "roster_changed", _("名簿がプレビューの後に変更されました。もう一度アップロードして確認してください。")
+        )
+    return True
 
 
 @dataclass
@@ -1441,17 +1562,20 @@ def members_expire_qualifications(*, today: dt.date | None = None) -> int:
 def error_report_rows(job: Job) -> Iterator[list[object]]:
     """Row number, column, reason: the error report never repeats a cell's value."""
     for error in job.errors:
+        label = column_label(error.get("column") or "")
+        if error.get("header"):  # as the page shows it: 14 列目（備考）
+            label += pgettext("bracket", "（") + error["header"] + pgettext("bracket", "）")
         yield [
             error.get("row") or "",
-            column_label(error.get("column") or ""),
+            label,
             error["code"],
             error_message(error["code"]),
         ]
 
 
 def column_label(column: str) -> str:
-    """An error's column as people read it; a header problem's by its position (its text may be a
-    person's data, in a file without a header line)."""
+    """An error's column as people read it; a header problem's by its position (its text, when it is
+    shown at all, is the error's ``header``: see ``_read_header``)."""
     if column.startswith("#"):
         return _("%(n)s 列目") % {"n": column[1:]}
     return str(COLUMN_LABELS.get(column, ""))
@@ -1461,7 +1585,53 @@ def error_report_header() -> list[str]:
     return [_("行"), _("列"), _("コード"), _("内容")]
 
 
-def template_csv(lang: str) -> bytes:
+INSURER_COLUMNS = ("insurance_symbol", "insurance_number", "insurance_branch", "relationship")
+
+
+def template_columns(tenant: Tenant) -> list[str]:
+    """The columns the template offers: an insurer's have the card's, a company's do not (its file may still
+    bring them)."""
+    insurer = tenant.kind == Tenant.Kind.INSURER
+    return [c for c in COLUMNS if insurer or c not in INSURER_COLUMNS]
+
+
+def template_csv(lang: str, *, tenant: Tenant) -> bytes:
     """The published template: the header row in Japanese or English (UTF-8 with BOM for Excel)."""
     index = 1 if lang == "en" else 0
-    return csv_bytes([names[index] for names in COLUMNS.values()], [])
+    return csv_bytes([COLUMNS[c][index] for c in template_columns(tenant)], [])
+
+
+@dataclass(frozen=True)
+class FileGuide:
+    """What the upload page says about the file, read from the tables the import itself uses."""
+
+    insurer: bool
+    columns: list[tuple[str, str, str]]  # (Japanese header, English header, "required" | "key" | "")
+    card: list[str]  # an insurer's key without 社員番号: these columns' headers
+    sex: list[tuple[str, list[str]]]  # (the value's label, the words read as it)
+    relationship: list[tuple[str, list[str]]]
+    dates: tuple[str, ...]
+    max_mb: int
+
+
+def file_guide(*, tenant: Tenant) -> FileGuide:
+    insurer = tenant.kind == Tenant.Kind.INSURER
+    required = {"name"} if insurer else {"name", "employee_number"}
+    key = {"employee_number", *INSURER_CARD} if insurer else set()
+    return FileGuide(
+        insurer=insurer,
+        columns=[
+            (COLUMNS[c][0], COLUMNS[c][1], "required" if c in required else "key" if c in key else "")
+            for c in template_columns(tenant)
+        ],
+        card=[COLUMNS[c][0] for c in (*INSURER_CARD[:2], "relationship", *INSURER_CARD[2:])],
+        sex=_words(SEX_WORDS, Member.Sex),
+        relationship=_words(_RELATIONSHIP, Member.Relationship),
+        dates=DATE_EXAMPLES,
+        max_mb=settings.ROSTER_IMPORT_MAX_BYTES // 2**20,
+    )
+
+
+def _words(table: dict[str, str], choices) -> list[tuple[str, list[str]]]:
+    """A cleaner's table as (the value's label, the words read as it), in the table's order."""
+    return [(str(label), [word for word, v in table.items() if v == value]) for value, label in choices.choices]

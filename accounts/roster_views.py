@@ -12,6 +12,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -19,6 +20,7 @@ from accounts import roster_import
 from accounts.labels import Perm
 from healthapp.job_views import ADDED, UNCHANGED, UPDATED, Count, JobPages, JobUrls
 from healthapp.models import Job
+from tenants.context import require_tenant
 
 
 class RosterUploadForm(forms.Form):
@@ -38,6 +40,11 @@ class RosterUploadForm(forms.Form):
         required=False,
         help_text=_("選ばなければ、空欄のセルは登録済みの値をそのまま残します。"),
     )
+
+    @cached_property
+    def guide(self) -> roster_import.FileGuide:
+        """The page's 「ファイルの書き方」 (the shared upload page hands its template the form alone)."""
+        return roster_import.file_guide(tenant=require_tenant())
 
 
 def _start(data: dict[str, Any], acting_user) -> Job:
@@ -63,16 +70,30 @@ def _acknowledge(job: Job) -> str:
     ) % {"n": n}
     if job.counts.get("deactivates_uploader"):
         text += _("（あなた自身も含まれます）")
+    logins = roster_import.logins_turned_off(job)
+    if logins.count:
+        text += ngettext(
+            "うちログインのある人は %(n)s 人です。", "うちログインのある人は %(n)s 人です。", logins.count
+        ) % {"n": logins.count}
+    if logins.last_org_admin:
+        text += _("反映するとこのテナントの組織管理者が一人もいなくなります。")
     return text
 
 
 def _extra_context(job: Job) -> dict[str, Any]:
-    if job.state != Job.State.VALIDATED or not job.counts.get("deactivated"):
+    if job.state != Job.State.VALIDATED:
         return {}
-    shown, more = roster_import.members_to_deactivate(job)
-    # The rest of the count: rows of the file whose 資格喪失日 has passed (the file names them itself).
-    ended = job.counts["deactivated"] - len(roster_import.missing_members(job))
-    return {"to_deactivate": shown, "more_to_deactivate": more, "ended_in_file": ended}
+    context: dict[str, Any] = {
+        "new_offices": job.plan.get("new_offices", []),
+        "new_departments": job.plan.get("new_departments", []),
+    }
+    if job.counts.get("deactivated"):
+        shown, more = roster_import.members_to_deactivate(job)
+        # The rest of the count: rows of the file whose 資格喪失日 has passed (the file names them itself).
+        ended = job.counts["deactivated"] - len(roster_import.missing_members(job))
+        logins_off = roster_import.logins_turned_off(job)
+        context.update(to_deactivate=shown, more_to_deactivate=more, ended_in_file=ended, logins_off=logins_off)
+    return context
 
 
 PAGES = JobPages(
@@ -130,6 +151,7 @@ roster_import_errors = PAGES.error_report
 def roster_import_template(request: HttpRequest) -> HttpResponse:
     PAGES.require(request.user)
     lang = "en" if request.GET.get("lang") == "en" else "ja"
-    response = HttpResponse(roster_import.template_csv(lang), content_type="text/csv; charset=utf-8")
+    csv = roster_import.template_csv(lang, tenant=require_tenant())
+    response = HttpResponse(csv, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="roster-template-{lang}.csv"'
     return response

@@ -189,12 +189,13 @@ def test_oversize_upload_is_refused_before_anything_is_stored(world, settings):
 # --- Row errors ---------------------------------------------------------------------------------------------
 
 
-def test_header_problems_name_the_column_by_position_or_by_name_never_by_the_cells_text(world):
-    """A file without its header line has a person's data where the header should be: never shown."""
+def test_header_problems_name_the_column_by_position_and_never_show_the_first_persons_data(world):
+    """A file without its header line has a person's data where the header should be: never shown. A real
+    header line (it names 氏名) has its text shown too (tests/accounts/test_roster_import_guidance.py)."""
     job = validate(world.tenant_a, roster_csv([person("N1")], header=["N0", "山田 太郎"]))
     assert (job.error_code, job.errors) == ("unknown_column", [{"row": 1, "column": "#1", "code": "unknown_column"}])
     job = validate(world.tenant_a, roster_csv([["N1", "山田", "山田"]], header=["社員番号", "氏名", "名前"]))
-    assert job.errors == [{"row": 1, "column": "#3", "code": "duplicate_column"}]
+    assert job.errors == [{"row": 1, "column": "#3", "code": "duplicate_column", "header": "名前"}]
     job = validate(world.tenant_a, roster_csv([["x"]], header=["フリガナ"]))
     assert [(e["column"], e["code"]) for e in job.errors] == [("employee_number", "missing_column"),
                                                               ("name", "missing_column")]  # fmt: skip
@@ -284,11 +285,14 @@ def test_the_dry_run_creates_no_office_even_for_a_member_moving_into_a_new_one(w
 
 
 def test_full_mode_deactivates_the_members_the_preview_counted_not_later_additions(world):
+    """Entered after the confirm, before the worker applies (a roster changed before the confirm refuses
+    it: tests/accounts/test_roster_import_guidance.py)."""
     job = validate(world.tenant_a, roster_csv([person("A1", "甲野 1", office="", dept="")]), mode="full")
     assert job.counts["deactivated"] == 2  # A0 and A2
     with tenant_context(world.tenant_a):
-        Member.objects.create(employee_number="LATE", name="後藤 追加")  # entered by hand after the preview
-    apply(world.tenant_a, job)
+        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
+        Member.objects.create(employee_number="LATE", name="後藤 追加")  # entered by hand meanwhile
+        roster_import.roster_import_run(job_id=job.pk)
     roster = members(world.tenant_a)
     assert roster["LATE"].is_active and not roster["A0"].is_active and not roster["A2"].is_active
 
@@ -596,7 +600,7 @@ def test_someone_listed_again_without_a_qualification_end_is_active_again(world)
 def test_the_error_report_names_a_header_problems_column_as_the_page_does(world):
     job = validate(world.tenant_a, roster_csv([["N1", "山田", "山田"]], header=["社員番号", "氏名", "名前"]))
     (row,) = list(roster_import.error_report_rows(job))
-    assert row[1] == "3 列目"
+    assert row[1] == "3 列目（名前）"
 
 
 @pytest.mark.parametrize("text, stored", [("1", "01"), ("０２", "02"), ("10", "10")])

@@ -3,15 +3,103 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from itertools import pairwise
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT, PAD = 320, 120, 28
-LABEL_GAP = 46  # px between two date labels: closer ones would overlap
-VALUE_GAP = 24, 14  # px apart (across, up) two value labels must be not to touch (10 px text, a halo)
+FONT = 10  # px, every label
+# Label extents are estimated on the wide side (a 10 px digit is 5.5–6 px wide in the usual sans fonts), so
+# boxes that do not touch are labels that do not touch, whatever font the browser picks.
+CHAR_WIDTH = 6.0
+NARROW_CHARS = {".": 3.0, "-": 4.0, "/": 4.0, ",": 3.0}
+HALO_WIDTH = 3  # the white stroke under a value label
+GAP = 1.0  # px at least between two label boxes
+DATE_BASELINE = HEIGHT - 8
+VALUE_BOTTOM = DATE_BASELINE - FONT - GAP  # value labels stay above the row of dates
+DOT = 3  # radius of a point
 # Value labels sit on a white halo: the line or a neighbouring point passing under one never hides its digits.
-HALO = 'paint-order="stroke" stroke="#fff" stroke-width="3" stroke-linejoin="round"'
+HALO = f'paint-order="stroke" stroke="#fff" stroke-width="{HALO_WIDTH}" stroke-linejoin="round"'
+# Where a value label may go around its point, in order of preference: (text-anchor, dx, baseline dy).
+# Above, below, then beside it (clear of a line that rises or falls through the point).
+PLACES = [
+    ("middle", 0, -(DOT + 3)),
+    ("middle", 0, DOT + 2 + FONT),
+    ("end", -(DOT + 2), -(DOT + 1)),
+    ("start", DOT + 2, -(DOT + 1)),
+    ("end", -(DOT + 2), DOT + 1 + FONT),
+    ("start", DOT + 2, DOT + 1 + FONT),
+]
+
+
+@dataclass(frozen=True)
+class Box:
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    def overlaps(self, other: Box, gap: float = GAP) -> bool:
+        return (
+            self.left < other.right + gap
+            and other.left < self.right + gap
+            and self.top < other.bottom + gap
+            and other.top < self.bottom + gap
+        )
+
+    def crosses(self, a: tuple[float, float], b: tuple[float, float]) -> bool:
+        """Whether the segment a–b passes through the box (Liang–Barsky clipping)."""
+        (x0, y0), (x1, y1) = a, b
+        dx, dy = x1 - x0, y1 - y0
+        low, high = 0.0, 1.0
+        for p, q in ((-dx, x0 - self.left), (dx, self.right - x0), (-dy, y0 - self.top), (dy, self.bottom - y0)):
+            if p == 0:
+                if q < 0:
+                    return False
+                continue
+            t = q / p
+            if p < 0:
+                low = max(low, t)
+            else:
+                high = min(high, t)
+            if low > high:
+                return False
+        return True
+
+
+def text_width(text: str) -> float:
+    return sum(NARROW_CHARS.get(char, CHAR_WIDTH) for char in text)
+
+
+def label_box(x: float, baseline: float, text: str, anchor: str = "middle", *, halo: bool = False) -> Box:
+    """The box a label of ``text`` drawn at (x, baseline) covers: the font's full height above the baseline
+    (digits need less), the halo around it."""
+    width = text_width(text)
+    left = {"start": x, "middle": x - width / 2, "end": x - width}[anchor]
+    pad = HALO_WIDTH / 2 if halo else 0.0
+    return Box(left - pad, baseline - FONT - pad, left + width + pad, baseline + pad)
+
+
+def _value_place(
+    x: float, y: float, text: str, taken: list[Box], segments: list[tuple[tuple[float, float], ...]], dots: list[Box]
+) -> tuple[str, float, float, Box] | None:
+    """Where the value label of the point (x, y) goes: the first place (PLACES) inside the chart that touches
+    no label written before and is clear of the line and the other points, else the first that touches no
+    label; None when every place would touch one (the value stays in the point's tooltip)."""
+    free = []
+    for anchor, dx, dy in PLACES:
+        box = label_box(x + dx, y + dy, text, anchor, halo=True)
+        if box.left < 0 or box.right > WIDTH or box.top < 0 or box.bottom > VALUE_BOTTOM:
+            continue
+        if any(box.overlaps(other) for other in taken):
+            continue
+        placed = (anchor, x + dx, y + dy, box)
+        if not any(box.crosses(a, b) for a, b in segments) and not any(box.overlaps(dot, 0) for dot in dots):
+            return placed
+        free.append(placed)
+    return free[0] if free else None
 
 
 def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = "") -> SafeString:
@@ -37,22 +125,38 @@ def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = ""
         + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         + '"/>',
     ]
-    # Labels from the newest point back, so the newest date and value are always written; a label that
-    # would overlap the one written after it is left out (each point keeps its date and value as a tooltip).
-    dated, valued = WIDTH + LABEL_GAP, (WIDTH + VALUE_GAP[0], 0.0)
-    for (day, value), (x, y) in reversed(list(zip(points, coords, strict=True))):
-        parts.append(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#0b6e4f"><title>{day:%Y-%m-%d}: {value:g}</title></circle>'
-        )
-        if valued[0] - x >= VALUE_GAP[0] or abs(valued[1] - y) >= VALUE_GAP[1]:
-            top = max(y - 6, 10)  # above its point, never cut off at the top edge
-            parts.append(f'<text x="{x:.1f}" y="{top:.1f}" font-size="10" text-anchor="middle" {HALO}>{value:g}</text>')
-            valued = (x, y)
-        if dated - x >= LABEL_GAP:
-            label = f"{day.year}/{day.month}/{day.day}"
-            parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 8}" font-size="10" text-anchor="middle">{label}</text>')
-            dated = x
+    taken: list[Box] = []  # the boxes of the labels written so far
     if unit:
-        parts.append(f'<text x="4" y="12" font-size="10">{escape(unit)}</text>')
+        parts.append(f'<text x="4" y="12" font-size="{FONT}">{escape(unit)}</text>')
+        taken.append(label_box(4, 12, unit, "start"))
+    segments = list(pairwise(coords))
+    dots = [Box(x - DOT, y - DOT, x + DOT, y + DOT) for x, y in coords]
+    # Labels from the newest point back, so the newest date and value are always written. A value goes above
+    # its point, else below or beside it, wherever it touches no other label (and, if it can, not the line);
+    # a date left of the next one written by less than a date's width is left out. Each point keeps its
+    # date and value as a tooltip either way.
+    dated = WIDTH * 2.0
+    for index in reversed(range(len(points))):
+        (day, value), (x, y) = points[index], coords[index]
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{DOT}" fill="#0b6e4f">'
+            f"<title>{day:%Y-%m-%d}: {value:g}</title></circle>"
+        )
+        text = f"{value:g}"
+        others = dots[:index] + dots[index + 1 :]
+        place = _value_place(x, y, text, taken, segments, others)
+        if place is not None:
+            anchor, at_x, baseline, box = place
+            parts.append(
+                f'<text x="{at_x:.1f}" y="{baseline:.1f}" font-size="{FONT}" text-anchor="{anchor}" {HALO}>'
+                f"{text}</text>"
+            )
+            taken.append(box)
+        label = f"{day:%Y-%m-%d}"  # as every checkup page writes a date
+        if dated - x >= text_width(label) + GAP:
+            parts.append(
+                f'<text x="{x:.1f}" y="{DATE_BASELINE}" font-size="{FONT}" text-anchor="middle">{label}</text>'
+            )
+            dated = x
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308  (every text part above is escaped or a number or a date)

@@ -27,11 +27,11 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from accounts import policy
-from accounts.labels import Perm
-from accounts.models import Member
+from accounts.labels import LABELS, ROLE_LABELS, Perm
+from accounts.models import LabelGrant, Member
 from checkups import criteria as criteria_data
 from checkups import disclosure, items, stratification
 from checkups import judgement as judgement_module
@@ -217,6 +217,63 @@ def _judge_scope(user) -> QuerySet[CheckupRecord]:
     return records.exclude(member__user_id=user.pk)
 
 
+def _judges() -> list:
+    """The logins of the current tenant holding checkup.judge today. It comes with a label: read the few grants
+    of such a label (their labels are JSON, filtered here) and the roles whose built-in label has it."""
+    codes = {code for code, label in LABELS.items() if Perm.CHECKUP_JUDGE in label.permissions}
+    roles = [role for role, (code, _scope) in ROLE_LABELS.items() if code in codes]
+    member_ids, department_ids = set(), set()
+    for member_id, department_id, labels in LabelGrant.objects.values_list("member_id", "department_id", "labels"):
+        if not codes & set(labels or []):
+            continue
+        if member_id:
+            member_ids.add(member_id)
+        else:
+            department_ids.add(department_id)
+    candidates = (
+        Member.objects.filter(user__isnull=False, is_active=True)
+        .filter(Q(pk__in=member_ids) | Q(department_id__in=department_ids) | Q(user__role__in=roles))
+        .select_related("user")
+    )
+    return [m.user for m in candidates if policy.can(m.user, Perm.CHECKUP_JUDGE)]
+
+
+@dataclass(frozen=True)
+class PhysiciansOwn:
+    """判定待ち records of people who are physicians themselves (no physician signs their own), in a reader's
+    scope: counts only, never whose."""
+
+    awaiting: int
+    unassigned: int  # of those, the ones no other physician has in their checkup.judge scope
+
+
+def physicians_own_awaiting(*, user) -> PhysiciansOwn:
+    """How many of the records awaiting an opinion (``awaiting_opinion``) in the user's
+    checkup.view_conclusion scope are a physician's own, and how many of those no other physician may sign:
+    why HR's 判定待ち may hold records that are in no queue the physician sees."""
+    judges = _judges() if employer(user) else []
+    if not judges:
+        return PhysiciansOwn(0, 0)
+    scope_records = policy.scope(
+        user, Perm.CHECKUP_VIEW_CONCLUSION, CheckupRecord.objects.all(), member_path="member__"
+    )
+    own = list(  # person by person, as HR's rows show them: ids only
+        awaiting_opinion(scope_records.filter(member__user__in=[judge.pk for judge in judges])).values_list(
+            "member_id", flat=True
+        )
+    )
+    if not own:
+        return PhysiciansOwn(0, 0)
+    people = set(own)
+    signable: set[int] = set()  # people some other physician may sign for
+    for judge in judges:
+        if not people - signable:
+            break
+        in_scope = policy.scope(judge, Perm.CHECKUP_JUDGE, Member.objects.filter(pk__in=people - signable))
+        signable.update(in_scope.exclude(user_id=judge.pk).values_list("pk", flat=True))
+    return PhysiciansOwn(len(own), sum(1 for member_id in own if member_id not in signable))
+
+
 def review_queue(*, user, page: int | str | None = 1) -> Page:
     """Records in the physician's checkup.judge scope awaiting an opinion (``awaiting_opinion``), oldest
     exam first, with the legal deadline; a page of QueueEntry."""
@@ -372,7 +429,7 @@ class Correction:
     corrected_at: dt.datetime
     source: str
     source_sha256: str
-    job_id: int | None
+    job_number: int | None  # the import's number in the tenant (名簿の取り込み #3), as its page shows it
     changes: list[tuple[str, str, str]]  # (what, before, after), as displayed
 
 
@@ -398,14 +455,16 @@ def corrections_of(record: CheckupRecord) -> list[Correction]:
         value = result.get("value")
         text = catalogue.display(result["item"], None if value is None else Decimal(value), result.get("text", ""))
         flag = result.get("interpretation")  # the provider's own flag: a change of it alone is a change too
-        return f"{text}（{interpretation_label(flag)}）" if flag else text
+        if not flag:
+            return text
+        return f"{text}{pgettext('bracket', '（')}{interpretation_label(flag)}{pgettext('bracket', '）')}"
 
     def answer(value: object) -> str:
         if isinstance(value, bool):
             return _("はい") if value else _("いいえ")
         return "—" if value is None else str(value)
 
-    kept = list(CheckupCorrection.objects.filter(record=record).order_by("corrected_at", "pk"))
+    kept = list(CheckupCorrection.objects.filter(record=record).select_related("job").order_by("corrected_at", "pk"))
     if not kept:
         return []
     current = {  # in the form the corrections keep (value as exact text)
@@ -426,7 +485,8 @@ def corrections_of(record: CheckupRecord) -> list[Correction]:
         for key in sorted({*answers_before, *answers_after} - {"mhlw"}):  # mhlw: the raw codes of the same answers
             if answers_before.get(key) != answers_after.get(key):
                 changes.append((answer_label(key), answer(answers_before.get(key)), answer(answers_after.get(key))))
-        out.append(Correction(correction.corrected_at, correction.source, correction.source_sha256, correction.job_id,
+        job_number = correction.job.label_number if correction.job else None
+        out.append(Correction(correction.corrected_at, correction.source, correction.source_sha256, job_number,
                               changes))  # fmt: skip
     return out[::-1]
 
@@ -438,8 +498,8 @@ def my_records(*, user) -> list[CheckupRecord]:
     if member is None:
         return []
     records = list(
-        CheckupRecord.objects.filter(member=member)
-        .annotate(corrected_at=_newest(CheckupCorrection, "corrected_at"))
+        # corrected_at for the note of a correction, stale_opinion for the 就業判定 being checked again
+        with_correction_state(CheckupRecord.objects.filter(member=member))
         .prefetch_related(_latest_judgements(), _opinions_newest_first(), _visits_newest_first())
         .order_by("-exam_date")
     )

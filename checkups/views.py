@@ -3,7 +3,10 @@ HR's conclusions."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
@@ -31,8 +34,23 @@ def _item_labels() -> dict[str, str]:
     return {key: item.label_en if english else item.label for key, item in items.load().items.items()}
 
 
+@dataclass(frozen=True)
+class RowError:
+    """A follow-up visit refused: shown beside the row it was typed in, with the date as typed."""
+
+    record_id: int
+    message: str
+    visited_on: str  # as typed, put back in the field
+    employee_number: str  # names the row where the message is shown away from it (already on the page)
+    exam_date: dt.date
+
+
 @login_required
 def my_checkups(request: HttpRequest) -> HttpResponse:
+    return _my_checkups_page(request)
+
+
+def _my_checkups_page(request: HttpRequest, row_error: RowError | None = None) -> HttpResponse:
     records = selectors.my_records(user=request.user)
     for record in records:
         audit.record(action="checkup.viewed", target_type="checkup", target_id=record.pk)
@@ -46,12 +64,19 @@ def my_checkups(request: HttpRequest) -> HttpResponse:
         for item, points in selectors.trend_series(records).items()
         if len(points) >= 2
     ]
-    return render(request, "checkups/mine.html", {"records": records, "charts": charts, "labels": labels})
+    return render(
+        request,
+        "checkups/mine.html",
+        {"records": records, "charts": charts, "labels": labels, "row_error": row_error},
+    )
 
 
 def _physician_only(request: HttpRequest) -> None:
     if not policy.can(request.user, Perm.CHECKUP_JUDGE) or not selectors.employer(request.user):
         raise Http404
+
+
+_REVIEW_LISTS = {"queue": "checkups:review", "signed": "checkups:review-signed"}  # tab → its URL name
 
 
 def _physician_list(
@@ -65,7 +90,31 @@ def _physician_list(
         action="checkup.queue_viewed", target_type="checkup",
         details={**listed, "page": page.number, "records": [entry.record.pk for entry in page]},
     )  # fmt: skip
-    return render(request, template, {"page": page, "tab": tab, "days": selectors.RECENTLY_SIGNED_DAYS})
+    # A record opened from here comes back to this list and page (the queue's first page is the default).
+    here = reverse(_REVIEW_LISTS[tab]) + (f"?page={page.number}" if page.number > 1 else "")
+    record_query = "" if here == reverse("checkups:review") else "?" + urlencode({"next": here})
+    return render(
+        request,
+        template,
+        {"page": page, "tab": tab, "days": selectors.RECENTLY_SIGNED_DAYS, "record_query": record_query},
+    )
+
+
+def _review_back(request: HttpRequest) -> str:
+    """Where the review page returns to: ``next`` (POST or query) when it is one of the physician's lists
+    on this site, with its page; the queue otherwise (never an address a link from elsewhere made up)."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    parts = urlsplit(target)
+    if (
+        url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+        and not parts.scheme
+        and not parts.netloc
+        and not parts.fragment
+        and parts.path in {reverse(name) for name in _REVIEW_LISTS.values()}
+        and all(key == "page" and value.isdecimal() for key, value in parse_qsl(parts.query, keep_blank_values=True))
+    ):
+        return target
+    return reverse("checkups:review")
 
 
 @login_required
@@ -81,6 +130,7 @@ def review_signed(request: HttpRequest) -> HttpResponse:
 @login_required
 def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
     record = selectors.record_for_physician(user=request.user, record_id=record_id)
+    back = _review_back(request)
     opinions = list(record.opinions.all())  # newest first
     form = OpinionForm(request.POST or None, initial=OpinionForm.initial_from(opinions[0] if opinions else None))
     if request.method == "POST" and form.is_valid():
@@ -90,7 +140,7 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             messages.success(request, _("就業判定を記録しました。"))
-            return redirect("checkups:review")
+            return redirect(back)  # the list and page the physician came from
     deadline = selectors.opinion_deadline(record.exam_date)
     return render(
         request,
@@ -100,6 +150,8 @@ def review_record(request: HttpRequest, record_id: int) -> HttpResponse:
             "form": form,
             "opinions": opinions,
             "deadline": deadline,
+            "back": back,
+            "back_to_signed": urlsplit(back).path == reverse("checkups:review-signed"),
             # overdue only while the opinion is still owed: a signature after the day is not undone by it
             "overdue": deadline < timezone.localdate() and (not opinions or record.stale_opinion),
         },
@@ -164,9 +216,14 @@ def results_record(request: HttpRequest, record_id: int) -> HttpResponse:
 
 @login_required
 def conclusions(request: HttpRequest) -> HttpResponse:
-    show = request.GET.get("show", "all")
+    return _conclusions_page(request, request.GET.get("show", "all"), request.GET.get("page"))
+
+
+def _conclusions_page(
+    request: HttpRequest, show: str, page_number: str | None, row_error: RowError | None = None
+) -> HttpResponse:
     show = show if show in selectors.CONCLUSION_FILTERS else "all"
-    page = selectors.conclusions(user=request.user, page=request.GET.get("page"), show=show)
+    page = selectors.conclusions(user=request.user, page=page_number, show=show)
     # A list has no single target: no target type, so the audit viewer does not show "checkup #".
     audit.record(
         action="checkup.conclusions_viewed",
@@ -177,8 +234,12 @@ def conclusions(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "checkups/conclusions.html",
-        {"page": page, "show": show, "filters": filters, "pager_query": pager_query},
-    )
+        {
+            "page": page, "show": show, "filters": filters, "pager_query": pager_query, "row_error": row_error,
+            "row_error_shown": row_error is not None and any(row.record_id == row_error.record_id for row in page),
+            "physicians_own": selectors.physicians_own_awaiting(user=request.user),
+        },
+    )  # fmt: skip
 
 
 def _year(text: str) -> int | None:
@@ -200,38 +261,49 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )  # fmt: skip
 
 
-def _follow_up_post(request: HttpRequest, record) -> None:
-    """Record (or, with ``undo``, take back) a follow-up visit; the outcome goes to the messages."""
+def _follow_up_post(request: HttpRequest, record) -> RowError | None:
+    """Record (or, with ``undo``, take back) a follow-up visit. Success goes to the messages; a refusal is
+    returned, to be shown beside the record's row with the date as typed."""
+    typed = request.POST.get("visited_on", "")[:20]
+
+    def refused(message: str) -> RowError:
+        return RowError(record.pk, message, typed, record.member.employee_number, record.exam_date)
+
     try:
         if "undo" in request.POST:
             services.follow_up_visit_undo(record=record, acting_user=request.user)
             messages.success(request, _("受診の記録を取り消しました。"))
-            return
+            return None
         form = FollowUpVisitForm(request.POST)
         if not form.is_valid():
-            messages.error(request, _("受診日を正しく入力してください。"))
-            return
+            return refused(_("受診日を正しく入力してください。"))
         services.follow_up_visit_record(record=record, acting_user=request.user, **form.cleaned_data)
         messages.success(request, _("受診を記録しました。"))
     except AppError as exc:
-        messages.error(request, exc.message)
+        return refused(exc.message)
+    return None
 
 
 @login_required
 @require_POST
 def conclusion_follow_up(request: HttpRequest, record_id: int) -> HttpResponse:
-    _follow_up_post(request, selectors.record_for_conclusions(user=request.user, record_id=record_id))
+    record = selectors.record_for_conclusions(user=request.user, record_id=record_id)
+    show = request.POST.get("show", "")
+    show = show if show in selectors.CONCLUSION_FILTERS else ""
+    page = request.POST.get("page", "")
+    page = page if page.isdecimal() else ""
+    row_error = _follow_up_post(request, record)
+    if row_error is not None:  # the same page again, the message beside the row and the typed date kept
+        return _conclusions_page(request, show or "all", page or None, row_error)
     # back to the page and filter the visit was recorded from
-    back = {}
-    if request.POST.get("show") in selectors.CONCLUSION_FILTERS:
-        back["show"] = request.POST["show"]
-    if request.POST.get("page", "").isdecimal():
-        back["page"] = request.POST["page"]
+    back = {key: value for key, value in (("show", show), ("page", page)) if value}
     return redirect(reverse("checkups:conclusions") + (f"?{urlencode(back)}" if back else ""))
 
 
 @login_required
 @require_POST
 def my_follow_up(request: HttpRequest, record_id: int) -> HttpResponse:
-    _follow_up_post(request, selectors.my_record(user=request.user, record_id=record_id))
+    row_error = _follow_up_post(request, selectors.my_record(user=request.user, record_id=record_id))
+    if row_error is not None:
+        return _my_checkups_page(request, row_error)
     return redirect("checkups:mine")

@@ -295,10 +295,10 @@ def test_trend_points_are_labelled_by_exam_date(world, clinic):
     labels = [text for text in chart.split('text-anchor="middle">')[1:] if not text.startswith("5.8")]
     labels = [text.split("<")[0] for text in labels]
     # Every point carries its date and value; the axis labels the newest date, then each earlier one that
-    # does not overlap the label after it (5/20 is 45 px before 9/1).
+    # does not overlap the label after it (2025-05-20 is 45 px before 2025-09-01, a date is 56 px wide).
     titles = re.findall(r"<title>([\d-]+): ([\d.]+)</title>", chart)
     assert sorted(titles) == [(day, "5.8") for day in ("2024-05-20", "2025-05-20", "2025-09-01", "2026-01-15")]
-    assert labels == ["2026/1/15", "2025/9/1", "2024/5/20"]
+    assert labels == ["2026-01-15", "2025-09-01", "2024-05-20"]  # dates as every checkup page writes them
     # and the points stand as far apart as the exams: a year, then 104 days, then 136 days
     xs = sorted(float(x) for x in re.findall(r'<circle cx="([\d.]+)"', chart))
     assert xs[1] - xs[0] > 3 * (xs[2] - xs[1]) and xs[3] - xs[2] > xs[2] - xs[1]
@@ -618,12 +618,14 @@ def test_trend_values_that_would_overlap_keep_the_newest_one_written():
     svg = str(trend_svg([(dt.date(2021, 1, 1), 60.0), (dt.date(2025, 9, 1), 62.0), (dt.date(2025, 10, 1), 62.4)],
                         title="体重"))  # fmt: skip
     written = re.findall(r'text-anchor="middle"[^>]*>([\d.]+)<', svg)
-    assert written == ["62.4", "60"]  # 62 would sit on 62.4; it stays in its point's tooltip
+    # 62 would sit on 62.4 above its point: it goes below it (tests/checkups/test_pages_walkthrough_fixes.py
+    # checks the boxes), and stays in its point's tooltip as every value does
+    assert written == ["62.4", "62", "60"]
     assert "<title>2025-09-01: 62</title>" in svg and '<text x="4"' not in svg  # no empty unit label
-    # Values 12 px apart vertically still touch (10 px digits): only the newest is written.
+    # Values 12 px apart vertically would touch (10 px digits): one goes below its point, clear of the other.
     close = str(trend_svg([(dt.date(2021, 1, 1), 80.0), (dt.date(2025, 9, 1), 93.0), (dt.date(2025, 10, 1), 90.6)],
                           title="腹囲"))  # fmt: skip
-    assert re.findall(r'text-anchor="middle"[^>]*>([\d.]+)<', close) == ["90.6", "80"]
+    assert re.findall(r'text-anchor="middle"[^>]*>([\d.]+)<', close) == ["90.6", "93", "80"]
     # Each value is written over a white halo, so the line drawn through it never hides a digit.
     assert all('paint-order="stroke" stroke="#fff"' in t for t in re.findall(r"<text[^>]*>[\d.]+</text>", svg))
 
@@ -639,7 +641,7 @@ def test_english_pages_glue_values_with_english_punctuation(world, clinic):
         client.cookies["django_language"] = "en"
         pages.append(client.get(path).content.decode())
     mine, dashboard = pages[:2]
-    assert "FY2025 (May 20, 2025 · Periodic checkup)" in mine and "Checkup statistics (FY2025)" in dashboard
+    assert "FY2025 (2025-05-20 · Periodic checkup)" in mine and "Checkup statistics (FY2025)" in dashboard
     for page in pages:
         text = re.sub(r"<[^>]+>", "", page)
         assert not re.search("[（）・]", text), re.findall(".{20}[（）・].{20}", text)[:3]

@@ -154,3 +154,17 @@ def test_corrections_that_reopen_signed_opinions_are_ticked_off_before_applying(
     with tenant_context(world.tenant_a):
         job.refresh_from_db()
     assert job.state == Job.State.DONE and job.counts["applied"]["updated"] == 1
+
+
+def test_a_correction_names_its_import_by_the_tenants_job_number(world):
+    from checkups import selectors
+    from checkups.models import CheckupRecord
+
+    with tenant_context(world.tenant_b):
+        run(build_zip([doc("0001")]))  # another tenant's import: takes a global id, not a number of A's
+    with tenant_context(world.tenant_a):
+        card_member("0001")
+        run(build_zip([doc("0001")]))
+        second = run(build_zip([doc("0001", items={**ITEMS, "systolic": 150})]))
+        (correction,) = selectors.corrections_of(CheckupRecord.objects.get())
+        assert second.number == 2 and second.pk != 2 and correction.job_number == 2

@@ -168,10 +168,10 @@ def test_recently_signed_records_are_listed_newest_first_in_the_queues_scope(wor
         PhysicianOpinion.objects.create(record=ward["far"], fitness="normal", signed_by=ward["doc_all"])
     page = doc.get("/checkups/review/signed/").content.decode()
     table = page.split('data-testid="signed"')[1].split("</table>")[0]
-    links = re.findall(r'href="/checkups/review/(\d+)/"', table)
+    links = re.findall(r'href="/checkups/review/(\d+)/[?"]', table)  # (?next=: the way back to this list)
     # newest signature first; none signed over 30 days ago, none outside the physician's scope
     assert links == [str(ward["second"].pk), str(ward["first"].pk)]
-    second = _text(_row(table, f'/checkups/review/{ward["second"].pk}/"'))
+    second = _text(_row(table, f"/checkups/review/{ward['second'].pk}/?"))
     assert "通常勤務" in second and "社員番号 E-102" in second and "C" in second
     with tenant_context(world.tenant_a):  # read like the queue: a health read naming the records shown
         event = AuditEvent.objects.filter(action="checkup.queue_viewed").order_by("-seq").first()
@@ -179,7 +179,7 @@ def test_recently_signed_records_are_listed_newest_first_in_the_queues_scope(wor
         assert event.details["records"] == [ward["second"].pk, ward["first"].pk] and event.details["page"] == 1
     monkeypatch.setattr(selectors, "PAGE_SIZE", 1)
     second_page = doc.get("/checkups/review/signed/?page=2").content.decode()
-    assert "2 / 2 ページ（全 2 件）" in second_page and f'/checkups/review/{ward["first"].pk}/"' in second_page
+    assert "2 / 2 ページ（全 2 件）" in second_page and f"/checkups/review/{ward['first'].pk}/?" in second_page
     assert _client("hr@a.example").get("/checkups/review/signed/").status_code == 404
     assert _client("member@a.example", TEST_PASSWORD).get("/checkups/review/signed/").status_code == 404
 

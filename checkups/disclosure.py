@@ -65,6 +65,9 @@ class Published:
     grades: dict[str, int]
     classes: dict[str, int]
     as_of: dt.datetime
+    # Some checkup or judgement of the group is newer than these counts (they wait for enough changes):
+    # said, not counted, so the page does not pass old counts off as today's. Which class, how many, is not.
+    behind: bool = False
 
 
 def group_key(office_id: int | None, department_id: int | None) -> str:
@@ -102,7 +105,7 @@ class Board:
             elif _may_change(snapshot.members, now):
                 snapshot = self._publish(group, people, now)
             if snapshot.people >= MIN_GROUP_SIZE:
-                shown[group] = _published(snapshot)
+                shown[group] = _published(snapshot, behind=snapshot.members != now)
         return shown
 
     def _publish(self, group: str, people: Mapping[int, Counted], now: dict[str, str]) -> GradeSnapshot:
@@ -198,7 +201,7 @@ def _merged(
     return sorted(merged)
 
 
-def _published(snapshot: GradeSnapshot) -> Published:
+def _published(snapshot: GradeSnapshot, *, behind: bool = False) -> Published:
     """The snapshot as shown: each class broken down only with MIN_GROUP_SIZE graded people of two grades,
     and unless it is kept whole for the year (``merged``)."""
     grades, classes = {}, {}
@@ -212,4 +215,4 @@ def _published(snapshot: GradeSnapshot) -> Published:
             grades.update(counts)
         else:
             classes[members] = sum(counts.values())
-    return Published(snapshot.people, grades, classes, snapshot.published_at)
+    return Published(snapshot.people, grades, classes, snapshot.published_at, behind)

@@ -709,6 +709,7 @@ class DistributionRow:
     graded_people: int | None = None  # the people graded when the counts were published
     grades_as_of: dt.datetime | None = None  # when those counts were published
     grade_classes: dict[str, int] = field(default_factory=dict)  # "AB"/"CDE" → total, where not broken down
+    grades_behind: bool = False  # newer checkups or judgements wait to be counted (checkups.disclosure)
 
 
 @dataclass(frozen=True)
@@ -846,6 +847,7 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
                 shown.people,
                 shown.as_of,
                 shown.classes,
+                shown.behind,
             )
         )
     overall = None

@@ -147,7 +147,8 @@ def test_whether_the_counts_move_follows_what_hr_sees_happen_not_the_grades(worl
     with tenant_context(world.tenant_a):
         again = checkup_judge(record=judged[5].record)  # D → E: one person
         Judgement.objects.filter(pk=again.pk).update(overall="E")
-    assert _sales(hr)[1:] == (before, note)
+    grades, note_now = _sales(hr)[1:]
+    assert grades == before and note_now.startswith(note)  # the same counts of the same day (now said to wait)
     with tenant_context(world.tenant_a):
         for j, grade in zip(judged[6:9], BASE[6:9], strict=True):  # three more of C–E and the employee's: five
             Judgement.objects.filter(pk=checkup_judge(record=j.record).pk).update(overall=grade)  # same grades
@@ -195,3 +196,15 @@ def test_the_note_and_the_totals_read_in_english(world, clinic):  # noqa: F811
     hr.cookies["django_language"] = "en"
     page = hr.get("/checkups/dashboard/").content.decode()
     assert "as of" in page and "Total 5" in page and "時点" not in page and "計" not in page
+
+
+def test_counts_waiting_for_enough_changes_say_so_without_saying_how_many(world, clinic):  # noqa: F811
+    _people(world, BASE)
+    hr = _client("hr@a.example")
+    assert "未反映" not in _sales(hr)[2]  # published just now: nothing newer
+    _people(world, "D", "X")  # one checkup arrives: the counts wait, and the page says they do
+    people, _grades, note = _sales(hr)
+    assert people == 11 and "10人" in note and "その後の健診・判定は未反映" in note
+    _people(world, "AAAAB", "L")
+    _people(world, "CDCD", "H")  # enough changes in both classes: published again, nothing waits
+    assert "未反映" not in _sales(hr)[2]

@@ -141,8 +141,12 @@ ERROR_MESSAGES = {
         "元号の期間外の日付です（昭和は64年1月7日まで、平成は31年4月30日まで）。その翌日からは次の元号（平成元年1月8日、令和元年5月1日）か西暦で入力してください。"
     ),
     "date_range": gettext_lazy("生年月日は %(min)s から今日までの日付で入力してください。"),
-    "sex": gettext_lazy("性別は 男/女（male/female）で入力してください。"),
-    "relationship": gettext_lazy("続柄は 本人/家族（self/family）で入力してください。"),
+    "sex": gettext_lazy(
+        "性別が読めません。男/女、male/female など（使える値は「ファイルの書き方」にあります）で入力してください。"
+    ),
+    "relationship": gettext_lazy(
+        "続柄が読めません。本人/家族、self/family など（使える値は「ファイルの書き方」にあります）で入力してください。"
+    ),
     "email": gettext_lazy("メールアドレスの形式が正しくありません。"),
     "duplicate_key": gettext_lazy(
         "同じ社員番号の行がファイル内で先にあります（先の行を取り込み、この行は取り込みません）。"

@@ -8,6 +8,7 @@ from itertools import pairwise
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import pgettext
 
 WIDTH, HEIGHT, PAD = 320, 120, 28
 FONT = 10  # px, every label
@@ -102,7 +103,7 @@ def _value_place(
     return free[0] if free else None
 
 
-def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = "") -> SafeString:
+def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = "", spoken_unit: str = "") -> SafeString:
     """A line chart of (exam date, value) points in time order, with the values written at each point.
     Points stand as far apart as their dates: four years between two checkups look like four years."""
     values = [value for _, value in points]
@@ -117,9 +118,14 @@ def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = ""
         )
         for day, value in points
     ]
+    # The picture's text alternative reads the series (role="img" hides the points' own titles).
+    separator = pgettext("list separator", "、")
+    said = f" {spoken_unit or unit}".rstrip()  # the page may write the unit beside the chart instead of in it
+    series = separator.join(f"{day:%Y-%m-%d} {value:g}{said}" for day, value in points)
+    described = f"{title}{pgettext('bracket', '（')}{series}{pgettext('bracket', '）')}"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
-        f'role="img" aria-label="{escape(title)}" class="trend">',
+        f'role="img" aria-label="{escape(described)}" class="trend">',
         f"<title>{escape(title)}</title>",
         '<polyline fill="none" stroke="#0b6e4f" stroke-width="2" points="'
         + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)

@@ -25,6 +25,7 @@ from accounts.labels import Perm
 from checkups import disclosure, items, selectors, services
 from checkups.charts import trend_svg
 from checkups.forms import FollowUpVisitForm, OpinionForm
+from checkups.templatetags.checkup_tags import unit_label
 from healthapp.errors import AppError
 
 
@@ -59,7 +60,7 @@ def _my_checkups_page(request: HttpRequest, row_error: RowError | None = None) -
         (
             labels.get(item, item),
             catalogue.unit_of(item),
-            trend_svg(points, title=labels.get(item, item)),
+            trend_svg(points, title=labels.get(item, item), spoken_unit=unit_label(catalogue.unit_of(item))),
         )
         for item, points in selectors.trend_series(records).items()
         if len(points) >= 2

@@ -291,7 +291,9 @@ def test_trend_points_are_labelled_by_exam_date(world, clinic):
         for day in (dt.date(2025, 9, 1), dt.date(2026, 1, 15)):  # two more in fiscal year 2025
             checkup_record_save(member=patient, exam_date=day, program="regular", values=VALUES)
     svg = _client("member@a.example", TEST_PASSWORD).get("/checkups/mine/").content.decode()
-    chart = svg.split('aria-label="HbA1c（NGSP）"')[1].split("</svg>")[0]
+    chart = svg.split('aria-label="HbA1c（NGSP）（')[1].split("</svg>")[0]
+    # the picture's text alternative reads the series, oldest first
+    assert chart.startswith("2024-05-20 5.8 %、2025-05-20 5.8 %、2025-09-01 5.8 %、2026-01-15 5.8 %）")
     labels = [text for text in chart.split('text-anchor="middle">')[1:] if not text.startswith("5.8")]
     labels = [text.split("<")[0] for text in labels]
     # Every point carries its date and value; the axis labels the newest date, then each earlier one that

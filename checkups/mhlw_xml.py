@@ -584,8 +584,8 @@ _BUNDLE_FILES = ("ix08", "su08")
 
 def zip_other_files(data: bytes, limit: int = 50) -> list[str]:
     """Files of a ZIP that are neither results nor the bundle's own other parts (a readme, a CSV put in by
-    hand): an import says it skipped them. A name that is not of the plain kind (it may hold someone's
-    name) is given by its extension only, e.g. ``*.pdf``; ``limit`` names at most, then "…"."""
+    hand): an import says it skipped them, by extension only (``*.pdf``): a name someone typed may hold a
+    person's name, romanised too, and job errors are stored in clear. ``limit`` at most, then "…"."""
     try:
         infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
@@ -600,8 +600,7 @@ def zip_other_files(data: bytes, limit: int = 50) -> list[str]:
         if len(others) == limit:
             others.append("…")
             break
-        plain = all(_PLAIN_NAME.fullmatch(p) for p in parts)
-        others.append("/".join(parts) if plain else "*" + (re.search(r"\.[A-Za-z0-9]{1,8}$", parts[-1]) or [""])[0])
+        others.append("*" + (re.search(r"\.[A-Za-z0-9]{1,8}$", parts[-1]) or [""])[0])
     return others
 
 

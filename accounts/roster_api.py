@@ -18,19 +18,37 @@ from healthapp.models import Job
 
 
 class RosterImportSerializer(serializers.ModelSerializer):
+    number = serializers.IntegerField(source="label_number", read_only=True, help_text="the job's number in the tenant")
     mode = serializers.SerializerMethodField()
     can_apply = serializers.SerializerMethodField()
     percent = serializers.IntegerField(read_only=True)
+    new_offices = serializers.SerializerMethodField(help_text="offices the apply creates (the first 50)")
+    new_departments = serializers.SerializerMethodField(help_text="[office, department] the apply creates")
+    logins_turned_off = serializers.SerializerMethodField(help_text="active logins the preview's deactivations end")
+    leaves_no_org_admin = serializers.SerializerMethodField(help_text="applying leaves no active 組織管理者")
 
     class Meta:
         model = Job
         fields = [
-            "id", "state", "mode", "rows_total", "rows_done", "percent", "counts", "errors", "error_code",
-            "file_sha256", "file_size", "can_apply", "created_at", "finished_at",
+            "id", "number", "state", "mode", "rows_total", "rows_done", "percent", "counts", "errors", "error_code",
+            "file_sha256", "file_size", "can_apply", "new_offices", "new_departments", "logins_turned_off",
+            "leaves_no_org_admin", "created_at", "finished_at",
         ]  # fmt: skip
 
     def get_mode(self, job: Job) -> str:
         return job.options.get("mode", "")
+
+    def get_new_offices(self, job: Job) -> list[str]:
+        return job.plan.get("new_offices", []) if job.state == Job.State.VALIDATED else []
+
+    def get_new_departments(self, job: Job) -> list[list[str]]:
+        return job.plan.get("new_departments", []) if job.state == Job.State.VALIDATED else []
+
+    def get_logins_turned_off(self, job: Job) -> int:
+        return roster_import.logins_turned_off(job).count
+
+    def get_leaves_no_org_admin(self, job: Job) -> bool:
+        return roster_import.logins_turned_off(job).last_org_admin
 
     def get_can_apply(self, job: Job) -> bool:
         return roster_import.can_apply(job)

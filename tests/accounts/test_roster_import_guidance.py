@@ -231,10 +231,13 @@ def test_broken_quoting_names_the_record_where_it_broke(hr_client, world, previe
 
 def test_the_preview_names_the_offices_and_departments_it_would_create(hr_client, world, preview):
     rows = [person("N1", office="名古屋支店", dept="総務部"), person("N2", office="名古屋支社", dept=""), person("N3")]
-    page = job_page(hr_client, preview(roster_csv(rows), create_offices="on"))
+    job_id = preview(roster_csv(rows), create_offices="on")
+    page = job_page(hr_client, job_id)
     offices = between(page, 'data-testid="job-new-offices"', "</dd>")
     assert "名古屋支店" in offices and "名古屋支社" in offices and "東京本社" not in offices
     assert "名古屋支店 / 総務部" in between(page, 'data-testid="job-new-departments"', "</dd>")
+    api = hr_client.get(f"/api/v1/roster-imports/{job_id}/").json()
+    assert api["new_offices"] == ["名古屋支店", "名古屋支社"] and ["名古屋支店", "総務部"] in api["new_departments"]
 
 
 def test_the_named_new_offices_are_capped_and_the_page_gives_the_total(hr_client, world, preview):

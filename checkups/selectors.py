@@ -402,10 +402,15 @@ def checkup_results(
 
 
 def record_for_viewer(*, user, record_id: int) -> CheckupRecord:
-    """A record with its results and judgements newest first, inside the user's checkup.view scope and not
-    their own; anything else (another tenant's, out of scope, no permission) is a 404."""
+    """A record with its results, judgements and opinions newest first (and its follow-up visits), inside the
+    user's checkup.view scope and not their own; anything else (another tenant's, out of scope, no
+    permission) is a 404."""
     record = (
-        _view_scope(user).select_related("member").prefetch_related(_latest_judgements()).filter(pk=record_id).first()
+        with_correction_state(_view_scope(user))
+        .select_related("member")
+        .prefetch_related(_latest_judgements(), _opinions_newest_first(), _visits_newest_first())
+        .filter(pk=record_id)
+        .first()
     )
     if record is None:
         raise Http404

@@ -171,7 +171,7 @@ def _results_read(record) -> dict:
         "labels": _item_labels(),
         "corrections": selectors.corrections_of(record),
         "previous": previous,
-        "previous_values": {r.item: r.display for r in previous.results_in_order} if previous else {},
+        "previous_values": {r.item: r for r in previous.results_in_order} if previous else {},
     }
 
 
@@ -210,9 +210,15 @@ def results_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_safe
 def results_record(request: HttpRequest, record_id: int) -> HttpResponse:
-    """One record's results, read only (the physician's review page without 就業判定), audited."""
+    """One record's results, read only, audited; with the physician's 就業判定 in force, read only: the
+    health staff supporting the person (保健指導, 事後措置) work from it, and only a physician signs one."""
     record = selectors.record_for_viewer(user=request.user, record_id=record_id)
-    return render(request, "checkups/results_detail.html", _results_read(record))
+    context = _results_read(record)
+    if selectors.employer(request.user):  # a 健保 has no 就業判定 (an employer's duty)
+        context["employer"] = True
+        context["opinion"] = next(iter(record.opinions.all()), None)
+        context["follow_up"] = selectors.follow_up_state(record)
+    return render(request, "checkups/results_detail.html", context)
 
 
 @login_required

@@ -101,6 +101,7 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "accounts.context_processors.access",
             ],
+            "builtins": ["healthapp.templatetags.lang_tags"],  # |ja on typed Japanese data, every page
         },
     },
 ]

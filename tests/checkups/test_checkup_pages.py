@@ -534,8 +534,8 @@ def test_the_physician_sees_last_years_value_beside_each_result_and_that_read_is
         "142 mmHg",
         "C",
         "受診勧奨判定値に該当",  # (a low HDL reads the same: no "or above")
-        "132",
-    ]  # now, grades, last year
+        "132 mmHg",
+    ]  # now, grades, last year (with its unit, as this year's)
     with tenant_context(world.tenant_a):
         earlier = record.member.checkups.get(exam_date=dt.date(2024, 5, 20))
         viewed = AuditEvent.objects.filter(action="checkup.viewed", actor_id=clinic["doc"].pk)

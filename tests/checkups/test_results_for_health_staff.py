@@ -216,3 +216,29 @@ def test_a_physician_has_the_page_too(world, ward):
     assert "/checkups/results/" in doc.get("/").content.decode()
     rows = _list_rows(doc.get("/checkups/results/").content.decode())
     assert "総務 花子" in rows and "他 支店" in rows  # the whole tenant
+
+
+def test_health_staff_see_the_physicians_opinion_in_force_read_only(world, ward):
+    """The 保健師 supports the person after the physician's 就業判定 (保健指導, 事後措置): the detail shows the
+    opinion in force and the follow-up's state, never a form to sign one."""
+    from checkups.services import follow_up_visit_record, physician_opinion_record
+
+    nurse, record = _client("nurse@a.example"), ward["record"]
+    page = nurse.get(f"/checkups/results/{record.pk}/").content.decode()
+    assert "産業医の就業判定はまだありません。" in page
+    with tenant_context(world.tenant_a):
+        doc = _staff(world, "doc", Role.PHYSICIAN, "physician", "tenant")
+        physician_opinion_record(record=record, fitness="normal", follow_up="recheck", opinion="減量を指導。",
+                                 restrictions=[], acting_user=doc)  # fmt: skip
+        physician_opinion_record(record=record, fitness="restricted", follow_up="recheck", opinion="残業を控える。",
+                                 restrictions=["no_overtime"], acting_user=doc)  # fmt: skip
+    opinion = _text(nurse.get(f"/checkups/results/{record.pk}/").content.decode().split('data-testid="opinion"')[1]
+                    .split("</section>")[0])  # fmt: skip
+    assert "就業判定 就業制限" in opinion and "時間外労働の制限" in opinion  # the newest opinion, in words
+    assert "残業を控える。" in opinion and "減量を指導。" not in opinion
+    assert "事後措置 再検査 未受診" in opinion
+    with tenant_context(world.tenant_a):
+        follow_up_visit_record(record=record, visited_on=dt.date(2025, 7, 1), acting_user=ward["hr"])
+    page = nurse.get(f"/checkups/results/{record.pk}/").content.decode()
+    assert "受診済み（2025-07-01）" in _text(page.split('data-testid="opinion"')[1])
+    assert "署名して記録する" not in page and 'name="fitness"' not in page

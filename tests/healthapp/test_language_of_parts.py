@@ -1,0 +1,60 @@
+"""Language of parts (WCAG 3.1.2): on an English page, what people typed in Japanese (names, offices,
+departments, an opinion's text) is marked lang="ja", so that a screen reader reads it with Japanese rules
+instead of spelling it out; on a Japanese page nothing needs marking."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.template import Context, Template
+from django.utils import translation
+
+from tests.checkups.test_checkup_pages import _client, clinic  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.usefixtures("private_storage")
+
+
+def _render(value: str, language: str) -> str:
+    with translation.override(language):
+        return Template("{{ value|ja }}").render(Context({"value": value}))
+
+
+def test_japanese_text_is_marked_on_english_pages_only_and_stays_escaped():
+    assert _render("山田 太郎", "en") == '<span lang="ja">山田 太郎</span>'
+    assert _render("ヤマダ", "en") == '<span lang="ja">ヤマダ</span>'
+    assert _render("ＡＢＣ商事", "en") == '<span lang="ja">ＡＢＣ商事</span>'  # full-width forms
+    assert _render("山田 太郎", "ja") == "山田 太郎"
+    assert _render("Sales", "en") == "Sales"  # nothing Japanese: the page's own language is right
+    assert _render("<b>山田</b>", "en") == '<span lang="ja">&lt;b&gt;山田&lt;/b&gt;</span>'
+    assert _render("<b>山田</b>", "ja") == "&lt;b&gt;山田&lt;/b&gt;"
+
+
+def _english(email: str):
+    client = _client(email)
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    return client
+
+
+def test_names_on_the_english_pages_are_marked_japanese(world, clinic):  # noqa: F811
+    from accounts.models import Role
+    from checkups.services import physician_opinion_record
+    from tenants.context import tenant_context
+
+    with tenant_context(world.tenant_a):
+        doctor = type(clinic["doc"]).objects.get(pk=clinic["doc"].pk)
+        assert doctor.role == Role.PHYSICIAN
+        physician_opinion_record(record=clinic["record"], fitness="normal", follow_up="recheck", restrictions=[],
+                                 opinion="残業を控える。\n三か月後に再検査。", acting_user=doctor)  # fmt: skip
+    conclusions = _english("hr@a.example").get("/checkups/conclusions/").content.decode()
+    assert '<html lang="en">' in conclusions
+    assert '<span lang="ja">甲野 0</span>' in conclusions
+    review = _english("doc@a.example").get(f"/checkups/review/{clinic['record'].pk}/").content.decode()
+    assert re.search(r'<h1><span lang="ja">甲野 0</span>', review)
+    assert '<span lang="ja">残業を控える。<br>三か月後に再検査。</span>' in review  # line breaks kept
+    roster = _english("hr@a.example").get("/roster/").content.decode()
+    assert '<span lang="ja">甲野 0</span>' in roster
+
+    japanese = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
+    assert '<html lang="ja">' in japanese and "甲野 0" in japanese
+    assert 'lang="ja">甲野' not in japanese  # the whole page is Japanese already

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -14,6 +15,7 @@ from accounts.api import TenantScopedViewSet
 from accounts.labels import Perm
 from healthapp import jobs
 from healthapp.csvsafe import csv_response
+from healthapp.job_api import CsvRenderer, JobProgressSerializer
 from healthapp.models import Job
 
 
@@ -111,7 +113,7 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
         return Response(RosterImportSerializer(job).data)
 
     @extend_schema(responses={(200, "text/csv"): bytes})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CsvRenderer])
     def errors(self, request: Request, pk: str | None = None):
         job = self.get_object()
         return csv_response(
@@ -120,7 +122,7 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
             roster_import.error_report_rows(job),
         )
 
-    @extend_schema(responses=RosterImportSerializer)
+    @extend_schema(responses=JobProgressSerializer)
     @action(detail=True, methods=["get"])
     def progress(self, request: Request, pk: str | None = None) -> Response:
         return Response(jobs.job_status(self.get_object()))

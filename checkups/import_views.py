@@ -114,8 +114,7 @@ def _mapping(job: Job) -> dict[str, Any]:
 
 def _acknowledge(job: Job) -> str:
     """Corrections of records a physician already signed send them back for a new opinion: ticked off first."""
-    n = job.counts.get("rechecks", 0)
-    if job.state != Job.State.VALIDATED or not n:
+    if not (n := imports.rechecks_to_acknowledge(job)):
         return ""
     return ngettext(
         "反映すると、就業判定済みの %(n)s 件が訂正された値で産業医の再確認に戻ることを確認しました。",

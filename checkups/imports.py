@@ -247,6 +247,7 @@ class Entry:
     employee_number: str = field(default="", repr=False)
     card: tuple[str, str, str, date] | None = field(default=None, repr=False)
     branch: str = field(default="", repr=False)
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -256,12 +257,19 @@ class Entry:
         return (self.member.pk if self.member else 0, self.exam_date, self.program)
 
     def fingerprint(self) -> str:
-        """``fingerprint(self.results())``, for the common case (a CSV: no details) without the dicts."""
-        if self.details:
-            return fingerprint(self.results())
-        unit_of = catalogue_module.load().unit_of
-        return ",".join([f"{item}={value_text(value)}{SEP}{unit_of(item)}"
-                         for item, value in sorted(self.values.items()) if value is not None])  # fmt: skip
+        """``fingerprint(self.results())``, for the common case (a CSV: no details) without the dicts. Asked
+        once the entry is read (its values no longer change) and kept: the duplicate check and the
+        comparison with the stored record both ask, a re-import's dry run spent a sixth of its time here."""
+        if self._fingerprint is None:
+            if self.details:
+                self._fingerprint = fingerprint(self.results())
+            else:
+                unit_of = catalogue_module.load().unit_of
+                values = sorted(self.values.items())
+                self._fingerprint = ",".join(
+                    [f"{item}={value_text(value)}{SEP}{unit_of(item)}" for item, value in values if value is not None]
+                )
+        return self._fingerprint
 
     def results(self) -> dict[str, dict[str, Any]]:
         """The results as the record stores them (``result_json``)."""
@@ -1054,8 +1062,23 @@ def can_apply(job: Job) -> bool:
     )
 
 
-def checkup_import_confirm(*, job: Job, acting_user: User | None, enqueue: bool = True) -> Job:
-    """The admin accepts the preview: apply in chunks on a worker."""
+def rechecks_to_acknowledge(job: Job) -> int:
+    """Records with a signed physician's opinion that the preview's corrections send back for a new opinion:
+    the admin acknowledges them before applying (the page's tick, the API's ``acknowledge_rechecks``); 0 for a
+    job that is no longer a preview. A preview's counts never change once validated."""
+    return job.counts.get("rechecks", 0) if job.state == Job.State.VALIDATED else 0
+
+
+def checkup_import_confirm(
+    *, job: Job, acting_user: User | None, enqueue: bool = True, rechecks_acknowledged: bool = True
+) -> Job:
+    """The admin accepts the preview: apply in chunks on a worker. A caller acting for a person (the API;
+    the page checks its tick first) passes whether they acknowledged ``rechecks_to_acknowledge``."""
+    if (n := rechecks_to_acknowledge(job)) and not rechecks_acknowledged:
+        message = _(
+            "反映すると、就業判定済みの %(n)s 件が産業医の再確認に戻ります。確認したうえで反映してください。"
+        ) % {"n": n}
+        raise AppError("acknowledge_required", message)
     locked = jobs.job_confirm(
         job=job,
         acting_user=acting_user,
@@ -1070,11 +1093,14 @@ def checkup_import_confirm(*, job: Job, acting_user: User | None, enqueue: bool 
     return locked
 
 
-def checkup_import_apply(*, tenant: Tenant, job_id: int) -> None:
+def checkup_import_apply(*, tenant: Tenant, job_id: int, progress: Callable[[Job], None] | None = None) -> None:
     """Apply a confirmed job, each chunk in a transaction of its own (what the worker runs). On
     PostgreSQL the writing of a chunk (server time: inserts, index and policy checks, the foreign-key
-    checks at its commit) overlaps the reading, matching and judging of the next (client time)."""
-    jobs.job_apply(tenant=tenant, job_id=job_id, step=checkup_import_apply_step, prepare=_prepare_chunk)
+    checks at its commit) overlaps the reading, matching and judging of the next (client time).
+    ``progress(job)`` after each chunk (the operator command's progress bar)."""
+    jobs.job_apply(
+        tenant=tenant, job_id=job_id, step=checkup_import_apply_step, prepare=_prepare_chunk, progress=progress
+    )
 
 
 class Write(NamedTuple):

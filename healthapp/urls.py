@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import GrantViewSet, MembersViewSet, MeView, TeamViewSet
+from checkups.api import CheckupImportViewSet, CheckupMappingViewSet
 from healthapp.admin_site import OpsAdminSite, unregister_raw_tables
 
 # The operators' admin asks for a verified second factor as well (MfaRequiredMiddleware sends them to
@@ -18,6 +19,9 @@ router.include_root_view = False
 router.register("members", MembersViewSet, basename="member")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("teams", TeamViewSet, basename="team")
+# The checkup import (checkups/api.py): as its pages, roster.manage over the whole tenant.
+router.register("checkup-imports", CheckupImportViewSet, basename="checkup-import")
+router.register("checkup-mappings", CheckupMappingViewSet, basename="checkup-mapping")
 
 api_v1 = [
     path("me/", MeView.as_view(), name="me"),

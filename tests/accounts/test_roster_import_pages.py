@@ -267,6 +267,9 @@ def test_api_upload_preview_apply(hr_client, world, django_capture_on_commit_cal
     assert progress.json()["state"] == "done", progress.content
     again = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")
     assert again.status_code == 400 and again.json()["error"]["code"] == "not_applicable"
+    # The error report as the schema documents it (text/csv): asked for by that type, not refused with 406.
+    report = hr_client.get(f"/api/v1/roster-imports/{job_id}/errors/", HTTP_ACCEPT="text/csv")
+    assert report.status_code == 200 and report["Content-Type"].startswith("text/csv")
 
 
 def test_full_mode_preview_warns_the_uploader_who_would_lock_themself_out(

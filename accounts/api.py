@@ -137,7 +137,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScoped
     queryset = Team.all_tenants.none()
 
     def scoped_queryset(self):
-        return Team.objects.filter(dissolved_at__isnull=True).order_by("name")
+        return Team.objects.filter(dissolved_at__isnull=True).order_by("name", "pk")
 
     @extend_schema(request=TeamSerializer, responses={201: TeamSerializer})
     def create(self, request: Request) -> Response:

@@ -79,7 +79,7 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
     parser_classes = [MultiPartParser]
 
     def scoped_queryset(self):
-        return Job.objects.filter(kind=Job.Kind.ROSTER).order_by("-created_at")
+        return Job.objects.filter(kind=Job.Kind.ROSTER).order_by("-created_at", "-pk")
 
     @extend_schema(request=RosterUploadSerializer, responses={201: RosterImportSerializer})
     def create(self, request: Request) -> Response:

@@ -312,6 +312,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "healthapp.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "healthapp.pagination.ApiPagination",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "healthapp API",

@@ -28,7 +28,7 @@ def test_grants_api_create_change_delete(admin, world):
     assert created.json()["target"] == "営業部"
     changed = admin.patch(f"/api/v1/grants/{grant_id}/", {"scope": "office"}, content_type="application/json")
     assert changed.status_code == 200 and changed.json()["scope"] == "office"
-    assert [g["id"] for g in admin.get(f"/api/v1/grants/?office={world.office_a.pk}").json()] == [grant_id]
+    assert [g["id"] for g in admin.get(f"/api/v1/grants/?office={world.office_a.pk}").json()["results"]] == [grant_id]
     assert admin.delete(f"/api/v1/grants/{grant_id}/").status_code == 204
     with tenant_context(world.tenant_a):
         assert not LabelGrant.objects.exists()
@@ -94,14 +94,14 @@ def test_member_list_api_does_not_grow_queries_with_rows(admin, world, django_as
     from accounts.services import member_create
 
     with CaptureQueriesContext(connection) as small:
-        assert len(admin.get("/api/v1/members/").json()) == 3
+        assert admin.get("/api/v1/members/").json()["count"] == 3
     with tenant_context(world.tenant_a):
         for i in range(7):
             member_create(
                 employee_number=f"N{i}", name=f"追加 {i}", office=world.office_a, department=world.department_a
             )
     with django_assert_num_queries(len(small.captured_queries)):
-        assert len(admin.get("/api/v1/members/").json()) == 10
+        assert len(admin.get("/api/v1/members/").json()["results"]) == 10
 
 
 def test_the_api_base_class_cannot_be_bypassed():
@@ -123,3 +123,17 @@ def test_openapi_schema_lists_grants_teams_and_members(admin):
     schema = admin.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     for path in ("/api/v1/grants/", "/api/v1/teams/{id}/decide/", "/api/v1/members/{id}/"):
         assert path in schema
+
+
+def test_lists_come_in_pages(admin, world):
+    """A roster of 100,000 is never answered whole: ``{count, next, previous, results}``, a page at a time
+    (``page_size``), in a stable order."""
+    first = admin.get("/api/v1/members/?page_size=2").json()
+    assert first["count"] == 3 and len(first["results"]) == 2 and first["previous"] is None
+    assert "page=2" in first["next"] and "page_size=2" in first["next"]
+    second = admin.get("/api/v1/members/?page_size=2&page=2").json()
+    assert len(second["results"]) == 1 and second["next"] is None
+    ids = [m["id"] for m in first["results"] + second["results"]]
+    assert ids == sorted(ids) and len(set(ids)) == 3  # every entry once, none twice across pages
+    beyond = admin.get("/api/v1/members/?page=9")
+    assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "not_found"

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -706,6 +706,61 @@ def test_the_operator_command_dry_runs_then_imports(world, tmp_path):
     assert "CMD1" not in members(world.tenant_a)
     call_command("import_roster", "--tenant", "tenant-a", str(path), "--verbosity", "0", stdout=out)
     assert "CMD1" in members(world.tenant_a)
+
+
+def _stored(private_storage) -> list:
+    return [p for p in (private_storage / "jobs").rglob("*") if p.is_file()]
+
+
+def test_the_commands_dry_run_leaves_no_preview_for_the_page_to_apply(
+    world, tmp_path, private_storage, django_capture_on_commit_callbacks
+):
+    path = tmp_path / "roster.csv"
+    path.write_bytes(roster_csv([person("CMD1")]))
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("import_roster", "--tenant", "tenant-a", str(path), "--dry-run", stdout=io.StringIO())
+    with tenant_context(world.tenant_a):
+        (job,) = Job.objects.filter(kind=Job.Kind.ROSTER)
+    assert job.state == Job.State.CANCELLED  # not a preview a tenant admin could confirm from the page
+    assert not _stored(private_storage)  # and the upload is gone
+
+
+def test_the_command_asks_before_a_full_import_deactivates_anyone(
+    world, tmp_path, private_storage, django_capture_on_commit_callbacks
+):
+    path = tmp_path / "roster.csv"
+    path.write_bytes(roster_csv([person("A0", "甲野 0"), person("CMD1")]))  # A1, A2 are not listed
+    before = {number: m.is_active for number, m in members(world.tenant_a).items()}
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("import_roster", "--tenant", "tenant-a", str(path), "--mode", "full", "--dry-run", stdout=out)
+    assert "deactivated 2" in out.getvalue() and "--acknowledge-deactivations" in out.getvalue()
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(CommandError, match="--acknowledge-") as refused,
+    ):
+        call_command("import_roster", "--tenant", "tenant-a", str(path), "--mode", "full", stdout=io.StringIO())
+    assert "2" in str(refused.value)
+    after = members(world.tenant_a)
+    assert {number: m.is_active for number, m in after.items()} == before and "CMD1" not in after  # nothing changed
+    assert not _stored(private_storage)  # the refused upload is not left behind
+    out = io.StringIO()
+    call_command("import_roster", "--tenant", "tenant-a", str(path), "--mode", "full", "--acknowledge-deactivations",
+                 "--verbosity", "0", stdout=out)  # fmt: skip
+    assert "deactivated 2" in out.getvalue()
+    after = members(world.tenant_a)
+    assert after["CMD1"].is_active and after["A0"].is_active
+    assert not after["A1"].is_active and not after["A2"].is_active
+
+
+def test_the_command_names_why_a_file_cannot_be_imported(world, tmp_path):
+    path = tmp_path / "roster.csv"
+    path.write_bytes(b"\x00\x01\x02binary junk")
+    with pytest.raises(CommandError) as failed:
+        call_command("import_roster", "--tenant", "tenant-a", str(path), stdout=io.StringIO())
+    assert str(failed.value)  # the importer's reason, not a traceback
+    with tenant_context(world.tenant_a):
+        assert Job.objects.get(kind=Job.Kind.ROSTER).state == Job.State.FAILED  # kept, with its reason
 
 
 def test_the_upload_is_deleted_once_applied_and_unconfirmed_previews_expire(

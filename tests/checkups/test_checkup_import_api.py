@@ -92,7 +92,7 @@ def test_a_csv_upload_previews_counts_and_errors_then_apply_writes_the_records(
     assert preview["warnings"] == [] and preview["finished_at"] is None
     with tenant_context(world.tenant_a):
         assert not CheckupRecord.objects.exists()  # the dry run writes only the job
-    assert [j["id"] for j in hr_client.get(API).json()] == [job_id]
+    assert [j["id"] for j in hr_client.get(API).json()["results"]] == [job_id]
 
     with django_capture_on_commit_callbacks(execute=True):
         applied = apply(hr_client, job_id)
@@ -274,7 +274,7 @@ def test_outsider_gets_404_for_another_tenants_job_and_mapping(world, mapping, h
     assert hr_client.get(f"{API}{job.pk}/").status_code == 200  # it exists, for its own tenant
     client = Client()
     log_in(client, "outsider@b.example", ADMIN_PASSWORD)  # org admin of tenant B: holds roster.manage there
-    assert client.get(API).status_code == 200 and client.get(API).json() == []
+    assert client.get(API).status_code == 200 and client.get(API).json()["results"] == []
     for url in (f"{API}{job.pk}/", f"{API}{job.pk}/progress/", f"{API}{job.pk}/errors/",
                 f"/api/v1/checkup-mappings/{mapping.pk}/"):  # fmt: skip
         response = client.get(url)
@@ -282,7 +282,7 @@ def test_outsider_gets_404_for_another_tenants_job_and_mapping(world, mapping, h
         assert response.json()["error"]["code"] == "not_found"
     for action in ("apply", "cancel"):
         assert client.post(f"{API}{job.pk}/{action}/", {"acknowledge_rechecks": True}).status_code == 404, action
-    assert [m["provider"] for m in client.get("/api/v1/checkup-mappings/").json()] == ["B社の健診機関"]
+    assert [m["provider"] for m in client.get("/api/v1/checkup-mappings/").json()["results"]] == ["B社の健診機関"]
     with tenant_context(world.tenant_a):
         assert Job.objects.get(pk=job.pk).state == Job.State.VALIDATED
 
@@ -342,11 +342,12 @@ def test_the_mappings_list_is_the_tenants_with_their_columns(hr_client, world, m
         other = imports.mapping_save(provider="あおば健診", mapping=imports.SAMPLE_MAPPING, acting_user=None)
     listed = hr_client.get("/api/v1/checkup-mappings/")
     assert listed.status_code == 200
-    assert [(m["id"], m["provider"]) for m in listed.json()] == [
+    assert [(m["id"], m["provider"]) for m in listed.json()["results"]] == [
         (other.pk, "あおば健診"),
         (mapping.pk, "テスト健診センター"),
     ]
-    assert listed.json()[1]["mapping"] == CSV_MAPPING and listed.json()[0]["mapping"] == imports.SAMPLE_MAPPING
+    mappings = listed.json()["results"]
+    assert mappings[1]["mapping"] == CSV_MAPPING and mappings[0]["mapping"] == imports.SAMPLE_MAPPING
     assert hr_client.get(f"/api/v1/checkup-mappings/{mapping.pk}/").json()["mapping"] == CSV_MAPPING
     # read only: edited on the mapping page, never here
     assert hr_client.post("/api/v1/checkup-mappings/", {"provider": "x"}).status_code == 405
@@ -368,7 +369,7 @@ def test_the_list_is_newest_first_and_its_queries_do_not_grow_with_jobs(hr_clien
         assert hr_client.get(API).status_code == 200
     more = [start(imports.SOURCE_CSV), start(imports.SOURCE_XML), start(imports.SOURCE_CSV)]
     with CaptureQueriesContext(connection) as four:
-        listed = hr_client.get(API).json()
+        listed = hr_client.get(API).json()["results"]
     assert [j["id"] for j in listed] == [more[2].pk, more[1].pk, more[0].pk, first.pk]
     assert [j["number"] for j in listed] == [4, 3, 2, 1]
     assert [j["mapping"] and j["mapping"]["provider"] for j in listed] == [

@@ -56,6 +56,17 @@ class RosterImportSerializer(serializers.ModelSerializer):
         return roster_import.can_apply(job)
 
 
+class RosterImportSummarySerializer(RosterImportSerializer):
+    """A job in the list: its errors (up to 1,000) and what its preview changes are read one job at a time,
+    ``GET …/{id}/``."""
+
+    class Meta(RosterImportSerializer.Meta):
+        fields = [
+            f for f in RosterImportSerializer.Meta.fields
+            if f not in ("errors", "new_offices", "new_departments", "logins_turned_off", "leaves_no_org_admin")
+        ]  # fmt: skip
+
+
 class RosterUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     mode = serializers.ChoiceField(choices=[roster_import.PARTIAL, roster_import.FULL], default=roster_import.PARTIAL)
@@ -80,6 +91,9 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
 
     def scoped_queryset(self):
         return Job.objects.filter(kind=Job.Kind.ROSTER).order_by("-created_at", "-pk")
+
+    def get_serializer_class(self):
+        return RosterImportSummarySerializer if self.action == "list" else RosterImportSerializer
 
     @extend_schema(request=RosterUploadSerializer, responses={201: RosterImportSerializer})
     def create(self, request: Request) -> Response:

@@ -93,6 +93,13 @@ class CheckupImportSerializer(serializers.ModelSerializer):
         return job.counts.get("rechecks", 0)
 
 
+class CheckupImportSummarySerializer(CheckupImportSerializer):
+    """A job in the list: its findings (up to 1,000 each) are read one job at a time, ``GET …/{id}/``."""
+
+    class Meta(CheckupImportSerializer.Meta):
+        fields = [f for f in CheckupImportSerializer.Meta.fields if f not in ("errors", "warnings")]
+
+
 class CheckupUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="MHLW XML (one document or the ZIP bundle) or a provider CSV")
     source = serializers.ChoiceField(choices=list(imports.SOURCES))
@@ -129,6 +136,9 @@ class CheckupImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
 
     def scoped_queryset(self):
         return Job.objects.filter(kind=Job.Kind.CHECKUP).order_by("-created_at", "-pk")
+
+    def get_serializer_class(self):
+        return CheckupImportSummarySerializer if self.action == "list" else CheckupImportSerializer
 
     def get_serializer_context(self) -> dict[str, Any]:
         # The tenant's few mappings once per request, not once per job of a list.

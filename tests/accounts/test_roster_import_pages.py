@@ -252,7 +252,9 @@ def test_api_upload_preview_apply(hr_client, world, django_capture_on_commit_cal
     # as the page says it: A0's login goes too; the tenant keeps its 組織管理者 (no roster entry of theirs)
     assert preview["logins_turned_off"] == 1 and preview["leaves_no_org_admin"] is False
     assert preview["number"] == 1 and preview["new_offices"] == [] and preview["new_departments"] == []
-    assert hr_client.get("/api/v1/roster-imports/").json()["results"][0]["id"] == job_id
+    listed = hr_client.get("/api/v1/roster-imports/").json()["results"][0]
+    assert listed["id"] == job_id and listed["counts"]["deactivated"] == 3
+    assert "errors" not in listed and "logins_turned_off" not in listed  # read one job at a time, above
     # Three people lose roster entry and login: the API client says it knows, as the page's tick does.
     refused = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "acknowledge_required"

@@ -92,7 +92,9 @@ def test_a_csv_upload_previews_counts_and_errors_then_apply_writes_the_records(
     assert preview["warnings"] == [] and preview["finished_at"] is None
     with tenant_context(world.tenant_a):
         assert not CheckupRecord.objects.exists()  # the dry run writes only the job
-    assert [j["id"] for j in hr_client.get(API).json()["results"]] == [job_id]
+    (listed,) = hr_client.get(API).json()["results"]
+    assert listed["id"] == job_id and listed["counts"]["errors"] == 2
+    assert "errors" not in listed and "warnings" not in listed  # the findings: one job at a time, above
 
     with django_capture_on_commit_callbacks(execute=True):
         applied = apply(hr_client, job_id)

@@ -260,7 +260,7 @@ def test_the_progress_bar_follows_the_apply_and_stays_quiet_at_verbosity_0(world
 
 
 def test_the_progress_bar_moves_chunk_by_chunk(world, tmp_path, monkeypatch):
-    from checkups.management.commands import import_checkups as command
+    from healthapp import job_command as command  # the importers' commands share the bar
 
     monkeypatch.setattr(imports, "CHUNK_SIZE", 1)
     positions: list[int] = []

@@ -8,12 +8,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts.validators import PRIVILEGED_MIN_LENGTH, needs_privileged_length
+from healthapp.errors import json_error
 
 SESSION_STARTED = "_session_started"
 SESSION_LAST_SEEN = "_session_last_seen"
@@ -49,7 +50,7 @@ class SessionTimeoutMiddleware:
                 logout(request)
                 message = _("一定時間操作がなかったため、ログアウトしました。もう一度ログインしてください。")
                 if request.path.startswith("/api/"):
-                    return JsonResponse({"error": {"code": "session_expired", "message": message}}, status=401)
+                    return json_error(401, "session_expired", message)
                 messages.info(request, message)
                 return redirect_to_login(request.get_full_path())
             request.session[SESSION_STARTED] = started
@@ -104,7 +105,7 @@ class MfaRequiredMiddleware:
         request.session.pop(MFA_EXEMPT_UNTIL, None)
         if request.path.startswith("/api/"):
             message = _("多要素認証が必要です。画面からログインして確認コードを入力してください。")
-            return JsonResponse({"error": {"code": "mfa_required", "message": message}}, status=403)
+            return json_error(403, "mfa_required", message)
         target = "accounts:mfa-verify" if mfa.has_confirmed_device(user) else "accounts:mfa-setup"
         next_url = request.get_full_path() if request.method == "GET" else "/"
         return redirect(f"{reverse(target)}?{urlencode({'next': next_url})}")
@@ -156,6 +157,6 @@ class PasswordChangeRequiredMiddleware:
             "min": PRIVILEGED_MIN_LENGTH
         }
         if request.path.startswith("/api/"):
-            return JsonResponse({"error": {"code": "password_change_required", "message": message}}, status=403)
+            return json_error(403, "password_change_required", message)
         messages.warning(request, message)
         return redirect("accounts:password-change")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -38,3 +38,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
 
 def _body(status_code: int, code: str, message: str, details=None) -> Response:
     return Response({"error": {"code": code, "message": message, "details": details or {}}}, status=status_code)
+
+
+def json_error(status_code: int, code: str, message: str) -> JsonResponse:
+    """The same error shape, answered by a middleware (before any DRF view runs)."""
+    return JsonResponse({"error": {"code": code, "message": message, "details": {}}}, status=status_code)

@@ -3,11 +3,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib.auth import logout
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.defaults import page_not_found
 
+from healthapp.errors import json_error
 from tenants.context import NoTenantError, tenant_context
 
 
@@ -28,6 +29,9 @@ class TenantMiddleware:
         tenant = user.tenant
         if not tenant.is_active:
             logout(request)
+            if request.path.startswith("/api/"):  # a script is told why, in the API's shape, not sent to a page
+                message = _("ご利用の組織の契約が停止または終了しているため、利用できません。")
+                return json_error(403, "tenant_inactive", message)
             return redirect("accounts:login")
         with tenant_context(tenant):
             return self.get_response(request)
@@ -76,5 +80,5 @@ class IpAllowlistMiddleware:
             "このIPアドレスからは利用できません。社内ネットワークから接続するか、組織管理者にお問い合わせください。"
         )
         if api:
-            return JsonResponse({"error": {"code": "ip_not_allowed", "message": message}}, status=403)
+            return json_error(403, "ip_not_allowed", message)
         return render(request, "accounts/allowlist/denied.html", {"message": message}, status=403)

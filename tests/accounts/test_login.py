@@ -155,6 +155,17 @@ def test_user_of_a_suspended_tenant_is_logged_out(client, world):
     assert "_auth_user_id" not in client.session
 
 
+def test_an_api_call_of_a_suspended_tenants_user_says_why_in_the_apis_shape(client, world):
+    log_in(client, "member@a.example", TEST_PASSWORD)
+    world.tenant_a.status = "terminated"
+    world.tenant_a.save()
+    response = client.get("/api/v1/me/")
+    assert response.status_code == 403  # not a redirect to the login page a script cannot read
+    assert response.json()["error"] == {"code": "tenant_inactive", "message": response.json()["error"]["message"],
+                                        "details": {}}  # fmt: skip
+    assert "停止" in response.json()["error"]["message"] and "_auth_user_id" not in client.session
+
+
 def _age_session(client, *, idle_minutes: float = 0, age_hours: float = 0) -> None:
     session = client.session
     now = time.time()

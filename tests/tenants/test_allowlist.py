@@ -69,6 +69,7 @@ def test_hr_admin_outside_the_list_is_refused_on_pages_and_api_but_not_the_emplo
     assert "このIPアドレスからは利用できません。" in page.content.decode()
     api = outside.get("/api/v1/me/")
     assert api.status_code == 403 and api.json()["error"]["code"] == "ip_not_allowed"
+    assert set(api.json()["error"]) == {"code", "message", "details"}
     assert outside.post("/accounts/logout/").status_code == 200  # leaving is always possible
 
     inside = Client(REMOTE_ADDR=OFFICE)

@@ -3,7 +3,15 @@ import job carries up to 1,000 findings; no list is answered whole."""
 
 from __future__ import annotations
 
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
+
+
+class InvalidPage(NotFound):
+    """A page past the end: 404 as DRF answers it, under a code of its own (``not_found`` says the thing
+    itself is not there, or not yours to see)."""
+
+    default_code = "invalid_page"
 
 
 class ApiPagination(PageNumberPagination):
@@ -12,3 +20,9 @@ class ApiPagination(PageNumberPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound as exc:
+            raise InvalidPage(exc.detail) from None

@@ -136,4 +136,4 @@ def test_lists_come_in_pages(admin, world):
     ids = [m["id"] for m in first["results"] + second["results"]]
     assert ids == sorted(ids) and len(set(ids)) == 3  # every entry once, none twice across pages
     beyond = admin.get("/api/v1/members/?page=9")
-    assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "not_found"
+    assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "invalid_page"

@@ -124,7 +124,7 @@ def test_the_documented_flow_login_mfa_list_upload_poll(hr_admin, device, world,
     last = client.get("/api/v1/members/", {"page_size": 2, "page": 2}).json()
     assert last["next"] is None and len(last["results"]) == 2
     beyond = client.get("/api/v1/members/", {"page": 9})
-    assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "not_found"
+    assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "invalid_page"
 
     # An unsafe call without X-CSRFToken is refused and changes nothing.
     no_token = upload(client)

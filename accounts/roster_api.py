@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -15,7 +16,7 @@ from accounts.api import TenantScopedViewSet
 from accounts.labels import Perm
 from healthapp import jobs
 from healthapp.csvsafe import csv_response
-from healthapp.job_api import CsvRenderer, JobProgressSerializer
+from healthapp.job_api import CsvRenderer, JobProgressSerializer, refuse_oversize
 from healthapp.models import Job
 
 
@@ -90,13 +91,15 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
     parser_classes = [MultiPartParser]
 
     def scoped_queryset(self):
-        return Job.objects.filter(kind=Job.Kind.ROSTER).order_by("-created_at", "-pk")
+        found = Job.objects.filter(kind=Job.Kind.ROSTER).order_by("-created_at", "-pk")
+        return found.defer(*Job.FINDINGS) if self.action == "list" else found
 
     def get_serializer_class(self):
         return RosterImportSummarySerializer if self.action == "list" else RosterImportSerializer
 
     @extend_schema(request=RosterUploadSerializer, responses={201: RosterImportSerializer})
     def create(self, request: Request) -> Response:
+        refuse_oversize(request, max_bytes=settings.ROSTER_IMPORT_MAX_BYTES)
         upload = RosterUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         data = upload.validated_data
@@ -114,7 +117,7 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
         confirm = RosterApplySerializer(data=request.data)
         confirm.is_valid(raise_exception=True)
         job = roster_import.roster_import_confirm(
-            job=job, acting_user=request.user, deactivations_acknowledged=confirm.validated_data["acknowledge"]
+            job=job, acting_user=request.user, acknowledged=confirm.validated_data["acknowledge"]
         )
         job.refresh_from_db()
         return Response(RosterImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -127,6 +127,7 @@ ERROR_MESSAGES = {
     ),
     "file_missing": gettext_lazy("アップロードされたファイルが見つかりません。"),
     "internal": gettext_lazy("処理中に問題が発生しました。もう一度お試しください。"),
+    "interrupted": jobs.INTERRUPTED,
     "expired": gettext_lazy("確認されないまま保存期間を過ぎたため、アップロードされたファイルを削除しました。"),
     # row level
     "column_count": gettext_lazy("列の数が見出しと一致しません。"),
@@ -1181,12 +1182,12 @@ def can_apply(job: Job) -> bool:
 
 
 def roster_import_confirm(
-    *, job: Job, acting_user: User | None, enqueue: bool = True, deactivations_acknowledged: bool = True
+    *, job: Job, acting_user: User | None, enqueue: bool = True, acknowledged: bool = False
 ) -> Job:
-    """The admin accepts the preview: apply in chunks on a worker. A caller acting for a person (the page,
-    the API) passes whether they acknowledged the deactivations the preview counted; a preview's counts
-    never change once validated."""
-    if job.state == Job.State.VALIDATED and job.counts.get("deactivated") and not deactivations_acknowledged:
+    """The admin accepts the preview: apply in chunks on a worker. A preview that deactivates anyone needs
+    ``acknowledged`` (the page's tick, the API's flag, the command's option): refused without it, so a
+    caller that forgets to ask never deactivates silently. A preview's counts never change once validated."""
+    if job.state == Job.State.VALIDATED and job.counts.get("deactivated") and not acknowledged:
         n = job.counts["deactivated"]
         message = _("反映すると %(n)s 人の名簿とログインが無効化されます。確認したうえで反映してください。") % {"n": n}
         raise AppError("acknowledge_required", message)

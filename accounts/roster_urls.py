@@ -11,6 +11,7 @@ from accounts.roster_api import RosterImportViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+router.include_format_suffixes = False  # one way to ask for CSV (Accept: text/csv), not a 500 on ".csv"
 router.register("roster-imports", RosterImportViewSet, basename="roster-import-api")
 
 urlpatterns = [

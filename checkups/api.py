@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -22,7 +23,7 @@ from checkups import imports
 from checkups.models import CheckupCsvMapping
 from healthapp import jobs
 from healthapp.csvsafe import csv_response
-from healthapp.job_api import CsvRenderer, JobProgressSerializer
+from healthapp.job_api import CsvRenderer, JobProgressSerializer, refuse_oversize
 from healthapp.models import Job
 
 
@@ -135,7 +136,8 @@ class CheckupImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
     parser_classes = [MultiPartParser]
 
     def scoped_queryset(self):
-        return Job.objects.filter(kind=Job.Kind.CHECKUP).order_by("-created_at", "-pk")
+        found = Job.objects.filter(kind=Job.Kind.CHECKUP).order_by("-created_at", "-pk")
+        return found.defer(*Job.FINDINGS) if self.action == "list" else found
 
     def get_serializer_class(self):
         return CheckupImportSummarySerializer if self.action == "list" else CheckupImportSerializer
@@ -151,6 +153,7 @@ class CheckupImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
 
     @extend_schema(request=CheckupUploadSerializer, responses={201: CheckupImportSerializer})
     def create(self, request: Request) -> Response:
+        refuse_oversize(request, max_bytes=settings.CHECKUP_IMPORT_MAX_BYTES)
         upload = CheckupUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         data = upload.validated_data
@@ -168,7 +171,7 @@ class CheckupImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
         confirm = CheckupApplySerializer(data=request.data)
         confirm.is_valid(raise_exception=True)
         job = imports.checkup_import_confirm(
-            job=job, acting_user=request.user, rechecks_acknowledged=confirm.validated_data["acknowledge_rechecks"]
+            job=job, acting_user=request.user, acknowledged=confirm.validated_data["acknowledge_rechecks"]
         )
         return Response(self._job(job), status=status.HTTP_202_ACCEPTED)
 

@@ -184,6 +184,7 @@ ERROR_MESSAGES: dict[str, Any] = {
     "file_missing": gettext_lazy("アップロードされたファイルが見つかりません。もう一度アップロードしてください。"),
     "expired": gettext_lazy("確認されないまま保存期間を過ぎたため、アップロードされたファイルを削除しました。"),
     "internal": gettext_lazy("処理中にエラーが発生しました。管理者に連絡してください。"),
+    "interrupted": jobs.INTERRUPTED,
 }
 WARNINGS = frozenset({"unknown_code", "column_ignored", "not_a_result_file"})
 
@@ -1070,11 +1071,12 @@ def rechecks_to_acknowledge(job: Job) -> int:
 
 
 def checkup_import_confirm(
-    *, job: Job, acting_user: User | None, enqueue: bool = True, rechecks_acknowledged: bool = True
+    *, job: Job, acting_user: User | None, enqueue: bool = True, acknowledged: bool = False
 ) -> Job:
-    """The admin accepts the preview: apply in chunks on a worker. A caller acting for a person (the API;
-    the page checks its tick first) passes whether they acknowledged ``rechecks_to_acknowledge``."""
-    if (n := rechecks_to_acknowledge(job)) and not rechecks_acknowledged:
+    """The admin accepts the preview: apply in chunks on a worker. Corrections that send signed records
+    back to the physician (``rechecks_to_acknowledge``) need ``acknowledged`` (the page's tick, the API's
+    flag, the command's option): refused without it, so a caller that forgets to ask never does so silently."""
+    if (n := rechecks_to_acknowledge(job)) and not acknowledged:
         message = _(
             "反映すると、就業判定済みの %(n)s 件が産業医の再確認に戻ります。確認したうえで反映してください。"
         ) % {"n": n}
@@ -1426,7 +1428,7 @@ def checkup_import_run(*, job_id: int) -> Job:
     assert job is not None  # noqa: S101
     if can_apply(job):
         with transaction.atomic():
-            checkup_import_confirm(job=job, acting_user=job.created_by, enqueue=False)
+            checkup_import_confirm(job=job, acting_user=job.created_by, enqueue=False, acknowledged=True)
         checkup_import_apply(tenant=require_tenant(), job_id=job_id)
     return Job.objects.get(pk=job_id)
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest
 from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer
 
+from healthapp import jobs
 from healthapp.csvsafe import csv_bytes
+from healthapp.job_views import over_upload_limit
 from healthapp.models import Job
+
+
+def refuse_oversize(request: HttpRequest, *, max_bytes: int) -> None:
+    """Before the body is read: an upload too large to be kept is refused as the size it is
+    (``file_too_large``), not as a missing file."""
+    if over_upload_limit(request):
+        raise jobs.file_too_large(max_bytes)
 
 
 class JobProgressSerializer(serializers.Serializer):

@@ -38,17 +38,25 @@ class ImportCommand(TenantCommand):
         path: Path = options["file"]
         if not path.is_file():
             raise CommandError(f"ファイルがありません / No such file: {path}")
+        # The upload commits on its own, so that whatever stops the dry run after it (Ctrl-C, an error)
+        # finds a job to close and a stored file to delete, never an orphaned sealed file.
         with transaction.atomic(), tenant_context(tenant):
-            job = self.preview(path, options)
-            self.report(job)
-            refusal = self.refusal(job, options)
-            if not refusal and not options["dry_run"]:
-                try:
-                    job = self.confirm(job, options)
-                except AppError as exc:  # e.g. another import of the kind is being applied
-                    refusal = f"{exc.message} ({exc.code})"
-            if job.state == Job.State.VALIDATED:
-                jobs.job_cancel(job_id=job.pk)
+            job = self.upload(path, options)
+        try:
+            with transaction.atomic(), tenant_context(tenant):
+                job = self.validate(job)
+                self.report(job)
+                refusal = self.refusal(job, options)
+                if not refusal and not options["dry_run"]:
+                    try:
+                        job = self.confirm(job, options)
+                    except AppError as exc:  # e.g. another import of the kind is being applied
+                        refusal = f"{exc.message} ({exc.code})"
+                if job.state == Job.State.VALIDATED:
+                    jobs.job_cancel(job_id=job.pk)
+        except BaseException:
+            jobs.job_abandon(tenant=tenant, job_id=job.pk)
+            raise
         if refusal:
             raise CommandError(refusal)
         if options["dry_run"]:
@@ -58,8 +66,12 @@ class ImportCommand(TenantCommand):
         self.apply(tenant, job, quiet=options["verbosity"] == 0)
 
     # --- what each importer says ---------------------------------------------------------------------
-    def preview(self, path: Path, options: dict[str, Any]) -> Job:
-        """Upload and dry run in-process (no worker needed), through the page's services."""
+    def upload(self, path: Path, options: dict[str, Any]) -> Job:
+        """Store the file as the page's upload does (a CommandError for a file refused outright)."""
+        raise NotImplementedError
+
+    def validate(self, job: Job) -> Job:
+        """The dry run in-process (no worker needed), through the page's service."""
         raise NotImplementedError
 
     def refusal(self, job: Job, options: dict[str, Any]) -> str:
@@ -104,6 +116,11 @@ class ImportCommand(TenantCommand):
                     f"反映中にエラーが発生しました。反映済みの分は残ります / The apply failed; chunks already applied "
                     f"stay (job {job.label_number}; --traceback shows the error)."
                 ) from exc
+            except BaseException:
+                # Ctrl-C: the chunk in flight rolls back; the job stops for good rather than being picked up
+                # by a worker's stalled-job sweep behind the operator's back.
+                jobs.job_apply_failed(tenant=tenant, job_id=job.pk, action=self.failed_action, code="interrupted")
+                raise
             bar.update(job.rows_total - bar.n)
         with tenant_context(tenant):
             job = Job.objects.get(pk=job.pk)

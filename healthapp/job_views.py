@@ -36,7 +36,9 @@ PREVIEW_ERRORS = 200  # the page lists this many; the CSV report has them all
 RECENT_JOBS = 20
 
 
-def _over_memory_limit(request: HttpRequest) -> bool:
+def over_upload_limit(request: HttpRequest) -> bool:
+    """A body larger than FILE_UPLOAD_MAX_MEMORY_SIZE: the upload handler drops its file unread (never
+    written to disk), so it would otherwise read as no file at all."""
     try:
         return int(request.META.get("CONTENT_LENGTH") or 0) > settings.FILE_UPLOAD_MAX_MEMORY_SIZE
     except ValueError:
@@ -124,7 +126,7 @@ class JobPages:
     def upload_page(self, request: HttpRequest) -> HttpResponse:
         self.require(request.user)
         form = self.upload_form(request.POST or None, request.FILES or None)
-        if request.method == "POST" and _over_memory_limit(request):  # dropped unread, never written to disk
+        if request.method == "POST" and over_upload_limit(request):  # dropped unread, never written to disk
             limit = self.max_bytes() // 2**20 if self.max_bytes else _upload_limit_mb()
             form.is_valid()  # the other fields' errors; the file's is this one alone (not "required")
             form.errors["file"] = form.error_class([_("ファイルが大きすぎます（上限 %(mb)s MB）。") % {"mb": limit}])
@@ -135,7 +137,7 @@ class JobPages:
                 form.add_error("file", exc.message)
             else:
                 return redirect(self.urls.job, job_id=job.pk)
-        recent = list(Job.objects.filter(kind=self.kind).order_by("-created_at")[:RECENT_JOBS])
+        recent = list(Job.objects.filter(kind=self.kind).defer(*Job.FINDINGS).order_by("-created_at")[:RECENT_JOBS])
         for job in recent:  # validated, yet never to be applied (mode full with errors): not "awaiting" anyone
             job.blocked = job.state == Job.State.VALIDATED and not self.can_apply(job)
         return render(request, self.upload_template, self._context(form=form, jobs=recent))
@@ -178,11 +180,12 @@ class JobPages:
     @method_decorator(require_POST)
     def apply(self, request: HttpRequest, job_id: int) -> HttpResponse:
         job = self.job(request, job_id)
-        if self.acknowledge and self.acknowledge(job) and request.POST.get("acknowledge") != "1":
+        ticked = request.POST.get("acknowledge") == "1"
+        if self.acknowledge and self.acknowledge(job) and not ticked:
             messages.error(request, _("確認の欄にチェックを入れてから反映してください。"))
             return redirect(self.urls.job, job_id=job.pk)
         try:
-            self.confirm(job=job, acting_user=request.user)
+            self.confirm(job=job, acting_user=request.user, acknowledged=ticked)
         except AppError as exc:
             messages.error(request, exc.message)
         return redirect(self.urls.job, job_id=job.pk)

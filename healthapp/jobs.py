@@ -23,6 +23,7 @@ from django.db.models import Max
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from healthapp.crypto.files import SealingWriter, open_sealed
 from healthapp.errors import AppError
@@ -39,6 +40,14 @@ class FileTooLarge(AppError):
     pass
 
 
+# The importers' message for a job whose operator command was stopped (Ctrl-C) before it finished.
+INTERRUPTED = gettext_lazy("コマンドが中断されたため、取り込みを終了しました。反映済みの分は残ります。")
+
+
+def file_too_large(max_bytes: int) -> FileTooLarge:
+    return FileTooLarge("file_too_large", _("ファイルが大きすぎます（上限 %(mb)s MB）。") % {"mb": max_bytes // 2**20})
+
+
 def job_create(*, kind: str, upload: IO[bytes], file_name: str, max_bytes: int, options: dict, acting_user) -> Job:
     """Store ``upload`` under a random name in private storage and create the job for it.
 
@@ -48,9 +57,7 @@ def job_create(*, kind: str, upload: IO[bytes], file_name: str, max_bytes: int, 
 
     tenant = require_tenant()
     size = getattr(upload, "size", None)
-    too_large = FileTooLarge(
-        "file_too_large", _("ファイルが大きすぎます（上限 %(mb)s MB）。") % {"mb": max_bytes // 2**20}
-    )
+    too_large = file_too_large(max_bytes)
     if size is not None and size > max_bytes:
         raise too_large
     digest = hashlib.sha256()
@@ -215,23 +222,33 @@ def job_fail(job: Job, *, code: str) -> None:
     job_discard_file(job)
 
 
-def job_apply_failed(*, tenant: Tenant, job_id: int, action: str) -> None:
-    """An apply that stopped on an error: the job fails, and what its committed chunks changed is
-    audited (counts only), since those changes stay. Called by the worker after the error was logged."""
+def job_abandon(*, tenant: Tenant, job_id: int) -> None:
+    """An operator command stopped (Ctrl-C, an error) before its job was applied: the job fails as
+    interrupted and its file is deleted, so no preview is left behind for someone to confirm."""
+    with transaction.atomic(), tenant_context(tenant):
+        job = job_lock(job_id=job_id)
+        if job is not None and job.state in (Job.State.UPLOADED, Job.State.VALIDATING, Job.State.VALIDATED):
+            job_fail(job, code="interrupted")
+
+
+def job_apply_failed(*, tenant: Tenant, job_id: int, action: str, code: str = "internal") -> None:
+    """An apply that stopped on an error (or was interrupted: ``code``): the job fails, and what its
+    committed chunks changed is audited (counts only), since those changes stay. Called by the worker
+    after the error was logged."""
     import audit  # audit's models import this app's: not at module level
 
     with transaction.atomic(), tenant_context(tenant):
         job = job_lock(job_id=job_id)
         if job is None or job.state != Job.State.APPLYING:
             return
-        job_fail(job, code="internal")
+        job_fail(job, code=code)
         audit.record(
             action=action,
             target_type="job",
             target_id=job.pk,
             actor=job.confirmed_by,
             details={
-                "error": "internal",
+                "error": code,
                 "mode": job.options.get("mode"),
                 "rows": job.rows_total,
                 "rows_done": job.rows_done,

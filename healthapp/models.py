@@ -34,6 +34,9 @@ class Job(TenantScopedModel):
         FAILED = "failed", _("失敗")
         CANCELLED = "cancelled", pgettext_lazy("job state", "取り消し")  # a preview discarded instead of applied
 
+    # The large columns (a preview's row findings, the apply's chunk offsets): lists of jobs defer them.
+    FINDINGS = ("errors", "plan")
+
     kind = models.CharField(max_length=20, choices=Kind.choices)
     # What pages call the job ("名簿の取り込み #3"): counted per tenant and kind, so a tenant's numbers
     # run on without gaps and say nothing of other tenants' imports (the primary key is global).

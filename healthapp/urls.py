@@ -16,6 +16,7 @@ unregister_raw_tables(admin.site)
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+router.include_format_suffixes = False  # one way to ask for CSV (Accept: text/csv), not a 500 on ".csv"
 router.register("members", MembersViewSet, basename="member")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("teams", TeamViewSet, basename="team")

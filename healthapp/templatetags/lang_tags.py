@@ -22,10 +22,11 @@ register = template.Library()
 _JAPANESE = re.compile("[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 
-@register.filter(is_safe=True)
-def ja(value: object) -> SafeString | object:
-    """``value`` escaped, in ``<span lang="ja">`` when the page is not Japanese and the text is."""
-    if value is None or value == "":
+@register.filter(is_safe=True, needs_autoescape=True)
+def ja(value: object, autoescape: bool = True) -> SafeString | object:
+    """``value`` escaped, in ``<span lang="ja">`` when the page is not Japanese and the text is. Where
+    autoescaping is off (a plain-text mail's template) there is no markup to add: the value as it is."""
+    if value is None or value == "" or not autoescape:
         return value
     text = str(value)
     if (get_language() or "ja").startswith("ja") or not _JAPANESE.search(text):

@@ -57,7 +57,7 @@ def validate(tenant, data: bytes, *, mode="partial", create_offices=False) -> Jo
 
 def apply(tenant, job: Job) -> Job:
     with tenant_context(tenant):
-        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
+        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False, acknowledged=True)
         return roster_import.roster_import_run(job_id=job.pk)
 
 
@@ -290,11 +290,21 @@ def test_full_mode_deactivates_the_members_the_preview_counted_not_later_additio
     job = validate(world.tenant_a, roster_csv([person("A1", "甲野 1", office="", dept="")]), mode="full")
     assert job.counts["deactivated"] == 2  # A0 and A2
     with tenant_context(world.tenant_a):
-        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
+        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False, acknowledged=True)
         Member.objects.create(employee_number="LATE", name="後藤 追加")  # entered by hand meanwhile
         roster_import.roster_import_run(job_id=job.pk)
     roster = members(world.tenant_a)
     assert roster["LATE"].is_active and not roster["A0"].is_active and not roster["A2"].is_active
+
+
+def test_a_confirm_that_does_not_say_the_deactivations_were_acknowledged_is_refused(world):
+    job = validate(world.tenant_a, roster_csv([person("A1", "甲野 1", office="", dept="")]), mode="full")
+    with tenant_context(world.tenant_a), pytest.raises(AppError) as refused:
+        roster_import.roster_import_confirm(job=job, acting_user=None, enqueue=False)
+    assert refused.value.code == "acknowledge_required" and "2" in refused.value.message
+    with tenant_context(world.tenant_a):
+        job.refresh_from_db()
+    assert job.state == Job.State.VALIDATED and all(m.is_active for m in members(world.tenant_a).values())
 
 
 # --- Semantics ----------------------------------------------------------------------------------------------
@@ -753,14 +763,66 @@ def test_the_command_asks_before_a_full_import_deactivates_anyone(
     assert not after["A1"].is_active and not after["A2"].is_active
 
 
-def test_the_command_names_why_a_file_cannot_be_imported(world, tmp_path):
+def test_the_command_names_why_a_file_cannot_be_imported(
+    world, tmp_path, private_storage, django_capture_on_commit_callbacks
+):
     path = tmp_path / "roster.csv"
     path.write_bytes(b"\x00\x01\x02binary junk")
-    with pytest.raises(CommandError) as failed:
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(CommandError) as failed:
         call_command("import_roster", "--tenant", "tenant-a", str(path), stdout=io.StringIO())
-    assert str(failed.value)  # the importer's reason, not a traceback
     with tenant_context(world.tenant_a):
-        assert Job.objects.get(kind=Job.Kind.ROSTER).state == Job.State.FAILED  # kept, with its reason
+        job = Job.objects.get(kind=Job.Kind.ROSTER)
+    assert job.state == Job.State.FAILED and job.error_code == "binary"  # kept, with its reason
+    assert str(failed.value) == roster_import.error_message("binary")  # the importer's reason, not a traceback
+    assert not _stored(private_storage)
+
+
+def test_ctrl_c_during_the_commands_dry_run_leaves_neither_a_preview_nor_the_file(
+    world, tmp_path, private_storage, django_capture_on_commit_callbacks, monkeypatch
+):
+    path = tmp_path / "roster.csv"
+    path.write_bytes(roster_csv([person("CMD1")]))
+
+    def interrupted(job, f):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(roster_import, "_validate", interrupted)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(KeyboardInterrupt):
+        call_command("import_roster", "--tenant", "tenant-a", str(path), stdout=io.StringIO())
+    with tenant_context(world.tenant_a):
+        job = Job.objects.get(kind=Job.Kind.ROSTER)
+    assert job.state == Job.State.FAILED and job.error_code == "interrupted"
+    assert roster_import.error_message(job.error_code) == str(jobs.INTERRUPTED)
+    assert not _stored(private_storage) and "CMD1" not in members(world.tenant_a)
+
+
+def test_ctrl_c_during_the_commands_apply_stops_the_job_and_audits_what_stays(
+    world, tmp_path, settings, private_storage, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Not left 適用中 for a worker's stalled-job sweep to finish behind the operator's back."""
+    from tests.audit.conftest import events_of
+
+    settings.ROSTER_IMPORT_CHUNK_ROWS = 1
+    path = tmp_path / "roster.csv"
+    path.write_bytes(roster_csv([person("F1"), person("F2"), person("F3")]))
+    write, calls = roster_import._write_chunk, []
+
+    def interrupted_second_chunk(prepared):
+        calls.append(prepared)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return write(prepared)
+
+    monkeypatch.setattr(roster_import, "_write_chunk", interrupted_second_chunk)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(KeyboardInterrupt):
+        call_command("import_roster", "--tenant", "tenant-a", str(path), "--verbosity", "0", stdout=io.StringIO())
+    with tenant_context(world.tenant_a):
+        job = Job.objects.get(kind=Job.Kind.ROSTER)
+    assert job.state == Job.State.FAILED and job.error_code == "interrupted"
+    assert {"F1", "F2", "F3"} & set(members(world.tenant_a)) == {"F1"}
+    (event,) = events_of(world.tenant_a, action="roster.import_failed")
+    assert event.details["error"] == "interrupted" and event.details["applied"]["added"] == 1
+    assert not _stored(private_storage)
 
 
 def test_the_upload_is_deleted_once_applied_and_unconfirmed_previews_expire(

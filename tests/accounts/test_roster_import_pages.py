@@ -6,6 +6,8 @@ import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Member
 from healthapp.models import Job
@@ -252,8 +254,11 @@ def test_api_upload_preview_apply(hr_client, world, django_capture_on_commit_cal
     # as the page says it: A0's login goes too; the tenant keeps its 組織管理者 (no roster entry of theirs)
     assert preview["logins_turned_off"] == 1 and preview["leaves_no_org_admin"] is False
     assert preview["number"] == 1 and preview["new_offices"] == [] and preview["new_departments"] == []
-    listed = hr_client.get("/api/v1/roster-imports/").json()["results"][0]
+    with CaptureQueriesContext(connection) as listing:
+        listed = hr_client.get("/api/v1/roster-imports/").json()["results"][0]
     assert listed["id"] == job_id and listed["counts"]["deactivated"] == 3
+    job_reads = [q["sql"] for q in listing.captured_queries if 'FROM "healthapp_job"' in q["sql"]]
+    assert job_reads and not any('"errors"' in sql or '"plan"' in sql for sql in job_reads)  # not even loaded
     assert "errors" not in listed and "logins_turned_off" not in listed  # read one job at a time, above
     # Three people lose roster entry and login: the API client says it knows, as the page's tick does.
     refused = hr_client.post(f"/api/v1/roster-imports/{job_id}/apply/")
@@ -323,6 +328,18 @@ def test_an_upload_over_the_memory_limit_is_refused_without_touching_the_disk(hr
     assert response.status_code == 200 and "ファイルが大きすぎます（上限 1 MB）" in page
     assert "この項目は必須です" not in page  # the file was sent: only too large
     assert spooled == []
+    with tenant_context(world.tenant_a):
+        assert not Job.objects.exists()
+
+
+def test_the_api_refuses_an_upload_over_the_memory_limit_as_too_large_not_as_missing(hr_client, world, settings):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 2**20
+    settings.ROSTER_IMPORT_MAX_BYTES = 2**20
+    data = roster_csv([person(f"BIG{i:05d}") for i in range(20_000)])
+    assert len(data) > settings.FILE_UPLOAD_MAX_MEMORY_SIZE
+    refused = hr_client.post("/api/v1/roster-imports/", {"file": SimpleUploadedFile("r.csv", data), "mode": "partial"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "file_too_large"
+    assert "1 MB" in refused.json()["error"]["message"]
     with tenant_context(world.tenant_a):
         assert not Job.objects.exists()
 

@@ -19,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from checkups import imports
 from checkups.mhlw_sample import build_zip
 from checkups.models import CheckupCsvMapping, CheckupRecord, PhysicianOpinion
+from healthapp.errors import AppError
 from healthapp.models import Job
 from tenants.context import tenant_context
 from tests.accounts.conftest import make_hr_admin
@@ -150,6 +151,15 @@ def test_an_oversize_upload_is_refused_with_the_services_code(hr_client, world, 
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "file_too_large"
 
 
+def test_an_upload_over_the_memory_limit_is_refused_as_too_large_not_as_missing(hr_client, world, settings):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 2**20
+    settings.CHECKUP_IMPORT_MAX_BYTES = 2**20
+    refused = post_file(hr_client, os.urandom(2**20 + 1), "b.zip", source="mhlw_xml")
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "file_too_large"
+    with tenant_context(world.tenant_a):
+        assert not Job.objects.filter(kind=Job.Kind.CHECKUP).exists()
+
+
 def test_corrections_of_signed_records_are_applied_only_once_acknowledged(
     hr_client, world, django_capture_on_commit_callbacks
 ):
@@ -194,6 +204,9 @@ def test_the_page_and_the_api_ask_for_the_tick_by_the_same_rule(world):
         from checkups.import_views import _acknowledge
 
         assert imports.rechecks_to_acknowledge(job) == 1 and "1 件" in _acknowledge(job)
+        with pytest.raises(AppError) as refused:  # a caller that does not say it asked is refused as well
+            imports.checkup_import_confirm(job=job, acting_user=None, enqueue=False)
+        assert refused.value.code == "acknowledge_required"
         job.state = Job.State.DONE  # no longer a preview: nothing to tick, nothing refused
         assert imports.rechecks_to_acknowledge(job) == 0 and _acknowledge(job) == ""
 
@@ -247,6 +260,10 @@ def test_the_error_report_is_the_pages_and_defuses_formulas(
     missing = hr_client.get(f"{API}{job_id + 999}/errors/", HTTP_ACCEPT="text/csv")
     assert missing.status_code == 404 and missing["Content-Type"].startswith("text/csv")
     assert next(csv.reader(io.StringIO(missing.content.decode("utf-8-sig")))) == ["code", "message"]
+    # A format suffix is not a second way to ask: a 404 in the API's shape, never a server error.
+    for suffixed in (f"{API}{job_id}/errors.csv", f"{API}{job_id}.json", "/api/v1/roster-imports.json"):
+        answered = hr_client.get(suffixed)
+        assert answered.status_code == 404, (suffixed, answered.status_code, answered.content[:300])
 
 
 def test_progress_says_state_and_counts_without_the_file(hr_client, world, mapping, django_capture_on_commit_callbacks):
@@ -381,6 +398,9 @@ def test_the_list_is_newest_first_and_its_queries_do_not_grow_with_jobs(hr_clien
         "テスト健診センター",
     ]
     assert len(four.captured_queries) == len(one.captured_queries)
+    # Nor with their findings: a list reads each job's counts, never its row errors or chunk plan.
+    job_reads = [q["sql"] for q in four.captured_queries if 'FROM "healthapp_job"' in q["sql"]]
+    assert job_reads and not any('"errors"' in sql or '"plan"' in sql for sql in job_reads)
     assert hr_client.get(f"{API}{roster.pk}/").status_code == 404
 
 

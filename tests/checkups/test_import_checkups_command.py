@@ -17,6 +17,7 @@ from audit.models import AuditEvent
 from checkups import imports
 from checkups.mhlw_sample import build_zip
 from checkups.models import CheckupRecord, Judgement, PhysicianOpinion
+from healthapp import jobs
 from healthapp.models import Job
 from tenants.context import tenant_context
 from tests.checkups.test_imports import CSV_MAPPING, ITEMS, csv_bytes, doc
@@ -199,18 +200,22 @@ def test_warnings_are_listed_as_warnings(world, tmp_path):
     assert "warnings 1" in output and "Applied: added 2" in output
 
 
-def test_a_file_where_nothing_applies_exits_non_zero_and_changes_nothing(world, tmp_path):
+def test_a_file_where_nothing_applies_exits_non_zero_and_changes_nothing(
+    world, tmp_path, private_storage, django_capture_on_commit_callbacks
+):
     people(world)
     save_mapping(world)
     data = csv_bytes([["ZZ-99999", "2025-06-02", "120", "80", "5.5", "−", "なし"]])
 
-    message = refused("--mapping", "テスト健診センター", write(tmp_path, "results.csv", data))
+    with django_capture_on_commit_callbacks(execute=True):
+        message = refused("--mapping", "テスト健診センター", write(tmp_path, "results.csv", data))
 
     assert "Nothing to apply" in message
     (job,) = checkup_jobs(world)
     assert job.state == Job.State.CANCELLED
     with tenant_context(world.tenant_a):
         assert not CheckupRecord.objects.exists()
+    assert not [p for p in (private_storage / "jobs").rglob("*") if p.is_file()]  # the refused upload is gone
 
 
 def test_a_file_that_cannot_be_read_fails_with_its_reason(world, tmp_path):
@@ -307,3 +312,19 @@ def test_a_failed_apply_fails_the_job_as_the_worker_does(world, tmp_path, monkey
     assert job.state == Job.State.FAILED and job.error_code == "internal"
     with tenant_context(world.tenant_a):
         assert AuditEvent.objects.filter(action="checkup.import_failed", target_id=str(job.pk)).exists()
+
+
+def test_ctrl_c_during_the_dry_run_leaves_neither_a_preview_nor_the_file(
+    world, tmp_path, private_storage, django_capture_on_commit_callbacks, monkeypatch
+):
+    people(world)
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imports, "checkup_import_validate", interrupted)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(KeyboardInterrupt):
+        import_checkups(write(tmp_path, "bundle.zip", build_zip([doc("7731", sex="female")])))
+    (job,) = checkup_jobs(world)
+    assert job.state == Job.State.FAILED and imports.error_message(job.error_code) == str(jobs.INTERRUPTED)
+    assert not [p for p in (private_storage / "jobs").rglob("*") if p.is_file()]

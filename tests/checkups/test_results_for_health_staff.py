@@ -221,7 +221,7 @@ def test_a_physician_has_the_page_too(world, ward):
 def test_health_staff_see_the_physicians_opinion_in_force_read_only(world, ward):
     """The 保健師 supports the person after the physician's 就業判定 (保健指導, 事後措置): the detail shows the
     opinion in force and the follow-up's state, never a form to sign one."""
-    from checkups.services import follow_up_visit_record, physician_opinion_record
+    from checkups.services import checkup_corrections_keep, follow_up_visit_record, physician_opinion_record
 
     nurse, record = _client("nurse@a.example"), ward["record"]
     page = nurse.get(f"/checkups/results/{record.pk}/").content.decode()
@@ -242,3 +242,10 @@ def test_health_staff_see_the_physicians_opinion_in_force_read_only(world, ward)
     page = nurse.get(f"/checkups/results/{record.pk}/").content.decode()
     assert "受診済み（2025-07-01）" in _text(page.split('data-testid="opinion"')[1])
     assert "署名して記録する" not in page and 'name="fitness"' not in page
+    assert 'data-testid="stale-opinion"' not in page
+    with tenant_context(world.tenant_a):  # a corrected file replaces the values the physician signed on
+        checkup_corrections_keep(record_ids=[record.pk])
+    page = nurse.get(f"/checkups/results/{record.pk}/").content.decode()
+    note = page.split('data-testid="stale-opinion"')[1].split("</p>")[0]
+    assert "その後に訂正された値より前に署名されたもの" in note and "産業医が確認し直しています" in note
+    assert "就業制限" in _text(page.split('data-testid="opinion"')[1])  # still the opinion in force meanwhile

@@ -30,6 +30,13 @@ def test_japanese_text_is_marked_on_english_pages_only_and_stays_escaped():
     assert _render("<b>山田</b>", "ja") == "&lt;b&gt;山田&lt;/b&gt;"
 
 
+def test_text_rendered_without_autoescaping_gets_no_markup():
+    """A plain-text template (a mail body) has no HTML to mark a language in: the name as typed."""
+    with translation.override("en"):
+        text = Template("{% autoescape off %}{{ value|ja }}{% endautoescape %}").render(Context({"value": "<山田>"}))
+    assert text == "<山田>"
+
+
 def _english(email: str):
     client = _client(email)
     client.post("/i18n/setlang/", {"language": "en", "next": "/"})

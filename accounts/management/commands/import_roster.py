@@ -33,16 +33,18 @@ class Command(ImportCommand):
             help="apply a full-mode import that deactivates members missing from the file (the page's tick box)",
         )  # fmt: skip
 
-    def preview(self, path: Path, options: dict[str, Any]) -> Job:
+    def upload(self, path: Path, options: dict[str, Any]) -> Job:
         try:
             with path.open("rb") as upload:
-                job = roster_import.roster_import_start(
+                return roster_import.roster_import_start(
                     upload=upload, file_name=path.name, mode=options["mode"],
                     create_offices=options["create_offices"], clear_blanks=options["clear_blanks"],
                     acting_user=None, enqueue=False,
                 )  # fmt: skip
         except AppError as exc:
             raise CommandError(exc.message) from None
+
+    def validate(self, job: Job) -> Job:
         validated = roster_import.roster_import_validate(job_id=job.pk)
         assert validated is not None  # noqa: S101 - just created in this tenant
         return validated
@@ -66,7 +68,7 @@ class Command(ImportCommand):
 
     def confirm(self, job: Job, options: dict[str, Any]) -> Job:
         return roster_import.roster_import_confirm(
-            job=job, acting_user=None, enqueue=False, deactivations_acknowledged=options["acknowledge_deactivations"]
+            job=job, acting_user=None, enqueue=False, acknowledged=options["acknowledge_deactivations"]
         )
 
     def run_apply(self, tenant: Tenant, job: Job, progress) -> None:

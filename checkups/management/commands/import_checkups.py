@@ -39,7 +39,7 @@ class Command(ImportCommand):
             help="apply even when corrections send records a physician already signed back for review",
         )  # fmt: skip
 
-    def preview(self, path: Path, options: dict[str, Any]) -> Job:
+    def upload(self, path: Path, options: dict[str, Any]) -> Job:
         source = options["source"] or SOURCE_BY_SUFFIX.get(path.suffix.lower())
         if source is None:
             raise CommandError(
@@ -51,12 +51,14 @@ class Command(ImportCommand):
         mapping_id = self._mapping_id(source, options["mapping"])
         try:
             with path.open("rb") as upload:
-                job = imports.checkup_import_start(
+                return imports.checkup_import_start(
                     upload=upload, file_name=path.name, source=source, mapping_id=mapping_id, acting_user=None,
                     enqueue=False,
                 )  # fmt: skip
         except AppError as exc:
             raise CommandError(f"{exc.message} ({exc.code})") from None
+
+    def validate(self, job: Job) -> Job:
         validated = imports.checkup_import_validate(job_id=job.pk)
         assert validated is not None  # noqa: S101 - just created in this tenant
         return validated
@@ -99,7 +101,7 @@ class Command(ImportCommand):
 
     def confirm(self, job: Job, options: dict[str, Any]) -> Job:
         return imports.checkup_import_confirm(
-            job=job, acting_user=None, enqueue=False, rechecks_acknowledged=options["acknowledge_rechecks"]
+            job=job, acting_user=None, enqueue=False, acknowledged=options["acknowledge_rechecks"]
         )
 
     def run_apply(self, tenant: Tenant, job: Job, progress) -> None:

@@ -54,8 +54,11 @@ def age_on(birth: dt.date, day: dt.date) -> int:
 
 
 def age_in_fiscal_year(birth: dt.date, fiscal_year: int) -> int:
-    """The age reached by the end of the fiscal year (31 March), as the guidance rules count it."""
-    return age_on(birth, dt.date(fiscal_year + 1, 3, 31))
+    """The age reached by the end of the fiscal year (年度末年齢), as the guidance rules count it. By law
+    (年齢計算ニ関スル法律, 民法 143 条) an age is reached at the end of the day before the birthday: someone
+    born on 1 April reaches it on 31 March, within the fiscal year (FY2024's 40–74 are those born
+    1950-04-02 … 1985-04-01). Hence full years on 1 April after the fiscal year."""
+    return age_on(birth, dt.date(fiscal_year + 1, 4, 1))
 
 
 def criteria_current(name: str, *, on: dt.date | None = None) -> CriteriaSet:

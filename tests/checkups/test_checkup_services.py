@@ -28,8 +28,15 @@ VALUES = {
 
 def test_fiscal_year_and_age_as_the_rules_count_them():
     assert fiscal_year_of(dt.date(2025, 3, 31)) == 2024 and fiscal_year_of(dt.date(2025, 4, 1)) == 2025
-    assert age_in_fiscal_year(dt.date(1960, 3, 31), 2024) == 65  # reaches 65 on 31 March 2025
-    assert age_in_fiscal_year(dt.date(1960, 4, 1), 2024) == 64
+    # An age is reached at the end of the day before the birthday: FY2024's 40–74 are those born
+    # 1950-04-02 … 1985-04-01, as the municipalities' notices of 特定健診 print them.
+    assert age_in_fiscal_year(dt.date(1960, 3, 31), 2024) == 65
+    assert age_in_fiscal_year(dt.date(1960, 4, 1), 2024) == 65  # reaches 65 at the end of 31 March 2025
+    assert age_in_fiscal_year(dt.date(1960, 4, 2), 2024) == 64
+    assert age_in_fiscal_year(dt.date(1985, 4, 1), 2024) == 40  # a target of FY2024's guidance
+    assert age_in_fiscal_year(dt.date(1985, 4, 2), 2024) == 39
+    assert age_in_fiscal_year(dt.date(1950, 4, 2), 2024) == 74
+    assert age_in_fiscal_year(dt.date(1950, 4, 1), 2024) == 75
 
 
 def test_record_is_judged_on_the_uniform_standard_and_stratified(world):

@@ -127,15 +127,24 @@ def risks(checkup: Checkup, rules: dict) -> frozenset[Risk]:
     return frozenset(found)
 
 
-def _glucose_measure(checkup: Checkup, rules: dict, fasting: bool) -> tuple[str, Decimal] | None:
+def _glucose_measure(
+    checkup: Checkup, rules: dict, fasting: bool, *, hba1c_before_random: bool = True
+) -> tuple[str, Decimal] | None:
     """("glucose" | "hba1c", value) that decides the glucose criterion, by priority: fasting glucose,
-    HbA1c, random glucose drawn 3.5 h or more after a meal; None when nothing usable was measured."""
+    HbA1c, random glucose drawn 3.5 h or more after a meal; None when nothing usable was measured. The
+    metabolic-syndrome judgement puts a usable random glucose before HbA1c (``hba1c_before_random``
+    False): there HbA1c counts only where no blood glucose was measured."""
     fasting_glucose = _fasting(checkup.glucose_fasting, checkup.glucose_random, fasting)
     if fasting_glucose is not None:
         return "glucose", fasting_glucose
+    usable_random = checkup.glucose_random is not None and _at_least(
+        checkup.hours_since_meal, rules["random_glucose_min_hours"]
+    )
+    if usable_random and not hba1c_before_random:
+        return "glucose", checkup.glucose_random
     if checkup.hba1c is not None:
         return "hba1c", checkup.hba1c
-    if checkup.glucose_random is not None and _at_least(checkup.hours_since_meal, rules["random_glucose_min_hours"]):
+    if usable_random:
         return "glucose", checkup.glucose_random
     return None
 
@@ -178,15 +187,17 @@ def stratify(checkup: Checkup, criteria: str | dict = DEFAULT_CRITERIA) -> Strat
 
 def metabolic_syndrome(checkup: Checkup, criteria: str | dict = DEFAULT_CRITERIA) -> MetabolicSyndrome:
     """メタボリックシンドローム判定 (9N501): waist plus ≥2 of glucose, lipids, blood pressure → 基準該当;
-    one → 予備群. Medication counts as meeting its criterion; glucose by the same priority as the risks
-    (HbA1c only without a fasting glucose; never glucose drawn within 3.5 h of a meal)."""
+    one → 予備群. Medication counts as meeting its criterion. Glucose ≥110 from a fasting sample, else from a
+    random one (never drawn within 3.5 h of a meal, nor at an unknown time); HbA1c ≥6.0 only where no such
+    glucose was measured (unlike the guidance risks, where HbA1c comes before a random glucose)."""
     rules = criteria if isinstance(criteria, dict) else criteria_data.load(criteria)
     limits = rules["metabolic_syndrome"]
     if checkup.waist is None:
         return MetabolicSyndrome.UNDETERMINED
     if not _at_least(checkup.waist, rules["waist_cm"][checkup.sex]):
         return MetabolicSyndrome.NO
-    glucose = _above(_glucose_measure(checkup, rules, is_fasting(checkup, rules)), limits["glucose"], limits["hba1c"])
+    measure = _glucose_measure(checkup, rules, is_fasting(checkup, rules), hba1c_before_random=False)
+    glucose = _above(measure, limits["glucose"], limits["hba1c"])
     triglycerides = checkup.triglycerides_fasting
     if triglycerides is None:
         triglycerides = checkup.triglycerides_random

@@ -148,6 +148,9 @@ def test_without_waist_the_level_cannot_be_decided():
         ({"systolic": D("130"), **random_glucose("140", D("0"), hba1c=D("5.4"))}, MetabolicSyndrome.PRELIMINARY),
         ({"systolic": D("130"), **random_glucose("140", None, hba1c=D("5.4"))}, MetabolicSyndrome.PRELIMINARY),
         ({"systolic": D("130"), **random_glucose("110", D("4"))}, MetabolicSyndrome.MEETS),
+        # a usable random glucose comes before HbA1c here (HbA1c only where no glucose was measured)
+        ({"systolic": D("130"), **random_glucose("115", D("5"), hba1c=D("5.8"))}, MetabolicSyndrome.MEETS),
+        ({"systolic": D("130"), **random_glucose("100", D("5"), hba1c=D("6.1"))}, MetabolicSyndrome.PRELIMINARY),
         (
             {"triglycerides_fasting": D("150"), "hours_since_meal": None, "hdl": D("60"), "systolic": D("130")},
             MetabolicSyndrome.MEETS,

@@ -39,8 +39,16 @@ class OpinionForm(forms.Form):
                     fitness=cleaned["fitness"], follow_up=cleaned["follow_up"], restrictions=cleaned["restrictions"]
                 )
             except AppError as exc:
-                self.add_error(None, exc.message)
+                # Beside the field to change (focused when the form comes back, static/js/first_error.js).
+                self.add_error(self.ERROR_FIELDS.get(exc.code), exc.message)
         return cleaned
+
+    ERROR_FIELDS = {
+        "invalid_opinion": "fitness",
+        "restrictions_missing": "restrictions",
+        "restrictions_not_allowed": "restrictions",
+        "invalid_restriction": "restrictions",
+    }
 
 
 class FollowUpVisitForm(forms.Form):

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 import audit
 from accounts import policy
@@ -291,9 +291,18 @@ def _follow_up_post(request: HttpRequest, record) -> RowError | None:
     return None
 
 
+def _list_again(request: HttpRequest, name: str) -> HttpResponse:
+    """A refused visit date is shown at the form's own address; the links and forms of that page (pager,
+    filter, language switch) come back to it by GET: on to the list they meant, with their query."""
+    query = request.META.get("QUERY_STRING", "")
+    return redirect(reverse(name) + (f"?{query}" if query else ""))
+
+
 @login_required
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def conclusion_follow_up(request: HttpRequest, record_id: int) -> HttpResponse:
+    if request.method != "POST":
+        return _list_again(request, "checkups:conclusions")
     record = selectors.record_for_conclusions(user=request.user, record_id=record_id)
     show = request.POST.get("show", "")
     show = show if show in selectors.CONCLUSION_FILTERS else ""
@@ -308,8 +317,10 @@ def conclusion_follow_up(request: HttpRequest, record_id: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def my_follow_up(request: HttpRequest, record_id: int) -> HttpResponse:
+    if request.method != "POST":
+        return _list_again(request, "checkups:mine")
     row_error = _follow_up_post(request, selectors.my_record(user=request.user, record_id=record_id))
     if row_error is not None:
         return _my_checkups_page(request, row_error)

@@ -164,7 +164,11 @@ def test_hr_records_a_visit_on_the_conclusions_page(world, ward):
     hr.post(f"/checkups/conclusions/{record.pk}/follow-up/", {"undo": "1"})
     cell = hr.get("/checkups/conclusions/").content.decode().split(f'data-testid="follow-up-{record.pk}"')[1]
     assert "未受診" in cell.split("</td>")[0] and "取り消し" in cell.split("</td>")[0]  # history kept
-    assert hr.get(f"/checkups/conclusions/{record.pk}/follow-up/").status_code == 405
+    # A refused date is shown at the form's address, whose pager, filter and language switch come back to it
+    # by GET: on to the list, their query kept (not a blank 405).
+    back = hr.get(f"/checkups/conclusions/{record.pk}/follow-up/?show=follow_up&page=2")
+    assert back.status_code == 302 and back.url == "/checkups/conclusions/?show=follow_up&page=2"
+    assert hr.get(f"/checkups/conclusions/{record.pk}/follow-up/", follow=True).status_code == 200
 
 
 def test_out_of_scope_foreign_tenant_and_unpermitted_users_get_404(world, ward):
@@ -198,6 +202,8 @@ def test_employee_reports_their_own_visit_and_nobody_elses(world, ward):
     mine = page.split(f'data-testid="follow-up-{record.pk}"')[1]
     assert "受診済み（2025-08-01）" in mine and "受診日を記録してください。" not in mine  # asked no more
     assert employee.post(f"/checkups/mine/{far_record.pk}/follow-up/", {"visited_on": "2025-08-01"}).status_code == 404
+    back = employee.get(f"/checkups/mine/{record.pk}/follow-up/?year=2025")  # the language switch after a refusal
+    assert back.status_code == 302 and back.url == "/checkups/mine/?year=2025"
     with tenant_context(world.tenant_a):
         visit = FollowUpVisit.objects.get()
         assert (visit.record_id, visit.by_self, visit.recorded_by_id) == (record.pk, True, world.member_a.pk)

@@ -202,6 +202,11 @@ def test_restriction_kinds_with_normal_work_or_leave_are_refused(world, ward, fi
                                      restrictions=["no_overtime"], acting_user=ward["doc"])  # fmt: skip
     missing = doc.post(f"/checkups/review/{record.pk}/", {"fitness": "restricted", "follow_up": "none"})
     assert "就業制限の内容を1つ以上選んでください。" in missing.content.decode()
+    # Said at the restriction kinds, which are marked invalid: the page focuses the first of them.
+    for page in (response.content.decode(), missing.content.decode()):
+        first_invalid = page.split('aria-invalid="true"')[0].rsplit("<input", 1)[1]
+        assert 'name="restrictions"' in first_invalid
+        assert 'id="id_restrictions_error"' in page
 
 
 # --- 4. The employee reads one proper sentence per follow-up -------------------------------------------

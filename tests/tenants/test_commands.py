@@ -126,6 +126,7 @@ def test_seed_demo_creates_both_tenants_every_role_and_prints_working_logins(db)
     line = next(line for line in out.splitlines() if "org-admin@demo-corp.example" in line)
     password = line.split()[-1]
     assert User.objects.get(email="org-admin@demo-corp.example").check_password(password)
+    assert "second factor at first login" in out and "var/mail/" in out  # how the privileged logins get in
 
 
 def test_seed_demo_again_keeps_data_and_gives_fresh_passwords(db):

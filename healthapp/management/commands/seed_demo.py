@@ -14,6 +14,11 @@ class Command(OperatorCommand):
         self.stdout.write(f"  {'tenant':<12} {'role':<14} {'e-mail':<36} password")
         for login in logins:
             self.stdout.write(f"  {login.tenant:<12} {login.role:<14} {login.email:<36} {login.password}")
+        self.stdout.write(
+            "  Every role but employee sets up a second factor at first login (an authenticator app, or a code "
+            "e-mailed to var/mail/) / 従業員以外は初回ログイン時に多要素認証を設定します"
+            "（認証アプリ、または var/mail/ に届く確認コード）。"
+        )
         self.stdout.write("")
         self.stdout.write(
             self.style.SUCCESS("Self-registration samples / アカウント登録の試し方 (/accounts/register/):")

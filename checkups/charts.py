@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -103,9 +104,18 @@ def _value_place(
     return free[0] if free else None
 
 
-def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = "", spoken_unit: str = "") -> SafeString:
+def trend_svg(
+    points: list[tuple[dt.date, float]],
+    *,
+    title: str,
+    unit: str = "",
+    spoken_unit: str = "",
+    show: Callable[[float], str] | None = None,
+) -> SafeString:
     """A line chart of (exam date, value) points in time order, with the values written at each point.
-    Points stand as far apart as their dates: four years between two checkups look like four years."""
+    Points stand as far apart as their dates: four years between two checkups look like four years.
+    ``show`` writes a value as the page's table does (BMI 22.0, not 22)."""
+    show = show or (lambda value: f"{value:g}")
     values = [value for _, value in points]
     low, high = min(values), max(values)
     span = (high - low) or 1.0
@@ -121,7 +131,7 @@ def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = ""
     # The picture's text alternative reads the series (role="img" hides the points' own titles).
     separator = pgettext("list separator", "、")
     said = f" {spoken_unit or unit}".rstrip()  # the page may write the unit beside the chart instead of in it
-    series = separator.join(f"{day:%Y-%m-%d} {value:g}{said}" for day, value in points)
+    series = separator.join(f"{day:%Y-%m-%d} {show(value)}{said}" for day, value in points)
     described = f"{title}{pgettext('bracket', '（')}{series}{pgettext('bracket', '）')}"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
@@ -146,9 +156,9 @@ def trend_svg(points: list[tuple[dt.date, float]], *, title: str, unit: str = ""
         (day, value), (x, y) = points[index], coords[index]
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{DOT}" fill="#0b6e4f">'
-            f"<title>{day:%Y-%m-%d}: {value:g}</title></circle>"
+            f"<title>{day:%Y-%m-%d}: {show(value)}</title></circle>"
         )
-        text = f"{value:g}"
+        text = show(value)
         others = dots[:index] + dots[index + 1 :]
         place = _value_place(x, y, text, taken, segments, others)
         if place is not None:

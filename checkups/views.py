@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
 from django.contrib import messages
@@ -60,7 +61,12 @@ def _my_checkups_page(request: HttpRequest, row_error: RowError | None = None) -
         (
             labels.get(item, item),
             catalogue.unit_of(item),
-            trend_svg(points, title=labels.get(item, item), spoken_unit=unit_label(catalogue.unit_of(item))),
+            trend_svg(
+                points,
+                title=labels.get(item, item),
+                spoken_unit=unit_label(catalogue.unit_of(item)),
+                show=lambda value, item=item: catalogue.display(item, Decimal(str(value))),
+            ),
         )
         for item, points in selectors.trend_series(records).items()
         if len(points) >= 2

@@ -285,6 +285,20 @@ def test_coded_answers_read_as_the_source_wrote_them(world, clinic):
     assert _cells(section, "<td>尿糖</td>")[3] == ""  # no grade, no MHLW value: nothing invented
 
 
+def test_chart_values_are_written_as_the_table_writes_them(world, clinic):
+    """BMI 22.0 is 22.0 on the chart as in the table, not 22."""
+    with tenant_context(world.tenant_a):
+        patient = clinic["record"].member
+        checkup_record_save(member=patient, exam_date=dt.date(2025, 9, 1), program="regular",
+                            values={**VALUES, "bmi": D("22.0"), "weight": D("70")})  # fmt: skip
+    page = _client("member@a.example", TEST_PASSWORD).get("/checkups/mine/").content.decode()
+    chart = page.split('aria-label="BMI（')[1].split("</svg>")[0]
+    assert chart.startswith("2024-05-20 26.1 kg/m²、2025-05-20 26.1 kg/m²、2025-09-01 22.0 kg/m²）")
+    assert ">22.0</text>" in chart and "2025-09-01: 22.0</title>" in chart
+    weight = page.split('aria-label="体重（')[1].split("</svg>")[0]
+    assert "2025-09-01 70.0 kg" in weight  # weight in tenths, as the table
+
+
 def test_trend_points_are_labelled_by_exam_date(world, clinic):
     with tenant_context(world.tenant_a):
         patient = clinic["record"].member

@@ -88,7 +88,7 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
     tenant_wide = True
     serializer_class = RosterImportSerializer
     queryset = Job.all_tenants.none()  # the schema reads the model from it; requests use scoped_queryset
-    parser_classes = [MultiPartParser]
+    parser_classes = [MultiPartParser, FormParser]  # a form without its file: 400 "file", not 415
 
     def scoped_queryset(self):
         found = Job.objects.filter(kind=Job.Kind.ROSTER).order_by("-created_at", "-pk")

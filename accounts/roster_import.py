@@ -116,6 +116,10 @@ ERROR_MESSAGES = {
         "Excel で「CSV UTF-8（コンマ区切り）」または「CSV（コンマ区切り）」として保存してください。"
     ),
     "binary": gettext_lazy("CSV ファイルではありません（バイナリデータが含まれています）。"),
+    "spreadsheet": gettext_lazy(
+        "Excel のブック（.xlsx / .xls）のままでは読めません。"
+        "Excel で「CSV UTF-8（コンマ区切り）」または「CSV（コンマ区切り）」として保存してください。"
+    ),
     "csv_format": gettext_lazy("CSV の形式が正しくありません（引用符の閉じ忘れなど）。"),
     "no_header": gettext_lazy("見出し行がありません。"),
     "no_rows": gettext_lazy("データ行がありません。"),
@@ -539,6 +543,8 @@ def detect_encoding(f: IO[bytes]) -> str:
     start = f.read(READ_BLOCK)
     if _utf16(start):
         raise FileError("utf16")  # Excel's "Unicode text": NUL bytes, yet not binary junk
+    if start.startswith(_WORKBOOKS):
+        raise FileError("spreadsheet")  # the workbook itself, not saved as CSV
     if start[:3] == BOM:
         candidates = ["utf-8-sig"]
     else:
@@ -556,6 +562,10 @@ def detect_encoding(f: IO[bytes]) -> str:
         return encoding
     f.seek(0)
     raise FileError("binary" if b"\x00" in f.read(READ_BLOCK) else "encoding")
+
+
+# An .xlsx is a ZIP; an .xls an OLE2 compound file.
+_WORKBOOKS = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
 
 
 def _utf16(start: bytes) -> bool:

@@ -13,8 +13,8 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from accounts import roster_import
 from accounts.labels import Perm
@@ -63,21 +63,26 @@ def _acknowledge(job: Job) -> str:
     n = job.counts.get("deactivated", 0)
     if job.state != Job.State.VALIDATED or not n:
         return ""
-    text = ngettext(
-        "反映すると %(n)s 人の名簿とログインを無効化することを確認しました。",
-        "反映すると %(n)s 人の名簿とログインを無効化することを確認しました。",
-        n,
-    ) % {"n": n}
+    parts = [
+        ngettext(
+            "反映すると %(n)s 人の名簿とログインを無効化することを確認しました。",
+            "反映すると %(n)s 人の名簿とログインを無効化することを確認しました。",
+            n,
+        )
+        % {"n": n}
+    ]
     if job.counts.get("deactivates_uploader"):
-        text += _("（あなた自身も含まれます）")
+        parts.append(str(_("（あなた自身も含まれます）")))
     logins = roster_import.logins_turned_off(job)
     if logins.count:
-        text += ngettext(
-            "うちログインのある人は %(n)s 人です。", "うちログインのある人は %(n)s 人です。", logins.count
-        ) % {"n": logins.count}
+        parts.append(
+            ngettext("うちログインのある人は %(n)s 人です。", "うちログインのある人は %(n)s 人です。", logins.count)
+            % {"n": logins.count}
+        )
     if logins.last_org_admin:
-        text += _("反映するとこのテナントの組織管理者が一人もいなくなります。")
-    return text
+        parts.append(str(_("反映するとこのテナントの組織管理者が一人もいなくなります。")))
+    # Japanese runs its sentences on; English needs a space between them.
+    return ("" if (get_language() or "ja").startswith("ja") else " ").join(parts)
 
 
 def _extra_context(job: Job) -> dict[str, Any]:

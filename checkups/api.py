@@ -133,7 +133,7 @@ class CheckupImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
     tenant_wide = True  # as the pages (checkups.import_views.PAGES): a file may name anyone in the tenant
     serializer_class = CheckupImportSerializer
     queryset = Job.all_tenants.none()  # the schema reads the model from it; requests use scoped_queryset
-    parser_classes = [MultiPartParser]
+    parser_classes = [MultiPartParser, FormParser]  # a form without its file: 400 "file", not 415
 
     def scoped_queryset(self):
         found = Job.objects.filter(kind=Job.Kind.CHECKUP).order_by("-created_at", "-pk")

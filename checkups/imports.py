@@ -168,6 +168,7 @@ ERROR_MESSAGES: dict[str, Any] = {
     "encoding": gettext_lazy("文字コードを判別できません（UTF-8 または Shift_JIS で保存してください）。"),
     "binary": gettext_lazy("CSV ファイルではありません。"),
     "utf16": roster_import.ERROR_MESSAGES["utf16"],  # the same reading of the file's bytes
+    "spreadsheet": roster_import.ERROR_MESSAGES["spreadsheet"],
     "csv_format": gettext_lazy("CSV の形式が正しくありません。"),
     "empty": gettext_lazy("データがありません。"),
     "no_data_folder": gettext_lazy(

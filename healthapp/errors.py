@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -43,3 +44,11 @@ def _body(status_code: int, code: str, message: str, details=None) -> Response:
 def json_error(status_code: int, code: str, message: str) -> JsonResponse:
     """The same error shape, answered by a middleware (before any DRF view runs)."""
     return JsonResponse({"error": {"code": code, "message": message, "details": {}}}, status=status_code)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: an address under /api/ that matches no endpoint answers in the API's shape, as every
+    other API error does; a page keeps the site's 404 page."""
+    if request.path.startswith("/api/"):
+        return json_error(404, "not_found", _("見つかりません。"))
+    return defaults.page_not_found(request, exception)

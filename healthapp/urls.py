@@ -39,3 +39,5 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
+
+handler404 = "healthapp.errors.page_not_found"

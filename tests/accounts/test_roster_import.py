@@ -159,6 +159,8 @@ def test_new_members_are_stored_encrypted_and_found_by_blind_index(world):
         (b"\x00\x01\x02\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "binary"),
         ("社員番号,氏名\nN1,山田\n".encode("utf-16"), "utf16"),  # Excel's "Unicode text"
         ("社員番号\t氏名\nN1\t山田\n".encode("utf-16-le"), "utf16"),  # the same without its BOM
+        (b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 4, "spreadsheet"),  # an .xlsx as saved by Excel
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "spreadsheet"),  # an .xls
         (b"\x81\x39\xff\xfe,\xfd\n", "encoding"),
         (roster_csv([person("N1")], header=["社員番号", "氏名", "年収"]), "unknown_column"),
         (roster_csv([["N1"]], header=["社員番号"]), "missing_column"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
@@ -70,6 +71,12 @@ def test_the_deactivation_list_marks_logins_and_the_tick_counts_them(hr_client, 
     assert "ログインあり" not in row_of(table, "甲野 2")
     assert "反映すると 2 人の名簿とログインを無効化することを確認しました。うちログインのある人は 1 人です。" in page
     assert "組織管理者が一人もいなくなります" not in page
+    hr_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # English sentences are spaced; the column is "Login"
+    job_id = preview(roster_csv(EVERYONE_BUT_A0_A2), mode="full")
+    page = job_page(hr_client, job_id)
+    tick = " ".join(between(page, 'data-testid="job-acknowledge"', "</label>").split())
+    assert "logins. Of them" in tick or "login. Of them" in tick, tick
+    assert "<th>Login</th>" in between(page, 'data-testid="job-to-deactivate"', "</table>")
 
 
 def test_leaving_out_the_only_org_admin_names_their_role_and_warns_in_the_tick(hr_client, world, preview):

@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts import roster_import
 from accounts.models import Member
 from healthapp.models import Job
 from tenants.context import tenant_context
@@ -344,6 +345,13 @@ def test_the_api_refuses_an_upload_over_the_memory_limit_as_too_large_not_as_mis
         assert not Job.objects.exists()
 
 
+def test_the_api_says_a_missing_file_is_missing_whatever_the_body(hr_client, world):
+    form = hr_client.post("/api/v1/roster-imports/", "mode=partial", content_type="application/x-www-form-urlencoded")
+    multipart = hr_client.post("/api/v1/roster-imports/", {"mode": "partial"})
+    for refused in (form, multipart):  # a script that forgot the file learns that, not "unsupported media type"
+        assert refused.status_code == 400 and "file" in refused.json()["error"]["details"], refused.content
+
+
 def test_an_uploads_file_name_is_shown_to_its_uploader_only(hr_client, world):
     """A file name may name a person; another roster manager sees that there was an import, not its name."""
     from django.test import Client
@@ -357,6 +365,15 @@ def test_an_uploads_file_name_is_shown_to_its_uploader_only(hr_client, world):
     listing = other.get("/roster/import/").content.decode()
     assert "名簿.csv" not in listing and 'data-testid="file-name-withheld"' in listing
     assert "名簿.csv" not in other.get(response.url).content.decode()
+    assert "（他の担当者のファイル）" in listing and "運用担当者" not in listing
+    # An operator's manage.py import_roster has no uploader: said as such, not as another manager's file.
+    with tenant_context(world.tenant_a):
+        roster_import.roster_import_start(
+            upload=io.BytesIO(roster_csv([person("N2")])), file_name="ops.csv", mode="partial", create_offices=False,
+            acting_user=None, enqueue=False,
+        )  # fmt: skip
+    listing = hr_client.get("/roster/import/").content.decode()
+    assert "（運用担当者のコマンドによる取り込み）" in listing and "ops.csv" not in listing
 
 
 def test_an_uploads_file_name_is_stored_sealed(hr_client, world):

@@ -264,6 +264,8 @@ def test_the_error_report_is_the_pages_and_defuses_formulas(
     for suffixed in (f"{API}{job_id}/errors.csv", f"{API}{job_id}.json", "/api/v1/roster-imports.json"):
         answered = hr_client.get(suffixed)
         assert answered.status_code == 404, (suffixed, answered.status_code, answered.content[:300])
+        assert answered.json()["error"]["code"] == "not_found"
+    assert "<html" in hr_client.get("/no-such-page/").content.decode()  # a page's 404 stays the site's page
 
 
 def test_progress_says_state_and_counts_without_the_file(hr_client, world, mapping, django_capture_on_commit_callbacks):

@@ -742,11 +742,19 @@ def test_the_command_asks_before_a_full_import_deactivates_anyone(
 ):
     path = tmp_path / "roster.csv"
     path.write_bytes(roster_csv([person("A0", "甲野 0"), person("CMD1")]))  # A1, A2 are not listed
+    from accounts.models import Role
+    from accounts.services import user_create
+    from tests.conftest import TEST_PASSWORD
+
+    user_create(email="a1@a.example", role=Role.EMPLOYEE, tenant=world.tenant_a, password=TEST_PASSWORD,
+                member=members(world.tenant_a)["A1"])  # fmt: skip
     before = {number: m.is_active for number, m in members(world.tenant_a).items()}
     out = io.StringIO()
     with django_capture_on_commit_callbacks(execute=True):
         call_command("import_roster", "--tenant", "tenant-a", str(path), "--mode", "full", "--dry-run", stdout=out)
     assert "deactivated 2" in out.getvalue() and "--acknowledge-deactivations" in out.getvalue()
+    assert "of them with a login: 1" in out.getvalue()  # A1 logs in, A2 has no login
+    assert "without an active org admin" not in out.getvalue()  # the org admin has no roster entry
     with (
         django_capture_on_commit_callbacks(execute=True),
         pytest.raises(CommandError, match="--acknowledge-") as refused,

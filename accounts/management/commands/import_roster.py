@@ -87,6 +87,14 @@ class Command(ImportCommand):
             f"updated {c.get('updated', 0)}, deactivated {c.get('deactivated', 0)}, "
             f"unchanged {c.get('unchanged', 0)}, errors {c.get('errors', 0)}"
         )
+        if c.get("deactivated"):  # what the page's tick says before anyone is locked out (counts, no names)
+            logins = roster_import.logins_turned_off(job)
+            self.stdout.write(f"  うちログインのある人 {logins.count} 人 / of them with a login: {logins.count}")
+            if logins.last_org_admin:
+                self.stdout.write(self.style.WARNING(
+                    "  反映するとこのテナントの組織管理者が一人もいなくなります / Applying leaves the tenant "
+                    "without an active org admin (組織管理者)."
+                ))  # fmt: skip
         self.report_findings([
             f"row {e.get('row') or '-'} {roster_import.COLUMN_LABELS.get(e.get('column') or '', '')}: "
             f"{roster_import.error_message(e['code'])}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -20,6 +20,15 @@ from healthapp.job_api import CsvRenderer, JobProgressSerializer, refuse_oversiz
 from healthapp.models import Job
 
 
+class RosterImportFindingSerializer(serializers.Serializer):
+    """One error of a preview: where and why, never a value."""
+
+    row = serializers.IntegerField(allow_null=True, help_text="CSV record number (header = 1)")
+    column = serializers.CharField(help_text="the column's key (employee_number, birth_date, …)")
+    code = serializers.CharField()
+    message = serializers.CharField(help_text="the reason, as the page and the error report give it")
+
+
 class RosterImportSerializer(serializers.ModelSerializer):
     number = serializers.IntegerField(source="label_number", read_only=True, help_text="the job's number in the tenant")
     mode = serializers.SerializerMethodField()
@@ -29,6 +38,7 @@ class RosterImportSerializer(serializers.ModelSerializer):
     new_departments = serializers.SerializerMethodField(help_text="[office, department] the apply creates")
     logins_turned_off = serializers.SerializerMethodField(help_text="active logins the preview's deactivations end")
     leaves_no_org_admin = serializers.SerializerMethodField(help_text="applying leaves no active 組織管理者")
+    errors = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -37,6 +47,10 @@ class RosterImportSerializer(serializers.ModelSerializer):
             "file_sha256", "file_size", "can_apply", "new_offices", "new_departments", "logins_turned_off",
             "leaves_no_org_admin", "created_at", "finished_at",
         ]  # fmt: skip
+
+    @extend_schema_field(RosterImportFindingSerializer(many=True))
+    def get_errors(self, job: Job) -> list[dict]:
+        return [{**e, "message": roster_import.error_message(e["code"])} for e in job.errors]
 
     def get_mode(self, job: Job) -> str:
         return job.options.get("mode", "")

@@ -34,6 +34,7 @@ class CheckupImportFindingSerializer(serializers.Serializer):
     source = serializers.CharField(help_text="the ZIP entry it concerns, if any")
     column = serializers.CharField(help_text="item key, identity field or CSV header")
     code = serializers.CharField()
+    message = serializers.CharField(help_text="the reason, as the page and the error report give it")
 
 
 class CheckupImportMappingRefSerializer(serializers.Serializer):
@@ -79,12 +80,12 @@ class CheckupImportSerializer(serializers.ModelSerializer):
     @extend_schema_field(CheckupImportFindingSerializer(many=True))
     def get_errors(self, job: Job) -> list[dict]:
         """What is not imported (an entry with any error imports nothing), and file-level findings."""
-        return [e for e in job.errors if e["code"] not in imports.WARNINGS]
+        return [{**e, "message": imports.row_error_message(e)} for e in job.errors if e["code"] not in imports.WARNINGS]
 
     @extend_schema_field(CheckupImportFindingSerializer(many=True))
     def get_warnings(self, job: Job) -> list[dict]:
         """Columns, item codes or ZIP files not read; the rest of the entry is imported."""
-        return [e for e in job.errors if e["code"] in imports.WARNINGS]
+        return [{**e, "message": imports.row_error_message(e)} for e in job.errors if e["code"] in imports.WARNINGS]
 
     def get_can_apply(self, job: Job) -> bool:
         return imports.can_apply(job)

@@ -54,6 +54,7 @@ from checkups import items as catalogue_module
 from checkups.mhlw_xml import ParsedCheckup, ParseError, latest_exam_date, parse_document, parse_zip, zip_other_files
 from checkups.models import CheckupCsvMapping, CheckupRecord, Judgement, PhysicianOpinion, result_json, value_text
 from checkups.services import JudgingCriteria, checkup_corrections_keep, fiscal_year_of, judgement_fields
+from checkups.templatetags.checkup_tags import unit_label
 from healthapp import jobs
 from healthapp.crypto.blind_index import indexer, insurance_card_index
 from healthapp.crypto.fields import open_row
@@ -209,7 +210,7 @@ def row_error_message(error: dict[str, Any]) -> str:
     item = catalogue_module.load().items.get(error.get("column") or "")
     if error["code"] == "implausible" and item is not None and (item.minimum is not None or item.maximum is not None):
         span = f"{item.minimum if item.minimum is not None else ''}–{item.maximum if item.maximum is not None else ''}"
-        return _("値が妥当な範囲（%(span)s %(unit)s）外です。") % {"span": span, "unit": item.unit}
+        return _("値が妥当な範囲（%(span)s %(unit)s）外です。") % {"span": span, "unit": unit_label(item.unit)}
     return error_message(error["code"])
 
 

@@ -345,6 +345,16 @@ def test_the_api_refuses_an_upload_over_the_memory_limit_as_too_large_not_as_mis
         assert not Job.objects.exists()
 
 
+def test_the_api_preview_gives_each_errors_reason(hr_client, world, django_capture_on_commit_callbacks):
+    data = roster_csv([person("API1"), person("API2", birth="R6.2.30")])
+    with django_capture_on_commit_callbacks(execute=True):
+        created = hr_client.post("/api/v1/roster-imports/", {"file": SimpleUploadedFile("r.csv", data)})
+    (error,) = hr_client.get(f"/api/v1/roster-imports/{created.json()['id']}/").json()["errors"]
+    assert (error["row"], error["column"], error["code"]) == (3, "birth_date", "date_invalid")
+    assert error["message"] == roster_import.error_message("date_invalid") == "存在しない日付です。"
+    assert "R6.2.30" not in str(error)  # where and why, never the value
+
+
 def test_the_api_says_a_missing_file_is_missing_whatever_the_body(hr_client, world):
     form = hr_client.post("/api/v1/roster-imports/", "mode=partial", content_type="application/x-www-form-urlencoded")
     multipart = hr_client.post("/api/v1/roster-imports/", {"mode": "partial"})

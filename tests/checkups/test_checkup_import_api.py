@@ -91,6 +91,9 @@ def test_a_csv_upload_previews_counts_and_errors_then_apply_writes_the_records(
         (4, "employee_number", "member_not_found"),
     }
     assert preview["warnings"] == [] and preview["finished_at"] is None
+    reasons = {e["code"]: e["message"] for e in preview["errors"]}  # as the page and the report say them
+    assert reasons["member_not_found"] == imports.error_message("member_not_found")
+    assert reasons["implausible"].startswith("値が妥当な範囲（") and "mmHg" in reasons["implausible"]
     with tenant_context(world.tenant_a):
         assert not CheckupRecord.objects.exists()  # the dry run writes only the job
     (listed,) = hr_client.get(API).json()["results"]

@@ -75,3 +75,7 @@ def test_record_and_job_pages_have_titles_of_their_own(world, clinic):  # noqa: 
     page = _client("doc@a.example").get(f"/checkups/review/{clinic['record'].pk}/").content.decode()
     title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
     assert title.startswith(f"就業判定（2025-05-20 #{clinic['record'].pk}）") and "甲野" not in title  # no name
+    member = clinic["record"].member  # a roster entry's page is told apart from the list, by number only
+    page = _client("admin@a.example", TEST_PASSWORD + "!x").get(f"/roster/{member.pk}/").content.decode()
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    assert title.startswith(f"名簿 #{member.pk}") and "甲野" not in title

@@ -3,11 +3,13 @@ page's steps in-process, upload → dry run → report → confirm → apply wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
+from django.utils import translation
 from tqdm import tqdm
 
 from healthapp import jobs
@@ -18,6 +20,16 @@ from tenants.management.base import TenantCommand, resolve_tenant
 from tenants.models import Tenant
 
 SHOWN_ERRORS = 50
+
+
+def in_both(say: Callable[[], object]) -> str:
+    """A reason in Japanese and English, as the commands' own lines are (an operator's terminal may be
+    either's); once where both read the same."""
+    with translation.override("ja"):
+        ja = str(say())
+    with translation.override("en"):
+        en = str(say())
+    return ja if ja == en else f"{ja} / {en}"
 
 
 class ImportCommand(TenantCommand):

@@ -783,7 +783,10 @@ def test_the_command_names_why_a_file_cannot_be_imported(
     with tenant_context(world.tenant_a):
         job = Job.objects.get(kind=Job.Kind.ROSTER)
     assert job.state == Job.State.FAILED and job.error_code == "binary"  # kept, with its reason
-    assert str(failed.value) == roster_import.error_message("binary")  # the importer's reason, not a traceback
+    # the importer's reason, not a traceback, in both languages
+    ja = "CSV ファイルではありません（バイナリデータが含まれています）。"
+    en = "This is not a CSV file (it contains binary data)."
+    assert str(failed.value) == f"{ja} / {en}"
     assert not _stored(private_storage)
 
 

@@ -18,6 +18,7 @@ from checkups import imports
 from checkups.mhlw_sample import build_zip
 from checkups.models import CheckupRecord, Judgement, PhysicianOpinion
 from healthapp import jobs
+from healthapp.job_command import in_both
 from healthapp.models import Job
 from tenants.context import tenant_context
 from tests.checkups.test_imports import CSV_MAPPING, ITEMS, csv_bytes, doc
@@ -182,9 +183,11 @@ def test_errors_are_listed_by_row_column_and_reason_and_the_valid_records_applie
 
     assert "rows 3, added 1, updated 0, rechecks 0, unchanged 0, errors 2" in output
     implausible = {"row": 3, "column": "systolic", "code": "implausible"}
-    assert f"  error row 3 収縮期血圧: {imports.row_error_message(implausible)} [implausible]" in output
+    reason = in_both(lambda: imports.row_error_message(implausible))  # Japanese / English
+    assert f"  error row 3 収縮期血圧: {reason} [implausible]" in output and "outside" in reason
     assert "値が妥当な範囲（" in imports.row_error_message(implausible)  # the reason says what the item accepts
-    assert f"  error row 4 社員番号: {imports.error_message('member_not_found')} [member_not_found]" in output
+    reason = in_both(lambda: imports.error_message("member_not_found"))
+    assert f"  error row 4 社員番号: {reason} [member_not_found]" in output
     assert "Applied: added 1, updated 0, unchanged 0, judged 1, errors 2" in output
     with tenant_context(world.tenant_a):
         assert list(CheckupRecord.objects.values_list("member_id", flat=True)) == [hanako.pk]
@@ -196,7 +199,8 @@ def test_warnings_are_listed_as_warnings(world, tmp_path):
         imports.mapping_save(provider="P", mapping={k: v for k, v in CSV_MAPPING.items() if k != "喫煙"},
                              acting_user=None)  # fmt: skip
     output = import_checkups("--mapping", "P", write(tmp_path, "results.csv", good_csv()))
-    assert f"  warning row 1 喫煙: {imports.error_message('column_ignored')} [column_ignored]" in output
+    reason = in_both(lambda: imports.error_message("column_ignored"))
+    assert f"  warning row 1 喫煙: {reason} [column_ignored]" in output
     assert "warnings 1" in output and "Applied: added 2" in output
 
 

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from accounts import roster_import
 from healthapp.errors import AppError
-from healthapp.job_command import ImportCommand
+from healthapp.job_command import ImportCommand, in_both
 from healthapp.models import Job
 from tenants.models import Tenant
 
@@ -51,7 +51,7 @@ class Command(ImportCommand):
 
     def refusal(self, job: Job, options: dict[str, Any]) -> str:
         if job.state == Job.State.FAILED:
-            return roster_import.error_message(job.error_code)
+            return in_both(lambda: roster_import.error_message(job.error_code))
         if options["dry_run"]:
             return ""
         if not roster_import.can_apply(job):
@@ -97,7 +97,7 @@ class Command(ImportCommand):
                 ))  # fmt: skip
         self.report_findings([
             f"row {e.get('row') or '-'} {roster_import.COLUMN_LABELS.get(e.get('column') or '', '')}: "
-            f"{roster_import.error_message(e['code'])}"
+            f"{in_both(lambda e=e: roster_import.error_message(e['code']))}"
             for e in job.errors
         ])  # fmt: skip
 

@@ -11,7 +11,7 @@ from django.core.management.base import CommandError, CommandParser
 from checkups import imports
 from checkups.models import CheckupCsvMapping
 from healthapp.errors import AppError
-from healthapp.job_command import ImportCommand
+from healthapp.job_command import ImportCommand, in_both
 from healthapp.models import Job
 from tenants.models import Tenant
 
@@ -84,7 +84,8 @@ class Command(ImportCommand):
         ``--acknowledge-rechecks`` (the page's tick box)."""
         if job.state == Job.State.FAILED:
             code = job.error_code
-            return f"取り込めません / The file cannot be imported: {imports.error_message(code)} ({code})"
+            reason = in_both(lambda: imports.error_message(code))
+            return f"取り込めません / The file cannot be imported: {reason} ({code})"
         if options["dry_run"]:
             return ""
         if not imports.can_apply(job):
@@ -131,7 +132,7 @@ class Command(ImportCommand):
             kind = "warning" if error["code"] in imports.WARNINGS else "error"
             where = [f"row {error.get('row') or '-'}", error.get("source") or "",
                      imports.column_label(error.get("column") or "")]  # fmt: skip
-            reason = imports.row_error_message(error)
+            reason = in_both(lambda error=error: imports.row_error_message(error))
             lines.append(f"{kind} {' '.join(filter(None, where))}: {reason} [{error['code']}]")
         self.report_findings(lines)
 

@@ -155,7 +155,8 @@ def _card(user) -> bool:
 def roster_member(request: HttpRequest, member_id: int) -> HttpResponse:
     member = selectors.member_get_for_user(user=request.user, member_id=member_id)
     audit.record(action="member.viewed", target_type="member", target_id=member.pk)
-    return render(request, "accounts/roster/detail.html", {"member": member, "card": _card(request.user)})
+    context = {"member": member, "card": _card(request.user), "identity": selectors.identity_visible(request.user)}
+    return render(request, "accounts/roster/detail.html", context)
 
 
 # --- Teams ------------------------------------------------------------------------------------------------

@@ -268,6 +268,13 @@ def access_review_table(rows: list[AccessReviewRow]) -> list[list[object]]:
     ]  # fmt: skip
 
 
+def identity_visible(user) -> bool:
+    """生年月日 and 性別 on a person's page: for those who keep the roster across the tenant (they upload these
+    values and check what was stored), not for every roster viewer, since with a card or an employee number
+    they are what self-registration asks."""
+    return policy.can_tenant_wide(user, Perm.ROSTER_MANAGE)
+
+
 def card_visible(user) -> bool:
     """An insurer's people are known by their insurance card: its fields join the roster pages there, for
     those who keep the roster (roster.manage). Not for every roster viewer: 記号・番号・枝番・続柄 are most

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.test import Client
 
@@ -77,12 +79,21 @@ def test_the_insurer_roster_with_nobody_found_spans_every_column(insurer_client,
     assert '<td colspan="9" class="muted">' in page
 
 
-def test_an_insurer_admin_sees_the_branch_number_on_a_persons_page(insurer_client, insured):
+def test_an_insurer_admin_sees_the_branch_number_on_a_persons_page(world, insurer_client, insured):
     page = insurer_client.get(f"/roster/{insured.pk}/").content.decode()
     assert '<dt>枝番</dt><dd data-testid="member-branch">02</dd>' in page
     assert '<dd data-testid="member-relationship">家族</dd>' in page
     assert insurer_client.get(f"/api/v1/members/{insured.pk}/").json()["relationship"] == insured.relationship
     assert "<dd>健12</dd>" in page and "<dd>34567</dd>" in page
+    # what the roster import stored, for the roster's keepers to check (an era date read as 1985-04-01)
+    with tenant_context(world.tenant_b):
+        insured.birth_date, insured.sex = dt.date(1985, 4, 1), Member.Sex.FEMALE
+        insured.save()
+    page = insurer_client.get(f"/roster/{insured.pk}/").content.decode()
+    assert (
+        '<dd data-testid="member-birth-date">1985-04-01</dd>' in page
+        and '<dd data-testid="member-sex">女性</dd>' in page
+    )
 
 
 def test_a_roster_viewer_of_the_insurer_sees_no_card_numbers(world, insured):
@@ -104,5 +115,6 @@ def test_a_roster_viewer_of_the_insurer_sees_no_card_numbers(world, insured):
     detail = client.get(f"/roster/{insured.pk}/").content.decode()
     assert "被扶養 花子" in detail and "34567" not in detail and "member-branch" not in detail
     assert "member-relationship" not in detail and "家族" not in detail  # 続柄 is on the card too
+    assert "member-birth-date" not in detail and "member-sex" not in detail  # nor what registration asks with it
     api = client.get(f"/api/v1/members/{insured.pk}/").json()
     assert api["name"] == "被扶養 花子" and api["relationship"] is None

@@ -13,12 +13,12 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
-from django.utils.translation import get_language, ngettext
+from django.utils.translation import get_language, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from accounts import roster_import
 from accounts.labels import Perm
-from healthapp.job_views import ADDED, UNCHANGED, UPDATED, Count, JobPages, JobUrls
+from healthapp.job_views import ADDED, TO_ADD, TO_UPDATE, UNCHANGED, UPDATED, Count, JobPages, JobUrls
 from healthapp.models import Job
 from tenants.context import require_tenant
 
@@ -123,10 +123,10 @@ PAGES = JobPages(
     report_header=roster_import.error_report_header,
     report_rows=roster_import.error_report_rows,
     preview_counts=(
-        ADDED,
+        TO_ADD,
         Count("added_inactive", _("うち資格喪失日を過ぎていて無効のまま追加"), only_if_any=True),
-        UPDATED,
-        DEACTIVATED,
+        TO_UPDATE,
+        Count("deactivated", pgettext_lazy("import preview", "無効化")),
         UNCHANGED,
         Count("errors", _("エラー（反映しない行）")),
         Count("new_offices", _("新しく作成する事業所"), only_if_any=True),

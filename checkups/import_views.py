@@ -22,7 +22,7 @@ from accounts.labels import Perm
 from checkups import imports
 from checkups.models import CheckupCsvMapping
 from healthapp.errors import AppError
-from healthapp.job_views import ADDED, UNCHANGED, Count, JobPages, JobUrls
+from healthapp.job_views import ADDED, TO_ADD, UNCHANGED, Count, JobPages, JobUrls
 from healthapp.models import Job
 
 
@@ -146,7 +146,7 @@ PAGES = JobPages(
     report_header=imports.error_report_header,
     report_rows=imports.error_report_rows,
     preview_counts=(
-        ADDED,
+        TO_ADD,
         Count("updated", _("訂正（新しい結果で置き換え、訂正前の値と判定は履歴に残します）")),
         Count("rechecks", _("うち就業判定済み（産業医の再確認に戻ります）"), only_if_any=True),
         UNCHANGED,

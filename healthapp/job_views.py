@@ -24,6 +24,7 @@ from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts import policy
@@ -58,10 +59,13 @@ class Count:
     only_if_any: bool = False
 
 
-# The counts every importer has, by the same words.
+# The counts every importer has, by the same words; a preview's say what applying would do (English
+# tells "To add" from "Added", Japanese needs no second word).
 ADDED = Count("added", _("追加"))
 UPDATED = Count("updated", _("更新"))
 UNCHANGED = Count("unchanged", _("変更なし"))
+TO_ADD = Count("added", pgettext_lazy("import preview", "追加"))
+TO_UPDATE = Count("updated", pgettext_lazy("import preview", "更新"))
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ def test_the_deactivation_list_marks_logins_and_the_tick_counts_them(hr_client, 
     tick = " ".join(between(page, 'data-testid="job-acknowledge"', "</label>").split())
     assert "logins. Of them" in tick or "login. Of them" in tick, tick
     assert "<th>Login</th>" in between(page, 'data-testid="job-to-deactivate"', "</table>")
+    assert ">To add<" in page and ">To deactivate<" in page and ">Added<" not in page  # nothing applied yet
 
 
 def test_leaving_out_the_only_org_admin_names_their_role_and_warns_in_the_tick(hr_client, world, preview):

@@ -178,6 +178,14 @@ def test_the_upload_page_explains_the_file_with_the_values_the_import_reads(hr_c
     assert all(example in dates for example in ("2024-04-01", "2024/4/1", "令和6年4月1日", "R6.4.1"))
     assert f"{settings.ROSTER_IMPORT_MAX_BYTES // 2**20} MB" in guide
     assert "ファイルにない人の名簿とログインを無効化します" in guide and "ファイルにない人はそのままです" in guide
+    # On the English page the Japanese headers, words and dates it lists are marked as Japanese (WCAG 3.1.2).
+    hr_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    guide = between(hr_client.get("/roster/import/").content.decode(), 'data-testid="roster-file-guide"', "</details>")
+    assert '<td><span lang="ja">社員番号</span></td><td>employee_number</td>' in guide
+    assert '<span lang="ja">男性</span>' in between(guide, 'data-testid="roster-file-guide-sex"', "</dd>")
+    dates = between(guide, 'data-testid="roster-file-guide-dates"', "</dd>")
+    assert '<span lang="ja">令和6年4月1日</span>' in dates
+    assert "2024-04-01" in dates and 'lang="ja">2024-04-01' not in dates  # a Western date is no language's
 
 
 def test_an_insurers_upload_page_explains_the_card_key_and_the_relationship(client, world):

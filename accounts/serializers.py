@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from accounts.labels import LABELS, Scope
 from accounts.models import LabelGrant, Member, Team, User
-from accounts.selectors import card_visible
+from accounts.selectors import card_visible, identity_visible
 
 
 class MeSerializer(serializers.ModelSerializer):
@@ -29,15 +29,33 @@ class MemberSerializer(serializers.ModelSerializer):
     kana_name = serializers.CharField()
     # Part of the insurance card: for those who may see the card's fields (accounts.selectors.card_visible).
     relationship = serializers.SerializerMethodField()
+    # As a person's roster page shows them: for those who keep the roster (accounts.selectors.identity_visible).
+    birth_date = serializers.SerializerMethodField()
+    sex = serializers.SerializerMethodField()
 
     class Meta:
         model = Member
         fields = ["id", "uid", "employee_number", "name", "kana_name", "office", "department", "relationship",
-                  "is_active"]  # fmt: skip
+                  "birth_date", "sex", "is_active"]  # fmt: skip
+
+    def _may(self, check) -> bool:
+        """Asked once per response, not once per member of a list."""
+        request = self.context.get("request")
+        if request is None:
+            return False
+        known = self.context.setdefault("_visible", {})
+        if check not in known:
+            known[check] = check(request.user)
+        return known[check]
 
     def get_relationship(self, member: Member) -> str | None:
-        request = self.context.get("request")
-        return member.relationship if request is not None and card_visible(request.user) else None
+        return member.relationship if self._may(card_visible) else None
+
+    def get_birth_date(self, member: Member) -> str | None:
+        return member.birth_date.isoformat() if member.birth_date and self._may(identity_visible) else None
+
+    def get_sex(self, member: Member) -> str | None:
+        return (member.sex or None) if self._may(identity_visible) else None
 
 
 class GrantSerializer(serializers.ModelSerializer):

@@ -94,12 +94,16 @@ def test_an_insurer_admin_sees_the_branch_number_on_a_persons_page(world, insure
         '<dd data-testid="member-birth-date">1985-04-01</dd>' in page
         and '<dd data-testid="member-sex">女性</dd>' in page
     )
+    body = insurer_client.get(f"/api/v1/members/{insured.pk}/").json()
+    assert (body["birth_date"], body["sex"]) == ("1985-04-01", "female")  # the API says what the page says
 
 
 def test_a_roster_viewer_of_the_insurer_sees_no_card_numbers(world, insured):
     """名簿閲覧 (member.view without roster.manage): names and offices, not the card data that, with a sex
     and a birth month, registers an account for the person."""
     with tenant_context(world.tenant_b):
+        insured.birth_date, insured.sex = dt.date(1985, 4, 1), Member.Sex.FEMALE  # stored, yet not shown here
+        insured.save()
         member = member_create(employee_number="VIEW1", name="閲覧 三郎", office=world.roster_b[0].office)
         user_create(email="viewer@b.example", role=Role.EMPLOYEE, tenant=world.tenant_b, password=PASSWORD,
                     member=member)  # fmt: skip
@@ -118,3 +122,4 @@ def test_a_roster_viewer_of_the_insurer_sees_no_card_numbers(world, insured):
     assert "member-birth-date" not in detail and "member-sex" not in detail  # nor what registration asks with it
     api = client.get(f"/api/v1/members/{insured.pk}/").json()
     assert api["name"] == "被扶養 花子" and api["relationship"] is None
+    assert api["birth_date"] is None and api["sex"] is None

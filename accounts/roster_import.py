@@ -2,11 +2,12 @@
 
 Flow: ``roster_import_start`` stores the upload and queues validation; ``roster_import_validate``
 (a worker) streams the file once, checks every row and records the diff (a dry run: nothing is
-written but the job); the admin confirms (``roster_import_confirm``); ``roster_import_apply_step``
-then applies one chunk of rows per transaction, advancing ``Job.next_chunk`` in that same
-transaction. A killed worker therefore loses at most the chunk in flight (rolled back) and the next
-delivery resumes at ``next_chunk``: no half rows, no duplicates. The last step deactivates members
-missing from the file (mode ``full``) and writes the audit event.
+written but the job, and the rows to write as it checked them, sealed beside the upload: the apply
+does not read and check the file again); the admin confirms (``roster_import_confirm``);
+``roster_import_apply_step`` then applies one chunk of rows per transaction, advancing
+``Job.next_chunk`` in that same transaction. A killed worker therefore loses at most the chunk in
+flight (rolled back) and the next delivery resumes at ``next_chunk``: no half rows, no duplicates.
+The last step deactivates members missing from the file (mode ``full``) and writes the audit event.
 
 Memory is flat in the file size: the file is read in blocks, rows are handled a chunk at a time, and
 the only per-row state is a set of 64-bit key fingerprints (duplicate detection and mode ``full``).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import json
 import logging
 import re
 import unicodedata
@@ -907,8 +909,8 @@ def roster_import_validate(*, job_id: int) -> Job | None:
     job.state, job.errors, job.counts, job.rows_done = Job.State.VALIDATING, [], {}, 0
     job.save()
     try:
-        with jobs.job_open(job) as f:
-            _validate(job, f)
+        with jobs.job_open(job) as f, jobs.SideFile(job) as side:
+            _validate(job, f, side)
     except FileError as exc:
         job.errors = exc.errors or ([{"row": exc.row, "column": "", "code": exc.code}] if exc.row else [])
         jobs.job_fail(job, code=exc.code)
@@ -921,7 +923,7 @@ def roster_import_validate(*, job_id: int) -> Job | None:
     return job
 
 
-def _validate(job: Job, f: IO[bytes]) -> None:
+def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
     encoding = detect_encoding(f)
     tenant = require_tenant()
     insurer = tenant.kind == Tenant.Kind.INSURER
@@ -964,6 +966,9 @@ def _validate(job: Job, f: IO[bytes]) -> None:
     chunks: list[list[int]] = []
     chunk: list[Row] = []
     chunk_start, chunk_number, number, position = header_end, 2, 1, header_end
+    # The checked rows the apply will write, kept (sealed, in ``side``) so it does not read and check the
+    # file again.
+    kept: list[list[int] | None] = []  # per chunk: [offset, size] of its rows in the side file
 
     def flush() -> None:
         """Count the chunk's outcomes and close it: [byte offset, first record number, rows, todo, unchanged],
@@ -1025,6 +1030,7 @@ def _validate(job: Job, f: IO[bytes]) -> None:
                     new_departments.add((office_name, department_name))
         mask = jobs.plan_mask(todo, len(chunk))
         chunks.append([chunk_start, chunk_number, len(chunk), mask, unchanged])
+        kept.append(list(side.write(_keep_rows(chunk, todo, columns))) if todo else None)
         counts["unchanged"] += unchanged
 
     try:
@@ -1075,9 +1081,10 @@ def _validate(job: Job, f: IO[bytes]) -> None:
         counts["added"] += 1
         if ended:
             counts["added_inactive"] = counts.get("added_inactive", 0) + 1
-        if outcome == "unchanged":  # now a row to write
+        if outcome == "unchanged":  # now a row to write, not among the chunk's kept rows: the apply reads the file
             chunks[at][3] = jobs.plan_mask(jobs.plan_todo(chunks[at][3]) | 1 << index, chunks[at][2])
             chunks[at][4] -= 1
+            kept[at] = None
         if pk not in definite:
             matched.discard(pk)
     missing: list[int] = []
@@ -1102,6 +1109,9 @@ def _validate(job: Job, f: IO[bytes]) -> None:
                 "new_departments": [list(pair) for pair in sorted(new_departments)[:NAMES_SHOWN]]}  # fmt: skip
     if stamp is not None:
         job.plan["roster_stamp"] = stamp
+    if any(kept):
+        side.save()
+        job.plan["kept"] = kept
     job.rows_total, job.rows_done = counts["rows"], 0
     errors.sort(key=lambda e: e["row"])  # a row found ambiguous when its chunk closed comes after later rows
     job.counts, job.errors = counts, errors
@@ -1259,8 +1269,12 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     if not todo:
         return prepared
     ctx = Context.load(job, plan["columns"])
-    with jobs.job_open(job) as f:
-        rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
+    kept = plan.get("kept", [])[index : index + 1]
+    if kept and kept[0]:
+        rows = _kept_rows(jobs.side_read(job, *kept[0]), ctx, todo)
+    else:  # jobs checked before the dry run kept its rows, or a chunk whose rows to write changed after it
+        with jobs.job_open(job) as f:
+            rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
     prepared.errors = todo.bit_count() - len(rows)  # rows that no longer pass (roster changed)
     existing = _existing(rows, ctx.columns, frozenset(plan.get("no_fallback", ())))
     new_rows = []
@@ -1353,6 +1367,40 @@ def _chunk_rows(
         index += 1
         if index >= size:
             break
+    return rows
+
+
+_DATES = frozenset({"birth_date", "qualification_end"})
+
+
+def _keep_rows(chunk: list[Row], todo: int, columns: list[str | None]) -> bytes:
+    """The chunk's rows to write as the dry run checked them: [position, record number, key field, key,
+    card key, values in column order], dates as ISO text."""
+    names = [c for c in columns if c is not None]
+    kept = [
+        [index, row.number, row.key_field, row.key, row.card_key, [row.values.get(c) for c in names]]
+        for index, row in enumerate(chunk)
+        if todo >> index & 1
+    ]
+    return json.dumps(kept, ensure_ascii=False, separators=(",", ":"), default=dt.date.isoformat).encode()
+
+
+def _kept_rows(data: bytes, ctx: Context, todo: int) -> list[Row]:
+    """The chunk's kept rows to write, their places checked again (an office may be gone since)."""
+    names = [c for c in ctx.columns if c is not None]
+    dates = [at for at, c in enumerate(names) if c in _DATES]
+    rows = []
+    for index, number, key_field, key, card_key, values in json.loads(data):
+        if not todo >> index & 1:
+            continue
+        for at in dates:
+            if values[at] is not None:
+                values[at] = dt.date.fromisoformat(values[at])
+        row = Row(number=number, values=dict(zip(names, values, strict=True)), key_field=key_field, key=key)
+        row.card_key = card_key
+        _resolve_office(row, ctx)
+        if not row.errors:
+            rows.append(row)
     return rows
 
 

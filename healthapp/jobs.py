@@ -103,6 +103,49 @@ def job_open(job: Job) -> IO[bytes]:
     return open_sealed(default_storage.open(job.file, "rb"), job.tenant_id)
 
 
+def side_name(job: Job) -> str:
+    """The storage name of the side file of ``job`` (see ``SideFile``)."""
+    return job.file.removesuffix(".sealed") + ".side.sealed"
+
+
+class SideFile:
+    """What an importer's dry run keeps for its apply beside the upload (the rows it checked, say), sealed
+    like the upload and deleted with it. Appended piece by piece; each ``write`` returns where its piece
+    lies in the plaintext, for ``side_read``. Spooled in memory up to a few MB, then on local disk, sealed
+    before it is written anywhere; ``save`` replaces what an earlier, interrupted dry run left."""
+
+    def __init__(self, job: Job) -> None:
+        self._name = side_name(job)
+        self._spool = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)
+        self._sealing = SealingWriter(self._spool, job.tenant_id)
+        self._size = 0
+
+    def __enter__(self) -> SideFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._spool.close()
+
+    def write(self, data: bytes) -> tuple[int, int]:
+        self._sealing.write(data)
+        self._size += len(data)
+        return self._size - len(data), len(data)
+
+    def save(self) -> None:
+        self._sealing.finish()
+        self._spool.seek(0)
+        default_storage.delete(self._name)  # a storage never overwrites: it would pick another name
+        if default_storage.save(self._name, File(self._spool, name=self._name)) != self._name:
+            raise RuntimeError("side file stored under another name")  # a second writer: the job lock failed
+
+
+def side_read(job: Job, offset: int, size: int) -> bytes:
+    """One piece of the side file of ``job``, in clear."""
+    with open_sealed(default_storage.open(side_name(job), "rb"), job.tenant_id) as f:
+        f.seek(offset)
+        return f.read(size)
+
+
 def job_get(*, job_id: int, kind: str) -> Job:
     """The current tenant's job of ``kind``; another tenant's or a missing id is the same 404."""
     job = Job.objects.filter(pk=job_id, kind=kind).first()
@@ -269,10 +312,15 @@ def job_finish(job: Job) -> None:
 
 
 def job_discard_file(job: Job) -> None:
-    """Delete the uploaded file once the job no longer needs it (it holds personal data in clear);
-    after the commit, so a rolled-back step still finds its file on the retry."""
-    name = job.file
-    transaction.on_commit(lambda: default_storage.delete(name))
+    """Delete the uploaded file, and the side file its dry run kept, once the job no longer needs them
+    (personal data, if sealed); after the commit, so a rolled-back step still finds them on the retry."""
+    names = [job.file, side_name(job)]  # a side file too, if the dry run kept one
+
+    def delete() -> None:
+        for name in names:
+            default_storage.delete(name)
+
+    transaction.on_commit(delete)
 
 
 def job_status(job: Job) -> dict:

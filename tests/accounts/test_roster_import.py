@@ -796,7 +796,7 @@ def test_ctrl_c_during_the_commands_dry_run_leaves_neither_a_preview_nor_the_fil
     path = tmp_path / "roster.csv"
     path.write_bytes(roster_csv([person("CMD1")]))
 
-    def interrupted(job, f):
+    def interrupted(*args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(roster_import, "_validate", interrupted)
@@ -854,6 +854,60 @@ def test_the_upload_is_deleted_once_applied_and_unconfirmed_previews_expire(
         stale.refresh_from_db()
     assert stale.state == Job.State.FAILED and stale.error_code == "expired"
     assert not default_storage.exists(stale.file)
+
+
+def test_the_apply_writes_the_rows_its_dry_run_checked_kept_sealed_and_gone_with_the_upload(
+    world, private_storage, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The dry run keeps the rows it checked for the apply beside the upload, sealed like it: the apply
+    neither reads nor checks the file again."""
+    rows = [person("K1", "髙橋 﨑子", birth="S55.12.3", end="2099-03-31", email="k1@example.jp"), person("K2")]
+    job = validate(world.tenant_a, roster_csv(rows))
+    kept = (private_storage / jobs.side_name(job)).read_bytes()
+    assert kept.startswith(b"\x00HSEAL1\x00")
+    for value in ("髙橋", "k1@example.jp", "1980-12-03", "2099-03-31"):
+        assert value.encode() not in kept
+
+    def read_again(*args, **kwargs):
+        raise AssertionError("the apply read the file again")
+
+    monkeypatch.setattr(roster_import, "records", read_again)
+    with django_capture_on_commit_callbacks(execute=True):
+        done = apply(world.tenant_a, job)
+    assert done.state == Job.State.DONE and done.counts["applied"]["added"] == 2
+    k1 = members(world.tenant_a)["K1"]
+    assert (k1.name, k1.birth_date, k1.qualification_end, k1.email) == (
+        "髙橋 﨑子",
+        dt.date(1980, 12, 3),
+        dt.date(2099, 3, 31),
+        "k1@example.jp",
+    )
+    assert (k1.office.name, k1.department.name, k1.is_active) == ("東京本社", "営業部", True)
+    assert not _stored(private_storage)  # the upload and the kept rows
+
+
+def test_a_checked_row_whose_office_was_removed_before_the_apply_is_not_written(world):
+    with tenant_context(world.tenant_a):
+        Office.objects.create(name="仮設事務所")
+    job = validate(world.tenant_a, roster_csv([person("G1", office="仮設事務所", dept=""), person("G2")]))
+    assert job.counts["added"] == 2
+    with tenant_context(world.tenant_a):
+        Office.objects.filter(name="仮設事務所").delete()
+    done = apply(world.tenant_a, job)
+    assert (done.counts["applied"]["added"], done.counts["applied"]["errors"]) == (1, 1)
+    assert "G1" not in members(world.tenant_a) and "G2" in members(world.tenant_a)
+
+
+def test_a_discarded_or_expired_preview_leaves_no_kept_rows(world, private_storage, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        discarded = validate(world.tenant_a, roster_csv([person("D1")]))
+        stale = validate(world.tenant_a, roster_csv([person("D2")]))
+    assert len(_stored(private_storage)) == 4  # two uploads, two side files
+    with tenant_context(world.tenant_a), django_capture_on_commit_callbacks(execute=True):
+        jobs.job_cancel(job_id=discarded.pk)
+        Job.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - dt.timedelta(days=8))
+        jobs.jobs_expire_unconfirmed(keep_days=django_settings.ROSTER_IMPORT_KEEP_DAYS)
+    assert not _stored(private_storage)
 
 
 def test_unconfirmed_checkup_uploads_expire_too_and_a_confirm_racing_the_sweep_wins(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import socket
 import uuid
 
 import boto3
@@ -18,27 +17,9 @@ from audit.archive import ArchiveUnavailable, LocalArchive, S3Archive, s3_client
 from audit.models import AuditChain
 from audit.services import chain_scope, ship_pending
 from tenants.context import tenant_context
+from tests.conftest import _free_port
 
 from .conftest import events_of
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ class SideFile:
 
     def __init__(self, job: Job) -> None:
         self._name = side_name(job)
-        self._spool = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)
+        self._spool = tempfile.SpooledTemporaryFile(max_size=2**20)
         self._sealing = SealingWriter(self._spool, job.tenant_id)
         self._size = 0
 

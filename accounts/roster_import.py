@@ -1191,6 +1191,21 @@ def logins_turned_off(job: Job) -> LoginsOff:
     return result
 
 
+def places_created(job: Job) -> tuple[list[str], list[list[str]]]:
+    """After the apply: the offices and departments its preview named as new (as many as it names) that
+    exist now, what the import created for the rows that needed them (names, not personal data)."""
+    if job.state != Job.State.DONE or not job.options.get("create_offices"):
+        return [], []
+    named, pairs = job.plan.get("new_offices", []), job.plan.get("new_departments", [])
+    offices = set(Office.objects.filter(name__in=named).values_list("name", flat=True))
+    departments = set(
+        Department.objects.filter(office__name__in={o for o, _d in pairs}, name__in={d for _o, d in pairs}).values_list(
+            "office__name", "name"
+        )
+    )
+    return [n for n in named if n in offices], [pair for pair in pairs if tuple(pair) in departments]
+
+
 def can_apply(job: Job) -> bool:
     """Validated, and in mode full without a single error: a flawed file must never deactivate
     people by leaving them out."""

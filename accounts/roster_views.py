@@ -86,6 +86,9 @@ def _acknowledge(job: Job) -> str:
 
 
 def _extra_context(job: Job) -> dict[str, Any]:
+    if job.state == Job.State.DONE:
+        created_offices, created_departments = roster_import.places_created(job)
+        return {"created_offices": created_offices, "created_departments": created_departments}
     if job.state != Job.State.VALIDATED:
         return {}
     context: dict[str, Any] = {

@@ -265,6 +265,23 @@ def test_the_named_new_offices_are_capped_and_the_page_gives_the_total(hr_client
     assert "（全 60 件）" in between(job_page(hr_client, job_id), 'data-testid="job-new-offices"', "</dd>")
 
 
+def test_the_applied_import_names_the_offices_and_departments_it_created(
+    hr_client, world, preview, django_capture_on_commit_callbacks
+):
+    rows = [person("N1", office="名古屋支店", dept="総務部"), person("N2", dept="広報部"), person("N3")]
+    job_id = preview(roster_csv(rows), create_offices="on")
+    assert 'data-testid="job-created-offices"' not in job_page(hr_client, job_id)  # a preview creates nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        assert hr_client.post(f"/roster/import/{job_id}/apply/").status_code == 302
+    page = job_page(hr_client, job_id)
+    assert "作成した事業所・部署" in page
+    assert between(page, 'data-testid="job-created-offices"', "</dd>").count('class="tag"') == 1
+    assert "名古屋支店" in between(page, 'data-testid="job-created-offices"', "</dd>")
+    departments = between(page, 'data-testid="job-created-departments"', "</dd>")
+    assert "名古屋支店 / 総務部" in departments and "東京本社 / 広報部" in departments
+    assert "営業部" not in departments  # N3's, already there
+
+
 # --- 6. Messages that say why -----------------------------------------------------------------------------
 
 

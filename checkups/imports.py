@@ -3,8 +3,10 @@ provider CSV files read through a per-provider column mapping (``CheckupCsvMappi
 
 Built on the generic job machinery (``healthapp.jobs``, ``Job.Kind.CHECKUP``): upload → validate (dry
 run, writes only the job) → preview → confirm → apply in chunks on a worker, with progress and an error
-report. Every file is read into a list of *entries* (one person's exam each) by the same pure function
-in the dry run and in each apply step, so the preview and what is applied cannot drift apart.
+report. Every file is read into a list of *entries* (one person's exam each) by the dry run, which keeps
+the entries to write (sealed, beside the upload: ``jobs.SideFile``) for the apply steps, so the preview
+and what is applied cannot drift apart and no file is parsed twice. Each step matches its entries to
+members again and compares them with what is stored then: the roster may change after the preview.
 
 Rules:
 - Members are found only through blind indexes, a chunk of entries per query: XML by insurance card
@@ -968,8 +970,8 @@ def checkup_import_validate(*, job_id: int) -> Job | None:
     job.state, job.errors, job.counts, job.rows_done = Job.State.VALIDATING, [], {}, 0
     job.save()
     try:
-        with jobs.job_open(job) as f:
-            counts, errors, plan = _validate(job, f)
+        with jobs.job_open(job) as f, jobs.SideFile(job) as side:
+            counts, errors, plan = _validate(job, f, side)
     except FileError as exc:
         job.errors = exc.errors or ([{"row": exc.row, "source": "", "column": "", "code": exc.code}] if exc.row else [])
         jobs.job_fail(job, code=exc.code)
@@ -991,10 +993,12 @@ def checkup_import_validate(*, job_id: int) -> Job | None:
     return job
 
 
-def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
+def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> tuple[dict, list[dict], dict]:
+    """The dry run; ``side`` keeps the entries to write as read here (sealed), so that the apply does not
+    read and parse the file again."""
     counts = {"rows": 0, "added": 0, "updated": 0, "unchanged": 0, "errors": 0, "warnings": 0, "rechecks": 0}
     errors: list[dict] = []
-    plan: dict[str, Any] = {"chunk_size": CHUNK_SIZE, "chunks": []}
+    plan: dict[str, Any] = {"chunk_size": CHUNK_SIZE, "chunks": [], "kept": []}
     stream: Iterator[tuple[int, Entry]]
     if job.options.get("source") == SOURCE_CSV:
         layout = csv_layout(f, _mapping_of(job))
@@ -1043,7 +1047,10 @@ def _validate(job: Job, f: IO[bytes]) -> tuple[dict, list[dict], dict]:
             counts["rechecks"] += signed.count()
         mask = jobs.plan_mask(todo, len(entries))
         plan["chunks"].append([start, entries[0].row, len(entries), mask, unchanged])
+        plan["kept"].append(list(side.write(_keep_entries(entries, todo))) if todo else None)
         start = chunk[-1][0]
+    if any(plan["kept"]):
+        side.save()
     return counts, errors, plan
 
 
@@ -1121,7 +1128,7 @@ class Write(NamedTuple):
 
 @dataclass
 class PreparedChunk:
-    """One chunk read again, matched, compared with what is stored and judged: all but the writing."""
+    """One chunk's entries matched, compared with what is stored and judged: all but the writing."""
 
     index: int
     size: int
@@ -1132,8 +1139,8 @@ class PreparedChunk:
 
 
 def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
-    """Chunk ``index`` read again (only its entries marked to write), matched, checked, compared with
-    what is stored and judged under the current criteria, its rows rendered for writing."""
+    """Chunk ``index`` (only its entries marked to write, as the dry run kept them) matched, checked,
+    compared with what is stored and judged under the current criteria, its rows rendered for writing."""
     start, first_row, size, mask, unchanged = job.plan["chunks"][index]
     todo = jobs.plan_todo(mask)
     # the dry run's errors and duplicates; its unchanged entries are not read again
@@ -1141,7 +1148,11 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     prepared = PreparedChunk(index=index, size=size, counts=counts)
     if not todo:
         return prepared
-    entries = _chunk_entries(job, start=start, first_row=first_row, size=size, todo=todo)
+    kept = job.plan.get("kept", [])[index : index + 1]
+    if kept and kept[0]:
+        entries = _kept_entries(jobs.side_read(job, *kept[0]), todo)
+    else:  # a job checked before its dry run kept the entries
+        entries = _chunk_entries(job, start=start, first_row=first_row, size=size, todo=todo)
     match_members(entries)
     _check(entries, {})  # checked again: the roster may have changed since the preview
     stored = _stored(entries)
@@ -1237,6 +1248,41 @@ def checkup_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = N
         },
     )
     return False
+
+
+def _keep_entries(entries: list[Entry], todo: int) -> bytes:
+    """The chunk's entries to write as the dry run read them, for the apply: [position, then what the
+    entry holds; its member is matched again at the apply (the roster may change meanwhile)]."""
+    kept = []
+    for index, entry in enumerate(entries):
+        if not todo >> index & 1:
+            continue
+        assert entry.exam_date is not None  # noqa: S101 - an entry to write
+        card = entry.card and [*entry.card[:3], entry.card[3].isoformat()]
+        values = {item: None if value is None else str(value) for item, value in entry.values.items()}
+        kept.append([index, entry.row, entry.source, entry.exam_date.isoformat(), entry.program, entry.institution,
+                     values, entry.details, entry.questionnaire, entry.employee_number, card, entry.branch,
+                     entry.fingerprint()])  # fmt: skip
+    return json.dumps(kept, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _kept_entries(data: bytes, todo: int) -> list[Entry]:
+    """The chunk's entries marked to write, as ``_keep_entries`` kept them."""
+    entries = []
+    for kept in json.loads(data):
+        index, row, source, exam_date, program, institution, values, details, questionnaire = kept[:9]
+        employee_number, card, branch, fingerprint = kept[9:]
+        if not todo >> index & 1:
+            continue  # withdrawn after its chunk was planned: a later row of the file is the same exam
+        entry = Entry(
+            row=row, source=source, exam_date=date.fromisoformat(exam_date), program=program, institution=institution,
+            values={item: None if value is None else Decimal(value) for item, value in values.items()},
+            details=details, questionnaire=questionnaire, employee_number=employee_number, branch=branch,
+            card=card and (card[0], card[1], card[2], date.fromisoformat(card[3])),
+        )  # fmt: skip
+        entry._fingerprint = fingerprint
+        entries.append(entry)
+    return entries
 
 
 def _chunk_entries(job: Job, *, start: int, first_row: int, size: int, todo: int) -> list[Entry]:

@@ -19,6 +19,8 @@ from checkups import imports, items
 from checkups.mhlw_sample import Observation, build_document, build_zip
 from checkups.models import CheckupRecord, Judgement, PhysicianOpinion, result_json
 from checkups.services import checkup_record_save
+from healthapp import jobs
+from healthapp.crypto.files import MAGIC
 from healthapp.models import Job
 from tenants.context import tenant_context
 from tests.accounts.conftest import make_hr_admin
@@ -86,7 +88,9 @@ def test_a_zip_bundle_is_matched_by_insurance_card_imported_and_judged(world):
         assert job.counts["applied"]["judged"] == 2
 
 
-def test_a_zip_in_several_chunks_parses_each_document_once_to_check_and_once_to_write(world, monkeypatch):
+def test_a_zip_in_several_chunks_parses_each_document_once_the_apply_writes_what_the_dry_run_kept(
+    world, monkeypatch, private_storage, django_capture_on_commit_callbacks
+):
     from checkups import mhlw_xml
 
     monkeypatch.setattr(imports, "CHUNK_SIZE", 2)
@@ -97,12 +101,39 @@ def test_a_zip_in_several_chunks_parses_each_document_once_to_check_and_once_to_
     )
     with tenant_context(world.tenant_a):
         people = [card_member(f"000{i}") for i in range(1, 5)]
-        job = run(build_zip([doc("0001"), doc("0002"), doc("0999"), doc("0003"), doc("0004")]))
+        with django_capture_on_commit_callbacks(execute=True):
+            job = run(build_zip([doc("0001"), doc("0002"), doc("0999"), doc("0003"), doc("0004")]))
         assert job.state == Job.State.DONE and job.next_chunk == 3 and job.counts["applied"]["added"] == 4
         assert CheckupRecord.objects.filter(member__in=people).count() == 4
-    # five documents checked by the dry run, then only the four to write (the unknown card is not parsed again,
-    # and no step parses the documents of the chunks before its own)
-    assert len(parsed) == 5 + 4 and len(set(parsed[5:])) == 4
+    # five documents checked by the dry run; the apply writes the four it kept (sealed beside the upload, and
+    # deleted with it) without parsing any again
+    assert sorted(parsed) == sorted(set(parsed)) and len(parsed) == 5
+    assert not [f for f in private_storage.rglob("*") if f.is_file()]
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["entries kept by the dry run", "entries read from the upload"])
+def test_the_apply_matches_the_entries_again_whoever_left_the_roster_since_the_preview(world, private_storage, kept):
+    with tenant_context(world.tenant_a):
+        me, leaver = card_member("0001"), card_member("0002")
+        bundle = io.BytesIO(build_zip([doc("0001"), doc("0002")]))
+        job = imports.checkup_import_start(
+            upload=bundle, file_name="f", source=imports.SOURCE_XML, mapping_id=None, acting_user=None, enqueue=False
+        )
+        job = imports.checkup_import_validate(job_id=job.pk)
+        assert job.counts["added"] == 2
+        side = (private_storage / jobs.side_name(job)).read_bytes()
+        assert side.startswith(MAGIC) and "テスト".encode() not in side and b"1970-04-01" not in side
+        if not kept:  # a job checked before the dry run kept its entries: the apply parses the upload again
+            job.plan.pop("kept")
+            job.save(update_fields=["plan"])
+        leaver.delete()  # taken off the roster after the preview
+        imports.checkup_import_confirm(job=job, acting_user=None, enqueue=False, acknowledged=True)
+        imports.checkup_import_apply(tenant=world.tenant_a, job_id=job.pk)
+        job.refresh_from_db()
+        assert (job.counts["applied"]["added"], job.counts["applied"]["errors"]) == (1, 1)
+        record = CheckupRecord.objects.get(member=me)
+        assert record.questionnaire["hours_since_meal"] == "10" and record.judgements.count() == 1
+        assert next(r for r in record.results_in_order if r.item == "systolic").unit_as_given == "mm[Hg]"
 
 
 def test_reimporting_the_same_file_changes_nothing_and_a_corrected_file_updates_keeping_history(world):

@@ -1251,34 +1251,38 @@ def checkup_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = N
 
 
 def _keep_entries(entries: list[Entry], todo: int) -> bytes:
-    """The chunk's entries to write as the dry run read them, for the apply: [position, then what the
-    entry holds; its member is matched again at the apply (the roster may change meanwhile)]."""
-    kept = []
+    """The chunk's entries to write as the dry run read them, for the apply: {"items": the items they have
+    values for, "entries": [position, then what the entry holds, its values in the order of "items" (the
+    text of each, null for an item it has no value for)]}. Its member is matched again at the apply (the
+    roster may change meanwhile)."""
+    kept, names = [], sorted({item for i, entry in enumerate(entries) if todo >> i & 1 for item in entry.values})
     for index, entry in enumerate(entries):
         if not todo >> index & 1:
             continue
         assert entry.exam_date is not None  # noqa: S101 - an entry to write
         card = entry.card and [*entry.card[:3], entry.card[3].isoformat()]
-        values = {item: None if value is None else str(value) for item, value in entry.values.items()}
+        get = entry.values.get
+        values = [None if (value := get(item)) is None else str(value) for item in names]  # never None when read
         kept.append([index, entry.row, entry.source, entry.exam_date.isoformat(), entry.program, entry.institution,
                      values, entry.details, entry.questionnaire, entry.employee_number, card, entry.branch,
                      entry.fingerprint()])  # fmt: skip
-    return json.dumps(kept, ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps({"items": names, "entries": kept}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _kept_entries(data: bytes, todo: int) -> list[Entry]:
     """The chunk's entries marked to write, as ``_keep_entries`` kept them."""
-    entries = []
-    for kept in json.loads(data):
-        index, row, source, exam_date, program, institution, values, details, questionnaire = kept[:9]
-        employee_number, card, branch, fingerprint = kept[9:]
+    kept = json.loads(data)
+    names, entries = kept["items"], []
+    for fields in kept["entries"]:
+        index, row, source, exam_date, program, institution, texts, details, questionnaire = fields[:9]
+        employee_number, card, branch, fingerprint = fields[9:]
         if not todo >> index & 1:
             continue  # withdrawn after its chunk was planned: a later row of the file is the same exam
+        values = {item: Decimal(text) for item, text in zip(names, texts, strict=True) if text is not None}
         entry = Entry(
             row=row, source=source, exam_date=date.fromisoformat(exam_date), program=program, institution=institution,
-            values={item: None if value is None else Decimal(value) for item, value in values.items()},
-            details=details, questionnaire=questionnaire, employee_number=employee_number, branch=branch,
-            card=card and (card[0], card[1], card[2], date.fromisoformat(card[3])),
+            values=values, details=details, questionnaire=questionnaire, employee_number=employee_number,
+            branch=branch, card=card and (card[0], card[1], card[2], date.fromisoformat(card[3])),
         )  # fmt: skip
         entry._fingerprint = fingerprint
         entries.append(entry)

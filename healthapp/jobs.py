@@ -111,7 +111,7 @@ def side_name(job: Job) -> str:
 class SideFile:
     """What an importer's dry run keeps for its apply beside the upload (the rows it checked, say), sealed
     like the upload and deleted with it. Appended piece by piece; each ``write`` returns where its piece
-    lies in the plaintext, for ``side_read``. Spooled in memory up to a few MB, then on local disk, sealed
+    lies in the plaintext, for ``side_read``. Spooled in memory up to 1 MB, then on local disk, sealed
     before it is written anywhere; ``save`` replaces what an earlier, interrupted dry run left."""
 
     def __init__(self, job: Job) -> None:

@@ -36,6 +36,8 @@ class RosterImportSerializer(serializers.ModelSerializer):
     percent = serializers.IntegerField(read_only=True)
     new_offices = serializers.SerializerMethodField(help_text="offices the apply creates (the first 50)")
     new_departments = serializers.SerializerMethodField(help_text="[office, department] the apply creates")
+    created_offices = serializers.SerializerMethodField(help_text="once done: the new offices it created")
+    created_departments = serializers.SerializerMethodField(help_text="once done: [office, department] it created")
     logins_turned_off = serializers.SerializerMethodField(help_text="active logins the preview's deactivations end")
     leaves_no_org_admin = serializers.SerializerMethodField(help_text="applying leaves no active 組織管理者")
     errors = serializers.SerializerMethodField()
@@ -44,8 +46,8 @@ class RosterImportSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "number", "state", "mode", "rows_total", "rows_done", "percent", "counts", "errors", "error_code",
-            "file_sha256", "file_size", "can_apply", "new_offices", "new_departments", "logins_turned_off",
-            "leaves_no_org_admin", "created_at", "finished_at",
+            "file_sha256", "file_size", "can_apply", "new_offices", "new_departments", "created_offices",
+            "created_departments", "logins_turned_off", "leaves_no_org_admin", "created_at", "finished_at",
         ]  # fmt: skip
 
     @extend_schema_field(RosterImportFindingSerializer(many=True))
@@ -61,6 +63,17 @@ class RosterImportSerializer(serializers.ModelSerializer):
     def get_new_departments(self, job: Job) -> list[list[str]]:
         return job.plan.get("new_departments", []) if job.state == Job.State.VALIDATED else []
 
+    def get_created_offices(self, job: Job) -> list[str]:
+        return self._created(job)[0]
+
+    def get_created_departments(self, job: Job) -> list[list[str]]:
+        return self._created(job)[1]
+
+    def _created(self, job: Job) -> tuple[list[str], list[list[str]]]:
+        if getattr(self, "_places", (None,))[0] is not job:  # both fields from one pair of queries
+            self._places = (job, roster_import.places_created(job))
+        return self._places[1]
+
     def get_logins_turned_off(self, job: Job) -> int:
         return roster_import.logins_turned_off(job).count
 
@@ -71,15 +84,17 @@ class RosterImportSerializer(serializers.ModelSerializer):
         return roster_import.can_apply(job)
 
 
+# What the list leaves out: read one job at a time.
+_ONE_AT_A_TIME = ("errors", "new_offices", "new_departments", "created_offices", "created_departments",
+                  "logins_turned_off", "leaves_no_org_admin")  # fmt: skip
+
+
 class RosterImportSummarySerializer(RosterImportSerializer):
     """A job in the list: its errors (up to 1,000) and what its preview changes are read one job at a time,
     ``GET …/{id}/``."""
 
     class Meta(RosterImportSerializer.Meta):
-        fields = [
-            f for f in RosterImportSerializer.Meta.fields
-            if f not in ("errors", "new_offices", "new_departments", "logins_turned_off", "leaves_no_org_admin")
-        ]  # fmt: skip
+        fields = [f for f in RosterImportSerializer.Meta.fields if f not in _ONE_AT_A_TIME]
 
 
 class RosterUploadSerializer(serializers.Serializer):

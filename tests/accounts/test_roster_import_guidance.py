@@ -280,6 +280,9 @@ def test_the_applied_import_names_the_offices_and_departments_it_created(
     departments = between(page, 'data-testid="job-created-departments"', "</dd>")
     assert "名古屋支店 / 総務部" in departments and "東京本社 / 広報部" in departments
     assert "営業部" not in departments  # N3's, already there
+    api = hr_client.get(f"/api/v1/roster-imports/{job_id}/").json()
+    assert api["created_offices"] == ["名古屋支店"] and api["new_offices"] == []
+    assert sorted(api["created_departments"]) == [["名古屋支店", "総務部"], ["東京本社", "広報部"]]
 
 
 # --- 6. Messages that say why -----------------------------------------------------------------------------

@@ -283,6 +283,10 @@ def test_the_applied_import_names_the_offices_and_departments_it_created(
     api = hr_client.get(f"/api/v1/roster-imports/{job_id}/").json()
     assert api["created_offices"] == ["名古屋支店"] and api["new_offices"] == []
     assert sorted(api["created_departments"]) == [["名古屋支店", "総務部"], ["東京本社", "広報部"]]
+    hr_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    english = job_page(hr_client, job_id)
+    created = between(english, "Offices and departments created", "</dl>")
+    assert '<span lang="ja">名古屋支店</span>' in created  # typed in Japanese: read as Japanese
 
 
 # --- 6. Messages that say why -----------------------------------------------------------------------------

@@ -966,9 +966,6 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
     chunks: list[list[int]] = []
     chunk: list[Row] = []
     chunk_start, chunk_number, number, position = header_end, 2, 1, header_end
-    # The checked rows the apply will write, kept (sealed, in ``side``) so it does not read and check the
-    # file again.
-    kept: list[list[int] | None] = []  # per chunk: [offset, size] of its rows in the side file
 
     def flush() -> None:
         """Count the chunk's outcomes and close it: [byte offset, first record number, rows, todo, unchanged],
@@ -1030,7 +1027,8 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
                     new_departments.add((office_name, department_name))
         mask = jobs.plan_mask(todo, len(chunk))
         chunks.append([chunk_start, chunk_number, len(chunk), mask, unchanged])
-        kept.append(list(side.write(_keep_rows(chunk, todo, columns))) if todo else None)
+        # The checked rows the apply will write, kept so that it does not read and check the file again.
+        side.keep(_keep_rows(chunk, todo, columns) if todo else None)
         counts["unchanged"] += unchanged
 
     try:
@@ -1084,7 +1082,7 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
         if outcome == "unchanged":  # now a row to write, not among the chunk's kept rows: the apply reads the file
             chunks[at][3] = jobs.plan_mask(jobs.plan_todo(chunks[at][3]) | 1 << index, chunks[at][2])
             chunks[at][4] -= 1
-            kept[at] = None
+            side.drop(at)
         if pk not in definite:
             matched.discard(pk)
     missing: list[int] = []
@@ -1109,9 +1107,7 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
                 "new_departments": [list(pair) for pair in sorted(new_departments)[:NAMES_SHOWN]]}  # fmt: skip
     if stamp is not None:
         job.plan["roster_stamp"] = stamp
-    if any(kept):
-        side.save()
-        job.plan["kept"] = kept
+    side.save(job.plan)
     job.rows_total, job.rows_done = counts["rows"], 0
     errors.sort(key=lambda e: e["row"])  # a row found ambiguous when its chunk closed comes after later rows
     job.counts, job.errors = counts, errors
@@ -1284,9 +1280,8 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     if not todo:
         return prepared
     ctx = Context.load(job, plan["columns"])
-    kept = plan.get("kept", [])[index : index + 1]
-    if kept and kept[0]:
-        rows = _kept_rows(jobs.side_read(job, *kept[0]), ctx, todo)
+    if (kept := jobs.side_piece(job, index)) is not None:
+        rows = _kept_rows(kept, ctx, todo)
     else:  # jobs checked before the dry run kept its rows, or a chunk whose rows to write changed after it
         with jobs.job_open(job) as f:
             rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)

@@ -998,7 +998,7 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> tuple[dict, list[d
     read and parse the file again."""
     counts = {"rows": 0, "added": 0, "updated": 0, "unchanged": 0, "errors": 0, "warnings": 0, "rechecks": 0}
     errors: list[dict] = []
-    plan: dict[str, Any] = {"chunk_size": CHUNK_SIZE, "chunks": [], "kept": []}
+    plan: dict[str, Any] = {"chunk_size": CHUNK_SIZE, "chunks": []}
     stream: Iterator[tuple[int, Entry]]
     if job.options.get("source") == SOURCE_CSV:
         layout = csv_layout(f, _mapping_of(job))
@@ -1047,10 +1047,9 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> tuple[dict, list[d
             counts["rechecks"] += signed.count()
         mask = jobs.plan_mask(todo, len(entries))
         plan["chunks"].append([start, entries[0].row, len(entries), mask, unchanged])
-        plan["kept"].append(list(side.write(_keep_entries(entries, todo))) if todo else None)
+        side.keep(_keep_entries(entries, todo) if todo else None)
         start = chunk[-1][0]
-    if any(plan["kept"]):
-        side.save()
+    side.save(plan)
     return counts, errors, plan
 
 
@@ -1148,9 +1147,8 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
     prepared = PreparedChunk(index=index, size=size, counts=counts)
     if not todo:
         return prepared
-    kept = job.plan.get("kept", [])[index : index + 1]
-    if kept and kept[0]:
-        entries = _kept_entries(jobs.side_read(job, *kept[0]), todo)
+    if (kept := jobs.side_piece(job, index)) is not None:
+        entries = _kept_entries(kept, todo)
     else:  # a job checked before its dry run kept the entries
         entries = _chunk_entries(job, start=start, first_row=first_row, size=size, todo=todo)
     match_members(entries)

@@ -109,16 +109,17 @@ def side_name(job: Job) -> str:
 
 
 class SideFile:
-    """What an importer's dry run keeps for its apply beside the upload (the rows it checked, say), sealed
-    like the upload and deleted with it. Appended piece by piece; each ``write`` returns where its piece
-    lies in the plaintext, for ``side_read``. Spooled in memory up to 1 MB, then on local disk, sealed
-    before it is written anywhere; ``save`` replaces what an earlier, interrupted dry run left."""
+    """What an importer's dry run keeps for its apply beside the upload (the rows it checked, say): one
+    piece per chunk of the plan, sealed like the upload and deleted with it (``job_discard_file``). Spooled
+    in memory up to 1 MB, then on local disk, sealed before it is written anywhere; ``save`` replaces what
+    an earlier, interrupted dry run left, and notes in the plan where each chunk's piece lies."""
 
     def __init__(self, job: Job) -> None:
         self._name = side_name(job)
         self._spool = tempfile.SpooledTemporaryFile(max_size=2**20)
         self._sealing = SealingWriter(self._spool, job.tenant_id)
         self._size = 0
+        self._pieces: list[list[int] | None] = []  # per chunk: [offset, size] in the plaintext, or None
 
     def __enter__(self) -> SideFile:
         return self
@@ -126,21 +127,38 @@ class SideFile:
     def __exit__(self, *exc: object) -> None:
         self._spool.close()
 
-    def write(self, data: bytes) -> tuple[int, int]:
+    def keep(self, data: bytes | None) -> None:
+        """The next chunk's piece; None: nothing kept for it (its apply reads the upload)."""
+        if data is None:
+            self._pieces.append(None)
+            return
         self._sealing.write(data)
+        self._pieces.append([self._size, len(data)])
         self._size += len(data)
-        return self._size - len(data), len(data)
 
-    def save(self) -> None:
+    def drop(self, chunk: int) -> None:
+        """Chunk ``chunk``'s piece no longer holds all it must write: its apply reads the upload instead."""
+        self._pieces[chunk] = None
+
+    def save(self, plan: dict[str, Any]) -> None:
+        """Store the file, if any chunk kept a piece, and note the pieces in ``plan`` (``side_piece``)."""
+        if not any(self._pieces):
+            return
         self._sealing.finish()
         self._spool.seek(0)
         default_storage.delete(self._name)  # a storage never overwrites: it would pick another name
         if default_storage.save(self._name, File(self._spool, name=self._name)) != self._name:
             raise RuntimeError("side file stored under another name")  # a second writer: the job lock failed
+        plan["kept"] = self._pieces
 
 
-def side_read(job: Job, offset: int, size: int) -> bytes:
-    """One piece of the side file of ``job``, in clear."""
+def side_piece(job: Job, chunk: int) -> bytes | None:
+    """What the dry run kept for chunk ``chunk``, in clear; None when it kept nothing for it (or the job was
+    checked before dry runs kept anything)."""
+    pieces = job.plan.get("kept", [])
+    if chunk >= len(pieces) or pieces[chunk] is None:
+        return None
+    offset, size = pieces[chunk]
     with open_sealed(default_storage.open(side_name(job), "rb"), job.tenant_id) as f:
         f.seek(offset)
         return f.read(size)

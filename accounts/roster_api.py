@@ -70,9 +70,11 @@ class RosterImportSerializer(serializers.ModelSerializer):
         return self._created(job)[1]
 
     def _created(self, job: Job) -> tuple[list[str], list[list[str]]]:
-        if getattr(self, "_places", (None,))[0] is not job:  # both fields from one pair of queries
-            self._places = (job, roster_import.places_created(job))
-        return self._places[1]
+        """Both fields from one pair of queries."""
+        known = self.context.setdefault("_created", {})
+        if job.pk not in known:
+            known[job.pk] = roster_import.places_created(job)
+        return known[job.pk]
 
     def get_logins_turned_off(self, job: Job) -> int:
         return roster_import.logins_turned_off(job).count

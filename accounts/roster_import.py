@@ -21,7 +21,6 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import json
 import logging
 import re
 import unicodedata
@@ -909,7 +908,7 @@ def roster_import_validate(*, job_id: int) -> Job | None:
     job.state, job.errors, job.counts, job.rows_done = Job.State.VALIDATING, [], {}, 0
     job.save()
     try:
-        with jobs.job_open(job) as f, jobs.SideFile(job) as side:
+        with jobs.job_open(job) as f, jobs.SideFile(job) as side, jobs.collector_paused():
             _validate(job, f, side)
     except FileError as exc:
         job.errors = exc.errors or ([{"row": exc.row, "column": "", "code": exc.code}] if exc.row else [])
@@ -1030,6 +1029,7 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
         # The checked rows the apply will write, kept so that it does not read and check the file again.
         side.keep(_keep_rows(chunk, todo, columns) if todo else None)
         counts["unchanged"] += unchanged
+        jobs.chunk_done()
 
     try:
         for position, cells in stream:
@@ -1383,24 +1383,28 @@ def _chunk_rows(
 _DATES = frozenset({"birth_date", "qualification_end"})
 
 
-def _keep_rows(chunk: list[Row], todo: int, columns: list[str | None]) -> bytes:
-    """The chunk's rows to write as the dry run checked them: [position, record number, key field, key,
-    card key, values in column order], dates as ISO text."""
+def _keep_rows(chunk: list[Row], todo: int, columns: list[str | None]) -> list:
+    """The chunk's rows to write as the dry run checked them (``jobs.SideFile``): [position, record number,
+    key field, key, card key, values in column order], dates as ISO text."""
     names = [c for c in columns if c is not None]
-    kept = [
-        [index, row.number, row.key_field, row.key, row.card_key, [row.values.get(c) for c in names]]
-        for index, row in enumerate(chunk)
-        if todo >> index & 1
-    ]
-    return json.dumps(kept, ensure_ascii=False, separators=(",", ":"), default=dt.date.isoformat).encode()
+    dates = [at for at, c in enumerate(names) if c in _DATES]
+    kept = []
+    for index, row in enumerate(chunk):
+        if todo >> index & 1:
+            values = [row.values.get(c) for c in names]
+            for at in dates:
+                if values[at] is not None:
+                    values[at] = values[at].isoformat()
+            kept.append([index, row.number, row.key_field, row.key, row.card_key, values])
+    return kept
 
 
-def _kept_rows(data: bytes, ctx: Context, todo: int) -> list[Row]:
+def _kept_rows(kept: list, ctx: Context, todo: int) -> list[Row]:
     """The chunk's kept rows to write, their places checked again (an office may be gone since)."""
     names = [c for c in ctx.columns if c is not None]
     dates = [at for at, c in enumerate(names) if c in _DATES]
     rows = []
-    for index, number, key_field, key, card_key, values in json.loads(data):
+    for index, number, key_field, key, card_key, values in kept:
         if not todo >> index & 1:
             continue
         for at in dates:

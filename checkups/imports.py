@@ -970,7 +970,7 @@ def checkup_import_validate(*, job_id: int) -> Job | None:
     job.state, job.errors, job.counts, job.rows_done = Job.State.VALIDATING, [], {}, 0
     job.save()
     try:
-        with jobs.job_open(job) as f, jobs.SideFile(job) as side:
+        with jobs.job_open(job) as f, jobs.SideFile(job) as side, jobs.collector_paused():
             counts, errors, plan = _validate(job, f, side)
     except FileError as exc:
         job.errors = exc.errors or ([{"row": exc.row, "source": "", "column": "", "code": exc.code}] if exc.row else [])
@@ -1049,6 +1049,7 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> tuple[dict, list[d
         plan["chunks"].append([start, entries[0].row, len(entries), mask, unchanged])
         side.keep(_keep_entries(entries, todo) if todo else None)
         start = chunk[-1][0]
+        jobs.chunk_done()
     side.save(plan)
     return counts, errors, plan
 
@@ -1248,7 +1249,7 @@ def checkup_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = N
     return False
 
 
-def _keep_entries(entries: list[Entry], todo: int) -> bytes:
+def _keep_entries(entries: list[Entry], todo: int) -> dict:
     """The chunk's entries to write as the dry run read them, for the apply: {"items": the items they have
     values for, "entries": [position, then what the entry holds, its values in the order of "items" (the
     text of each, null for an item it has no value for)]}. Its member is matched again at the apply (the
@@ -1264,12 +1265,11 @@ def _keep_entries(entries: list[Entry], todo: int) -> bytes:
         kept.append([index, entry.row, entry.source, entry.exam_date.isoformat(), entry.program, entry.institution,
                      values, entry.details, entry.questionnaire, entry.employee_number, card, entry.branch,
                      entry.fingerprint()])  # fmt: skip
-    return json.dumps({"items": names, "entries": kept}, ensure_ascii=False, separators=(",", ":")).encode()
+    return {"items": names, "entries": kept}
 
 
-def _kept_entries(data: bytes, todo: int) -> list[Entry]:
-    """The chunk's entries marked to write, as ``_keep_entries`` kept them."""
-    kept = json.loads(data)
+def _kept_entries(kept: dict, todo: int) -> list[Entry]:
+    """The chunk's entries marked to write, as ``_keep_entries`` kept them (``jobs.SideFile``)."""
     names, entries = kept["items"], []
     for fields in kept["entries"]:
         index, row, source, exam_date, program, institution, texts, details, questionnaire = fields[:9]

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gc
 import hashlib
+import json
+import marshal
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
 from django.core.files.base import File
@@ -103,16 +107,55 @@ def job_open(job: Job) -> IO[bytes]:
     return open_sealed(default_storage.open(job.file, "rb"), job.tenant_id)
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for a job's bulk loop (a dry run, an apply).
+
+    A file's rows die by reference counting, but every container they allocate counts towards the
+    collector's next run, and its runs walk every container still alive, the loaded modules' and the
+    job's own sets of keys included: a quarter of a roster dry run's time went there. Paused, the loop
+    calls ``chunk_done`` after each chunk, which collects the young generations only: whatever cycles a
+    library leaves behind are freed chunk by chunk, and memory stays flat in the number of rows.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def chunk_done() -> None:
+    """A chunk of a job's bulk loop is done: collect what it left in the young generations (see
+    ``collector_paused``); nothing to do while the collector runs by itself."""
+    if not gc.isenabled():
+        gc.collect(1)
+
+
 def side_name(job: Job) -> str:
     """The storage name of the side file of ``job`` (see ``SideFile``)."""
     return job.file.removesuffix(".sealed") + ".side.sealed"
 
 
+# How a side file's pieces are written: marshal, for lists, dicts, text, numbers and None only. It reads
+# and writes them 3-5x faster than JSON, in a third of the bytes to seal, and unlike pickle its loading
+# never runs code; what it loads has been authenticated first (AES-GCM under the tenant's key, so only
+# this application wrote it). Version 4 is what every Python since 3.4 reads. Side files of dry runs from
+# before (no "kept_as" in the plan) are JSON.
+_PACKED = "marshal-4"
+
+
+def _pack(piece: Any) -> bytes:
+    return marshal.dumps(piece, 4)
+
+
 class SideFile:
     """What an importer's dry run keeps for its apply beside the upload (the rows it checked, say): one
-    piece per chunk of the plan, sealed like the upload and deleted with it (``job_discard_file``). Spooled
-    in memory up to 1 MB, then on local disk, sealed before it is written anywhere; ``save`` replaces what
-    an earlier, interrupted dry run left, and notes in the plan where each chunk's piece lies."""
+    piece per chunk of the plan (lists, dicts, text, numbers, None), sealed like the upload and deleted
+    with it (``job_discard_file``). Spooled in memory up to 1 MB, then on local disk, sealed before it is
+    written anywhere; ``save`` replaces what an earlier, interrupted dry run left, and notes in the plan
+    where each chunk's piece lies."""
 
     def __init__(self, job: Job) -> None:
         self._name = side_name(job)
@@ -127,11 +170,12 @@ class SideFile:
     def __exit__(self, *exc: object) -> None:
         self._spool.close()
 
-    def keep(self, data: bytes | None) -> None:
+    def keep(self, piece: Any) -> None:
         """The next chunk's piece; None: nothing kept for it (its apply reads the upload)."""
-        if data is None:
+        if piece is None:
             self._pieces.append(None)
             return
+        data = _pack(piece)
         self._sealing.write(data)
         self._pieces.append([self._size, len(data)])
         self._size += len(data)
@@ -149,19 +193,20 @@ class SideFile:
         default_storage.delete(self._name)  # a storage never overwrites: it would pick another name
         if default_storage.save(self._name, File(self._spool, name=self._name)) != self._name:
             raise RuntimeError("side file stored under another name")  # a second writer: the job lock failed
-        plan["kept"] = self._pieces
+        plan["kept"], plan["kept_as"] = self._pieces, _PACKED
 
 
-def side_piece(job: Job, chunk: int) -> bytes | None:
-    """What the dry run kept for chunk ``chunk``, in clear; None when it kept nothing for it (or the job was
-    checked before dry runs kept anything)."""
+def side_piece(job: Job, chunk: int) -> Any:
+    """What the dry run kept for chunk ``chunk``, as it was kept; None when it kept nothing for it (or the
+    job was checked before dry runs kept anything)."""
     pieces = job.plan.get("kept", [])
     if chunk >= len(pieces) or pieces[chunk] is None:
         return None
     offset, size = pieces[chunk]
     with open_sealed(default_storage.open(side_name(job), "rb"), job.tenant_id) as f:
         f.seek(offset)
-        return f.read(size)
+        data = f.read(size)
+    return marshal.loads(data) if job.plan.get("kept_as") == _PACKED else json.loads(data)  # noqa: S302 - AES-GCM-authenticated by open_sealed
 
 
 def job_get(*, job_id: int, kind: str) -> Job:
@@ -393,7 +438,7 @@ def job_apply(
 
     connection = connections[DEFAULT_DB_ALIAS]
     if prepare is not None and connection.vendor == "postgresql" and not connection.in_atomic_block:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-writer") as writer:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-writer") as writer, collector_paused():
             try:
                 writing = None
                 with transaction.atomic(), tenant_context(tenant):
@@ -407,6 +452,7 @@ def job_apply(
                         report()
                     writing = writer.submit(write, prepared)
                     index += 1
+                    chunk_done()
                 if writing is not None:
                     writing.result()
             finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import uuid
 
 import pytest
@@ -884,6 +885,29 @@ def test_the_apply_writes_the_rows_its_dry_run_checked_kept_sealed_and_gone_with
     )
     assert (k1.office.name, k1.department.name, k1.is_active) == ("東京本社", "営業部", True)
     assert not _stored(private_storage)  # the upload and the kept rows
+
+
+def test_a_preview_whose_kept_rows_were_written_as_json_still_applies_from_them(
+    world, private_storage, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Dry runs before side files were written with marshal kept their rows as JSON: a preview confirmed
+    across that upgrade is applied from its kept rows all the same."""
+    with monkeypatch.context() as m:
+        m.setattr(jobs, "_pack", lambda piece: json.dumps(piece, ensure_ascii=False).encode())
+        job = validate(world.tenant_a, roster_csv([person("J1", birth="S55.12.3", end="2099-03-31"), person("J2")]))
+    with tenant_context(world.tenant_a):
+        del job.plan["kept_as"]  # as such a dry run left its plan
+        Job.objects.filter(pk=job.pk).update(plan=job.plan)
+    monkeypatch.setattr(roster_import, "records", lambda *a, **k: pytest.fail("the apply read the file again"))
+    with django_capture_on_commit_callbacks(execute=True):
+        done = apply(world.tenant_a, job)
+    assert done.state == Job.State.DONE and done.counts["applied"]["added"] == 2
+    j1 = members(world.tenant_a)["J1"]
+    assert (j1.birth_date, j1.qualification_end, j1.department.name) == (
+        dt.date(1980, 12, 3),
+        dt.date(2099, 3, 31),
+        "営業部",
+    )
 
 
 def test_a_checked_row_whose_office_was_removed_before_the_apply_is_not_written(world):

@@ -114,7 +114,7 @@ def collector_paused() -> Iterator[None]:
     A file's rows die by reference counting, but every container they allocate counts towards the
     collector's next run, and its runs walk every container still alive, the loaded modules' and the
     job's own sets of keys included: a quarter of a roster dry run's time went there. Paused, the loop
-    calls ``chunk_done`` after each chunk, which collects the young generations only: whatever cycles a
+    calls ``chunk_done`` after each chunk, which collects the youngest generation only: whatever cycles a
     library leaves behind are freed chunk by chunk, and memory stays flat in the number of rows.
     """
     enabled = gc.isenabled()
@@ -127,10 +127,10 @@ def collector_paused() -> Iterator[None]:
 
 
 def chunk_done() -> None:
-    """A chunk of a job's bulk loop is done: collect what it left in the young generations (see
+    """A chunk of a job's bulk loop is done: collect what it left in the youngest generation (see
     ``collector_paused``); nothing to do while the collector runs by itself."""
     if not gc.isenabled():
-        gc.collect(1)
+        gc.collect(0)  # not 1: what survives a chunk would be walked again after each chunk
 
 
 def side_name(job: Job) -> str:

@@ -120,13 +120,20 @@ class Member(TenantScopedModel):
     )  # fmt: skip
 
     # No index of its own: the composite indexes below all start with the tenant, and every index costs
-    # each of an import's inserts.
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", editable=False, db_index=False)
+    # each of an import's inserts. On PostgreSQL each row proves its tenant, office and department with one
+    # key check (tenants.keys), not three: the department key is (tenant, office, department) → the
+    # department's (tenant, office, id), so a department is one of the member's office's and proves that
+    # office; the office key is checked on rows without a department, and the key to the tenant on rows
+    # without an office (an office's row proves its tenant).
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", editable=False, db_index=False, db_constraint=False
+    )
+    tenant_key_unless = "office"
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = SameTenantOneToOneField(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="member")
     office = SameTenantForeignKey(Office, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
     department = SameTenantForeignKey(
-        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
+        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="members", within="office"
     )
     relationship = models.CharField(_("続柄"), max_length=8, choices=Relationship.choices, default=Relationship.SELF)
     qualification_end = models.DateField(_("資格喪失日"), null=True, blank=True)
@@ -163,7 +170,12 @@ class Member(TenantScopedModel):
                 fields=["tenant", "employee_number_index"],
                 condition=models.Q(employee_number_index__isnull=False),
                 name="member_unique_employee_number",
-            )
+            ),
+            # A department lies within an office (and the department key checks it against the office).
+            models.CheckConstraint(
+                condition=models.Q(department__isnull=True) | models.Q(office__isnull=False),
+                name="member_department_needs_office",
+            ),
         ]
         # Office and department have the foreign keys' own indexes: an office or department belongs to
         # one tenant, so a (tenant, office) index would find the same rows at the cost of one more index

@@ -70,8 +70,12 @@ class _SameTenant:
     policies. Django's single-column constraint is left out (``db_constraint=False``): the composite key
     checks existence too. On SQLite only Django's relation applies."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, within: str | None = None, **kwargs) -> None:
         kwargs["db_constraint"] = False
+        # ``within``: another relation of the row that the target shares (a department is within an office):
+        # the key becomes (tenant_id, <that column>, <column>) → target (tenant_id, <its column>, id), and the
+        # other relation's own key is checked only on rows without this one (tenants.keys). Database only.
+        self.within = within
         super().__init__(*args, **kwargs)
 
     def deconstruct(self):

@@ -22,6 +22,7 @@ from checkups.services import checkup_judge, checkup_record_save
 from healthapp.checks import check_application_role, check_same_tenant_keys
 from tenants import keys
 from tenants.context import tenant_context
+from tenants.models import Department, Office
 from tests.conftest import TEST_PASSWORD
 from tests.tenants.test_rls_postgres import _connect
 
@@ -97,16 +98,41 @@ def test_a_missing_or_plain_key_is_reported(transactional_db):
     with _connect("owner") as conn, conn.transaction() as tx, conn.cursor() as cur:
         cur.execute("ALTER TABLE accounts_member DROP CONSTRAINT accounts_member_office_id_same_tenant")
         assert keys.violations(cur) == [
-            "accounts.Member.office: the database has no foreign key, not FOREIGN KEY (tenant_id, office_id) "
+            "accounts.Member.office: the database has no foreign key, not FOREIGN KEY (tenant_id, office_id_unproven) "
             "REFERENCES tenants_office(tenant_id, id) DEFERRABLE INITIALLY DEFERRED"
         ]
         cur.execute("ALTER TABLE accounts_member ADD FOREIGN KEY (office_id) REFERENCES tenants_office (id)")
         assert keys.violations(cur) == [
             "accounts.Member.office: the database has ['FOREIGN KEY (office_id) REFERENCES tenants_office(id)'], "
-            "not FOREIGN KEY (tenant_id, office_id) REFERENCES tenants_office(tenant_id, id) DEFERRABLE INITIALLY "
-            "DEFERRED"
+            "not FOREIGN KEY (tenant_id, office_id_unproven) REFERENCES tenants_office(tenant_id, id) DEFERRABLE "
+            "INITIALLY DEFERRED"
         ]
-        raise psycopg.Rollback(tx)  # the constraint as it was
+        cur.execute("ALTER TABLE accounts_member DROP CONSTRAINT accounts_member_tenant_id_unproven_fk")
+        assert keys.violations(cur)[-1] == (
+            "accounts.Member.tenant: the database has no key to the tenant, not FOREIGN KEY (tenant_id_unproven) "
+            "REFERENCES tenants_tenant(id) DEFERRABLE INITIALLY DEFERRED"
+        )
+        raise psycopg.Rollback(tx)  # the constraints as they were
+
+
+@postgres
+def test_an_upgraded_database_gets_the_keys_as_declared(transactional_db):
+    """A database from before a key changed (the member's department key without the office, the office key
+    on every row, Django's key to the tenant) is brought to the declared keys by the next migrate."""
+    with _connect("owner") as conn, conn.transaction() as tx, conn.cursor() as cur:
+        cur.execute("ALTER TABLE accounts_member DROP CONSTRAINT accounts_member_department_id_same_tenant")
+        cur.execute("ALTER TABLE accounts_member DROP CONSTRAINT accounts_member_office_id_same_tenant")
+        cur.execute("ALTER TABLE accounts_member DROP CONSTRAINT accounts_member_tenant_id_unproven_fk")
+        cur.execute("ALTER TABLE accounts_member DROP COLUMN office_id_unproven, DROP COLUMN tenant_id_unproven")
+        cur.execute(
+            "ALTER TABLE accounts_member ADD CONSTRAINT accounts_member_department_id_same_tenant FOREIGN KEY "
+            "(tenant_id, department_id) REFERENCES tenants_department (tenant_id, id) DEFERRABLE INITIALLY DEFERRED"
+        )
+        assert len(keys.violations(cur)) == 3
+        keys.ensure_keys(cur, keys.tenant_relations())
+        keys.ensure_tenant_keys(cur, [Member])
+        assert keys.violations(cur) == []
+        raise psycopg.Rollback(tx)
 
 
 @postgres
@@ -115,8 +141,8 @@ def test_a_key_that_existing_rows_break_is_refused_with_where_to_look(committed_
     with _connect("owner") as conn, conn.transaction() as tx, conn.cursor() as cur:
         cur.execute("SELECT set_config('app.tenant_id', %s, true)", [str(a.pk)])  # RLS is forced on the owner too
         cur.execute("ALTER TABLE accounts_member DROP CONSTRAINT accounts_member_office_id_same_tenant")
-        cur.execute(
-            "UPDATE accounts_member SET office_id = %s WHERE id = %s",
+        cur.execute(  # no department: the office key is the one that checks this row
+            "UPDATE accounts_member SET office_id = %s, department_id = NULL WHERE id = %s",
             [committed_world.roster_b[0].office_id, member.pk],
         )
         with pytest.raises(keys.CrossTenantRows) as refused, conn.transaction():  # a savepoint
@@ -175,3 +201,48 @@ def test_deleting_a_record_still_deletes_its_judgements(records):
         assert Judgement.objects.filter(record_id=own).exists()
         CheckupRecord.objects.get(pk=own).delete()
         assert not Judgement.objects.filter(record_id=own).exists()
+
+
+def _member_update(conn, tenant_id: int, member_id: int, assignments: str, params: list) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)])
+        cur.execute(f"UPDATE accounts_member SET {assignments} WHERE id = %s", [*params, member_id])
+        assert cur.rowcount == 1
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+@postgres
+def test_a_members_department_is_one_of_their_offices(committed_world):
+    """The department key has the office in it: a department of another office of the same tenant is refused,
+    as a department without an office is (on every database: a check constraint)."""
+    a, member = committed_world.tenant_a, committed_world.roster_a[1]
+    with tenant_context(a):
+        osaka = Office.objects.create(name="大阪支社")
+        osaka_sales = Department.objects.create(office=osaka, name="営業部")
+    with _connect("app") as conn:
+        with pytest.raises(errors.ForeignKeyViolation):
+            _member_update(conn, a.pk, member.pk, "department_id = %s", [osaka_sales.pk])
+        with pytest.raises(errors.CheckViolation):
+            _member_update(conn, a.pk, member.pk, "office_id = NULL, department_id = %s", [osaka_sales.pk])
+        _member_update(conn, a.pk, member.pk, "office_id = %s, department_id = %s", [osaka.pk, osaka_sales.pk])
+    with tenant_context(a):
+        assert Member.objects.get(pk=member.pk).department == osaka_sales
+
+
+@postgres
+@pytest.mark.parametrize("place", ["office", "none"])
+def test_a_member_of_no_tenant_is_refused_with_or_without_an_office(committed_world, place):
+    """Without an office the member's own key to the tenant checks it; with one, the office's key does."""
+    office = committed_world.office_a.pk if place == "office" else None
+    with _connect("owner") as conn, conn.cursor() as cur:
+        cur.execute("SELECT coalesce(max(id), 0) + 1000 FROM tenants_tenant")
+        nobody = cur.fetchone()[0]
+        with pytest.raises(errors.ForeignKeyViolation), conn.transaction():
+            cur.execute("SELECT set_config('app.tenant_id', %s, true)", [str(nobody)])
+            cur.execute(
+                "INSERT INTO accounts_member (tenant_id, uid, office_id, relationship, is_active, name, name_index, "
+                "email_index, created_at, updated_at) VALUES (%s, gen_random_uuid(), %s, 'self', true, "
+                "'\\x00'::bytea, '', '', now(), now())",
+                [nobody, office],
+            )
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -293,6 +293,7 @@ class Row:
     key: str = ""
     card_key: str = ""  # an insurer's row keyed by employee number: its card, for a member on file without one
     errors: list[tuple[str, str]] = field(default_factory=list)  # (column, code)
+    new: bool = False  # kept rows: the dry run found no entry for it
 
     @property
     def fingerprint(self) -> int:
@@ -991,6 +992,7 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
                 if row.number not in existing.tentative:
                     definite.add(member.pk)
             if member is None:
+                row.new = True
                 counts["added"] += 1
                 if not _target_active(row.values, ctx.today):
                     counts["added_inactive"] = counts.get("added_inactive", 0) + 1  # on file, already ended
@@ -1270,9 +1272,13 @@ class PreparedChunk:
     new: list = field(default_factory=list)  # COPY records (PostgreSQL) or Member instances
     new_fields: tuple = ()  # the Member fields of the COPY records, in order
     updates: dict[int, dict[str, Any]] = field(default_factory=dict)  # member pk → attribute changes
+    trusted: bool = False  # some rows went in as new on the dry run's word, without a look at the roster
 
 
-def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
+def _prepare_chunk(job: Job, index: int, *, trust_new: bool = True) -> PreparedChunk:
+    """``trust_new``: rows the dry run found no entry for, keyed by employee number alone, are written as
+    new without looking the roster up again. Someone entering that number meanwhile makes the insert hit the
+    unique key, and the step prepares the chunk again without trusting (``roster_import_apply_step``)."""
     plan = job.plan
     start, first_number, size, mask, unchanged = plan["chunks"][index]
     prepared = PreparedChunk(index=index, size=size, unchanged=unchanged)
@@ -1286,7 +1292,11 @@ def _prepare_chunk(job: Job, index: int) -> PreparedChunk:
         with jobs.job_open(job) as f:
             rows = _chunk_rows(f, job, ctx, start=start, first_number=first_number, size=size, todo=todo)
     prepared.errors = todo.bit_count() - len(rows)  # rows that no longer pass (roster changed)
-    existing = _existing(rows, ctx.columns, frozenset(plan.get("no_fallback", ())))
+    looked_up = rows
+    if trust_new:
+        looked_up = [r for r in rows if not (r.new and r.key_field == "employee_number_index" and not r.card_key)]
+        prepared.trusted = len(looked_up) < len(rows)
+    existing = _existing(looked_up, ctx.columns, frozenset(plan.get("no_fallback", ())))
     new_rows = []
     for row in rows:
         if row.number in existing.ambiguous:
@@ -1319,9 +1329,17 @@ def roster_import_apply_step(*, job_id: int, prepared: PreparedChunk | None = No
     if job.next_chunk < len(plan["chunks"]):
         if prepared is None or prepared.index != job.next_chunk:
             prepared = _prepare_chunk(job, job.next_chunk)
+        try:
+            with transaction.atomic():  # a savepoint: a trusted row taken meanwhile undoes the chunk's writes only
+                written = _write_chunk(prepared)
+        except (IntegrityError, psycopg.errors.UniqueViolation):  # the ORM's (SQLite) or the COPY's
+            if not prepared.trusted:
+                raise
+            prepared = _prepare_chunk(job, job.next_chunk, trust_new=False)
+            written = _write_chunk(prepared)
         applied["unchanged"] += prepared.unchanged
         applied["errors"] += prepared.errors
-        for name, n in _write_chunk(prepared).items():
+        for name, n in written.items():
             applied[name] = applied.get(name, 0) + n  # logins_enabled: jobs confirmed before it existed
         job.next_chunk += 1
         job.rows_done = min(job.rows_total, job.rows_done + prepared.size)
@@ -1385,7 +1403,7 @@ _DATES = frozenset({"birth_date", "qualification_end"})
 
 def _keep_rows(chunk: list[Row], todo: int, columns: list[str | None]) -> list:
     """The chunk's rows to write as the dry run checked them (``jobs.SideFile``): [position, record number,
-    key field, key, card key, values in column order], dates as ISO text."""
+    key field, key, card key, values in column order, 1 if it found no entry for it], dates as ISO text."""
     names = [c for c in columns if c is not None]
     dates = [at for at, c in enumerate(names) if c in _DATES]
     kept = []
@@ -1395,7 +1413,7 @@ def _keep_rows(chunk: list[Row], todo: int, columns: list[str | None]) -> list:
             for at in dates:
                 if values[at] is not None:
                     values[at] = values[at].isoformat()
-            kept.append([index, row.number, row.key_field, row.key, row.card_key, values])
+            kept.append([index, row.number, row.key_field, row.key, row.card_key, values, int(row.new)])
     return kept
 
 
@@ -1404,14 +1422,14 @@ def _kept_rows(kept: list, ctx: Context, todo: int) -> list[Row]:
     names = [c for c in ctx.columns if c is not None]
     dates = [at for at, c in enumerate(names) if c in _DATES]
     rows = []
-    for index, number, key_field, key, card_key, values in kept:
+    for index, number, key_field, key, card_key, values, *new in kept:  # no "new": kept as JSON, before it
         if not todo >> index & 1:
             continue
         for at in dates:
             if values[at] is not None:
                 values[at] = dt.date.fromisoformat(values[at])
         row = Row(number=number, values=dict(zip(names, values, strict=True)), key_field=key_field, key=key)
-        row.card_key = card_key
+        row.card_key, row.new = card_key, bool(new and new[0])
         _resolve_office(row, ctx)
         if not row.errors:
             rows.append(row)

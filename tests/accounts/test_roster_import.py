@@ -300,6 +300,33 @@ def test_full_mode_deactivates_the_members_the_preview_counted_not_later_additio
     assert roster["LATE"].is_active and not roster["A0"].is_active and not roster["A2"].is_active
 
 
+def test_a_number_entered_by_hand_after_the_preview_is_updated_by_the_apply_not_entered_twice(world, monkeypatch):
+    """The apply writes the rows its dry run found no entry for without looking the roster up again; a
+    number entered meanwhile makes that insert hit the unique key, and the chunk is written again, looked up."""
+    job = validate(world.tenant_a, roster_csv([person("N1", "新井 一"), person("N2", "新井 二")]))
+    assert job.counts["added"] == 2
+    lookups = []
+    real_existing = roster_import._existing
+    monkeypatch.setattr(
+        roster_import, "_existing", lambda rows, *a, **k: lookups.append(len(rows)) or real_existing(rows, *a, **k)
+    )
+    with tenant_context(world.tenant_a):
+        Member.objects.create(employee_number="N1", name="手入力 一")
+    done = apply(world.tenant_a, job)
+    assert done.counts["applied"]["added"] == 1 and done.counts["applied"]["updated"] == 1
+    assert lookups == [0, 2]  # trusted first, then both rows looked up
+    with tenant_context(world.tenant_a):
+        entries = list(
+            Member.objects.filter(
+                employee_number_index=member_indexes(world.tenant_a.pk, {"employee_number": "N1"})[
+                    "employee_number_index"
+                ]
+            )
+        )
+    assert [m.name for m in entries] == ["新井 一"]
+    assert members(world.tenant_a)["N2"].name == "新井 二"
+
+
 def test_a_confirm_that_does_not_say_the_deactivations_were_acknowledged_is_refused(world):
     job = validate(world.tenant_a, roster_csv([person("A1", "甲野 1", office="", dept="")]), mode="full")
     with tenant_context(world.tenant_a), pytest.raises(AppError) as refused:

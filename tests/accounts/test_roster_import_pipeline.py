@@ -156,3 +156,20 @@ def test_twins_in_two_chunks_become_two_entries_on_the_two_thread_apply(committe
     with tenant_context(tenant):
         on_card = sorted((m.insurance_branch, m.name) for m in Member.objects.all() if m.insurance_number == "345")
         assert on_card == [("01", "乙山 一子"), ("02", "乙山 二子")]
+
+
+def test_a_number_entered_after_the_preview_is_updated_on_the_two_thread_apply(committed_world, settings):
+    """The trusted insert of a row new at the preview fails on the unique key in the writer thread; that
+    chunk alone is prepared again with the roster looked up, and nothing is written twice."""
+    settings.ROSTER_IMPORT_CHUNK_ROWS = 4
+    tenant = committed_world.tenant_a
+    job = _confirmed(tenant, [person(f"T{i:02d}") for i in range(12)])
+    with tenant_context(tenant):
+        Member.objects.create(employee_number="T05", name="手入力 五")
+    roster_import.roster_import_apply(tenant=tenant, job_id=job.pk)
+    with tenant_context(tenant):
+        job.refresh_from_db()
+        t05 = [m for m in Member.objects.all() if str(m.employee_number) == "T05"]
+    assert job.state == Job.State.DONE and _duplicates(tenant) == 0
+    assert (job.counts["applied"]["added"], job.counts["applied"]["updated"]) == (11, 1)
+    assert len(t05) == 1 and t05[0].name != "手入力 五"

@@ -1401,11 +1401,16 @@ def _chunk_rows(
 _DATES = frozenset({"birth_date", "qualification_end"})
 
 
+def _kept_layout(columns: list[str | None]) -> tuple[list[str], list[int]]:
+    """The file's known columns, in the order kept rows hold their values, and where the dates are."""
+    names = [c for c in columns if c is not None]
+    return names, [at for at, c in enumerate(names) if c in _DATES]
+
+
 def _keep_rows(chunk: list[Row], todo: int, columns: list[str | None]) -> list:
     """The chunk's rows to write as the dry run checked them (``jobs.SideFile``): [position, record number,
     key field, key, card key, values in column order, 1 if it found no entry for it], dates as ISO text."""
-    names = [c for c in columns if c is not None]
-    dates = [at for at, c in enumerate(names) if c in _DATES]
+    names, dates = _kept_layout(columns)
     kept = []
     for index, row in enumerate(chunk):
         if todo >> index & 1:
@@ -1419,8 +1424,7 @@ def _keep_rows(chunk: list[Row], todo: int, columns: list[str | None]) -> list:
 
 def _kept_rows(kept: list, ctx: Context, todo: int) -> list[Row]:
     """The chunk's kept rows to write, their places checked again (an office may be gone since)."""
-    names = [c for c in ctx.columns if c is not None]
-    dates = [at for at, c in enumerate(names) if c in _DATES]
+    names, dates = _kept_layout(ctx.columns)
     rows = []
     for index, number, key_field, key, card_key, values, *new in kept:  # no "new": kept as JSON, before it
         if not todo >> index & 1:

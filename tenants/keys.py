@@ -166,6 +166,10 @@ def _existing_definition(cursor, table: str, name: str) -> str | None:
     return row[0] if row else None
 
 
+def _drop_constraint(cursor, table: str, name: str) -> None:
+    cursor.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table), sql.Identifier(name)))
+
+
 def ensure_keys(cursor, relations: list[tuple[type[models.Model], models.ForeignKey]]) -> None:
     """Add the same-tenant keys that are missing, and replace those the database holds otherwise than
     declared (an upgrade). Raises CrossTenantRows, naming the table and column (never a value), when
@@ -178,9 +182,7 @@ def ensure_keys(cursor, relations: list[tuple[type[models.Model], models.Foreign
         if found == definition(field):
             continue
         if found is not None:
-            cursor.execute(
-                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table), sql.Identifier(name))
-            )
+            _drop_constraint(cursor, table, name)
         *prepare, key = _statements(model, field)
         for statement in prepare:
             cursor.execute(statement)
@@ -208,8 +210,11 @@ def ensure_tenant_keys(cursor, models_: list[type[models.Model]]) -> None:
             continue
         name, column, wanted = key
         table = model._meta.db_table
-        if _existing_definition(cursor, table, name) == wanted:
+        found = _existing_definition(cursor, table, name)
+        if found == wanted:
             continue
+        if found is not None:  # as ensure_keys: what the database holds otherwise than declared is replaced
+            _drop_constraint(cursor, table, name)
         cursor.execute(_generated(table, column, "tenant_id", model._meta.get_field(model.tenant_key_unless).column))
         cursor.execute(
             sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} " + wanted).format(sql.Identifier(table), sql.Identifier(name))

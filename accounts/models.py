@@ -158,6 +158,10 @@ class Member(TenantScopedModel):
     name_index = models.CharField(max_length=64, blank=True, editable=False)
     email_index = models.CharField(max_length=64, blank=True, editable=False)
     insurance_card_index = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
+    # Keyed digest (HMAC under the tenant's index key) of the roster file row that last wrote this entry,
+    # with that file's column set and blank rule: a re-import finds such a row unchanged without decrypting.
+    # Only the import sets it; any other save of a compared field clears it (``before_save``).
+    roster_digest = models.BinaryField(max_length=16, null=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -201,12 +205,19 @@ class Member(TenantScopedModel):
          "birth_date"}
     )  # fmt: skip
 
+    # What a roster row sets and the import compares through ``roster_digest``.
+    ROSTER_COMPARED = frozenset({*PERSONAL_FIELDS, "relationship", "qualification_end"})
+
     def before_save(self, *, update_fields=None) -> tuple[str, ...]:
+        cleared: tuple[str, ...] = ()
+        fields = set(update_fields or ())
+        if update_fields is None or ("roster_digest" not in fields and self.ROSTER_COMPARED & fields):
+            self.roster_digest, cleared = None, ("roster_digest",)  # changed outside the import: compare in full
         if update_fields is not None and not self._INDEXED & set(update_fields):
-            return ()
+            return cleared
         derived = member_indexes(self.tenant_id, self.__dict__ | {f: getattr(self, f) for f in self._INDEXED})
         self.__dict__.update(derived)
-        return tuple(derived)
+        return (*derived, *cleared)
 
 
 def member_indexes(tenant_id: int, values: dict, *, known: dict[str, str] | None = None) -> dict[str, str | None]:

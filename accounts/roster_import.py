@@ -21,6 +21,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import hmac
 import logging
 import re
 import unicodedata
@@ -43,6 +44,7 @@ from psycopg import sql as pgsql
 import audit
 from accounts.models import Member, MemberIndexer, Role, User
 from healthapp import jobs
+from healthapp.crypto import keyring
 from healthapp.crypto.blind_index import insurance_card_index
 from healthapp.crypto.fields import encrypted_fields, open_row, seal_row
 from healthapp.csvsafe import csv_bytes
@@ -294,6 +296,7 @@ class Row:
     card_key: str = ""  # an insurer's row keyed by employee number: its card, for a member on file without one
     errors: list[tuple[str, str]] = field(default_factory=list)  # (column, code)
     new: bool = False  # kept rows: the dry run found no entry for it
+    digest: bytes = b""  # ``row_digest``, once computed
 
     @property
     def fingerprint(self) -> int:
@@ -338,6 +341,16 @@ class Context:
     @cached_property
     def indexes(self) -> MemberIndexer:
         return MemberIndexer(self.tenant.pk)
+
+    @cached_property
+    def digest_key(self) -> bytes:
+        return keyring.index_key(self.tenant.pk, "roster-digest")
+
+    @cached_property
+    def digested(self) -> tuple[str, ...]:
+        """The file's columns a roster digest covers: what the entry stores as the row gave it (not the
+        places, compared by id), in one order whatever the file's."""
+        return tuple(sorted(c for c in self.columns if c is not None and c not in _PLACES))
 
     @cached_property
     def cleaners(self) -> list[tuple[int, str, Callable[[str, Context], Any], dict[str, Any] | None]]:
@@ -412,6 +425,22 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
     else:
         row.errors.append(("employee_number", "required"))
     return row
+
+
+def row_digest(row: Row, ctx: Context) -> bytes:
+    """What ``Member.roster_digest`` holds for an entry this row wrote: a keyed hash (so it tells nothing
+    about the values without the tenant's key) of the row's values, the file's column set and the blank
+    rule. Applying a row twice changes nothing the second time, so an entry whose digest is the row's
+    and that nothing else saved since (which clears it) holds what the row would write."""
+    if not row.digest:
+        values = row.values.get
+        message = repr((_DIGEST_VERSION, ctx.clear_blanks, ctx.digested,
+                        [None if (v := values(c)) is None else str(v) for c in ctx.digested]))  # fmt: skip
+        row.digest = hmac.digest(ctx.digest_key, message.encode(), "sha256")[:16]
+    return row.digest
+
+
+_DIGEST_VERSION = 1  # raise when what _member_changes compares changes: every stored digest then differs
 
 
 def _card_key(values: dict[str, Any], ctx: Context) -> str:
@@ -661,26 +690,40 @@ def _target_active(values: dict, today: dt.date) -> bool:
 
 @dataclass(slots=True)
 class Current:
-    """A roster entry as the comparison needs it: ids, flags and the decrypted values of the file's
-    columns only (read without building model instances)."""
+    """A roster entry as the comparison needs it: ids, flags, its roster digest and the values of the file's
+    columns only (read without building model instances), the personal ones decrypted on first use: an
+    entry whose digest is the row's is compared without them."""
 
     pk: int
+    uid: uuid.UUID
     user_id: int | None
     office_id: int | None
     department_id: int | None
     is_active: bool
-    values: dict[str, Any]
+    digest: bytes | None
+    plain: dict[str, Any]  # relationship, 資格喪失日: stored in the clear
+    updated_at: dt.datetime | None  # read for the apply only
+    opener: Callable[[Current], dict[str, Any]]  # the personal values, read and decrypted (``_existing``)
+    opened: dict[str, Any] | None = None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        if self.opened is None:
+            self.opened = {**self.plain, **self.opener(self)}
+        return self.opened
 
 
 def _member_changes(member: Current, row: Row, ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
     """Attribute → new value for what the row changes (only the columns present in the file). In a dry
     run an office or department that does not exist yet counts as a change and is not created."""
     changes: dict[str, Any] = {}
-    current_values, values = member.values, row.values
+    values = row.values
     # A blank keeps the stored value, except the 資格喪失日: a row without one means no end (someone
     # listed again after leaving is active again).
     keep = not ctx.clear_blanks
-    for column, value in values.items():
+    same = member.digest is not None and member.digest == row_digest(row, ctx)
+    current_values = {} if same else member.values
+    for column, value in () if same else values.items():
         if column in _PLACES or (keep and (value == "" or value is None) and column != "qualification_end"):
             continue
         if column == "relationship" and not value:
@@ -703,7 +746,7 @@ def _member_changes(member: Current, row: Row, ctx: Context, *, dry_run: bool = 
         if department_given and member.department_id != department_id:
             changes["department_id"] = department_id
     # Without the 資格喪失日 column the stored date still decides: a member past it stays inactive.
-    active = _target_active(values if "qualification_end" in values else current_values, ctx.today)
+    active = _target_active(values if "qualification_end" in values else member.plain, ctx.today)
     if member.is_active != active:
         changes["is_active"] = active
     return changes
@@ -749,11 +792,15 @@ class Existing:
     tentative: set[int] = field(default_factory=set)
 
 
-def _existing(rows: list[Row], columns: list[str | None], no_fallback: frozenset[int] = frozenset()) -> Existing:
-    """Roster entries matching the rows' keys, one query per key kind, with the file's columns
-    decrypted a row at a time (``open_row``). An insurer's card key is shared by people whose cards differ
-    only in the 枝番 (twins of one sex under one insured person): the branch and the name pick among them
-    (``_same_person``); ``no_fallback``: rows that may not take an entry on their card by elimination."""
+def _existing(
+    rows: list[Row], ctx: Context, no_fallback: frozenset[int] = frozenset(), *, stamped: bool = False
+) -> Existing:
+    """Roster entries matching the rows' keys, one query per key kind. The file's personal columns are read
+    and decrypted (a row at a time, ``open_row``) only for the entries that need them: those whose roster
+    digest is not their row's, and those under an insurer's card key, which is shared by people whose cards
+    differ only in the 枝番 (twins of one sex under one insured person): the branch and the name pick among
+    them (``_same_person``). ``no_fallback``: rows that may not take an entry on their card by elimination;
+    ``stamped``: read each entry's ``updated_at`` (the apply's check that nobody saved it since)."""
     result = Existing()
     found = result.found
     by_field: dict[str, list[str]] = {}
@@ -761,17 +808,39 @@ def _existing(rows: list[Row], columns: list[str | None], no_fallback: frozenset
         by_field.setdefault(row.key_field, []).append(row.key)
     if not by_field:
         return result
+    columns = ctx.columns
     personal = [f for f in encrypted_fields(Member) if f.attname in columns]
     plain = [c for c in _COMPARED_PLAIN if c in columns or c == "qualification_end"]  # it decides is_active
     names = [f.attname for f in personal]
     tenant_id = require_tenant().pk
+    sealed: dict[int, list] = {}  # entry → its personal values as stored, read in batches (``unseal``)
 
-    def opened(uid: uuid.UUID, rest: list) -> dict[str, Any]:
-        """The compared values of one entry: plain ones as loaded, personal ones decrypted."""
-        values = dict(zip(plain + names, rest, strict=True))  # NULL personal values load as "" / None
-        todo = [(f, v) for f, v in zip(personal, rest[len(plain) :], strict=True) if isinstance(v, bytes)]
-        values.update(zip((f.attname for f, _ in todo), open_row(tenant_id, uid.bytes, todo), strict=True))
+    def unseal(entries: Iterable[Current]) -> None:
+        pks = [entry.pk for entry in entries if entry.pk not in sealed]
+        for start in range(0, len(pks), 1000):
+            for pk, *values in Member.objects.filter(pk__in=pks[start : start + 1000]).values_list("pk", *names):
+                sealed[pk] = values
+
+    def opener(entry: Current) -> dict[str, Any]:
+        if entry.pk not in sealed:
+            unseal([entry])
+        stored = sealed.pop(entry.pk)
+        values = dict(zip(names, stored, strict=True))  # NULL personal values load as "" / None
+        todo = [(f, v) for f, v in zip(personal, stored, strict=True) if isinstance(v, bytes)]
+        values.update(zip((f.attname for f, _ in todo), open_row(tenant_id, entry.uid.bytes, todo), strict=True))
         return values
+
+    head = ["pk", "uid", "user_id", "office_id", "department_id", "is_active", "roster_digest", *plain]
+    if stamped:
+        head.append("updated_at")
+    at_plain = head.index("roster_digest") + 1
+
+    def current(got: list) -> Current:
+        pk, uid, user_id, office_id, department_id, is_active, digest = got[:at_plain]
+        return Current(
+            pk, uid, user_id, office_id, department_id, is_active, None if digest is None else bytes(digest),
+            dict(zip(plain, got[at_plain : at_plain + len(plain)], strict=True)), got[-1] if stamped else None, opener,
+        )  # fmt: skip
 
     taken: set[int] = set()  # two rows of the file never update one entry (within one kind of key)
 
@@ -781,15 +850,17 @@ def _existing(rows: list[Row], columns: list[str | None], no_fallback: frozenset
         if tentative:
             result.tentative.add(row.number)
 
-    fields = ["pk", "uid", "user_id", "office_id", "department_id", "is_active", *plain, *names]
     for key_field, keys in by_field.items():
         entries: dict[str, list[Current]] = {}
-        for key, pk, uid, user_id, office_id, department_id, is_active, *rest in rows_by_keys(
-            Member, key_field, keys, fields
-        ):
-            entries.setdefault(key, []).append(
-                Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
-            )
+        for key, *got in rows_by_keys(Member, key_field, keys, head):
+            entries.setdefault(key, []).append(current(got))
+        if key_field == "insurance_card_index":  # told apart by their values
+            unseal(entry for listed in entries.values() for entry in listed)
+        else:  # the one entry under each employee number, unless it holds what the row would write
+            unseal(
+                entry for row in rows if row.key_field == key_field
+                for entry in entries.get(row.key, ()) if entry.digest is None or entry.digest != row_digest(row, ctx)
+            )  # fmt: skip
         taken = set()
         by_elimination: list[Row] = []
         for row in rows:  # first every match by key, branch or name, then the rest by elimination
@@ -818,12 +889,12 @@ def _existing(rows: list[Row], columns: list[str | None], no_fallback: frozenset
     if by_card:
         on_card: dict[str, list[Current]] = {}
         taken = {current.pk for current in found.values()}
-        for card_key, pk, uid, user_id, office_id, department_id, is_active, number_index, *rest in rows_by_keys(
-            Member, "insurance_card_index", list(by_card), [*fields[:6], "employee_number_index", *plain, *names]
+        for card_key, number_index, *got in rows_by_keys(
+            Member, "insurance_card_index", list(by_card), ["employee_number_index", *head]
         ):
-            if not number_index and pk not in taken:  # someone with an employee number is someone else
-                current = Current(pk, user_id, office_id, department_id, is_active, opened(uid, rest))
-                on_card.setdefault(card_key, []).append(current)
+            if not number_index and got[0] not in taken:  # someone with an employee number is someone else
+                on_card.setdefault(card_key, []).append(current(got))
+        unseal(entry for listed in on_card.values() for entry in listed)
         for card_key, card_rows in by_card.items():
             for by_elimination_now in (False, True):  # as above: branch or name first, then elimination
                 for row in card_rows:
@@ -970,8 +1041,11 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
     def flush() -> None:
         """Count the chunk's outcomes and close it: [byte offset, first record number, rows, todo, unchanged],
         where ``todo`` marks the rows the apply has to write (not unchanged, not in error), so a
-        re-import of an unchanged file reads the roster once, here, and writes nothing."""
-        existing = _existing([r for r in chunk if not r.errors], columns)
+        re-import of an unchanged file reads the roster once, here, and writes nothing. An unchanged row
+        whose entry lacks its digest (entered or edited outside the import, keys rotated, another column
+        set) is marked too: the apply gives the entry the row's digest, and the next re-import of the
+        file compares it without decrypting; ``unchanged`` counts the rest."""
+        existing = _existing([r for r in chunk if not r.errors], ctx)
         todo = unchanged = 0
         for index, row in enumerate(chunk):
             if row.errors:
@@ -1015,7 +1089,11 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
                 if outcome == "deactivated" and member.user_id:
                     ending_logins[row.number] = member.user_id
                 if not changes:
-                    unchanged += 1
+                    if member.digest != row_digest(row, ctx) and row.number not in existing.tentative:
+                        counts["unchanged"] += 1
+                        todo |= 1 << index
+                    else:
+                        unchanged += 1
                     continue
                 counts[outcome] += 1
             todo |= 1 << index
@@ -1272,6 +1350,8 @@ class PreparedChunk:
     new: list = field(default_factory=list)  # COPY records (PostgreSQL) or Member instances
     new_fields: tuple = ()  # the Member fields of the COPY records, in order
     updates: dict[int, dict[str, Any]] = field(default_factory=dict)  # member pk → attribute changes
+    read_at: dict[int, dt.datetime] = field(default_factory=dict)  # member pk → its updated_at when compared
+    digests: dict[int, bytes] = field(default_factory=dict)  # unchanged member pk → the digest it lacks
     trusted: bool = False  # some rows went in as new on the dry run's word, without a look at the roster
 
 
@@ -1296,7 +1376,7 @@ def _prepare_chunk(job: Job, index: int, *, trust_new: bool = True) -> PreparedC
     if trust_new:
         looked_up = [r for r in rows if not (r.new and r.key_field == "employee_number_index" and not r.card_key)]
         prepared.trusted = len(looked_up) < len(rows)
-    existing = _existing(looked_up, ctx.columns, frozenset(plan.get("no_fallback", ())))
+    existing = _existing(looked_up, ctx, frozenset(plan.get("no_fallback", ())), stamped=True)
     new_rows = []
     for row in rows:
         if row.number in existing.ambiguous:
@@ -1306,9 +1386,14 @@ def _prepare_chunk(job: Job, index: int, *, trust_new: bool = True) -> PreparedC
         if current is None:
             new_rows.append(row)
         elif changes := _member_changes(current, row, ctx):
+            changes["roster_digest"] = row_digest(row, ctx)
             prepared.updates[current.pk] = changes
+            prepared.read_at[current.pk] = current.updated_at
         else:
             prepared.unchanged += 1
+            if current.digest != row_digest(row, ctx):
+                prepared.digests[current.pk] = row.digest
+                prepared.read_at[current.pk] = current.updated_at
     prepared.new_fields, prepared.new = _new_members(new_rows, ctx)
     return prepared
 
@@ -1445,8 +1530,12 @@ def _write_chunk(prepared: PreparedChunk) -> dict[str, int]:
     to_deactivate_users: list[int] = []
     to_enable_users: list[int] = []
     updates = prepared.updates
-    for member in Member.objects.filter(pk__in=list(updates)) if updates else ():
+    # Locked: an entry saved by someone else after it was compared keeps that change (the import writes
+    # only what it found different) and so must not get the row's digest, which would hide the difference.
+    for member in Member.objects.select_for_update().filter(pk__in=list(updates)) if updates else ():
         changes = updates[member.pk]
+        if member.updated_at != prepared.read_at[member.pk]:
+            changes["roster_digest"] = None
         for attr, value in changes.items():
             setattr(member, attr, value)
         member.save(update_fields=[attr.removesuffix("_id") for attr in changes] + ["updated_at"])
@@ -1460,6 +1549,8 @@ def _write_chunk(prepared: PreparedChunk) -> dict[str, int]:
             # else under a reused number, who must not inherit the previous holder's login.
             if changes.get("is_active") and member.user_id and not changes.keys() & {"name", "birth_date"}:
                 to_enable_users.append(member.user_id)
+    if prepared.digests:
+        _give_digests(prepared)
     counts["added"] = _insert_members(prepared.new, prepared.new_fields)
     _logins_off(to_deactivate_users)
     if to_enable_users:  # listed again: the login the roster turned off (not one an operator did)
@@ -1467,6 +1558,20 @@ def _write_chunk(prepared: PreparedChunk) -> dict[str, int]:
             pk__in=to_enable_users, tenant=require_tenant(), disabled_by_roster=True
         ).update(is_active=True, disabled_by_roster=False)
     return counts
+
+
+def _give_digests(prepared: PreparedChunk) -> None:
+    """Store the digests of unchanged entries that lacked them, on entries nobody saved since they were
+    compared (locked, as the updates are); no ``save``: nothing else about them changes."""
+    digests, read_at = prepared.digests, prepared.read_at
+    due = [
+        Member(pk=pk, roster_digest=digests[pk])
+        for pk, updated_at in Member.objects.select_for_update()
+        .filter(pk__in=list(digests))
+        .values_list("pk", "updated_at")
+        if updated_at == read_at[pk]
+    ]
+    Member.objects.bulk_update(due, ["roster_digest"], batch_size=1000)
 
 
 def _logins_off(user_ids: list[int]) -> None:
@@ -1487,6 +1592,7 @@ def _new_member(row: Row, ctx: Context, now: dt.datetime, defaults: dict[str, An
     values["office_id"], values["department_id"] = _office_ids(row, ctx)
     values["is_active"] = _target_active(row.values, ctx.today)
     values["tenant_id"], values["created_at"], values["updated_at"] = ctx.tenant.pk, now, now
+    values["roster_digest"] = row_digest(row, ctx)
     values.update(ctx.indexes(values, known={row.key_field: row.key}))
     return values
 
@@ -1525,7 +1631,7 @@ def _new_members(rows: list[Row], ctx: Context) -> tuple[tuple, list]:
         record = [
             uid, office_id, department_id, values.get("relationship") or _SELF, values.get("qualification_end"),
             _target_active(values, today), indexes["employee_number_index"], indexes["name_index"],
-            indexes["email_index"], indexes["insurance_card_index"],
+            indexes["email_index"], indexes["insurance_card_index"], row_digest(row, ctx),
         ]  # fmt: skip
         record += [None] * len(personal)
         items, positions = [], []
@@ -1555,7 +1661,7 @@ _COLUMNS = tuple(f.column for f in _PLAIN + _ENCRYPTED)
 _VARYING = tuple(
     Member._meta.get_field(name)
     for name in ("uid", "office", "department", "relationship", "qualification_end", "is_active",
-                 "employee_number_index", "name_index", "email_index", "insurance_card_index")
+                 "employee_number_index", "name_index", "email_index", "insurance_card_index", "roster_digest")
 )  # fmt: skip
 _SELF = Member.Relationship.SELF.value
 

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from hashlib import blake2b
 from os import urandom
 from typing import IO, Any
 
@@ -344,7 +345,9 @@ class Context:
 
     @cached_property
     def digest_key(self) -> bytes:
-        return keyring.index_key(self.tenant.pk, "roster-digest")
+        """The key of this file's roster digests: the tenant's, bound to the column set and blank rule."""
+        bound = repr((_DIGEST_VERSION, self.clear_blanks, self.digested)).encode()
+        return hmac.digest(keyring.index_key(self.tenant.pk, "roster-digest"), bound, "sha256")
 
     @cached_property
     def digested(self) -> tuple[str, ...]:
@@ -428,15 +431,15 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
 
 
 def row_digest(row: Row, ctx: Context) -> bytes:
-    """What ``Member.roster_digest`` holds for an entry this row wrote: a keyed hash (so it tells nothing
-    about the values without the tenant's key) of the row's values, the file's column set and the blank
-    rule. Applying a row twice changes nothing the second time, so an entry whose digest is the row's
-    and that nothing else saved since (which clears it) holds what the row would write."""
+    """What ``Member.roster_digest`` holds for an entry this row wrote: a keyed hash (BLAKE2b: it tells
+    nothing about the values without the tenant's key) of the row's values, under a key bound to the
+    file's column set and blank rule. Applying a row twice changes nothing the second time, so an entry
+    whose digest is the row's and that nothing else saved since (which clears it) holds what the row would
+    write. The values' repr: text, dates and None, the same for a row cleaned or kept (``_kept_rows``)."""
     if not row.digest:
         values = row.values.get
-        message = repr((_DIGEST_VERSION, ctx.clear_blanks, ctx.digested,
-                        [None if (v := values(c)) is None else str(v) for c in ctx.digested]))  # fmt: skip
-        row.digest = hmac.digest(ctx.digest_key, message.encode(), "sha256")[:16]
+        message = repr([values(c) for c in ctx.digested]).encode()
+        row.digest = blake2b(message, key=ctx.digest_key, digest_size=16).digest()
     return row.digest
 
 

@@ -353,6 +353,9 @@ from celery.schedules import crontab  # noqa: E402  (kept inside this block: onl
 ROSTER_IMPORT_MAX_BYTES = env_int("ROSTER_IMPORT_MAX_BYTES", 20 * 2**20)  # larger uploads are refused
 ROSTER_IMPORT_CHUNK_ROWS = env_int("ROSTER_IMPORT_CHUNK_ROWS", 5000)  # rows per apply transaction
 ROSTER_IMPORT_MAX_ERRORS = env_int("ROSTER_IMPORT_MAX_ERRORS", 1000)  # beyond this the file is refused
+# Uploads this large or larger have their rows cleaned in a forked helper process during the dry run (a
+# second core); smaller ones in the worker alone, where the fork costs more than it saves. -1: never.
+ROSTER_IMPORT_HELPER_MIN_BYTES = env_int("ROSTER_IMPORT_HELPER_MIN_BYTES", 2 * 2**20)
 ROSTER_IMPORT_KEEP_DAYS = env_int("ROSTER_IMPORT_KEEP_DAYS", 7)  # unconfirmed uploads are deleted after this
 CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "accounts.roster_tasks"]  # not a tasks.py module
 # An unacknowledged task (acks_late) of a killed worker is handed out again once it is older than the

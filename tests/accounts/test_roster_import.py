@@ -694,6 +694,35 @@ def test_rows_spanning_lines_and_blank_lines_keep_their_record_numbers(world, se
     assert {"L1", "L2", "L4"} <= members(world.tenant_a).keys() and "L3" not in members(world.tenant_a)
 
 
+def test_a_dry_run_with_its_rows_cleaned_in_a_helper_process_finds_what_one_process_finds(world, settings, monkeypatch):
+    """Large uploads have their rows cleaned in a forked helper (the second core): same counts, the same
+    errors at the same rows (a duplicate across chunks too) and the same plan, and the apply writes it."""
+    run(world.tenant_a, roster_csv([person("K1"), person("K2"), person("K3", email="k3@example.jp")]))
+    rows = [person(f"K{n}", f"名前 {n}") if n != 3 else person("K3", email="k3@example.jp") for n in range(1, 25)]
+    rows[6] = person("K7", birth="1980-02-30")
+    rows[9] = []  # a blank line
+    rows[15] = person("K2")  # K2 again, three chunks later
+    rows[20] = person("K21", office="どこか")
+    settings.ROSTER_IMPORT_CHUNK_ROWS = 4
+    data = roster_csv(rows)
+    settings.ROSTER_IMPORT_HELPER_MIN_BYTES = -1
+    alone = validate(world.tenant_a, data)
+    helpers = []
+    real = roster_import.offload.Helper
+    monkeypatch.setattr(roster_import.offload, "Helper", lambda func: helpers.append(1) or real(func))
+    settings.ROSTER_IMPORT_HELPER_MIN_BYTES = 0
+    helped = validate(world.tenant_a, data)
+    assert helpers == [1]
+    assert helped.counts == alone.counts and helped.errors == alone.errors
+    assert helped.plan["chunks"] == alone.plan["chunks"]
+    assert [(e["row"], e["code"]) for e in helped.errors] == [(8, "date_invalid"), (17, "duplicate_key"),
+                                                              (22, "unknown_office")]  # fmt: skip
+    assert (helped.counts["added"], helped.counts["updated"], helped.counts["unchanged"]) == (17, 2, 1)
+    apply(world.tenant_a, helped)
+    roster = members(world.tenant_a)
+    assert roster["K24"].name == "名前 24" and roster["K1"].name == "名前 1" and "K7" not in roster
+
+
 # --- Audit and command ------------------------------------------------------------------------------------
 
 

@@ -47,11 +47,11 @@ def person(number: str, name: str = "山田 太郎", **extra) -> list[str]:
             values["end"], values["email"]]  # fmt: skip
 
 
-def validate(tenant, data: bytes, *, mode="partial", create_offices=False) -> Job:
+def validate(tenant, data: bytes, *, mode="partial", create_offices=False, clear_blanks=False) -> Job:
     with tenant_context(tenant):
         job = roster_import.roster_import_start(
             upload=io.BytesIO(data), file_name="roster.csv", mode=mode, create_offices=create_offices,
-            acting_user=None, enqueue=False,
+            clear_blanks=clear_blanks, acting_user=None, enqueue=False,
         )  # fmt: skip
         return roster_import.roster_import_validate(job_id=job.pk)
 
@@ -1094,13 +1094,7 @@ def test_a_blank_cell_keeps_the_stored_value_unless_the_upload_asks_to_clear(wor
         "ヤマダ ハナコ", dt.date(1990, 1, 2), "female", "z1@example.jp")  # fmt: skip
     assert kept.department.name == "営業部"
 
-    job = validate(world.tenant_a, sparse)
-    with tenant_context(world.tenant_a):
-        job = roster_import.roster_import_start(
-            upload=io.BytesIO(sparse), file_name="r.csv", mode="partial", create_offices=False, clear_blanks=True,
-            acting_user=None, enqueue=False,
-        )  # fmt: skip
-        job = roster_import.roster_import_validate(job_id=job.pk)
+    job = validate(world.tenant_a, sparse, clear_blanks=True)
     assert job.counts["updated"] == 1
     apply(world.tenant_a, job)
     cleared = members(world.tenant_a)["Z1"]

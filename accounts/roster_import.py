@@ -727,6 +727,10 @@ class Current:
     opener: Callable[[Current], dict[str, Any]]  # the personal values, read and decrypted (``_existing``)
     opened: dict[str, Any] | None = None
 
+    def holds(self, row: Row, ctx: Context) -> bool:
+        """Whether the entry holds what the row would write: its digest is the row's (``row_digest``)."""
+        return self.digest is not None and self.digest == row_digest(row, ctx)
+
     @property
     def values(self) -> dict[str, Any]:
         if self.opened is None:
@@ -742,7 +746,7 @@ def _member_changes(member: Current, row: Row, ctx: Context, *, dry_run: bool = 
     # A blank keeps the stored value, except the 資格喪失日: a row without one means no end (someone
     # listed again after leaving is active again).
     keep = not ctx.clear_blanks
-    same = member.digest is not None and member.digest == row_digest(row, ctx)
+    same = member.holds(row, ctx)
     current_values = {} if same else member.values
     for column, value in () if same else values.items():
         if column in _PLACES or (keep and (value == "" or value is None) and column != "qualification_end"):
@@ -880,7 +884,7 @@ def _existing(
         else:  # the one entry under each employee number, unless it holds what the row would write
             unseal(
                 entry for row in rows if row.key_field == key_field
-                for entry in entries.get(row.key, ()) if entry.digest is None or entry.digest != row_digest(row, ctx)
+                for entry in entries.get(row.key, ()) if not entry.holds(row, ctx)
             )  # fmt: skip
         taken = set()
         by_elimination: list[Row] = []
@@ -1110,7 +1114,7 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
                 if outcome == "deactivated" and member.user_id:
                     ending_logins[row.number] = member.user_id
                 if not changes:
-                    if member.digest != row_digest(row, ctx) and row.number not in existing.tentative:
+                    if not member.holds(row, ctx) and row.number not in existing.tentative:
                         counts["unchanged"] += 1
                         todo |= 1 << index
                     else:
@@ -1450,8 +1454,8 @@ def _prepare_chunk(job: Job, index: int, *, trust_new: bool = True) -> PreparedC
             prepared.read_at[current.pk] = current.updated_at
         else:
             prepared.unchanged += 1
-            if current.digest != row_digest(row, ctx):
-                prepared.digests[current.pk] = row.digest
+            if not current.holds(row, ctx):
+                prepared.digests[current.pk] = row_digest(row, ctx)
                 prepared.read_at[current.pk] = current.updated_at
     prepared.new_fields, prepared.new = _new_members(new_rows, ctx)
     return prepared

@@ -52,6 +52,7 @@ from healthapp.crypto.blind_index import insurance_card_index
 from healthapp.crypto.fields import encrypted_fields, open_row, seal_row
 from healthapp.csvsafe import csv_bytes
 from healthapp.errors import AppError
+from healthapp.keyset import KeySet
 from healthapp.lookups import rows_by_keys
 from healthapp.models import Job
 from tenants.context import require_tenant
@@ -1043,7 +1044,7 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
     counts = {"rows": 0, "added": 0, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 0}
     new_offices: set[str] = set()
     new_departments: set[tuple[str, str]] = set()
-    seen: set[int] = set()  # the employee numbers of the file's rows (duplicates; mode full)
+    seen = KeySet()  # the employee numbers of the file's rows (duplicates; mode full), 16-32 bytes each
     branches: dict[int, set[str]] = {}  # card key → the 枝番 of its rows ("" for none)
     matched: set[int] = set()  # entries a row matched by card (its own key, or the fallback of a numbered row)
     # Matching an entry by elimination (the only one on its card) holds only if no other row of the file
@@ -1163,10 +1164,8 @@ def _validate(job: Job, f: IO[bytes], side: jobs.SideFile) -> None:
                     if row.branch in listed or (listed and (not row.branch or "" in listed)):
                         row.errors.append(("insurance_branch" if listed - {""} else "insurance_number", "same_card"))
                     listed.add(row.branch)
-                else:  # keyed by employee number
-                    if row.fingerprint in seen:
-                        row.errors.append((COLUMN_FOR_KEY.get(row.key_field, ""), "duplicate_key"))
-                    seen.add(row.fingerprint)
+                elif not seen.add(row.fingerprint):  # keyed by employee number, listed before
+                    row.errors.append((COLUMN_FOR_KEY.get(row.key_field, ""), "duplicate_key"))
             counts["rows"] += 1
             for column, code in row.errors:
                 errors.append({"row": row.number, "column": column, "code": code})
@@ -1269,7 +1268,7 @@ def roster_stamp() -> str:
     return f"{found['entries']}/{found['last'].isoformat() if found['last'] else ''}"
 
 
-def _missing_members(seen: set[int], matched: set[int]) -> Iterator[tuple[int, int | None]]:
+def _missing_members(seen: KeySet, matched: set[int]) -> Iterator[tuple[int, int | None]]:
     """Active members that no row of the file lists (mode full), as (pk, user_id): not by their employee
     number, and not matched by their card (a card key the file lists is not enough: one twin may have
     left while the other stays)."""

@@ -60,6 +60,7 @@ SEX_CODES = {"1": "male", "2": "female"}  # OID 1.2.392.200119.6.1104
 MAX_DOCUMENT_BYTES = 5 * 2**20  # one person's file is tens of KB
 MAX_ENTRIES = 100_000
 MAX_TOTAL_BYTES = 1 * 2**30
+_CENTRAL_DIRECTORY_RECORD = b"PK\x01\x02"
 _DATA_ENTRY = re.compile(r"h[^/]*\.xml", re.IGNORECASE)
 
 
@@ -494,15 +495,8 @@ def parse_zip(
     yield None, so an import's apply step parses only its chunk's documents.
     """
     cat = catalogue or catalogue_module.load()
-    try:
-        bundle = zipfile.ZipFile(io.BytesIO(data))
-        infos = bundle.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
-        raise ParseError("not_zip", "ZIP ファイルとして読めません / not a readable ZIP file") from None
-    if len(infos) > max_entries:
-        raise ParseError(
-            "too_many_entries", f"ZIP の項目数が上限（{max_entries}）を超えています / too many entries in the ZIP"
-        )
+    bundle = _open_bundle(data, max_entries)
+    infos = bundle.infolist()
     if not any(_is_data_entry(info.filename) for info in infos):  # empty, or results not where the format puts them
         raise ParseError(
             "no_data_folder",
@@ -512,6 +506,26 @@ def parse_zip(
     if declared > max_total_bytes:
         raise ParseError("too_large", "ZIP の展開後サイズが上限を超えています / ZIP too large once inflated")
     return _iter_zip(bundle, infos, cat, max_entry_bytes, max_total_bytes, wanted)
+
+
+def _open_bundle(data: bytes, max_entries: int | None = None) -> zipfile.ZipFile:
+    """The ZIP, or ParseError ``not_zip`` / ``too_many_entries``. zipfile builds an object for every
+    central-directory record as it opens a bundle (1.2 M empty entries fit in 100 MB: seconds and half a
+    GB), so their signatures are counted first: every record it would build starts with one, and a
+    signature that happens to lie inside compressed data only makes the count one too high."""
+    max_entries = MAX_ENTRIES if max_entries is None else max_entries
+    too_many = ParseError(
+        "too_many_entries", f"ZIP の項目数が上限（{max_entries}）を超えています / too many entries in the ZIP"
+    )
+    if data.count(_CENTRAL_DIRECTORY_RECORD) > max_entries:
+        raise too_many
+    try:
+        bundle = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        raise ParseError("not_zip", "ZIP ファイルとして読めません / not a readable ZIP file") from None
+    if len(bundle.infolist()) > max_entries:
+        raise too_many
+    return bundle
 
 
 def _iter_zip(
@@ -566,14 +580,22 @@ def _iter_zip(
 
 
 _INTERPRETATION = re.compile(r"[A-Z<>]{1,3}")
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
+# The format's own names hold digits only: the root folder <institution>_<insurer>_<date>_<n>, DATA, and
+# h<digits>.xml. Letters anywhere else may spell a person's name (romanised), and job errors are stored in clear.
+_PLAIN_FOLDER = re.compile(r"[0-9][0-9_\-]{0,79}|DATA", re.IGNORECASE)
+_PLAIN_FILE = re.compile(r"h[0-9_\-]{1,80}\.xml", re.IGNORECASE)
 
 
 def _entry_label(name: str, position: int) -> str:
-    """How an entry is named in errors and job rows: its path when every part is of the format's plain
-    kind (folders and h + digits …), else its position: a name a person typed may hold someone's name."""
+    """How an entry is named in errors and job rows: its path when every part is of the format's own kind
+    (digits, DATA, h + digits), its position and file name when only the file name is (``ZIP #3 (h0001.xml)``),
+    else its position alone: a name a person typed may hold someone's name."""
     parts = name.replace("\\", "/").split("/")
-    return "/".join(parts) if all(_PLAIN_NAME.fullmatch(p) for p in parts) else f"ZIP #{position + 1}"
+    if _unsafe_name(name) or not _PLAIN_FILE.fullmatch(parts[-1]):
+        return f"ZIP #{position + 1}"
+    if all(_PLAIN_FOLDER.fullmatch(part) for part in parts[:-1]):
+        return "/".join(parts)
+    return f"ZIP #{position + 1} ({parts[-1]})"
 
 
 # Parts of an MHLW bundle besides the results, read by nobody here: the index and summary files and the
@@ -587,9 +609,9 @@ def zip_other_files(data: bytes, limit: int = 50) -> list[str]:
     hand): an import says it skipped them, by extension only (``*.pdf``): a name someone typed may hold a
     person's name, romanised too, and job errors are stored in clear. ``limit`` at most, then "…"."""
     try:
-        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
-        return []
+        infos = _open_bundle(data).infolist()
+    except ParseError:
+        return []  # the parse itself refuses the bundle
     others = []
     for info in infos:
         parts = info.filename.replace("\\", "/").split("/")

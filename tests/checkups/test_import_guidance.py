@@ -112,6 +112,33 @@ def test_files_of_a_zip_that_are_not_results_are_named_as_warnings(world):
         assert "yamada" not in str(job.errors)
 
 
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("ROOT/DATA/h_Yamada_Taro_19700401.xml", "ZIP #2"),  # a result file named for its person, romanised
+        ("Yamada_Taro_19700401/DATA/h0404.xml", "ZIP #2 (h0404.xml)"),  # a folder named for them
+        ("../Yamada_Taro_19700401.xml", "ZIP #2"),  # an unsafe name (refused) that carries one
+    ],
+)
+def test_a_zip_entry_named_for_a_person_is_reported_by_its_position_not_its_name(world, name, label):
+    with tenant_context(world.tenant_a):
+        card_member("0001")
+        job = run(_zip({"1234567890_99999999_20250401_1/DATA/h0001.xml": doc("0001"), name: doc("0404")}))
+        report = "\n".join(",".join(map(str, row)) for row in imports.error_report_rows(job))
+    # what the preview, the API and errors.csv show, and the job row keeps in clear
+    assert job.counts["added"] == 1  # the first person's file; the second's names nobody on the roster
+    assert {(e["row"], e["source"]) for e in job.errors} == {(2, label)}
+    assert "Yamada" not in str(job.errors) and "Yamada" not in report
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, data in entries.items():
+            bundle.writestr(name, data)
+    return buffer.getvalue()
+
+
 def test_an_empty_zip_says_it_holds_no_results():
     empty = io.BytesIO()
     zipfile.ZipFile(empty, "w").close()

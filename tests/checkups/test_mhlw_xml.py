@@ -11,9 +11,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from checkups import mhlw_sample
+from checkups import mhlw_sample, mhlw_xml
 from checkups.mhlw_sample import Observation, build_document, build_zip
-from checkups.mhlw_xml import ParsedCheckup, ParseError, parse_document, parse_zip
+from checkups.mhlw_xml import ParsedCheckup, ParseError, parse_document, parse_zip, zip_other_files
 
 # A document written by hand, not by our generator: no codeSystem on most codes, mmHg, two BP readings,
 # an organizer and a nested group, an unmeasured item, a skipped item, an unknown code, section 01030.
@@ -490,7 +490,14 @@ def test_an_entry_whose_name_a_person_typed_is_named_by_its_position():
     people = _people(2)
     data = _zip({"ROOT/DATA/h0001.xml": people[0], "山田太郎_19700401/DATA/h山田太郎.xml": people[1]})
     sources = [r.source for r in parse_zip(data)]
-    assert sources == ["ROOT/DATA/h0001.xml", "ZIP #2"]
+    assert sources == ["ZIP #1 (h0001.xml)", "ZIP #2"]  # "ROOT" is no part of the format: it may be a name
+
+
+def test_an_entry_of_the_formats_own_names_is_named_by_its_path():
+    data = _zip({"1234567890_99999999_202504010_1/DATA/h12345678902025040101000001.xml": _people(1)[0]})
+    assert [r.source for r in parse_zip(data)] == [
+        "1234567890_99999999_202504010_1/DATA/h12345678902025040101000001.xml"
+    ]
 
 
 @pytest.mark.parametrize("name", ["h0001.xml", "DATA/sub/h0001.xml", "inner.zip"])
@@ -549,6 +556,27 @@ def test_total_size_cap_stops_the_bundle():
     with pytest.raises(ParseError) as caught:
         parse_zip(build_zip(_people(3)), max_total_bytes=1000)
     assert caught.value.code == "too_large"
+
+
+def test_too_many_entries_are_refused_before_zipfile_reads_them_all(monkeypatch):
+    """1.2 M empty entries fit in a 100 MB upload: opening such a bundle took seconds and half a GB of
+    memory before its entries were counted."""
+    made = 0
+    original = zipfile.ZipInfo.__init__
+
+    def counting(self, *args, **kwargs):
+        nonlocal made
+        made += 1
+        original(self, *args, **kwargs)
+
+    data = _zip({f"e{i}": b"" for i in range(2000)})
+    monkeypatch.setattr(zipfile.ZipInfo, "__init__", counting)
+    with pytest.raises(ParseError) as caught:
+        parse_zip(data, max_entries=10)
+    assert caught.value.code == "too_many_entries" and made == 0
+    monkeypatch.setattr(mhlw_xml, "MAX_ENTRIES", 10)
+    assert zip_other_files(data) == [] and made == 0  # what the dry run asks first
+    assert len(list(parse_zip(build_zip(_people(3)), max_entries=7))) == 3  # 7 entries: ix08, su08, 3, 2 folders
 
 
 def test_too_many_entries_or_not_a_zip_fail_at_once():

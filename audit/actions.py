@@ -2,9 +2,17 @@
 
 from django.utils.translation import gettext_lazy as _
 
-# Reads of checkup results: their target and details are withheld from readers of the log without
-# checkup.view (audit.selectors), and audit.services salts their details so the hash gives nothing away.
-HEALTH_READS = frozenset({"checkup.viewed", "checkup.queue_viewed", "checkup.results_listed"})
+# Reads of checkup results, and the events whose target says something of a record's findings (the
+# records listed as awaiting a 就業判定, a follow-up the physician asked for): their target and details are
+# withheld from readers of the log without checkup.view (audit.selectors), and audit.services salts their
+# details so the hash gives nothing away.
+HEALTH_READS = frozenset({
+    "checkup.viewed", "checkup.queue_viewed", "checkup.results_listed", "checkup.conclusions_viewed",
+    "checkup.follow_up_recorded", "checkup.follow_up_undone",
+})  # fmt: skip
+# Of those, the events a person records about themself ("受診しました": they were asked to see a doctor):
+# there the actor is the person, withheld too.
+SELF_REPORTS = frozenset({"checkup.follow_up_recorded", "checkup.follow_up_undone"})
 
 # How the viewer names the actions it knows; an unknown action is shown by its dotted code.
 ACTION_LABELS = {

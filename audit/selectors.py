@@ -16,7 +16,7 @@ from django.http import Http404
 
 from accounts import policy
 from accounts.labels import Perm
-from audit.actions import HEALTH_READS
+from audit.actions import HEALTH_READS, SELF_REPORTS
 from audit.models import AuditEvent
 
 JST = zoneinfo.ZoneInfo("Asia/Tokyo")
@@ -57,8 +57,14 @@ def sees_health_reads(user) -> bool:
 
 def _withheld(event: AuditEvent) -> AuditEvent:
     """The event as such a reader gets it (in memory only: stored events never change)."""
+    if _self_report(event):
+        event.actor_id, event.actor_role, event.client_ip, event.actor_withheld = None, "", "", True
     event.target_id, event.details, event.withheld = "", {}, True
     return event
+
+
+def _self_report(event: AuditEvent) -> bool:
+    return event.action in SELF_REPORTS and (event.details or {}).get("by_self") is True
 
 
 def _for_reader(events: Iterable[AuditEvent], user) -> Iterator[AuditEvent]:
@@ -73,6 +79,8 @@ def _events_of_viewer(user, f: EventFilter | None = None) -> QuerySet[AuditEvent
     qs = AuditEvent.objects.filter(tenant_id=user.tenant_id)
     if f is not None and f.target_id and not sees_health_reads(user):
         qs = qs.exclude(action__in=HEALTH_READS)  # "was record X read?" is the same question
+    if f is not None and f.actor_id is not None and not sees_health_reads(user):
+        qs = qs.exclude(action__in=SELF_REPORTS, details__by_self=True)  # "did person X report a visit?"
     return qs
 
 

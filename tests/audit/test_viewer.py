@@ -167,6 +167,38 @@ def test_reads_of_checkups_show_who_and_when_but_not_whose_to_readers_without_ch
     assert "checkup #77" in page and 'data-testid="withheld"' not in page
 
 
+def test_a_follow_up_a_person_reported_themself_does_not_name_them_to_readers_without_checkup_access(
+    admin_client, world
+):
+    """「受診しました」 says the physician asked that person to see a doctor: a log auditor without checkup
+    access sees that it happened, not who (nor from where), cannot ask "did person X report one?", and sees
+    which records HR's 就業判定 page listed no more than which the queue did."""
+    employee, hr = world.member_a, world.admin_a
+    with tenant_context(world.tenant_a):
+        audit.record(action="checkup.follow_up_recorded", target_type="checkup", target_id=91,
+                     details={"visit": 5, "replaces": None, "by_self": True}, actor=employee)  # fmt: skip
+        audit.record(action="checkup.follow_up_recorded", target_type="checkup", target_id=92,
+                     details={"visit": 6, "replaces": None, "by_self": False}, actor=hr)  # fmt: skip
+        audit.record(action="checkup.conclusions_viewed", target_type="checkup",
+                     details={"show": "pending", "records": [93, 94]}, actor=hr)  # fmt: skip
+    page = admin_client.get("/audit/", {"action": "checkup."}).content.decode()
+    assert page.count('data-testid="withheld"') == 3 and not {"#91", "#92", "93", "94"} & set(
+        re.findall(r"#?\d+", page)
+    )
+    assert page.count('data-testid="actor-withheld"') == 1 and f"#{employee.pk} " not in page
+    assert f"#{hr.pk} " in page  # HR recording a visit for someone: who recorded it stays
+    probe = admin_client.get("/audit/", {"actor": employee.pk, "action": "checkup."}).content.decode()
+    assert 'data-testid="audit-event"' not in probe
+    today = timezone.localdate()
+    lines = admin_client.post("/audit/export/", {"since": today, "until": today, "format": "jsonl"})
+    reported = [row for row in map(json.loads, lines.content.decode().splitlines())
+                if row["action"] == "checkup.follow_up_recorded"]  # fmt: skip
+    assert [(row["actor_id"], row["target_id"], row["details"]) for row in reported] == [
+        (None, "", {}),
+        (hr.pk, "", {}),
+    ], reported  # oldest first
+
+
 def test_an_export_period_ending_before_it_starts_is_refused(admin_client, world):
     response = admin_client.post("/audit/export/", {"since": "2026-02-01", "until": "2026-01-01", "format": "csv"})
     assert response.status_code == 400

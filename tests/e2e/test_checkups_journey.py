@@ -275,6 +275,17 @@ def test_checkups_from_import_to_the_physicians_restriction_seen_by_employee_and
                 if shown_value.strip().replace("-", "−") != their_row[label].replace("-", "−"):
                     problems.append(f"健診結果: {label} shows {shown_value!r}, the file says {their_row[label]!r}")
             mine.screenshot(path=str(screenshot_dir / "checkups-mine.png"), full_page=True)
+            # On a phone (320 px) each result's explanation is read under it, not off the side of the table.
+            mine.set_viewport_size({"width": 320, "height": 800})
+            row = graded.first
+            explained = row.locator("td").nth(3)
+            explained.scroll_into_view_if_needed()
+            box, name_box = explained.bounding_box(), row.locator("td").first.bounding_box()
+            assert box is not None and name_box is not None and 0 <= box["x"] and box["x"] + box["width"] <= 320, box
+            assert box["y"] >= name_box["y"] + name_box["height"] - 1, (box, name_box)  # under the item, not beside
+            assert newest.evaluate("table => table.scrollWidth <= table.clientWidth + 1"), "the results scroll sideways"
+            mine.screenshot(path=str(screenshot_dir / "checkups-mine-320.png"), full_page=True)
+            mine.set_viewport_size({"width": 1280, "height": 900})
             outside = [url for url in requests if not url.startswith(live_server.url + "/")]
             assert requests and outside == [], outside
 

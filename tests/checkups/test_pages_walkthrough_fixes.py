@@ -82,7 +82,9 @@ def test_the_employee_reads_the_restriction_kinds_of_their_own_opinion(world, si
     mine = _client("member@a.example", TEST_PASSWORD).get("/checkups/mine/").content.decode()
     opinion = _text(_section(mine, 'data-testid="opinion"', "</p>"))
     assert "就業制限" in opinion and "受診勧奨" not in opinion and "精密検査" in opinion
-    assert "時間外労働の制限" in opinion and "出張の制限" in opinion  # what HR reads of it, the person reads too
+    assert "時間外労働の制限、出張の制限" in opinion  # what HR reads of it, the person reads too, listed as Japanese is
+    english = _client("member@a.example", TEST_PASSWORD, "en").get("/checkups/mine/").content.decode()
+    assert "Restrictions: No overtime, No business trips" in _text(english)
     assert "no_overtime" not in mine and "残業は月20時間まで" not in mine  # the physician's words stay with them
 
 

@@ -260,7 +260,7 @@ def test_pending_for_hr_is_exactly_the_physicians_queue_and_the_rest_needs_no_op
 def test_restrictions_are_listed_in_the_forms_order(world, ward):
     doc, record = _client("doc@a.example"), ward["patient"]
     _sign(doc, record, restrictions=["fewer_night_shifts", "shorter_hours", "no_overtime"])
-    in_order = "労働時間の短縮, 時間外労働の制限, 深夜業の回数の減少"
+    in_order = "労働時間の短縮、時間外労働の制限、深夜業の回数の減少"
     conclusions = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
     assert in_order in _row(conclusions, f'data-testid="follow-up-{record.pk}"')
     history = doc.get(f"/checkups/review/{record.pk}/").content.decode().split("これまでの判定")[1]

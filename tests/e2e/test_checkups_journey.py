@@ -284,6 +284,8 @@ def test_checkups_from_import_to_the_physicians_restriction_seen_by_employee_and
             assert box is not None and name_box is not None and 0 <= box["x"] and box["x"] + box["width"] <= 320, box
             assert box["y"] >= name_box["y"] + name_box["height"] - 1, (box, name_box)  # under the item, not beside
             assert newest.evaluate("table => table.scrollWidth <= table.clientWidth + 1"), "the results scroll sideways"
+            expect(newest.get_by_role("cell", name="尿糖", exact=True)).to_have_count(1)  # still a table to a reader
+            expect(newest.get_by_role("columnheader", name="説明", exact=True)).to_have_count(1)
             mine.screenshot(path=str(screenshot_dir / "checkups-mine-320.png"), full_page=True)
             mine.set_viewport_size({"width": 1280, "height": 900})
             outside = [url for url in requests if not url.startswith(live_server.url + "/")]

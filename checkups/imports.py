@@ -165,6 +165,11 @@ ERROR_MESSAGES: dict[str, Any] = {
     "bad_entry": gettext_lazy("ZIP の項目が壊れています。"),
     "unknown": gettext_lazy("値を読み取れません。"),
     "columns_missing": gettext_lazy("列の対応にある列がファイルにありません（エラーの表に列名があります）。"),
+    "mapping_mismatch": gettext_lazy(
+        "ファイルの1行目に、選んだ列の対応の列名が一つもありません。健診機関（列の対応）の選び間違いか、"
+        "1行目が見出しの行でないファイルです。"
+    ),
+    "column_missing": gettext_lazy("列の対応にあるこの列が、ファイルの1行目（見出し）にありません。"),
     "column_ignored": gettext_lazy("列の対応にない列です（読み込みません）。取り込むには列の対応に加えてください。"),
     "not_a_result_file": gettext_lazy("結果ファイル（DATA/h….xml）ではないため読み込みません。"),
     "mapping_missing": gettext_lazy("列の対応が見つかりません。"),
@@ -590,7 +595,9 @@ def csv_layout(f: IO[bytes], mapping: dict[str, str]) -> CsvLayout:
     if missing := set(mapping.values()) - set(filter(None, columns)):
         # Named by the header the mapping expects (体重), the way the admin sees the file.
         names = [column for column, target in mapping.items() if target in missing]
-        raise FileError("columns_missing", errors=[_header_error(name, "columns_missing") for name in names])
+        # None of them at all: another provider's file, or no header line (never shown: it may be a person's row).
+        code = "columns_missing" if any(columns) else "mapping_mismatch"
+        raise FileError(code, errors=[_header_error(name, "column_missing") for name in names])
     mapped = [column for column in columns if column]
     if len(mapped) != len(set(mapped)):  # one header twice: which of its columns holds the value?
         raise FileError("duplicate_column", row=1)

@@ -97,6 +97,29 @@ def test_a_missing_column_is_named_in_the_errors(world):
         assert [(e["row"], e["column"]) for e in job.errors] == [(1, "体重")]
 
 
+@pytest.mark.parametrize(
+    "first_line",
+    [
+        "ID,Date,SBP,DBP,A1c,Glu-U,Smoke",  # another provider's file
+        "A0,2025-06-02,120,80,5.5,−,なし",  # no header line: the first line is a person's
+    ],
+)
+def test_a_file_that_shares_no_column_with_the_mapping_says_so_once(world, first_line):
+    with tenant_context(world.tenant_a):
+        mapping = imports.mapping_save(provider="P", mapping=CSV_MAPPING, acting_user=None)
+        data = (first_line + "\r\nA1,2025-06-02,121,81,5.6,−,なし\r\n").encode("utf-8-sig")
+        job = run(data, source="csv", mapping_id=mapping.pk)
+    assert job.state == Job.State.FAILED and job.error_code == "mapping_mismatch"
+    assert imports.error_message(job.error_code).startswith("ファイルの1行目に、選んだ列の対応の列名が一つもありません")
+    assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [
+        (1, name, "column_missing") for name in CSV_MAPPING
+    ]
+    assert {imports.row_error_message(e) for e in job.errors} == {
+        "列の対応にあるこの列が、ファイルの1行目（見出し）にありません。"
+    }
+    assert "A0" not in str(job.errors) and "ID" not in str(job.errors)  # the file's first line is never repeated
+
+
 def test_files_of_a_zip_that_are_not_results_are_named_as_warnings(world):
     with tenant_context(world.tenant_a):
         card_member("0001")

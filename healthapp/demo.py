@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 from faker import Faker
 
 from accounts.models import Member, Role, User
@@ -199,7 +200,7 @@ def _seed_follow_ups(tenant: Tenant) -> None:
     """Where the tenant has a physician: opinions asking for a follow-up on some of the latest year's
     D/E records (the rest stay in the review queue), about half of them reported done, so 就業判定の確認
     and the completion rate on 健診の集計 have something to show."""
-    from checkups.models import CheckupRecord
+    from checkups.models import CheckupRecord, PhysicianOpinion
     from checkups.services import follow_up_visit_record, physician_opinion_record
 
     physician = User.objects.filter(email=demo_email(tenant.slug, Role.PHYSICIAN)).first()
@@ -213,12 +214,18 @@ def _seed_follow_ups(tenant: Tenant) -> None:
             fiscal_year=latest, judgements__overall__in=["D", "E"], member__user__isnull=True
         ).distinct()  # people with a demo login stay in the physician's queue for the walkthrough
         for i, record in enumerate(records.order_by("pk")[:16]):
-            physician_opinion_record(
+            opinion = physician_opinion_record(
                 record=record, fitness="normal", follow_up=rng.choice(["recheck", "detailed", "consult"]),
                 opinion="", restrictions=[], acting_user=physician,
             )  # fmt: skip
+            # Signed weeks after the exam, as it would have been, not today: the visits and the due date (3
+            # months from the opinion) read in order, some visits in time, the rest now overdue.
+            today = timezone.localdate()
+            signed = min(record.exam_date + dt.timedelta(days=rng.randint(14, 28)), today)
+            signed_at = dt.datetime.combine(signed, dt.time(10, 0), tzinfo=timezone.get_current_timezone())
+            PhysicianOpinion.objects.filter(pk=opinion.pk).update(signed_at=min(signed_at, timezone.now()))
             if i % 2 == 0:
-                visited = record.exam_date + dt.timedelta(days=rng.randint(30, 90))
+                visited = min(signed + dt.timedelta(days=rng.randint(14, 80)), today)
                 follow_up_visit_record(record=record, visited_on=visited, acting_user=hr)
 
 

@@ -161,6 +161,25 @@ def test_seed_demo_gives_staff_the_labels_their_work_needs(db):
         assert LabelGrant.objects.count() == 3
 
 
+def test_seed_demo_follow_ups_read_in_order_exam_opinion_visit(db):
+    """就業判定の確認 of the demo: each opinion signed weeks after its exam, each visit after its opinion, some
+    follow-ups still open past their due date (3 months from the opinion), none signed in the future."""
+    from django.utils import timezone
+
+    from checkups.models import FollowUpVisit, PhysicianOpinion
+
+    run("seed_demo")
+    with tenant_context(Tenant.objects.get(slug="demo-corp")):
+        opinions = list(PhysicianOpinion.objects.select_related("record"))
+        visits = list(FollowUpVisit.objects.select_related("opinion"))
+    assert opinions and visits
+    for opinion in opinions:
+        signed = timezone.localtime(opinion.signed_at).date()
+        assert opinion.record.exam_date < signed <= timezone.localdate(), (opinion.record.exam_date, signed)
+    for visit in visits:
+        assert timezone.localtime(visit.opinion.signed_at).date() <= visit.visited_on <= timezone.localdate()
+
+
 def test_the_shipped_sample_csv_continues_the_demo_peoples_seeded_checkups(db):
     """A newcomer imports checkups/samples/sample_checkups.csv into demo-corp: each person's height is the one
     of their seeded checkups and their weight goes on from the last one, so the trend charts do not jump."""

@@ -37,6 +37,8 @@ def _require(user, perm: str) -> None:
 def access_settings(request: HttpRequest) -> HttpResponse:
     offices = list(selectors.offices_for_access_settings(user=request.user))
     office_id = request.GET.get("office") or (offices[0].pk if offices else None)
+    if office_id is not None and not str(office_id).isdigit():
+        raise Http404  # an edited address: no such office
     office, grants = (None, [])
     if office_id:
         office, grants = selectors.grants_for_office(user=request.user, office_id=int(office_id))

@@ -8,9 +8,11 @@ Anything outside the caller's tenant or scope, or behind a permission they lack,
 from __future__ import annotations
 
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -99,6 +101,8 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     def scoped_queryset(self):
         grants = LabelGrant.objects.select_related("office", "member", "department").order_by("pk")
         office = self.request.query_params.get("office")
+        if office and not office.isdigit():
+            raise ValidationError({"office": [_("事業所の ID（数字）を指定してください。")]})
         return grants.filter(office_id=office) if office else grants
 
     @extend_schema(request=GrantWriteSerializer, responses={201: GrantSerializer})

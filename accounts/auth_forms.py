@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import services
 from accounts.models import Member, Role, User
 from accounts.registration import EmployeeProof, InsuranceCard
 from accounts.roster_import import insurance_branch
@@ -161,7 +162,17 @@ class ResetSetPasswordForm(SetPasswordForm):
 
 
 class ChangePasswordForm(PasswordChangeForm):
-    pass
+    """Django's form; the current password is checked as a login is (a wrong one counts toward the lockout)."""
+
+    def __init__(self, user, *args, request=None, **kwargs) -> None:
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+
+    def clean_old_password(self) -> str:
+        old_password = self.cleaned_data["old_password"]
+        if not services.password_reconfirmed(request=self.request, user=self.user, password=old_password):
+            raise ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old_password
 
 
 class CodeForm(forms.Form):

@@ -142,6 +142,9 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     form_class = ChangePasswordForm
     success_url = reverse_lazy("accounts:home")
 
+    def get_form_kwargs(self) -> dict:
+        return {**super().get_form_kwargs(), "request": self.request}
+
     def form_valid(self, form):
         response = super().form_valid(form)  # keeps this session, ends every other one
         self.request.session.pop(PASSWORD_SHORT, None)  # the new password met the policy
@@ -179,7 +182,7 @@ def _enrolment_blocked(request: HttpRequest) -> bool:
 def mfa_setup(request: HttpRequest) -> HttpResponse:
     if _enrolment_blocked(request):
         return redirect(_with_next("accounts:mfa-verify", request))
-    device = mfa.totp_pending_device(request.user)
+    device = mfa.totp_pending_device(request.user, request.session)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

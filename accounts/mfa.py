@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import django_otp
 import qrcode
 import qrcode.image.svg
+from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.http import Http404, HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -20,7 +21,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import audit
-from accounts import policy
+from accounts import policy, services
 from accounts.labels import LABELS, Scope
 from accounts.models import User
 from healthapp.errors import AppError
@@ -73,11 +74,19 @@ def has_confirmed_device(user: User) -> bool:
 # --- TOTP --------------------------------------------------------------------------------------------
 
 
-def totp_pending_device(user: User) -> TOTPDevice:
-    """The unconfirmed TOTP device shown on the enrolment page (kept across reloads, so the QR code
-    the user already scanned stays valid)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False, name=TOTP_NAME).order_by("-pk").first()
-    return device or TOTPDevice.objects.create(user=user, name=TOTP_NAME, confirmed=False)
+PENDING_TOTP = "mfa_pending_totp"  # session key: the id of the device this session's enrolment page shows
+
+
+def totp_pending_device(user: User, session: SessionBase) -> TOTPDevice:
+    """The unconfirmed TOTP device this session's enrolment page shows: kept across its reloads (the QR
+    code already scanned stays valid), never another session's. Shared, a key shown to someone who had only
+    the password (and did not confirm it) would be the one the owner enrols later, a copy of their app."""
+    pending = TOTPDevice.objects.filter(user=user, confirmed=False, name=TOTP_NAME)
+    device = pending.filter(pk=session.get(PENDING_TOTP)).first() if session.get(PENDING_TOTP) else None
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name=TOTP_NAME, confirmed=False)
+        session[PENDING_TOTP] = device.pk
+    return device
 
 
 def totp_qr_svg(device: TOTPDevice) -> str:
@@ -119,7 +128,8 @@ def totp_confirm(*, request: HttpRequest, device: TOTPDevice, code: str) -> bool
         return False
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    TOTPDevice.objects.filter(user=device.user, confirmed=False).delete()
+    TOTPDevice.objects.filter(user=device.user, confirmed=False).delete()  # other sessions' keys die with it
+    request.session.pop(PENDING_TOTP, None)
     django_otp.login(request, device)
     audit.record(action="auth.mfa.enrolled", target_type="user", target_id=device.user_id, details={"method": "totp"})
     return True
@@ -314,7 +324,7 @@ def mfa_device_remove(*, request: HttpRequest, device: TOTPDevice | EmailDevice,
     """
     user = request.user
     method = _method(device)
-    if not user.check_password(password):
+    if not services.password_reconfirmed(request=request, user=user, password=password):
         _removal_refused(user=user, method=method, reason="password", outcome="failure")
         raise AppError("wrong_password", _("パスワードが正しくありません。"))
     outcome = _device_delete(request=request, device=device)

@@ -5,9 +5,10 @@ import string
 import unicodedata
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
@@ -21,6 +22,15 @@ from accounts.selectors import member_get_by_employee_number
 from healthapp.errors import AppError
 from tenants.context import tenant_context
 from tenants.models import Department, Office, Tenant
+
+
+def password_reconfirmed(*, request: HttpRequest, user: User, password: str) -> bool:
+    """The signed-in user's password typed again before a sensitive change (a new password, removing or
+    adding a factor, new backup codes), checked as a login is: a wrong one counts toward the account's
+    lockout (django-axes) and is audited as a failed login, and while the account is locked even the right
+    one is refused. Checked with ``check_password`` alone, a hijacked session could guess without limit."""
+    found = authenticate(request, username=user.email, password=password)
+    return found is not None and found.pk == user.pk
 
 
 def password_generate(length: int = 16) -> str:

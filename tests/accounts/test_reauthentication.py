@@ -1,0 +1,110 @@
+"""What a stolen password or a hijacked session can no longer do: see the authenticator key another session
+is enrolling, guess the current password without limit on the pages that ask for it again, or spray
+passwords from one address across accounts. (Found in a security review, 2026-12-04.)"""
+
+from __future__ import annotations
+
+from base64 import b32decode
+
+import pytest
+from django.test import Client
+from django_otp.oath import totp
+from django_otp.plugins.otp_email.models import EmailDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import Role
+from accounts.services import user_create
+from tests.conftest import TEST_PASSWORD, log_in
+
+DOCTOR_PASSWORD = TEST_PASSWORD + "!x"
+NEW_PASSWORD = "N3w-Passw0rd-Long!"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def physician(world):
+    return user_create(email="doctor@a.example", role=Role.PHYSICIAN, tenant=world.tenant_a, password=DOCTOR_PASSWORD)
+
+
+def _code(device) -> str:
+    return f"{totp(device.bin_key, t0=device.t0, step=device.step, digits=device.digits):06d}"
+
+
+def _password_step(client: Client, email: str, password: str) -> None:
+    assert client.post("/accounts/login/", {"username": email, "password": password}).status_code == 302
+
+
+def test_the_authenticator_key_one_session_saw_is_never_the_one_another_session_enrols(world, physician):
+    """Someone with only the password of a login that has not enrolled yet opens the enrolment page and notes
+    the key. The owner enrolling later gets a key of their own: the noted one opens nothing."""
+    intruder, owner = Client(), Client()
+    _password_step(intruder, "doctor@a.example", DOCTOR_PASSWORD)
+    seen = intruder.get("/accounts/mfa/setup/?next=/").context["secret"].replace(" ", "")
+    _password_step(owner, "doctor@a.example", DOCTOR_PASSWORD)
+    page = owner.get("/accounts/mfa/setup/?next=/")
+    assert page.context["secret"].replace(" ", "") != seen
+    assert owner.get("/accounts/mfa/setup/?next=/").context["secret"] == page.context["secret"]  # a reload keeps it
+    (shown,) = [d for d in TOTPDevice.objects.filter(user=physician, confirmed=False) if _secret(d) == _flat(page)]
+    assert owner.post("/accounts/mfa/setup/", {"code": _code(shown), "next": "/"}).status_code == 302
+    assert list(TOTPDevice.objects.filter(user=physician).values_list("confirmed", flat=True)) == [True]
+    later = Client()  # the intruder, with the key they noted
+    _password_step(later, "doctor@a.example", DOCTOR_PASSWORD)
+    noted = b32decode(seen + "=" * (-len(seen) % 8))
+    assert later.post("/accounts/mfa/verify/", {"code": f"{totp(noted):06d}", "next": "/"}).status_code == 200
+
+
+def _secret(device: TOTPDevice) -> str:
+    from accounts.mfa import totp_secret_text
+
+    return totp_secret_text(device).replace(" ", "")
+
+
+def _flat(page) -> str:
+    return page.context["secret"].replace(" ", "")
+
+
+def test_the_password_change_page_counts_wrong_current_passwords_toward_the_lockout(client, world):
+    assert log_in(client, "member@a.example", TEST_PASSWORD).status_code == 302
+    change = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    for i in range(5):
+        wrong = client.post("/accounts/password/change/", {"old_password": f"Guess-{i}-wrong!", **change})
+        assert wrong.status_code in (200, 429)
+    right = client.post("/accounts/password/change/", {"old_password": TEST_PASSWORD, **change})
+    assert right.status_code != 302  # locked: even the right password changes nothing now
+    assert log_in(Client(), "member@a.example", TEST_PASSWORD).status_code == 429  # the login page is locked too
+
+
+def test_the_password_change_page_still_changes_the_password(client, world):
+    assert log_in(client, "member@a.example", TEST_PASSWORD).status_code == 302
+    done = client.post(
+        "/accounts/password/change/",
+        {"old_password": TEST_PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+    assert done.status_code == 302
+    assert log_in(Client(), "member@a.example", NEW_PASSWORD).status_code == 302
+
+
+def test_removing_a_factor_counts_wrong_passwords_toward_the_lockout(client, world, physician):
+    app = TOTPDevice.objects.create(user=physician, name="totp", confirmed=True)
+    email = EmailDevice.objects.create(user=physician, name="email", confirmed=True)
+    _password_step(client, "doctor@a.example", DOCTOR_PASSWORD)
+    assert client.post("/accounts/mfa/verify/", {"code": _code(app), "next": "/"}).status_code == 302
+    url = f"/accounts/mfa/devices/email/{email.pk}/remove/"
+    for i in range(5):
+        assert client.post(url, {"password": f"Guess-{i}-wrong!"}).status_code in (200, 429)
+    assert client.post(url, {"password": DOCTOR_PASSWORD}).status_code != 302
+    assert EmailDevice.objects.filter(pk=email.pk).exists()
+
+
+def test_an_office_filter_that_is_not_a_number_is_a_clean_error(client, world):
+    assert log_in(client, "admin@a.example", TEST_PASSWORD + "!x").status_code == 302
+    client.raise_request_exception = False
+    api = client.get("/api/v1/grants/?office=abc")
+    assert api.status_code == 400 and api.json()["error"]["details"]["office"]
+    assert client.get("/settings/access/?office=abc").status_code == 404

@@ -61,16 +61,36 @@ class EmployeeProof:
 # --- rate limits ------------------------------------------------------------------------------------
 
 
-def _hit(key: str, limit: int) -> bool:
+def _hit(key: str, limit: int, window: int | None = None) -> bool:
     """Count one attempt under ``key``; False once more than ``limit`` happened within the window."""
-    window = settings.REGISTRATION_RATE_LIMIT_WINDOW
+    return _count(key, window or settings.REGISTRATION_RATE_LIMIT_WINDOW) <= limit
+
+
+def _count(key: str, window: int) -> int:
     cache.add(key, 0, timeout=window)
     try:
-        count = cache.incr(key)
+        return cache.incr(key)
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=window)
-        count = 1
-    return count <= limit
+        return 1
+
+
+def _login_failures_key(ip: str) -> str:
+    return f"rl:login_failed:ip:{ip or '-'}"
+
+
+def login_address_blocked(*, ip: str) -> bool:
+    """Whether this address has failed ``LOGIN_FAILURES_PER_IP`` logins within the window: then it may not
+    try again until the window ends, not even with a right password. The account lockout counts per account
+    (a forged or shared address can neither lift it nor lock out a whole office behind one NAT); this limit
+    stops one address from trying a few passwords on every account instead."""
+    return (cache.get(_login_failures_key(ip)) or 0) >= settings.LOGIN_FAILURES_PER_IP
+
+
+def login_failed_from(*, ip: str) -> None:
+    """Count a failed login from ``ip``; the failure that reaches the limit is audited (once per window)."""
+    if _count(_login_failures_key(ip), settings.LOGIN_FAILURE_WINDOW) == settings.LOGIN_FAILURES_PER_IP:
+        audit.record(action="auth.login.rate_limited", outcome="denied", tenant=None, details={"by": "address"})
 
 
 def _check_rate(*, scope: str, ip: str, entry_parts: tuple[str, ...]) -> None:

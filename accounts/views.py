@@ -5,12 +5,14 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
-from accounts import policy
+from accounts import policy, registration
 from accounts.forms import LoginForm
 from accounts.labels import Perm
 from accounts.middleware import flag_short_password
 from accounts.selectors import member_for_user, roster_summary, teams_for_user
+from healthapp.net import client_ip
 
 
 class LoginView(auth_views.LoginView):
@@ -18,10 +20,28 @@ class LoginView(auth_views.LoginView):
     authentication_form = LoginForm
     redirect_authenticated_user = True
 
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if registration.login_address_blocked(ip=client_ip(request)):
+            form = self.get_form()
+            form.errors.clear()
+            form.add_error(None, ADDRESS_BLOCKED % {"minutes": max(1, settings.LOGIN_FAILURE_WINDOW // 60)})
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
     def form_valid(self, form):
         response = super().form_valid(form)  # logged in: the session is the new one
         flag_short_password(self.request, form.cleaned_data.get("password") or "")
         return response
+
+    def form_invalid(self, form):
+        if form.data.get("username") and form.data.get("password"):  # a wrong password, not a blank form
+            registration.login_failed_from(ip=client_ip(self.request))
+        return super().form_invalid(form)
+
+
+ADDRESS_BLOCKED = _(
+    "この接続元からのログインの失敗が多いため、しばらく受け付けません。%(minutes)d分ほど待ってから、もう一度お試しください。"
+)
 
 
 class LogoutView(auth_views.LogoutView):

@@ -25,6 +25,7 @@ ACTION_LABELS = {
     "auth.password_reset.requested": _("パスワード再設定の申請"),
     "auth.password_reset.completed": _("パスワード再設定の完了"),
     "auth.password_reset.rate_limited": _("パスワード再設定の回数制限"),
+    "auth.login.rate_limited": _("ログインの回数制限（接続元）"),
     "auth.registration.requested": _("利用登録の申請"),
     "auth.registration.confirmed": _("利用登録の完了"),
     "auth.registration.rate_limited": _("利用登録の回数制限"),

@@ -234,7 +234,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOCKOUT_COOLOFF_MINUTES", 30))
 # out everyone behind the same proxy.
 AXES_LOCKOUT_PARAMETERS = ["username"]
 # axes.W006 asks for the address as a lock key too; behind one corporate NAT that would let five typos
-# lock out a whole office, so per-address throttling belongs to a rate limit, not to the account lock.
+# lock out a whole office, so per-address throttling is a rate limit (LOGIN_FAILURES_PER_IP), not the lock.
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_CLIENT_IP_CALLABLE = "healthapp.net.client_ip"
@@ -258,6 +258,9 @@ CSRF_COOKIE_HTTPONLY = True
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", 3600)  # reset links expire after 1 h
 REGISTRATION_LINK_HOURS = env_int("REGISTRATION_LINK_HOURS", 24)  # self-registration confirmation link
 # Attempts per window (seconds) before a registration or reset form answers "try again later".
+# Failed logins from one address (any accounts) before it must wait out the window (accounts.registration).
+LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 30)
+LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
 REGISTRATION_RATE_LIMIT_PER_IP = env_int("REGISTRATION_RATE_LIMIT_PER_IP", 20)
 REGISTRATION_RATE_LIMIT_PER_ENTRY = env_int("REGISTRATION_RATE_LIMIT_PER_ENTRY", 5)
 REGISTRATION_RATE_LIMIT_WINDOW = env_int("REGISTRATION_RATE_LIMIT_WINDOW_SECONDS", 3600)

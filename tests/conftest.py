@@ -55,6 +55,9 @@ def _fast_hasher_and_eager_celery(settings):
     from healthapp.crypto.keyring import forget_cached_keys
 
     forget_cached_keys()  # rolled-back tests reuse tenant ids; a real process never sees stale keys
+    from django.core.cache import cache
+
+    cache.delete_many([f"rl:login_failed:ip:{ip}" for ip in ("127.0.0.1", "-")])  # failed logins of earlier tests
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from healthapp.celery import app
 

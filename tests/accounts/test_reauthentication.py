@@ -108,3 +108,22 @@ def test_an_office_filter_that_is_not_a_number_is_a_clean_error(client, world):
     api = client.get("/api/v1/grants/?office=abc")
     assert api.status_code == 400 and api.json()["error"]["details"]["office"]
     assert client.get("/settings/access/?office=abc").status_code == 404
+
+
+def test_one_address_spraying_passwords_over_many_accounts_must_wait(world, settings):
+    """Four guesses per account stay under each account's lockout; thirty failures from one address, whatever
+    the accounts, and that address waits out the window, even with a right password. Another address does not."""
+    from tests.audit.conftest import events_of
+
+    settings.LOGIN_FAILURES_PER_IP = 30
+    sprayer = Client(REMOTE_ADDR="203.0.113.7")
+    accounts = ["member@a.example", "admin@a.example", "outsider@b.example"] + [f"u{i}@a.example" for i in range(5)]
+    statuses = [
+        sprayer.post("/accounts/login/", {"username": accounts[n % 8], "password": f"Spring2025!{n}"}).status_code
+        for n in range(30)
+    ]
+    assert set(statuses) == {200}  # each refused as a wrong password; no account reached its own lock
+    refused = sprayer.post("/accounts/login/", {"username": "member@a.example", "password": TEST_PASSWORD})
+    assert refused.status_code == 429 and "この接続元からのログインの失敗が多い" in refused.content.decode()
+    assert log_in(Client(REMOTE_ADDR="198.51.100.9"), "member@a.example", TEST_PASSWORD).status_code == 302
+    assert len(events_of(None, action="auth.login.rate_limited")) == 1  # once, not per refused attempt

@@ -127,3 +127,39 @@ def test_one_address_spraying_passwords_over_many_accounts_must_wait(world, sett
     assert refused.status_code == 429 and "この接続元からのログインの失敗が多い" in refused.content.decode()
     assert log_in(Client(REMOTE_ADDR="198.51.100.9"), "member@a.example", TEST_PASSWORD).status_code == 302
     assert len(events_of(None, action="auth.login.rate_limited")) == 1  # once, not per refused attempt
+
+
+def _verified(client: Client, physician) -> TOTPDevice:
+    app = TOTPDevice.objects.create(user=physician, name="totp", confirmed=True)
+    _password_step(client, "doctor@a.example", DOCTOR_PASSWORD)
+    assert client.post("/accounts/mfa/verify/", {"code": _code(app), "next": "/"}).status_code == 302
+    return app
+
+
+def test_new_backup_codes_ask_for_the_password_again(client, world, physician):
+    from accounts import mfa
+
+    _verified(client, physician)
+    printed = mfa.backup_codes_generate(user=physician)
+    for data in ({}, {"password": "Guess-wrong-1!"}):
+        page = client.post("/accounts/mfa/backup-codes/", data)
+        assert page.status_code == 200 and page.context["codes"] is None
+        assert page.context["form"].errors["password"]
+    assert mfa.backup_codes_remaining(physician) == len(printed)  # the printed codes still work
+    done = client.post("/accounts/mfa/backup-codes/", {"password": DOCTOR_PASSWORD})
+    assert done.status_code == 302
+    fresh = client.get(done.url).context["codes"]
+    assert len(fresh) == 10 and not set(fresh) & set(printed)
+
+
+def test_adding_an_authenticator_beside_an_existing_factor_asks_for_the_password_again(client, world, physician):
+    _verified(client, physician)
+    page = client.get("/accounts/mfa/setup/")
+    assert 'data-testid="password-again"' in page.content.decode()
+    (pending,) = TOTPDevice.objects.filter(user=physician, confirmed=False)
+    refused = client.post("/accounts/mfa/setup/", {"code": _code(pending)})
+    assert refused.status_code == 200 and not TOTPDevice.objects.get(pk=pending.pk).confirmed
+    wrong = client.post("/accounts/mfa/setup/", {"code": _code(pending), "password": "Guess-wrong-1!"})
+    assert wrong.status_code == 200 and wrong.context["password_form"].errors["password"]
+    done = client.post("/accounts/mfa/setup/", {"code": _code(pending), "password": DOCTOR_PASSWORD})
+    assert done.status_code == 302 and TOTPDevice.objects.get(pk=pending.pk).confirmed

@@ -6,6 +6,7 @@ accounts.services. Anything the user may not see is a 404.
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -136,12 +137,28 @@ def access_review(request: HttpRequest) -> HttpResponse:
 # --- Roster ---------------------------------------------------------------------------------------------
 
 
+ROSTER_SEARCHES = "roster_searches"  # session key: search token → what was typed (the newest few)
+
+
 @login_required
 def roster(request: HttpRequest) -> HttpResponse:
+    """The roster; a search is POSTed and kept in the session behind a random token (``?s=…``), so the name
+    or employee number typed never sits in an address: not in access logs, browser history or a Referer."""
     _require(request.user, Perm.MEMBER_VIEW)
-    query = request.GET.get("q", "")
+    searches: dict[str, str] = request.session.get(ROSTER_SEARCHES, {})
+    if request.method == "POST":
+        query = request.POST.get("q", "").strip()[:100]
+        if not query:
+            return redirect("accounts:roster")
+        token = secrets.token_urlsafe(9)
+        request.session[ROSTER_SEARCHES] = {**dict(list(searches.items())[-9:]), token: query}
+        return redirect(f"{reverse('accounts:roster')}?{urlencode({'s': token})}")
+    token = request.GET.get("s", "")
+    query = searches.get(token, "")
+    if token and not query:
+        messages.info(request, _("この検索は期限が切れました（ログインし直すと消えます）。もう一度検索してください。"))
     page = selectors.members_search(user=request.user, query=query, page=request.GET.get("page"))
-    pager_query = urlencode({"q": query}) + "&" if query else ""
+    pager_query = urlencode({"s": token}) + "&" if query else ""
     return render(
         request,
         "accounts/roster/list.html",

@@ -144,8 +144,8 @@ class Member(TenantScopedModel):
     kana_name = EncryptedTextField(_("フリガナ"), null=True, default="", blank=True)
     birth_date = EncryptedDateField(_("生年月日"), null=True, blank=True)
     sex = EncryptedTextField(_("性別"), choices=Sex.choices, null=True, default="", blank=True)
-    insurance_symbol = EncryptedTextField(_("保険者記号"), null=True, default="", blank=True)
-    insurance_number = EncryptedTextField(_("保険者番号"), null=True, default="", blank=True)
+    insurance_symbol = EncryptedTextField(_("保険証の記号"), null=True, default="", blank=True)
+    insurance_number = EncryptedTextField(_("保険証の番号"), null=True, default="", blank=True)
     # 枝番 (two digits, on cards since 2021): tells apart people who share the card's other data, such
     # as twins of one sex under one insured person; not part of the card index, which self-registration
     # computes from what people remember of their card.

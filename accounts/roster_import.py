@@ -72,8 +72,10 @@ COLUMNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "kana_name": ("フリガナ", "kana", ("カナ", "ふりがな", "kana_name", "氏名カナ", "氏名(カナ)")),
     "birth_date": ("生年月日", "birth_date", ("birthdate", "birthday")),
     "sex": ("性別", "sex", ("gender",)),
-    "insurance_symbol": ("保険者記号", "insurance_symbol", ("記号", "保険証記号")),
-    "insurance_number": ("保険者番号", "insurance_number", ("番号", "保険証番号")),
+    # Named as on the card (記号・番号); 保険者番号 is the insurer's own 8-digit number, read here only because
+    # earlier templates named the columns so.
+    "insurance_symbol": ("保険証記号", "insurance_symbol", ("記号", "被保険者記号", "保険証の記号", "保険者記号")),
+    "insurance_number": ("保険証番号", "insurance_number", ("番号", "被保険者番号", "保険証の番号", "保険者番号")),
     "insurance_branch": ("枝番", "insurance_branch", ("保険証枝番", "枝番号", "branch")),
     "relationship": ("続柄", "relationship", ("本人家族区分",)),
     "office": ("事業所", "office", ("事業所名",)),

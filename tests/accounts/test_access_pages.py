@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 
 import pytest
 from django.core.management import call_command
@@ -376,8 +377,13 @@ def test_the_roster_pages_through_everyone_and_marks_who_is_no_longer_active(adm
     assert f"1 / 2 ページ（全 {total} 件）" in first
     last = admin.get("/roster/?page=2").content.decode()
     assert "頁 99" in last and "無効" in last
-    found = admin.get("/roster/", {"q": "P0007"}).content.decode()
+    searched = admin.post("/roster/", {"q": "P0007"})
+    assert searched.status_code == 302 and "P0007" not in searched.url  # the typed number stays out of addresses
+    found = admin.get(searched.url).content.decode()
     assert "頁 7" in found and "全 1 件" in found
+    assert "P0007" not in re.findall(r'href="([^"]*)"', found).__str__()  # nor in the page's links
+    stale = admin.get("/roster/?s=forgotten", follow=True).content.decode()
+    assert "この検索は期限が切れました" in stale and f"全 {total} 件" in stale
     home = admin.get("/").content.decode()
     assert f'data-testid="active-member-count">{total - 1}<' in home
 

@@ -478,7 +478,7 @@ def test_insurer_rows_are_keyed_by_card_symbol_number_relationship(world):
     assert again.counts["unchanged"] == 2 and again.counts["added"] == 0
 
 
-CARD_HEADER = ["保険者記号", "保険者番号", "枝番", "続柄", "氏名", "性別", "生年月日"]
+CARD_HEADER = ["保険証記号", "保険証番号", "枝番", "続柄", "氏名", "性別", "生年月日"]
 FATHER = ["12", "345", "00", "本人", "乙山 父", "男", "S50.1.1"]
 TWINS = [
     ["12", "345", "01", "家族", "乙山 一子", "女", "H20.2.2"],

@@ -171,7 +171,7 @@ def test_the_upload_page_explains_the_file_with_the_values_the_import_reads(hr_c
     columns = between(guide, 'data-testid="roster-file-guide-columns"', "</table>")
     assert "<td>社員番号</td><td>employee_number</td><td><strong>必須</strong>" in columns
     assert "<td>氏名</td><td>name</td><td><strong>必須</strong>" in columns
-    assert "保険者記号" not in columns and "続柄" not in guide  # a company's file
+    assert "保険証記号" not in columns and "続柄" not in guide  # a company's file
     sex = between(guide, 'data-testid="roster-file-guide-sex"', "</dd>")
     assert all(text in sex for text in words_of(roster_import.SEX_WORDS, Member.Sex))
     dates = between(guide, 'data-testid="roster-file-guide-dates"', "</dd>")
@@ -191,7 +191,7 @@ def test_the_upload_page_explains_the_file_with_the_values_the_import_reads(hr_c
 def test_an_insurers_upload_page_explains_the_card_key_and_the_relationship(client, world):
     log_in(client, "outsider@b.example", ADMIN_PASSWORD)  # org admin of tenant B, an insurer
     guide = between(client.get("/roster/import/").content.decode(), 'data-testid="roster-file-guide"', "</details>")
-    assert "保険者記号・保険者番号・続柄・性別・生年月日" in guide
+    assert "保険証記号・保険証番号・続柄・性別・生年月日" in guide and "保険者番号" not in guide
     relationship = between(guide, 'data-testid="roster-file-guide-relationship"', "</dd>")
     assert all(text in relationship for text in words_of(roster_import._RELATIONSHIP, Member.Relationship))
 
@@ -202,7 +202,7 @@ def test_every_date_form_the_page_names_is_read():
 
 
 def test_the_company_template_leaves_out_the_insurance_card_columns(hr_client, world):
-    card = {"保険者記号", "保険者番号", "枝番", "続柄", "insurance_symbol", "insurance_number", "insurance_branch",
+    card = {"保険証記号", "保険証番号", "枝番", "続柄", "insurance_symbol", "insurance_number", "insurance_branch",
             "relationship"}  # fmt: skip
     for lang in ("ja", "en"):
         header = hr_client.get(f"/roster/import/template.csv?lang={lang}").content.decode("utf-8-sig").split(",")
@@ -210,7 +210,7 @@ def test_the_company_template_leaves_out_the_insurance_card_columns(hr_client, w
     insurer_client = Client()
     log_in(insurer_client, "outsider@b.example", ADMIN_PASSWORD)  # org admin of tenant B, an insurer
     insurer = insurer_client.get("/roster/import/template.csv?lang=ja").content.decode("utf-8-sig")
-    assert {"保険者記号", "保険者番号", "枝番", "続柄"} <= {h.strip() for h in insurer.split(",")}
+    assert {"保険証記号", "保険証番号", "枝番", "続柄"} <= {h.strip() for h in insurer.split(",")}
 
 
 # --- 4. Header problems by name, broken quoting by record -----------------------------------------------
@@ -338,3 +338,13 @@ def test_applying_a_job_applied_already_says_so(hr_client, world, preview, djang
         hr_client.post(f"/roster/import/{job_id}/apply/")
     again = hr_client.post(f"/roster/import/{job_id}/apply/", follow=True).content.decode()
     assert "この取り込みはすでに反映されています。" in again and "この取り込みは反映できません。" not in again
+
+
+@pytest.mark.parametrize(
+    "symbol, number",
+    [("保険証記号", "保険証番号"), ("記号", "番号"), ("被保険者記号", "被保険者番号"), ("保険者記号", "保険者番号")],
+)
+def test_the_card_columns_read_by_the_cards_own_words_and_the_older_template_names(symbol, number):
+    """The card says 記号・番号; 保険者番号 is the insurer's own number, read here only as the older template's name."""
+    header = [symbol, number, "続柄", "氏名", "性別", "生年月日"]
+    assert roster_import._read_header(header, insurer=True)[:2] == ["insurance_symbol", "insurance_number"]

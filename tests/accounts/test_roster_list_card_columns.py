@@ -75,7 +75,7 @@ def test_a_company_roster_keeps_its_columns_while_an_insurer_roster_gets_the_car
 
 
 def test_the_insurer_roster_with_nobody_found_spans_every_column(insurer_client, insured):
-    page = insurer_client.get("/roster/", {"q": "存在しない"}).content.decode()
+    page = insurer_client.post("/roster/", {"q": "存在しない"}, follow=True).content.decode()
     assert '<td colspan="9" class="muted">' in page
 
 

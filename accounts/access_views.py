@@ -34,6 +34,10 @@ def _require(user, perm: str) -> None:
 # --- Settings → access rights ------------------------------------------------------------------------
 
 
+# A refused grant names the field to fix (focused and marked invalid), not only the form.
+GRANT_ERROR_FIELDS = {"unknown_employee": "target", "unknown_department": "target", "invalid_target": "target_kind"}
+
+
 @login_required
 def access_settings(request: HttpRequest) -> HttpResponse:
     offices = list(selectors.offices_for_access_settings(user=request.user))
@@ -63,7 +67,8 @@ def grant_new(request: HttpRequest, office_id: int) -> HttpResponse:
                 acting_user=request.user,
             )  # fmt: skip
         except AppError as exc:
-            form.add_error(None, exc.message)
+            field = GRANT_ERROR_FIELDS.get(exc.code)
+            form.add_error(field if field in form.fields else None, exc.message)
         else:
             messages.success(request, _("ラベルを付与しました。"))
             _warn_idle(request, data["labels"], data["scope"])
@@ -99,7 +104,8 @@ def grant_edit(request: HttpRequest, grant_id: int) -> HttpResponse:
                 valid_until=data["valid_until"], acting_user=request.user,
             )  # fmt: skip
         except AppError as exc:
-            form.add_error(None, exc.message)
+            field = GRANT_ERROR_FIELDS.get(exc.code)
+            form.add_error(field if field in form.fields else None, exc.message)
         else:
             messages.success(request, _("ラベルを変更しました。"))
             _warn_idle(request, data["labels"], data["scope"])

@@ -362,9 +362,15 @@ def team_leave(*, team: Team, acting_user: User) -> None:
     if membership.is_team_admin and membership.status == TeamMembership.Status.MEMBER:
         others = TeamMembership.objects.filter(team=team, status=TeamMembership.Status.MEMBER, is_team_admin=True)
         if not others.exclude(pk=membership.pk).exists():
+            # Who can dissolve it is told what to do themself (the button is on the same page).
+            may_dissolve = policy_can_tenant_wide(acting_user, Perm.TEAM_MANAGE)
             raise AppError(
                 "last_team_admin",
                 _(
+                    "チームの管理者はあなただけのため、抜けられません。チームが不要になったら、このページの下から解散できます。"
+                )
+                if may_dissolve
+                else _(
                     "チームの管理者はあなただけのため、抜けられません。チームが不要になったら、組織の管理者に解散を依頼してください。"
                 ),
             )

@@ -76,6 +76,22 @@ def test_the_grant_form_makes_the_admin_choose_the_scope(admin, world, salespers
         assert not LabelGrant.objects.exists()
 
 
+def test_the_grant_forms_groups_have_names_and_an_unknown_number_is_marked_on_its_field(admin, world):
+    url = f"/settings/access/office/{world.office_a.pk}/new/"
+    page = admin.get(url).content.decode()
+    assert "<legend>付与対象</legend>" in page and "<legend>ラベル</legend>" in page  # a screen reader names each group
+    refused = admin.post(
+        url, {"target_kind": "employee", "target": "X-404", "labels": ["physician"], "scope": "tenant"}
+    )
+    text = refused.content.decode()
+    assert refused.status_code == 200 and re.search(
+        r'id="id_target_error"[^>]*>\s*<p class="field-error">この社員番号は名簿にありません。', text
+    )
+    assert re.search(
+        r'<input[^>]*name="target"[^>]*aria-invalid="true"|<input[^>]*aria-invalid="true"[^>]*name="target"', text
+    )
+
+
 def test_labels_that_do_nothing_at_the_chosen_scope_are_refused_or_flagged(admin, world, salesperson):
     """ログ監査 for 本人のみ reads no log (the audit log is tenant-wide only): refused, saying why; 人事担当 for
     a department keeps its roster viewing there, and the page says what it leaves out."""
@@ -306,6 +322,7 @@ def test_teams_create_request_approve_leave_dissolve(admin, world, salesperson):
     # The only team admin stays (else nobody decides, and they could let themselves back in).
     refused = member_client.post(f"/teams/{team.pk}/leave/", follow=True).content.decode()
     assert "チームの管理者はあなただけのため、抜けられません。" in refused
+    assert "組織の管理者に解散を依頼してください" in refused  # an employee cannot dissolve it: who can, is named
     with tenant_context(world.tenant_a):
         assert TeamMembership.objects.get(team=team, user=world.member_a).status == "member"
     # Dissolving needs team.manage: the member cannot, the org admin can.
@@ -316,6 +333,15 @@ def test_teams_create_request_approve_leave_dissolve(admin, world, salesperson):
     with tenant_context(world.tenant_a):
         assert Team.objects.get(pk=team.pk).dissolved_at is not None
     assert member_client.get(f"/teams/{team.pk}/").status_code == 404
+
+
+def test_an_org_admin_who_is_a_teams_only_admin_is_told_they_can_dissolve_it(admin, world):
+    admin.post("/teams/", {"name": "囲碁部", "description": "", "join_policy": "open", "display_name": "管理人"})
+    with tenant_context(world.tenant_a):
+        team = Team.objects.get(name="囲碁部")
+    refused = admin.post(f"/teams/{team.pk}/leave/", follow=True).content.decode()
+    assert "チームが不要になったら、このページの下から解散できます。" in refused
+    assert "組織の管理者に解散を依頼" not in refused  # they are that admin
 
 
 def test_a_creator_who_left_decides_nothing(world, salesperson):

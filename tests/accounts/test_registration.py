@@ -113,7 +113,9 @@ def test_confirmation_link_works_once(client, world, dependant):
     again = client.post(link)
     assert again.status_code == 400
     assert "このリンクは無効か、有効期限が切れているか、すでに使われています。" in again.content.decode()
-    assert "このリンクは無効か" in client.get(link).content.decode()
+    reopened = client.get(link).content.decode()  # the e-mail opened again after registering: log in, not register
+    assert "このリンクは無効か" in reopened
+    assert "登録をすでに完了した方は、ログイン画面からログインしてください。" in reopened
     assert User.objects.filter(email="hanako@example.jp").count() == 1
 
 

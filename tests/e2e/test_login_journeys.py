@@ -179,7 +179,13 @@ def test_wrong_password_then_lockout_refuses_even_the_right_password(page: Page,
     expect(locked.get_by_role("heading", name=LOCKED_HEADING, exact=True)).to_be_visible()
     expect(locked).to_contain_text("パスワードを5回続けて間違えたため")
     expect(locked).to_contain_text("30分ほど待ってから、もう一度お試しください。")
-    expect(locked).to_contain_text("社内の管理者にお問い合わせください。")
+    # The way out they can take themselves: a password reset lifts the lock (tests/accounts/test_password_reset.py).
+    expect(locked).to_contain_text(
+        "お急ぎの場合は、パスワードを再設定してください。再設定が終わると、すぐにログインできます。"
+    )
+    expect(locked.get_by_role("link", name="パスワードを再設定する", exact=True)).to_have_attribute(
+        "href", "/accounts/password/reset/"
+    )
     expect(page.get_by_role("alert")).to_have_count(0)
     expect_logged_out_header(page)
 

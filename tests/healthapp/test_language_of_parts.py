@@ -65,3 +65,19 @@ def test_names_on_the_english_pages_are_marked_japanese(world, clinic):  # noqa:
     japanese = _client("hr@a.example").get("/checkups/conclusions/").content.decode()
     assert '<html lang="ja">' in japanese and "甲野 0" in japanese
     assert 'lang="ja">甲野' not in japanese  # the whole page is Japanese already
+
+
+def test_a_teams_description_and_the_grant_forms_office_are_marked_japanese(client, world, settings):
+    from accounts.services import team_create
+    from tenants.context import tenant_context
+    from tests.conftest import TEST_PASSWORD, log_in
+
+    with tenant_context(world.tenant_a):
+        team = team_create(name="歩こう会", description="昼休みに歩きます。\n誰でもどうぞ。", join_policy="open",
+                           display_name="かめ", acting_user=world.admin_a)  # fmt: skip
+    assert log_in(client, "admin@a.example", TEST_PASSWORD + "!x").status_code == 302
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = client.get(f"/teams/{team.pk}/").content.decode()
+    assert '<span lang="ja">昼休みに歩きます。<br>誰でもどうぞ。</span>' in page
+    form = client.get(f"/settings/access/office/{world.office_a.pk}/new/").content.decode()
+    assert re.search(r'<h1>Grant labels\s*\(<span lang="ja">東京本社</span>\)</h1>', form), form[:3000]

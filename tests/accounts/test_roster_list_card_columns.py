@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.test import Client
@@ -53,6 +54,8 @@ def test_an_insurer_admin_sees_each_persons_insurance_card_on_the_roster(insurer
     page = insurer_client.get("/roster/").content.decode()
     assert _card_headers_shown(page) == [True] * 4
     assert "被扶養 花子" in page
+    assert '<td data-label="保険証の記号">健12</td>' in page  # each value named by its column (a phone's card)
+    page = re.sub(r"<td [^>]*>", "<td>", page)  # the cells' values in order, whatever their attributes
     assert "<td>健12</td><td>34567</td><td>02</td><td>家族</td>" in page
     # a person entered without a card shows dashes, not empty cells; 続柄 defaults to 本人
     assert "<td>—</td><td>—</td><td>—</td><td>本人</td>" in page

@@ -34,3 +34,23 @@ def test_a_refused_upload_focuses_the_field_in_error_and_the_skip_link_leads_to_
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
     assert csp == []
+
+
+def test_wide_tables_read_as_cards_on_a_phone(page: Page, live_server, demo_logins, screenshot_dir):
+    """At 320 px the roster and the audit log show every column of a row, each under its name, instead of
+    hiding the last ones off the side of a table that scrolls within itself."""
+    log_in_hr_admin(page, live_server, demo_logins)
+    page.set_viewport_size({"width": 320, "height": 800})
+    for path, table, last in (("/roster/", "roster", "状態"), ("/audit/", "audit-events", "連番")):
+        page.goto(path)
+        rows = page.get_by_test_id(table).locator("tbody tr")
+        expect(rows.first).to_be_visible()
+        cell = rows.first.locator(f'td[data-label="{last}"]')
+        cell.scroll_into_view_if_needed()
+        box = cell.bounding_box()
+        assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= 320, (path, box)
+        label = cell.evaluate("td => getComputedStyle(td, '::before').content")
+        assert label == f'"{last}"', (path, label)  # the value is read under its column's name
+        assert page.get_by_test_id(table).evaluate("t => t.scrollWidth <= t.clientWidth + 1"), path
+        expect(page.get_by_test_id(table).get_by_role("columnheader", name=last)).to_have_count(1)  # still a table
+        page.screenshot(path=str(screenshot_dir / f"cards-320-{table}.png"))

@@ -209,7 +209,7 @@ def _registration_finish(
 ) -> None:
     email = email.strip().lower()
     password_hash = make_password(password)  # on every path: the slow hash must not mark the match
-    existing = User.objects.filter(email__iexact=email).first()
+    existing = User.objects.filter(email=email).first()  # stored lower-case; iexact would fold look-alikes (ı, ſ)
     today = timezone.localdate()
     eligible = (
         len(matches) == 1
@@ -328,7 +328,7 @@ def registration_confirm(token: str) -> User | None:
             member = Member.objects.select_for_update().filter(uid=pending.member_uid, is_active=True).first()
             if member is None or member.user_id is not None:
                 reason = "already_claimed"
-            elif User.objects.filter(email__iexact=pending.email).exists():
+            elif User.objects.filter(email=pending.email.lower()).exists():
                 reason = "email_in_use"
         if reason:
             audit.record(
@@ -411,7 +411,7 @@ def password_reset_request(*, email: str, ip: str, url: UrlBuilder) -> None:
     PASSWORD_RESET_TIMEOUT). An unknown address gets a short note instead, so both paths send one mail."""
     email = email.strip().lower()
     _check_rate(scope="password_reset", ip=ip, entry_parts=(email,))
-    user = User.objects.select_related("tenant").filter(email__iexact=email, is_active=True).first()
+    user = User.objects.select_related("tenant").filter(email=email, is_active=True).first()
     if user is not None and user.tenant_id is not None and not user.tenant.is_active:
         user = None
     if user is None:

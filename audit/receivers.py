@@ -22,7 +22,7 @@ from tenants.models import Tenant
 def _account(username: Any):
     if not isinstance(username, str) or not username:
         return None
-    return get_user_model().objects.filter(email__iexact=username.strip()).select_related("tenant").first()
+    return get_user_model().objects.filter(email=username.strip().lower()).select_related("tenant").first()
 
 
 @receiver(user_logged_in, dispatch_uid="audit.login_succeeded")

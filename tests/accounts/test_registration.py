@@ -344,3 +344,12 @@ def test_a_twin_who_leaves_out_the_branch_never_gets_the_other_twins_entry(clien
     assert not LINK_RE.search(mail.outbox[-1].body)
     register(client, email="momoko@example.jp", insurance_branch="03")  # nobody's 枝番: not the one without
     assert not LINK_RE.search(mail.outbox[-1].body)
+
+
+def test_a_look_alike_address_is_not_told_that_an_account_exists(client, world, dependant):
+    """admın@ (dotless ı) is not admin@: PostgreSQL's case-insensitive match would fold it onto the org admin's
+    address and mail the look-alike's owner that an account exists there. Addresses are stored lower-case and
+    compared exactly."""
+    assert register(client, email="admın@a.example").status_code == 302
+    (sent,) = mail.outbox
+    assert sent.to == ["admın@a.example"] and "すでに登録されています" not in sent.body

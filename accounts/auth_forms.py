@@ -53,14 +53,14 @@ class _AccountFieldsMixin(forms.Form):
     def clean(self):
         cleaned = super().clean()
         password, again = cleaned.get("password"), cleaned.get("password_confirm")
-        if password and again and password != again:
-            self.add_error("password_confirm", _("パスワードが一致しません。"))
-        elif password:
+        if password:  # everything wrong with it at once, not the policy only after the two agree
             try:
                 # Self-registered accounts are always employees: their policy applies.
                 validate_password(password, User(email=cleaned.get("email", ""), role=Role.EMPLOYEE))
             except ValidationError as error:
                 self.add_error("password", error)
+        if password and again and password != again:
+            self.add_error("password_confirm", _("パスワードが一致しません。"))
         return cleaned
 
 
@@ -157,11 +157,21 @@ class PasswordResetRequestForm(forms.Form):
     )
 
 
-class ResetSetPasswordForm(SetPasswordForm):
+NEW_PASSWORD_FIELD = "new_password1"  # noqa: S105  (a field name)
+
+
+class PolicyErrorsOnNewPassword:
+    """Django puts the policy's errors under the confirmation field; they are about the password typed first."""
+
+    def validate_password_for_user(self, user, password_field_name: str = "") -> None:
+        super().validate_password_for_user(user, NEW_PASSWORD_FIELD)
+
+
+class ResetSetPasswordForm(PolicyErrorsOnNewPassword, SetPasswordForm):
     """Django's form; its validation runs the role's password policy for this user."""
 
 
-class ChangePasswordForm(PasswordChangeForm):
+class ChangePasswordForm(PolicyErrorsOnNewPassword, PasswordChangeForm):
     """Django's form; the current password is checked as a login is (a wrong one counts toward the lockout)."""
 
     def __init__(self, user, *args, request=None, **kwargs) -> None:

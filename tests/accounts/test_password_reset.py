@@ -139,3 +139,12 @@ def test_change_password_inside_the_app_keeps_this_session_and_ends_the_others(c
     assert response.status_code == 302
     assert client.get("/").status_code == 200
     assert other.get("/").status_code == 302
+
+
+def test_a_new_password_the_policy_refuses_is_said_under_the_password_field(client, world):
+    request_reset(client)
+    landing = client.get(reset_link())
+    refused = client.post(landing.url, {"new_password1": "short", "new_password2": "short"})
+    form = refused.context["form"]
+    assert "パスワードは8文字以上にしてください。" in " ".join(form.errors["new_password1"])
+    assert "new_password2" not in form.errors  # the confirmation matched: nothing to fix there

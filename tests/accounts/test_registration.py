@@ -193,6 +193,14 @@ def test_weak_password_is_refused_with_the_rule(client, world, dependant):
     assert mail.outbox == []
 
 
+def test_a_short_password_typed_twice_differently_gets_both_reasons_at_once(client, world, dependant):
+    response = register(client, password="short", password_confirm="shorter")
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert "パスワードは8文字以上にしてください。" in " ".join(form.errors["password"])  # not held back
+    assert form.errors["password_confirm"] == ["パスワードが一致しません。"]
+
+
 def test_rate_limit_per_roster_entry_even_from_many_addresses(world, dependant, settings):
     settings.REGISTRATION_RATE_LIMIT_PER_ENTRY = 3
     for i in range(3):

@@ -415,6 +415,8 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
         if memo is not None and len(memo) < _MEMO_LIMIT:
             memo[text] = value  # only values that passed: an error is reported for every row it is in
     if row.errors:
+        if not any(column in ("office", "department") for column, _code in row.errors):
+            _resolve_office(row, ctx)  # an unknown office said in the same round as a bad cell, not after the fix
         return row
     if not values.get("name"):
         row.errors.append(("name", "required"))

@@ -216,6 +216,7 @@ def test_row_errors_have_row_column_reason_and_never_the_value(world):
         person("BAD4", office="存在しない支店"),
         person("BAD5", name="@SUM(1+1)"),
         person("BAD6", name='＝HYPERLINK("http://x")'),  # full-width: NFKC would make it a formula
+        person("BAD7", name="=1+1", office="存在しない支店"),  # both said at once, not the office after the fix
     ]
     job = validate(world.tenant_a, roster_csv(rows))
     found = {(e["row"], e["column"], e["code"]) for e in job.errors}
@@ -230,8 +231,10 @@ def test_row_errors_have_row_column_reason_and_never_the_value(world):
         (9, "office", "unknown_office"),
         (10, "name", "formula"),
         (11, "name", "formula"),
+        (12, "name", "formula"),
+        (12, "office", "unknown_office"),
     }
-    assert job.counts == {"rows": 10, "added": 1, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 9,
+    assert job.counts == {"rows": 11, "added": 1, "updated": 0, "unchanged": 0, "deactivated": 0, "errors": 10,
                           "new_offices": 0, "new_departments": 0}  # fmt: skip
     report = csv_bytes(roster_import.error_report_header(), roster_import.error_report_rows(job)).decode("utf-8-sig")
     for secret in ("calc", "SUM", "HYPERLINK", "not-an-address", "yamada", "存在しない支店", "二重", "R6.13.40", "BAD"):

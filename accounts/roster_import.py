@@ -155,6 +155,7 @@ ERROR_MESSAGES = {
         "元号の期間外の日付です（昭和は64年1月7日まで、平成は31年4月30日まで）。その翌日からは次の元号（平成元年1月8日、令和元年5月1日）か西暦で入力してください。"
     ),
     "date_range": gettext_lazy("生年月日は %(min)s から今日までの日付で入力してください。"),
+    "too_young": gettext_lazy("生年月日から数えると15歳未満です。元号や年の誤りがないか確認してください。"),
     "sex": gettext_lazy(
         "性別が読めません。男/女、male/female など（使える値は「ファイルの書き方」にあります）で入力してください。"
     ),
@@ -493,7 +494,16 @@ def _birth_date(text: str, ctx: Context) -> dt.date | None:
     date = parse_date(text) if text else None
     if date is not None and not BIRTH_DATE_MIN <= date <= ctx.today:
         raise ValueError("date_range")
+    if date is not None and not ctx.insurer and _years_between(date, ctx.today) < MIN_EMPLOYEE_AGE:
+        raise ValueError("too_young")  # a company's roster: 令和2年 typed for 平成2年, not a six-year-old employee
     return date
+
+
+MIN_EMPLOYEE_AGE = 15  # 労働基準法 art. 56: no one is employed before the March after their 15th birthday
+
+
+def _years_between(born: dt.date, today: dt.date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
 def _code(limit: int):

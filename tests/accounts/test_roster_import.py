@@ -481,6 +481,20 @@ def test_insurer_rows_are_keyed_by_card_symbol_number_relationship(world):
     assert again.counts["unchanged"] == 2 and again.counts["added"] == 0
 
 
+def test_a_child_s_birth_date_on_a_company_roster_is_refused_but_an_insurers_dependant_may_be_a_baby(world):
+    """令和2年 typed for 平成2年 makes a six-year-old employee: refused on a company's roster, named; a 健保's
+    dependants are children and babies."""
+    job = validate(
+        world.tenant_a, roster_csv([person("Y1", birth="令和2年4月1日"), person("Y2", birth="平成2年4月1日")])
+    )
+    assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [(2, "birth_date", "too_young")]
+    told = roster_import.error_message("too_young")
+    assert told == "生年月日から数えると15歳未満です。元号や年の誤りがないか確認してください。"
+    family = [["12", "345", "本人", "乙山 母", "女", "S60.1.1"], ["12", "345", "家族", "乙山 赤子", "女", "R6.2.2"]]
+    data = roster_csv(family, header=["保険証記号", "保険証番号", "続柄", "氏名", "性別", "生年月日"])
+    assert run(world.tenant_b, data).counts["applied"]["added"] == 2
+
+
 CARD_HEADER = ["保険証記号", "保険証番号", "枝番", "続柄", "氏名", "性別", "生年月日"]
 FATHER = ["12", "345", "00", "本人", "乙山 父", "男", "S50.1.1"]
 TWINS = [

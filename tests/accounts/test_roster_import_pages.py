@@ -418,3 +418,18 @@ def test_a_full_file_refused_for_its_errors_does_not_read_as_awaiting_confirmati
         upload(hr_client, roster_csv([person("N1"), person("N2", birth="bad")]), mode="full")
     history = hr_client.get("/roster/import/").content.decode()
     assert "反映できません（ファイルを直して再アップロード）" in history and "確認待ち" not in history
+
+
+def test_a_preview_that_changes_nothing_says_so(hr_client, world, django_capture_on_commit_callbacks):
+    data = roster_csv([person("Q1")])
+    with django_capture_on_commit_callbacks(execute=True):
+        first = upload(hr_client, data)
+    assert 'data-testid="job-no-changes"' not in hr_client.get(first.url).content.decode()  # one to add
+    with tenant_context(world.tenant_a):
+        job = Job.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        hr_client.post(f"/roster/import/{job.pk}/apply/")
+        again = upload(hr_client, data)
+    page = hr_client.get(again.url).content.decode()
+    assert 'data-count="unchanged">1<' in page
+    assert "このファイルで名簿が変わるところはありません。反映しても、名簿は今のままです。" in page

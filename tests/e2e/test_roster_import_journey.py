@@ -45,7 +45,7 @@ def test_hr_admin_uploads_a_cp932_roster_previews_applies_and_downloads_the_erro
             "社員番号": "N9001",
             "氏名": "髙橋 﨑子",
             "フリガナ": "タカハシ サキコ",
-            "生年月日": "令和元年5月1日",
+            "生年月日": "平成元年5月1日",  # 元年, the first year of an era
             "性別": "女",
         },
         {"社員番号": "N9002", "氏名": "渡辺 太郎", "フリガナ": "ワタナベ タロウ", "生年月日": "S55.2.3", "性別": "男"},

@@ -28,3 +28,15 @@ def make_hr_admin(world, *, email: str = "hr@a.example"):
 @pytest.fixture
 def hr_admin(world):
     return make_hr_admin(world)
+
+
+DOCTOR_PASSWORD = TEST_PASSWORD + "!x"
+
+
+@pytest.fixture
+def physician(world):
+    """A physician login of tenant A (a privileged role: MFA is mandatory), not yet enrolled."""
+    from accounts.models import Role
+    from accounts.services import user_create
+
+    return user_create(email="doctor@a.example", role=Role.PHYSICIAN, tenant=world.tenant_a, password=DOCTOR_PASSWORD)

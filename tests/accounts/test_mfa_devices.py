@@ -14,15 +14,13 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import mfa
-from accounts.models import Role
-from accounts.services import user_create
 from audit.models import AuditEvent, chain_key
 from audit.services import chain_scope
 from tenants.context import tenant_context
 from tenants.models import TenantSecurityPolicy
+from tests.accounts.conftest import DOCTOR_PASSWORD
 from tests.conftest import TEST_PASSWORD
 
-DOCTOR_PASSWORD = TEST_PASSWORD + "!x"
 WRONG_PASSWORD = "パスワードが正しくありません。"
 LAST_FACTOR = "このアカウントでは多要素認証が必須のため、最後の認証方法は削除できません。"
 MFA_OFF_WARNING = "これは最後の認証方法です。削除すると多要素認証が無効になり、バックアップコードも使えなくなります。"
@@ -33,11 +31,6 @@ def _fresh_cache():
     from django.core.cache import cache
 
     cache.clear()
-
-
-@pytest.fixture
-def physician(world):
-    return user_create(email="doctor@a.example", role=Role.PHYSICIAN, tenant=world.tenant_a, password=DOCTOR_PASSWORD)
 
 
 def code_for(device: TOTPDevice, offset: int = 0) -> str:

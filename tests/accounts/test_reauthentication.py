@@ -12,11 +12,9 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Role
-from accounts.services import user_create
+from tests.accounts.conftest import DOCTOR_PASSWORD
 from tests.conftest import TEST_PASSWORD, log_in
 
-DOCTOR_PASSWORD = TEST_PASSWORD + "!x"
 NEW_PASSWORD = "N3w-Passw0rd-Long!"
 
 
@@ -25,11 +23,6 @@ def _fresh_cache():
     from django.core.cache import cache
 
     cache.clear()
-
-
-@pytest.fixture
-def physician(world):
-    return user_create(email="doctor@a.example", role=Role.PHYSICIAN, tenant=world.tenant_a, password=DOCTOR_PASSWORD)
 
 
 def _code(device) -> str:

@@ -21,6 +21,7 @@ from healthapp.models import Job
 from tenants.context import tenant_context
 from tests.accounts.conftest import make_hr_admin
 from tests.checkups.test_imports import ADMIN_PASSWORD, CSV_MAPPING, ITEMS, card_member, csv_bytes, doc, run
+from tests.checkups.test_mhlw_xml import _zip
 from tests.conftest import log_in
 
 pytestmark = pytest.mark.usefixtures("private_storage")
@@ -152,14 +153,6 @@ def test_a_zip_entry_named_for_a_person_is_reported_by_its_position_not_its_name
     assert job.counts["added"] == 1  # the first person's file; the second's names nobody on the roster
     assert {(e["row"], e["source"]) for e in job.errors} == {(2, label)}
     assert "Yamada" not in str(job.errors) and "Yamada" not in report
-
-
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for name, data in entries.items():
-            bundle.writestr(name, data)
-    return buffer.getvalue()
 
 
 def test_an_empty_zip_says_it_holds_no_results():

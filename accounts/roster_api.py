@@ -165,7 +165,7 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
     def errors(self, request: Request, pk: str | None = None):
         job = self.get_object()
         return csv_response(
-            f"roster-import-{job.pk}-errors.csv",
+            f"roster-import-{job.label_number}-errors.csv",  # the page's name (#n)
             roster_import.error_report_header(),
             roster_import.error_report_rows(job),
         )

@@ -189,7 +189,7 @@ class CheckupImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
         """The error report the page offers (errors.csv): entry, ZIP entry, column, code, reason; never a value."""
         job = self.get_object()
         return csv_response(
-            f"checkup-import-{job.pk}-errors.csv",  # the page's name
+            f"checkup-import-{job.label_number}-errors.csv",  # the page's name
             imports.error_report_header(),
             imports.error_report_rows(job),
         )

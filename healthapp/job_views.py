@@ -210,7 +210,7 @@ class JobPages:
     @method_decorator(login_required)
     def error_report(self, request: HttpRequest, job_id: int) -> HttpResponse:
         job = self.job(request, job_id)
-        name = f"{self.kind}-import-{job.pk}-errors.csv"
+        name = f"{self.kind}-import-{job.label_number}-errors.csv"  # the number the page calls it by (#5)
         return csv_response(name, self.report_header(), self.report_rows(job))
 
 

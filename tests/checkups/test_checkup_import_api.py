@@ -250,7 +250,8 @@ def test_the_error_report_is_the_pages_and_defuses_formulas(
 
     report = hr_client.get(f"{API}{job_id}/errors/")
     assert report.status_code == 200 and report["Content-Type"].startswith("text/csv")
-    assert report["Content-Disposition"] == f'attachment; filename="checkup-import-{job_id}-errors.csv"'
+    number = preview["number"]  # what the page calls the job (#1), not its id across tenants
+    assert report["Content-Disposition"] == f'attachment; filename="checkup-import-{number}-errors.csv"'
     rows = list(csv.reader(io.StringIO(report.content.decode("utf-8-sig"))))
     assert rows[0] == ["番号", "ファイル内の項目", "列・項目", "コード", "内容"]
     assert [row[:4] for row in rows[1:]] == [["1", "", "'" + FORMULA, "column_ignored"],  # shown, never run

@@ -128,6 +128,10 @@ ERROR_MESSAGES: dict[str, Any] = {
         "該当する名簿の人が見つかりません。社員番号（XML・保険証の列では記号・番号・性別・生年月日）が名簿と合っているか確かめ、必要なら先に名簿を取り込んでください。"
     ),
     "member_ambiguous": gettext_lazy("名簿の複数の人に該当するため特定できません。"),
+    "branch_mismatch": gettext_lazy(
+        "記号・番号・性別・生年月日は名簿の人と合いますが、枝番が名簿と違います。枝番を確かめるか、"
+        "その枝番の人（双子など）を名簿に加えてください。"
+    ),
     "other_insurer": gettext_lazy("この保険者の保険者番号ではありません（他の保険者の健診結果です）。"),
     "identity_missing": gettext_lazy("本人を特定する項目（記号・番号・性別・生年月日、または社員番号）がありません。"),
     "exam_date_missing": gettext_lazy("受診日がありません。"),
@@ -446,7 +450,8 @@ def match_members(entries: list[Entry]) -> None:
         for index, person in _people("insurance_card_index", wanted, branch=True):
             hits.setdefault(index, []).append(person)
         for entry, indexes in cards:
-            reason = "member_not_found"
+            # the card's data matched someone whose 枝番 is another: say so, not "check everything"
+            reason = "branch_mismatch" if any(hits.get(index) for index in indexes) else "member_not_found"
             for index in indexes:
                 people = _same_branch(hits.get(index, []), entry.branch)
                 if len(people) > 1:

@@ -212,3 +212,20 @@ def test_a_correction_names_its_import_by_the_tenants_job_number(world):
         second = run(build_zip([doc("0001", items={**ITEMS, "systolic": 150})]))
         (correction,) = selectors.corrections_of(CheckupRecord.objects.get())
         assert second.number == 2 and second.pk != 2 and correction.job_number == 2
+
+
+def test_an_insurer_without_its_insurer_number_is_told_other_insurers_files_pass_unnoticed(client, world):
+    """Without Tenant.insurer_number another insurer's 特定健診 XML cannot be told apart (it would import):
+    the insurer's import page says so, and who can set it; a company's does not."""
+    from django.test import Client
+
+    from tenants.models import Tenant
+
+    log_in(client, "outsider@b.example", ADMIN_PASSWORD)  # org admin of tenant B, an insurer with no number
+    assert 'data-testid="insurer-number-missing"' in client.get("/checkups/import/").content.decode()
+    Tenant.objects.filter(pk=world.tenant_b.pk).update(insurer_number="06123456")
+    assert 'data-testid="insurer-number-missing"' not in client.get("/checkups/import/").content.decode()
+    company = Client()
+    log_in(company, make_hr_admin(world).email, ADMIN_PASSWORD)
+    page = company.get("/checkups/import/").content.decode()
+    assert 'data-testid="checkup-mappings"' in page and 'data-testid="insurer-number-missing"' not in page

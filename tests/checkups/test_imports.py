@@ -235,7 +235,8 @@ def test_twins_on_one_card_are_told_apart_by_the_branch_and_never_given_each_oth
         job = run(doc("0001", branch="02"))
         assert job.counts["applied"]["added"] == 1
         assert CheckupRecord.objects.get().member_id == second.pk
-        assert "member_not_found" in codes(run(doc("0001", branch="03", exam_date=dt.date(2025, 6, 3))))
+        assert "branch_mismatch" in codes(run(doc("0001", branch="03", exam_date=dt.date(2025, 6, 3))))
+        assert "枝番が名簿と違います" in imports.error_message("branch_mismatch")  # not "check every field"
         assert "member_ambiguous" in codes(run(doc("0001", branch=None, exam_date=dt.date(2025, 6, 4))))
         assert "bad_branch" in codes(run(doc("0001", branch="1A", exam_date=dt.date(2025, 6, 5))))
         assert CheckupRecord.objects.count() == 1
@@ -247,7 +248,7 @@ def test_a_document_with_a_twins_branch_is_not_given_to_the_other_twin_alone_on_
         first.insurance_branch = "01"
         first.save()
         job = run(doc("0001", branch="2"))  # "2" is branch 02: the twin who is not on the roster
-        assert "member_not_found" in codes(job) and not CheckupRecord.objects.exists()
+        assert "branch_mismatch" in codes(job) and not CheckupRecord.objects.exists()
         assert run(doc("0001", branch="01")).counts["applied"]["added"] == 1
 
 

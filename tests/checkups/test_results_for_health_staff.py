@@ -101,7 +101,7 @@ def test_health_staff_find_the_page_and_see_their_department_only(world, ward):
     assert "職員 nurse" not in rows  # not her own: that is 自分の健診結果
     # who each row is, as the physician's queue shows it, and the grade and 保健指導 level
     row = rows.split(f"/checkups/results/{ward['record'].pk}/")[1].split("</tr>")[0]
-    assert "社員番号 A0" in _text(row) and "・男性・49歳" in _text(row)
+    assert "社員番号 A0" in _text(row) and "・男性・受診時 49歳" in _text(row)
     judgement = _judgement(world, ward["record"])
     assert f"<td>{judgement.overall}</td>" in row and judgement.overall == "C"
     # newest exam first

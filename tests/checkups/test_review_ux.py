@@ -139,10 +139,10 @@ def test_people_of_the_same_name_are_told_apart_in_the_queue_and_on_the_review_p
     first = _text(_row(queue, f'/checkups/review/{ward["first"].pk}/"'))
     second = _text(_row(queue, f'/checkups/review/{ward["second"].pk}/"'))
     assert TWIN_NAME in first and TWIN_NAME in second
-    assert "社員番号 E-101・男性・49歳" in first  # the age at the checkup (born 1975-06-01, exam 2025-05-20)
-    assert "社員番号 E-102・女性・35歳" in second
+    assert "社員番号 E-101・男性・受診時 49歳" in first  # the age at the checkup (born 1975-06-01, exam 2025-05-20)
+    assert "社員番号 E-102・女性・受診時 35歳" in second
     review = _text(doc.get(f"/checkups/review/{ward['second'].pk}/").content.decode())
-    assert "社員番号 E-102・女性・35歳" in review
+    assert "社員番号 E-102・女性・受診時 35歳" in review
     # the link itself still reads the name alone, and nothing of the person goes to the audit log
     assert re.search(rf'/checkups/review/{ward["first"].pk}/">{TWIN_NAME}</a>', queue)
     with tenant_context(world.tenant_a):
@@ -301,3 +301,22 @@ def test_the_conclusions_read_has_no_half_target_in_the_audit_viewer(world, ward
     viewer = hr.get("/audit/", {"action": "checkup.conclusions_viewed"}).content.decode()
     row = viewer.split('data-action="checkup.conclusions_viewed"')[1].split("</tr>")[0]
     assert "#" not in _text(row).replace(f"#{ward['hr'].pk}", "")  # the actor's id, and no "checkup #"
+
+
+def test_a_person_on_file_by_insurance_card_alone_is_described_as_insured_or_dependant():
+    """An insurer's people often have no employee number: 本人 / 家族 says more than 「社員番号 —」, and the card
+    itself stays with roster.manage (the physician's pages do not show it)."""
+    import datetime as dt
+
+    from django.template.loader import render_to_string
+
+    from accounts.models import Member
+
+    child = Member(insurance_symbol="健12", insurance_number="34567", relationship=Member.Relationship.FAMILY,
+                   sex=Member.Sex.FEMALE, birth_date=dt.date(2010, 5, 1))  # fmt: skip
+    text = render_to_string("checkups/_person.html", {"member": child, "exam_date": dt.date(2025, 6, 1)})
+    assert "家族・女性・受診時 15歳" in text and "社員番号" not in text and "34567" not in text
+    employee = Member(employee_number="E-1", sex=Member.Sex.MALE, birth_date=dt.date(1980, 1, 1))
+    assert "社員番号 E-1・男性" in render_to_string(
+        "checkups/_person.html", {"member": employee, "exam_date": dt.date(2025, 6, 1)}
+    )

@@ -379,14 +379,23 @@ def result_years(*, user) -> list[int]:
 
 
 def checkup_results(
-    *, user, page: int | str | None = 1, fiscal_year: int | None = None, grade: str = "", guidance: str = ""
+    *,
+    user,
+    page: int | str | None = 1,
+    fiscal_year: int | None = None,
+    grade: str = "",
+    guidance: str = "",
+    program: str = "",
 ) -> Page:
     """Records in the user's checkup.view scope (not their own), newest exam first, narrowed to a fiscal
-    year and to the overall grade and 保健指導 level of their newest judgement when given (an unknown grade
-    or level narrows nothing); a page of ResultEntry. No lab values are loaded: a row shows the grades."""
+    year, a program (特定健診 apart from the employer's checkups of the same people) and to the overall grade
+    and 保健指導 level of their newest judgement when given (an unknown grade, level or program narrows
+    nothing); a page of ResultEntry. No lab values are loaded: a row shows the grades."""
     records = _view_scope(user).defer("results")
     if fiscal_year is not None:
         records = records.filter(fiscal_year=fiscal_year)
+    if program in CheckupRecord.Program.values:
+        records = records.filter(program=program)
     if grade in RESULT_GRADES:
         records = records.alias(newest_overall=_newest(Judgement, "judged_at", "overall")).filter(newest_overall=grade)
     if guidance in RESULT_GUIDANCE:

@@ -26,6 +26,7 @@ from accounts.labels import Perm
 from checkups import disclosure, items, selectors, services
 from checkups.charts import trend_svg
 from checkups.forms import FollowUpVisitForm, OpinionForm
+from checkups.models import CheckupRecord
 from checkups.templatetags.checkup_tags import unit_label
 from healthapp.errors import AppError
 
@@ -190,12 +191,16 @@ def results_list(request: HttpRequest) -> HttpResponse:
     grade = grade if grade in selectors.RESULT_GRADES else ""
     guidance = request.GET.get("guidance", "")
     guidance = guidance if guidance in selectors.RESULT_GUIDANCE else ""
+    program = request.GET.get("program", "")
+    program = program if program in CheckupRecord.Program.values else ""
     years = selectors.result_years(user=request.user)  # a 404 without checkup.view
     year = year if year in years else None
     page = selectors.checkup_results(
-        user=request.user, page=request.GET.get("page"), fiscal_year=year, grade=grade, guidance=guidance
-    )
-    filters = {key: value for key, value in (("year", year), ("grade", grade), ("guidance", guidance)) if value}
+        user=request.user, page=request.GET.get("page"), fiscal_year=year, grade=grade, guidance=guidance,
+        program=program,
+    )  # fmt: skip
+    chosen = (("year", year), ("program", program), ("grade", grade), ("guidance", guidance))
+    filters = {key: value for key, value in chosen if value}
     # Its rows show grades and 保健指導 levels: a read of those people's results, audited like the
     # physician's lists (a health read, withheld from readers of the log without checkup.view).
     audit.record(
@@ -206,8 +211,9 @@ def results_list(request: HttpRequest) -> HttpResponse:
         request,
         "checkups/results_list.html",
         {
-            "page": page, "years": years, "year": year, "grade": grade, "guidance": guidance,
+            "page": page, "years": years, "year": year, "grade": grade, "guidance": guidance, "program": program,
             "grades": selectors.RESULT_GRADES, "guidance_levels": selectors.RESULT_GUIDANCE,
+            "programs": CheckupRecord.Program.choices,
             "pager_query": urlencode(filters) + "&" if filters else "",
         },
     )  # fmt: skip

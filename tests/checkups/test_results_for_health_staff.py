@@ -162,7 +162,17 @@ def test_filters_by_fiscal_year_grade_and_guidance_level(world, ward):
     guidance = _judgement(world, ward["record"]).guidance_level
     assert guidance  # the employee (male, 49, waist 92, two risks) has a 保健指導 level
     assert pk("record") in links(f"guidance={guidance}") and pk("mild") not in links(f"guidance={guidance}")
-    assert links("year=x&grade=Z&guidance=nonsense") == links("")  # nonsense narrows nothing
+    assert links("year=x&grade=Z&guidance=nonsense&program=x") == links("")  # nonsense narrows nothing
+    # 特定健診 apart from the employer's checkups of the same people, each row saying which it is
+    with tenant_context(world.tenant_a):
+        specific = checkup_record_save(member=ward["record"].member, exam_date=dt.date(2025, 9, 1), program="specific",
+                                       values=VALUES)  # fmt: skip
+        checkup_judge(record=specific)
+    assert links("year=2025&program=specific") == {str(specific.pk)}
+    assert links("year=2025&program=regular") == {pk("record"), pk("mild")}
+    rows = _list_rows(nurse.get("/checkups/results/?year=2025").content.decode())
+    assert rows.count('<td data-testid="program">特定健診</td>') == 1
+    assert rows.count('<td data-testid="program">定期健診</td>') == 2
 
 
 def test_pages_of_the_list(world, ward, monkeypatch):

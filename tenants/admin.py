@@ -7,6 +7,7 @@ from tenants.models import Tenant
 
 # What an operator may change of a tenant here, each change recorded in that tenant's audit chain.
 AUDITED_FIELDS = ("slug", "name", "status", "contract_start", "contract_end", "insurer_number")
+AUDIT_KEYS = {"name": "tenant_name"}
 
 
 class TenantAdminForm(forms.ModelForm):
@@ -43,8 +44,10 @@ class TenantAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if before is None:
             return  # creation: audited as tenant.created
+        # A tenant's name is its organisation's, not a person's: recorded as tenant_name, since audit details
+        # refuse any key called "name" (a person's, everywhere else).
         changed = {
-            name: [str(getattr(before, name) or ""), str(getattr(obj, name) or "")]
+            AUDIT_KEYS.get(name, name): [str(getattr(before, name) or ""), str(getattr(obj, name) or "")]
             for name in AUDITED_FIELDS
             if getattr(before, name) != getattr(obj, name)
         }

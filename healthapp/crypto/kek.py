@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -40,7 +40,7 @@ class Kek(Protocol):
 class LocalKek:
     """AES-256-GCM key wrapping under a 32-byte master key held by this process."""
 
-    key: bytes
+    key: bytes = field(repr=False)  # never in a repr: a debug page's locals or a traceback would show it
 
     @property
     def kek_id(self) -> str:

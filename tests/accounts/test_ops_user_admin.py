@@ -62,6 +62,19 @@ def test_an_operators_change_of_a_tenant_is_audited_in_its_chain_and_its_kind_st
     assert client.post(f"/ops/admin/tenants/tenant/{tenant.pk}/delete/", {"post": "yes"}).status_code == 403
 
 
+def test_an_operator_renames_a_tenant_and_the_new_name_is_audited(operator, world):
+    """A merger or a typo: the organisation's name is not a person's, so it is saved and recorded."""
+    _ops_user, client = operator
+    tenant = world.tenant_a
+    form = {"slug": tenant.slug, "name": "テナントA（新社名）", "kind": tenant.kind, "status": tenant.status,
+            "contract_start": tenant.contract_start.isoformat(), "contract_end": "", "insurer_number": ""}  # fmt: skip
+    assert client.post(f"/ops/admin/tenants/tenant/{tenant.pk}/change/", form).status_code == 302
+    tenant.refresh_from_db()
+    assert tenant.name == "テナントA（新社名）"
+    (event,) = events_of(tenant, action="tenant.changed")
+    assert event.details == {"changed": {"tenant_name": ["テナントA", "テナントA（新社名）"]}}
+
+
 def _title_and_heading(page: str) -> tuple[str, str]:
     """The browser tab's title and the heading naming the object (h2 on a change page, h1 on its history)."""
     title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)

@@ -217,3 +217,10 @@ def test_kms_backend_wraps_through_a_kms_protocol_server(db, fresh_keys, monkeyp
             assert (again.name, again.birth_date) == ("鍵管理 太郎", dt.date(1990, 1, 2))
     finally:
         server.stop()
+
+
+def test_the_master_keys_repr_does_not_show_the_key():
+    """A DEBUG error page lists local variables by repr(), and so does a traceback in a debugger."""
+    secret = os.urandom(32)
+    shown = repr(kek.LocalKek(secret))
+    assert secret.hex() not in shown and repr(secret) not in shown and "LocalKek" in shown

@@ -203,7 +203,8 @@ def side_piece(job: Job, chunk: int) -> Any:
     if chunk >= len(pieces) or pieces[chunk] is None:
         return None
     offset, size = pieces[chunk]
-    with open_sealed(default_storage.open(side_name(job), "rb"), job.tenant_id) as f:
+    # Side files were sealed from the first: unsealed bytes there were put by someone else, never unmarshalled.
+    with open_sealed(default_storage.open(side_name(job), "rb"), job.tenant_id, sealed_only=True) as f:
         f.seek(offset)
         data = f.read(size)
     return marshal.loads(data) if job.plan.get("kept_as") == _PACKED else json.loads(data)  # noqa: S302 - AES-GCM-authenticated by open_sealed

@@ -135,11 +135,15 @@ class SealedReader(io.RawIOBase):
         super().close()
 
 
-def open_sealed(raw: IO[bytes], tenant_id: int) -> IO[bytes]:
+def open_sealed(raw: IO[bytes], tenant_id: int, *, sealed_only: bool = False) -> IO[bytes]:
     """A buffered plaintext reader over ``raw``; a file stored before uploads were sealed (no MAGIC)
-    is read as it is."""
+    is read as it is, unless ``sealed_only``: then it is refused (DecryptionError), for files that were
+    always sealed, whose bytes swapped in storage must never be read as this application's own."""
     raw.seek(0)
     if raw.read(len(MAGIC)) != MAGIC:
+        if sealed_only:
+            raw.close()
+            raise DecryptionError("not a sealed file: refused")
         raw.seek(0)
         return raw
     return io.BufferedReader(SealedReader(raw, tenant_id), buffer_size=BLOCK_SIZE)

@@ -97,3 +97,20 @@ def test_altered_reordered_cut_or_foreign_files_refuse_to_open(world):
 def test_a_file_stored_before_uploads_were_sealed_reads_as_it_is(world):
     legacy = "社員番号,氏名\r\n".encode("cp932")
     assert open_sealed(io.BytesIO(legacy), world.tenant_a.pk).read() == legacy
+
+
+def test_a_side_file_swapped_in_storage_for_unsealed_bytes_is_refused_not_unmarshalled(world):
+    """Side files were sealed from the first: plain marshal bytes put in their place (by whoever can write to the
+    bucket) must never become rows an apply writes."""
+    import marshal
+
+    from django.core.files.base import ContentFile
+
+    with tenant_context(world.tenant_a):
+        job = jobs.job_create(kind="roster", upload=io.BytesIO(b"employee_number,name\nA9,x\n"), file_name="r.csv",
+                              max_bytes=10**6, options={}, acting_user=None)  # fmt: skip
+        forged = marshal.dumps([{"employee_number": "EVIL", "name": "injected"}], 4)
+        default_storage.save(jobs.side_name(job), ContentFile(forged))
+        job.plan = {"kept": [[0, len(forged)]], "kept_as": jobs._PACKED}
+        with pytest.raises(DecryptionError):
+            jobs.side_piece(job, 0)

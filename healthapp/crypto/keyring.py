@@ -202,6 +202,10 @@ def master_key_rewrap() -> int:
                     wrapped_key=current.wrap(raw, context), kek_id=current.kek_id
                 )
     forget_cached_keys()
+    import audit  # here, not at the top: audit's own modules import this one
+
+    audit.record(action="crypto.master_key_rewrapped", tenant=None, actor=None,
+                 details={"keys": count, "kek": current.kek_id})  # fmt: skip
     return count
 
 
@@ -211,5 +215,10 @@ def tenant_keys_destroy(*, tenant: Tenant) -> int:
     with tenant_context(tenant):
         live = TenantKey.objects.exclude(state=TenantKey.State.DESTROYED)
         count = live.update(wrapped_key=None, state=TenantKey.State.DESTROYED, destroyed_at=timezone.now())
+    import audit
+
+    # In the tenant-less chain: the tenant's own may be pruned with it; this is the certificate that it happened.
+    audit.record(action="tenant.keys_destroyed", tenant=None, actor=None, target_type="tenant",
+                 target_id=tenant.pk, details={"keys": count})  # fmt: skip
     forget_cached_keys(tenant.pk)
     return count

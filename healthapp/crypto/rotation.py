@@ -77,7 +77,12 @@ def tenant_keys_rotate(
             done += len(batch)
             if progress:
                 progress(done, total)
-    return {"new_version": active, "started_new": int(started_new), "rows": done, "rewritten": rewritten}
+    result = {"new_version": active, "started_new": int(started_new), "rows": done, "rewritten": rewritten}
+    import audit
+
+    audit.record(action="tenant.keys_rotated", tenant=tenant, actor=None, target_type="tenant", target_id=tenant.pk,
+                 details=result)  # fmt: skip
+    return result
 
 
 def _columns(model: type[models.Model], names: list[str]) -> list[str]:

@@ -20,6 +20,7 @@ from healthapp.crypto.primitives import key_version_of
 from healthapp.crypto.rotation import rows_to_reencrypt, tenant_keys_rotate
 from tenants.context import tenant_context
 from tenants.models import TenantKey
+from tests.audit.conftest import events_of
 
 
 @pytest.fixture
@@ -83,6 +84,9 @@ def test_master_key_rotation_rewraps_keys_without_touching_rows(world, fresh_key
     out = StringIO()
     call_command("rotate_keys", "--kek", stdout=out)
     assert "Re-wrapped 4 keys" in out.getvalue()  # data + index keys of both tenants
+    (rewrapped,) = events_of(None, action="crypto.master_key_rewrapped")  # the operator's act, on record
+    assert rewrapped.details["keys"] == 4 and rewrapped.details["kek"].startswith("local:")
+    assert old_raw not in str(rewrapped.details)
     # The old master key is gone: only the new one is needed from now on.
     monkeypatch.delenv("HEALTHAPP_PREVIOUS_MASTER_KEYS")
     kek.reset_master_keys()
@@ -122,6 +126,8 @@ def test_tenant_rotation_reencrypts_every_row_and_keeps_them_readable(world, fre
     with tenant_context(world.tenant_a):
         states = dict(TenantKey.objects.filter(purpose="data").values_list("version", "state"))
     assert states == {1: "retired", 2: "active"}
+    (rotated,) = events_of(world.tenant_a, action="tenant.keys_rotated")
+    assert rotated.details == {"new_version": 2, "started_new": 1, "rows": 3, "rewritten": 3}
 
 
 def test_interrupted_rotation_resumes_and_old_versions_stay_readable(world, fresh_keys):
@@ -157,6 +163,8 @@ def test_crypto_shredding_makes_every_value_unreadable_even_from_a_backup(commit
     backup = out.getvalue()
     destroyed = keyring.tenant_keys_destroy(tenant=world.tenant_a)
     assert destroyed == 2
+    (shredded,) = events_of(None, action="tenant.keys_destroyed")  # kept where the tenant's own chain is not
+    assert (shredded.target_id, shredded.details) == (str(world.tenant_a.pk), {"keys": 2})
     with tenant_context(world.tenant_a):
         assert TenantKey.objects.filter(wrapped_key__isnull=False).count() == 0
         member = Member.objects.get(pk=world.roster_a[0].pk)

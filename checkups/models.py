@@ -15,6 +15,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from checkups import items
+from healthapp.crypto.fields import EncryptedTextField
 from tenants.models import SameTenantForeignKey, Tenant, TenantScopedModel
 
 # Index-free tenant key for the import's big tables: their composite indexes start with the tenant (or the
@@ -250,7 +251,9 @@ class PhysicianOpinion(TenantScopedModel):
     fitness = models.CharField(_("就業判定"), max_length=12, choices=Fitness.choices)
     restrictions = models.JSONField(_("就業制限の内容"), default=list, blank=True)
     follow_up = models.CharField(_("事後措置"), max_length=10, choices=FollowUp.choices, default=FollowUp.NONE)
-    opinion = models.TextField(_("意見"), blank=True, max_length=2000)
+    # The physician's own words may name people or conditions: sealed like the roster's personal fields, so
+    # crypto-shredding a tenant leaves them unreadable too (results are pseudonymised, this is free text).
+    opinion = EncryptedTextField(_("意見"), null=True, default="", blank=True)
     signed_by = SameTenantForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     signed_at = models.DateTimeField(auto_now_add=True)
 

@@ -11,6 +11,14 @@ from django.db import migrations
 import healthapp.crypto.fields
 
 
+def _checks_now(schema_editor) -> None:
+    """Run the deferred (same-tenant) foreign-key checks of the rows just saved now: PostgreSQL refuses to alter
+    a table that still has such checks pending in the transaction, and the next step drops a column."""
+    if schema_editor.connection.vendor == "postgresql":
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
 def seal_opinions(apps, schema_editor) -> None:
     from tenants.context import tenant_context
     from tenants.models import Tenant
@@ -21,6 +29,7 @@ def seal_opinions(apps, schema_editor) -> None:
             for row in opinions.objects.exclude(opinion_plain="").only("pk", "tenant_id", "opinion_plain"):
                 row.opinion = row.opinion_plain
                 row.save(update_fields=["opinion"])
+    _checks_now(schema_editor)
 
 
 def open_opinions(apps, schema_editor) -> None:
@@ -33,6 +42,7 @@ def open_opinions(apps, schema_editor) -> None:
             for row in opinions.objects.exclude(opinion__isnull=True):
                 row.opinion_plain = str(row.opinion)
                 row.save(update_fields=["opinion_plain"])
+    _checks_now(schema_editor)
 
 
 class Migration(migrations.Migration):

@@ -10,6 +10,7 @@ from django import forms
 from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -202,6 +203,21 @@ class PasswordConfirmForm(forms.Form):
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
     )
+
+
+class ReconfirmedPasswordForm(PasswordConfirmForm):
+    """The password typed again, checked by the form itself as a login is (``services.password_reconfirmed``:
+    a wrong one counts toward the lockout), for pages whose service does not check it."""
+
+    def __init__(self, *args, request: HttpRequest, **kwargs) -> None:
+        self.request = request
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not services.password_reconfirmed(request=self.request, user=self.request.user, password=password):
+            raise ValidationError(_("パスワードが正しくありません。"), code="password_incorrect")
+        return password
 
 
 class AllowlistForm(forms.Form):

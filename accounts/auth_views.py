@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from accounts import mfa, registration, services
+from accounts import mfa, registration
 from accounts.auth_forms import (
     AllowlistForm,
     CardRegistrationForm,
@@ -27,6 +27,7 @@ from accounts.auth_forms import (
     EmployeeRegistrationForm,
     PasswordConfirmForm,
     PasswordResetRequestForm,
+    ReconfirmedPasswordForm,
     ResetSetPasswordForm,
     SecurityPolicyForm,
 )
@@ -187,25 +188,16 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
     # A further factor asks for the password too, as removing one does: an app enrolled from a hijacked
     # session would outlive it.
     posted = request.POST if request.method == "POST" else None
-    password_form = PasswordConfirmForm(posted) if mfa.has_confirmed_device(request.user) else None
+    password_form = ReconfirmedPasswordForm(posted, request=request) if mfa.has_confirmed_device(request.user) else None
     if request.method == "POST" and form.is_valid() and (password_form is None or password_form.is_valid()):
         try:
-            if password_form is not None and not services.password_reconfirmed(
-                request=request, user=request.user, password=password_form.cleaned_data["password"]
-            ):
-                password_form.add_error("password", _("パスワードが正しくありません。"))
-                confirmed = None
-            else:
-                confirmed = mfa.totp_confirm(request=request, device=device, code=form.cleaned_data["code"])
+            confirmed = mfa.totp_confirm(request=request, device=device, code=form.cleaned_data["code"])
         except AppError as exc:
             form.add_error("code", exc.message)
         else:
             if confirmed:
                 return _after_enrolment(request)
-            if confirmed is False:
-                form.add_error(
-                    "code", _("コードが正しくありません。アプリに表示されている最新の6桁を入力してください。")
-                )
+            form.add_error("code", _("コードが正しくありません。アプリに表示されている最新の6桁を入力してください。"))
     return render(
         request,
         "accounts/mfa/setup.html",
@@ -285,19 +277,14 @@ def _after_enrolment(request: HttpRequest) -> HttpResponse:
 @login_required
 def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
     # New codes void the printed ones: the password typed again first, as for removing a factor.
-    form = PasswordConfirmForm(request.POST if request.method == "POST" else None)
+    form = ReconfirmedPasswordForm(request.POST if request.method == "POST" else None, request=request)
     if request.method == "POST" and form.is_valid():
-        if not services.password_reconfirmed(
-            request=request, user=request.user, password=form.cleaned_data["password"]
-        ):
-            form.add_error("password", _("パスワードが正しくありません。"))
-        else:
-            try:
-                request.session[NEW_BACKUP_CODES] = mfa.backup_codes_generate(user=request.user)
-            except AppError as exc:
-                messages.error(request, exc.message)
-                return redirect("accounts:mfa")
-            return redirect("accounts:mfa-backup-codes")
+        try:
+            request.session[NEW_BACKUP_CODES] = mfa.backup_codes_generate(user=request.user)
+        except AppError as exc:
+            messages.error(request, exc.message)
+            return redirect("accounts:mfa")
+        return redirect("accounts:mfa-backup-codes")
     codes = None if request.method == "POST" else request.session.pop(NEW_BACKUP_CODES, None)  # shown once
     context = {
         "codes": codes, "form": form, "next": _next_url(request), "can_generate": mfa.has_primary_factor(request.user)

@@ -34,28 +34,20 @@ class KeySet:
     def __contains__(self, key: int) -> bool:
         if key == _EMPTY:
             return self._zero
-        slots, mask = self._slots, self._mask
-        at = key & mask
-        while (held := slots[at]) != _EMPTY:
-            if held == key:
-                return True
-            at = (at + 1) & mask
-        return False
+        return self._slots[_slot(self._slots, self._mask, key)] == key
 
     def add(self, key: int) -> bool:
         """Add ``key``; False if it was there already."""
         if key == _EMPTY:
             new, self._zero = not self._zero, True
             return new
-        slots, mask = self._slots, self._mask
-        at = key & mask
-        while (held := slots[at]) != _EMPTY:
-            if held == key:
-                return False
-            at = (at + 1) & mask
+        slots = self._slots
+        at = _slot(slots, self._mask, key)
+        if slots[at] == key:
+            return False
         slots[at] = key
         self._size += 1
-        if self._size * 2 > mask:
+        if self._size * 2 > self._mask:
             self._grow()
         return True
 
@@ -65,7 +57,12 @@ class KeySet:
         self._mask = mask = len(slots) - 1
         for key in old:
             if key != _EMPTY:
-                at = key & mask
-                while slots[at] != _EMPTY:
-                    at = (at + 1) & mask
-                slots[at] = key
+                slots[_slot(slots, mask, key)] = key
+
+
+def _slot(slots: array, mask: int, key: int) -> int:
+    """Where ``key`` is in the table, or the free slot where it would go (linear probing)."""
+    at = key & mask
+    while (held := slots[at]) != _EMPTY and held != key:
+        at = (at + 1) & mask
+    return at

@@ -22,10 +22,10 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if registration.login_address_blocked(ip=client_ip(request)):
-            form = self.get_form()
-            form.errors.clear()
-            form.add_error(None, ADDRESS_BLOCKED % {"minutes": max(1, settings.LOGIN_FAILURE_WINDOW // 60)})
-            return self.render_to_response(self.get_context_data(form=form), status=429)
+            # Refused before the password is read: an unbound form (binding it would authenticate).
+            form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")[:254]})
+            blocked = ADDRESS_BLOCKED % {"minutes": max(1, settings.LOGIN_FAILURE_WINDOW // 60)}
+            return self.render_to_response(self.get_context_data(form=form, blocked=blocked), status=429)
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):

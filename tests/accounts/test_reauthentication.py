@@ -116,8 +116,12 @@ def test_one_address_spraying_passwords_over_many_accounts_must_wait(world, sett
         for n in range(30)
     ]
     assert set(statuses) == {200}  # each refused as a wrong password; no account reached its own lock
+    failed_before = len(events_of(world.tenant_a, action="auth.login.failed"))
     refused = sprayer.post("/accounts/login/", {"username": "member@a.example", "password": TEST_PASSWORD})
     assert refused.status_code == 429 and "この接続元からのログインの失敗が多い" in refused.content.decode()
+    wrong = sprayer.post("/accounts/login/", {"username": "member@a.example", "password": "Spring2025!x"})
+    assert wrong.status_code == 429  # refused before the password is read: neither checked nor counted
+    assert len(events_of(world.tenant_a, action="auth.login.failed")) == failed_before
     assert log_in(Client(REMOTE_ADDR="198.51.100.9"), "member@a.example", TEST_PASSWORD).status_code == 302
     assert len(events_of(None, action="auth.login.rate_limited")) == 1  # once, not per refused attempt
 

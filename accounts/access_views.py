@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -36,6 +37,11 @@ def _require(user, perm: str) -> None:
 
 # A refused grant names the field to fix (focused and marked invalid), not only the form.
 GRANT_ERROR_FIELDS = {"unknown_employee": "target", "unknown_department": "target", "invalid_target": "target_kind"}
+
+
+def _grant_refused(form: BaseForm, exc: AppError) -> None:
+    field = GRANT_ERROR_FIELDS.get(exc.code)
+    form.add_error(field if field in form.fields else None, exc.message)
 
 
 @login_required
@@ -67,8 +73,7 @@ def grant_new(request: HttpRequest, office_id: int) -> HttpResponse:
                 acting_user=request.user,
             )  # fmt: skip
         except AppError as exc:
-            field = GRANT_ERROR_FIELDS.get(exc.code)
-            form.add_error(field if field in form.fields else None, exc.message)
+            _grant_refused(form, exc)
         else:
             messages.success(request, _("ラベルを付与しました。"))
             _warn_idle(request, data["labels"], data["scope"])
@@ -104,8 +109,7 @@ def grant_edit(request: HttpRequest, grant_id: int) -> HttpResponse:
                 valid_until=data["valid_until"], acting_user=request.user,
             )  # fmt: skip
         except AppError as exc:
-            field = GRANT_ERROR_FIELDS.get(exc.code)
-            form.add_error(field if field in form.fields else None, exc.message)
+            _grant_refused(form, exc)
         else:
             messages.success(request, _("ラベルを変更しました。"))
             _warn_idle(request, data["labels"], data["scope"])

@@ -514,18 +514,14 @@ def _open_bundle(data: bytes, max_entries: int | None = None) -> zipfile.ZipFile
     GB), so their signatures are counted first: every record it would build starts with one, and a
     signature that happens to lie inside compressed data only makes the count one too high."""
     max_entries = MAX_ENTRIES if max_entries is None else max_entries
-    too_many = ParseError(
-        "too_many_entries", f"ZIP の項目数が上限（{max_entries}）を超えています / too many entries in the ZIP"
-    )
-    if data.count(_CENTRAL_DIRECTORY_RECORD) > max_entries:
-        raise too_many
+    if data.count(_CENTRAL_DIRECTORY_RECORD) > max_entries:  # never fewer than zipfile's records: no second count
+        raise ParseError(
+            "too_many_entries", f"ZIP の項目数が上限（{max_entries}）を超えています / too many entries in the ZIP"
+        )
     try:
-        bundle = zipfile.ZipFile(io.BytesIO(data))
+        return zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
         raise ParseError("not_zip", "ZIP ファイルとして読めません / not a readable ZIP file") from None
-    if len(bundle.infolist()) > max_entries:
-        raise too_many
-    return bundle
 
 
 def _iter_zip(

@@ -11,38 +11,31 @@ from django.db import migrations
 import healthapp.crypto.fields
 
 
-def _checks_now(schema_editor) -> None:
-    """Run the deferred (same-tenant) foreign-key checks of the rows just saved now: PostgreSQL refuses to alter
-    a table that still has such checks pending in the transaction, and the next step drops a column."""
+def _copy_each(apps, schema_editor, *, source: str, target: str) -> None:
+    """Copy every stored opinion from column ``source`` to ``target``, tenant by tenant (row-level security
+    lets a row through only inside its tenant); the field does the sealing or the opening. Then the deferred
+    (same-tenant) foreign-key checks of the saved rows run now: PostgreSQL refuses to alter a table that
+    still has such checks pending in the transaction, and the next step drops a column."""
+    from tenants.context import tenant_context
+
+    opinions = apps.get_model("checkups", "PhysicianOpinion")
+    for tenant in apps.get_model("tenants", "Tenant").objects.order_by("pk"):
+        with tenant_context(tenant):
+            for row in opinions.objects.exclude(**{f"{source}__isnull": True}):
+                if text := str(getattr(row, source)):  # (an encrypted column is never filtered on its value)
+                    setattr(row, target, text)
+                    row.save(update_fields=[target])
     if schema_editor.connection.vendor == "postgresql":
         with schema_editor.connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def seal_opinions(apps, schema_editor) -> None:
-    from tenants.context import tenant_context
-    from tenants.models import Tenant
-
-    opinions = apps.get_model("checkups", "PhysicianOpinion")
-    for tenant in Tenant.objects.order_by("pk"):
-        with tenant_context(tenant):
-            for row in opinions.objects.exclude(opinion_plain="").only("pk", "tenant_id", "opinion_plain"):
-                row.opinion = row.opinion_plain
-                row.save(update_fields=["opinion"])
-    _checks_now(schema_editor)
+    _copy_each(apps, schema_editor, source="opinion_plain", target="opinion")
 
 
 def open_opinions(apps, schema_editor) -> None:
-    from tenants.context import tenant_context
-    from tenants.models import Tenant
-
-    opinions = apps.get_model("checkups", "PhysicianOpinion")
-    for tenant in Tenant.objects.order_by("pk"):
-        with tenant_context(tenant):
-            for row in opinions.objects.exclude(opinion__isnull=True):
-                row.opinion_plain = str(row.opinion)
-                row.save(update_fields=["opinion_plain"])
-    _checks_now(schema_editor)
+    _copy_each(apps, schema_editor, source="opinion", target="opinion_plain")
 
 
 class Migration(migrations.Migration):

@@ -40,3 +40,11 @@ def physician(world):
     from accounts.services import user_create
 
     return user_create(email="doctor@a.example", role=Role.PHYSICIAN, tenant=world.tenant_a, password=DOCTOR_PASSWORD)
+
+
+@pytest.fixture
+def fresh_cache():
+    """An empty cache: django-otp's throttling, the rate limits and the MFA middleware's memo start afresh."""
+    from django.core.cache import cache
+
+    cache.clear()

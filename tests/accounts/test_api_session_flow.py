@@ -21,11 +21,7 @@ pytestmark = pytest.mark.usefixtures("private_storage")
 HR_PASSWORD = TEST_PASSWORD + "!x"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from django.core.cache import cache
-
-    cache.clear()  # django-otp's throttling and the MFA middleware's memo start empty
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 @pytest.fixture

@@ -20,11 +20,7 @@ from tests.conftest import TEST_PASSWORD, log_in
 PHYSICIAN_PASSWORD = TEST_PASSWORD + "!x"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from django.core.cache import cache
-
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 @pytest.fixture

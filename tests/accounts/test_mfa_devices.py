@@ -26,11 +26,7 @@ LAST_FACTOR = "このアカウントでは多要素認証が必須のため、�
 MFA_OFF_WARNING = "これは最後の認証方法です。削除すると多要素認証が無効になり、バックアップコードも使えなくなります。"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from django.core.cache import cache
-
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def code_for(device: TOTPDevice, offset: int = 0) -> str:

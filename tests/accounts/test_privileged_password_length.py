@@ -23,11 +23,7 @@ CHANGE_PAGE = "/accounts/password/change/"
 MESSAGE = "権限ラベルが付与されたため、パスワードを12文字以上に変更してください。"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from django.core.cache import cache
-
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def employee(world, email: str, employee_number: str) -> User:

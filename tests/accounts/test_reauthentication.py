@@ -18,11 +18,7 @@ from tests.conftest import TEST_PASSWORD, log_in
 NEW_PASSWORD = "N3w-Passw0rd-Long!"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from django.core.cache import cache
-
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def _code(device) -> str:

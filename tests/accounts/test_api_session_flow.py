@@ -17,11 +17,8 @@ from accounts.middleware import SESSION_LAST_SEEN
 from tests.accounts.test_roster_import import EN, person, roster_csv
 from tests.conftest import TEST_PASSWORD
 
-pytestmark = pytest.mark.usefixtures("private_storage")
+pytestmark = pytest.mark.usefixtures("private_storage", "fresh_cache")
 HR_PASSWORD = TEST_PASSWORD + "!x"
-
-
-pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 @pytest.fixture

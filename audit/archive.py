@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +31,12 @@ def sha256_b64(body: bytes) -> str:
 
 class Archive(Protocol):
     def put_once(self, key: str, body: bytes, *, metadata: dict[str, str]) -> bool: ...
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix`` (verify_audit finds a chain's archived batches by their names)."""
+        ...
+
+    def get(self, key: str) -> bytes: ...
 
 
 def retain_until(now: dt.datetime, years: int) -> dt.datetime:
@@ -72,6 +79,24 @@ class S3Archive:
             raise ArchiveUnavailable(type(exc).__name__) from exc
         return True
 
+    def keys(self, prefix: str) -> Iterator[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+        except (BotoCoreError, ClientError) as exc:
+            raise ArchiveUnavailable(type(exc).__name__) from exc
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise ArchiveUnavailable(type(exc).__name__) from exc
+
     def _head(self, key: str) -> dict | None:
         from botocore.exceptions import ClientError
 
@@ -105,6 +130,16 @@ class LocalArchive:
         except OSError as exc:
             raise ArchiveUnavailable(type(exc).__name__) from exc
         return True
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        for path in sorted(self.root.glob(prefix.rstrip("/") + "/**/*.jsonl.gz")):
+            yield path.relative_to(self.root).as_posix()
+
+    def get(self, key: str) -> bytes:
+        try:
+            return (self.root / key).read_bytes()
+        except OSError as exc:
+            raise ArchiveUnavailable(type(exc).__name__) from exc
 
 
 def s3_client(*, endpoint_url: str | None = None) -> Any:

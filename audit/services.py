@@ -284,14 +284,28 @@ def iter_chain_rows(chain: str, *, after_seq: int = 0, upto_seq: int | None = No
         after_seq = rows[-1][names.index("seq")]
 
 
-def verify_chain(chain: str) -> ChainReport:
+def verify_chain(chain: str, *, archive: Archive | None = None) -> ChainReport:
     """Recompute one chain: report the first seq whose hash or link is wrong, a gap, or a head (or
-    shipped head) that disagrees with the events."""
+    shipped head) that disagrees with the events.
+
+    With an ``archive`` the head's shipping and pruning points are checked against the archived events
+    too (the head row is in the database, where a rewritten one would otherwise set the anchor).
+    """
     report = ChainReport(chain=chain)
     head = AuditChain.objects.filter(chain=chain).first()
     expected_seq = (head.pruned_seq if head else 0) + 1
     prev = head.pruned_hash if head else GENESIS_HASH
     shipped_seen = head is None or head.shipped_seq <= (head.pruned_seq if head else 0)
+    report.last_seq = expected_seq - 1  # a chain pruned through its head verifies from its pruning point
+    archived = ArchivedHead(seq=0, hashes={})
+    if archive is not None and head is not None:
+        try:
+            archived = archived_head(archive, chain, also={head.shipped_seq, head.pruned_seq})
+        except (ArchiveUnavailable, ArchiveConflict) as exc:
+            return _broken(report, head.shipped_seq, f"archive unreadable ({type(exc).__name__})")
+        problem = archived.disagreement(head)
+        if problem:
+            return _broken(report, *problem)
     for values in iter_chain_rows(chain, after_seq=expected_seq - 1):
         seq = values["seq"]
         if seq != expected_seq:
@@ -307,6 +321,8 @@ def verify_chain(chain: str) -> ChainReport:
             shipped_seen = True
             if values["hash"] != head.shipped_hash:
                 return _broken(report, seq, "event differs from the shipped (archived) head")
+        if seq == archived.seq and values["hash"] != archived.hashes[seq]:
+            return _broken(report, seq, "event differs from its archived copy")
         prev = values["hash"]
         report.events += 1
         report.last_seq = seq
@@ -322,14 +338,67 @@ def verify_chain(chain: str) -> ChainReport:
     return report
 
 
+_BATCH_NAME = re.compile(r"/(\d{12})-(\d{12})\.jsonl\.gz$")
+
+
+@dataclass(frozen=True)
+class ArchivedHead:
+    """The newest archived seq of a chain, and the archived hashes of that seq and of those asked for."""
+
+    seq: int
+    hashes: dict[int, str]
+
+    def disagreement(self, head: AuditChain) -> tuple[int, str] | None:
+        if head.shipped_seq > self.seq:
+            return (
+                self.seq + 1,
+                f"head says shipped through seq {head.shipped_seq} but the archive ends at seq {self.seq}",
+            )
+        if self.seq > head.seq:
+            return head.seq + 1, f"the archive holds events through seq {self.seq}, past the head ({head.seq})"
+        for seq, kept, what in (
+            (head.shipped_seq, head.shipped_hash, "shipped"),
+            (head.pruned_seq, head.pruned_hash, "pruned"),
+        ):
+            if seq and self.hashes.get(seq) != kept:
+                return seq, f"the {what} head differs from the archived event"
+        return None
+
+
+def archived_head(archive: Archive, chain: str, *, also: set[int] = frozenset()) -> ArchivedHead:
+    """Read the chain's archived batches by name; open only those holding the newest seq or ``also``.
+
+    Each archived event read is checked against its own hash, so a batch cannot vouch for a head it
+    does not hold.
+    """
+    owner = "none" if chain == NO_TENANT_CHAIN else chain
+    batches = sorted(
+        (int(found[1]), int(found[2]), key)
+        for key in archive.keys(f"audit/{owner}/")
+        if (found := _BATCH_NAME.search(key))
+    )
+    newest = batches[-1][1] if batches else 0
+    wanted = {seq for seq in {*also, newest} if seq}
+    hashes: dict[int, str] = {}
+    for first, last, key in batches:
+        if not any(first <= seq <= last for seq in wanted):
+            continue
+        for line in gzip.decompress(archive.get(key)).splitlines():
+            event = json.loads(line)
+            if event["seq"] in wanted:
+                kept = event.pop("hash")
+                hashes[event["seq"]] = kept if event_hash(event) == kept else "(altered in the archive)"
+    return ArchivedHead(seq=newest, hashes=hashes)
+
+
 def _broken(report: ChainReport, seq: int, problem: str) -> ChainReport:
     report.broken_seq = seq
     report.problem = problem
     return report
 
 
-def verify_all(*, tenant: Tenant | None = None) -> list[ChainReport]:
-    return [verify_chain(key) for key in chain_keys(tenant=tenant)]
+def verify_all(*, tenant: Tenant | None = None, archive: Archive | None = None) -> list[ChainReport]:
+    return [verify_chain(key, archive=archive) for key in chain_keys(tenant=tenant)]
 
 
 # --- shipping -------------------------------------------------------------------------------------
@@ -447,19 +516,23 @@ def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-def prune_expired(*, now: dt.datetime | None = None, dry_run: bool = False) -> list[PruneResult]:
-    """Delete events older than AUDIT_RETENTION_MONTHS that are shipped and whose chain verifies.
+def prune_expired(
+    *, now: dt.datetime | None = None, dry_run: bool = False, archive: Archive | None = None
+) -> list[PruneResult]:
+    """Delete events older than AUDIT_RETENTION_MONTHS that are shipped and whose chain verifies,
+    the archive included: only what the archive demonstrably holds goes.
 
     Operator-only: on PostgreSQL the triggers let the table owner delete, with audit.prune set in the
     transaction, rows at or below both the shipped and the pruning point, and nothing else. The chain
     row keeps the seq and hash of the last pruned event, so verification continues from there.
     """
     cutoff = months_before(now or timezone.now(), settings.AUDIT_RETENTION_MONTHS)
+    archive = archive or archive_from_settings()
     results = []
     for chain in chain_keys():
         result = PruneResult(chain=chain)
         results.append(result)
-        report = verify_chain(chain)
+        report = verify_chain(chain, archive=archive)
         if not report.ok:
             result.refused = f"chain does not verify at seq {report.broken_seq}"
             continue

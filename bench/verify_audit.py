@@ -89,11 +89,13 @@ def main() -> int:
                 rows.clear()
         if rows:
             cur.executemany(insert, rows)
+        # A head starts empty and moves onto its newest event (audit/migrations/0003_chain_head_guard.py).
         cur.execute(
             "INSERT INTO audit_auditchain (chain, tenant_id, seq, hash, shipped_seq, shipped_hash, pruned_seq, "
-            "pruned_hash) VALUES (%s, 1, %s, %s, 0, %s, 0, %s)",
-            [chain, n, prev, GENESIS_HASH, GENESIS_HASH],
+            "pruned_hash) VALUES (%s, 1, 0, %s, 0, %s, 0, %s)",
+            [chain, GENESIS_HASH, GENESIS_HASH, GENESIS_HASH],
         )
+        cur.execute("UPDATE audit_auditchain SET seq = %s, hash = %s WHERE chain = %s", [n, prev, chain])
     generated = time.perf_counter() - t0
 
     t0 = time.perf_counter()

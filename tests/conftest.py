@@ -51,8 +51,12 @@ def django_db_setup(django_test_environment, django_db_blocker):
 
 
 @pytest.fixture(autouse=True)
-def _fast_hasher_and_eager_celery(settings):
+def _fast_hasher_and_eager_celery(settings, tmp_path):
     from healthapp.crypto.keyring import forget_cached_keys
+
+    # Each test's shipped audit batches in its own folder: tenant ids repeat across tests and runs, and
+    # verify_audit compares every chain with what the archive holds.
+    settings.AUDIT_ARCHIVE_DIR = tmp_path / "audit-archive"
 
     forget_cached_keys()  # rolled-back tests reuse tenant ids; a real process never sees stale keys
     from django.core.cache import cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 from django.db import connection
@@ -44,7 +46,7 @@ ON_POSTGRES = connection.vendor == "postgresql"
 def tamperable(request, transactional_db):
     """A tenant with five events of its own that the test may tamper with through ``tamper(sql, params)``.
 
-    Committed data, changed by the owner role with the trigger disabled for the moment (PostgreSQL) or
+    Committed data, changed by the owner role with the triggers disabled for the moment (PostgreSQL) or
     dropped and recreated around the change (SQLite); the whole chain is removed afterwards, since the
     audit tables are never flushed.
     """
@@ -52,7 +54,11 @@ def tamperable(request, transactional_db):
     from tenants.context import tenant_context
     from tenants.services import tenant_create
 
-    tenant = tenant_create(kind="company", name="改ざんテスト", slug=f"tamper-{request.node.name[-20:]}".lower())
+    tenant = tenant_create(
+        kind="company",
+        name="改ざんテスト",
+        slug=re.sub(r"[^a-z0-9_-]", "-", f"tamper-{request.node.name[-24:]}".lower()),
+    )
     with tenant_context(tenant):
         for i in range(4):
             audit.record(action="member.viewed", target_type="member", target_id=i)
@@ -69,17 +75,24 @@ def _owner_execute(statements: list[str], params: list) -> None:
     if ON_POSTGRES:
         with pg_connect("owner", autocommit=False) as conn, conn.cursor() as cur:
             cur.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_update_delete")
+            cur.execute("ALTER TABLE audit_auditchain DISABLE TRIGGER audit_chain_guard")
             for statement in statements:
                 cur.execute(statement, params)
             cur.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_no_update_delete")
+            cur.execute("ALTER TABLE audit_auditchain ENABLE TRIGGER audit_chain_guard")
         return
     import importlib
 
-    migration = importlib.import_module("audit.migrations.0002_append_only_and_rls")
+    migrations = [
+        importlib.import_module(f"audit.migrations.{name}")
+        for name in ("0002_append_only_and_rls", "0003_chain_head_guard")
+    ]
     with connection.cursor() as cur:
-        for drop in migration.SQLITE_BACKWARD:
-            cur.execute(drop)
+        for migration in migrations:
+            for drop in migration.SQLITE_BACKWARD:
+                cur.execute(drop)
         for statement in statements:
             cur.execute(statement, params)
-        for create in migration.SQLITE_FORWARD:
-            cur.execute(create)
+        for migration in migrations:
+            for create in migration.SQLITE_FORWARD:
+                cur.execute(create)

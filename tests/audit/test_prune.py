@@ -8,7 +8,6 @@ import pytest
 from django.core.management import call_command
 
 import audit
-from audit.archive import LocalArchive
 from audit.models import AuditChain
 from audit.services import chain_scope, ship_pending
 from tenants.context import tenant_context
@@ -21,9 +20,9 @@ def expired(settings):
     settings.AUDIT_RETENTION_MONTHS = 0  # everything recorded before now is past retention
 
 
-def test_only_shipped_events_are_pruned_and_the_chain_still_verifies(committed_world, expired, tmp_path):
+def test_only_shipped_events_are_pruned_and_the_chain_still_verifies(committed_world, expired):
     tenant = committed_world.tenant_a
-    ship_pending(archive=LocalArchive(tmp_path))
+    ship_pending()  # into this test's own archive folder (tests/conftest.py)
     with tenant_context(tenant):
         audit.record(action="member.viewed", target_type="member", target_id=1)  # seq 4, not shipped
     out = StringIO()
@@ -49,18 +48,28 @@ def test_nothing_is_pruned_before_it_is_shipped_or_while_inside_retention(commit
     assert len(events_of(committed_world.tenant_a)) == 3
 
 
-def test_dry_run_deletes_nothing(committed_world, expired, tmp_path):
-    ship_pending(archive=LocalArchive(tmp_path))
+def test_dry_run_deletes_nothing(committed_world, expired):
+    ship_pending()  # into this test's own archive folder (tests/conftest.py)
     out = StringIO()
     call_command("prune_audit", "--dry-run", stdout=out)
     assert f"chain {committed_world.tenant_a.pk}: would delete events through seq 3" in out.getvalue()
     assert len(events_of(committed_world.tenant_a)) == 3
 
 
-def test_a_chain_that_does_not_verify_is_not_pruned(tamperable, expired, tmp_path):
-    ship_pending(archive=LocalArchive(tmp_path))
+def test_a_chain_that_does_not_verify_is_not_pruned(tamperable, expired):
+    ship_pending()  # into this test's own archive folder (tests/conftest.py)
     tamper("UPDATE audit_auditevent SET target_id = 'x' WHERE chain = %s AND seq = 2", [str(tamperable.pk)])
     err = StringIO()
     call_command("prune_audit", stdout=StringIO(), stderr=err)
     assert f"chain {tamperable.pk}: refused: chain does not verify at seq 2" in err.getvalue()
     assert len(events_of(tamperable)) == 5
+
+
+def test_a_chain_pruned_through_its_head_still_verifies(committed_world, expired):
+    tenant = committed_world.tenant_a
+    ship_pending()
+    call_command("prune_audit", stdout=StringIO())
+    assert events_of(tenant) == []
+    verified = StringIO()
+    call_command("verify_audit", "--tenant", tenant.slug, stdout=verified)
+    assert f"chain {tenant.pk}: OK (0 events, last seq 3)" in verified.getvalue()

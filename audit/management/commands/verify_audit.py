@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
+from audit.archive import archive_from_settings
 from audit.services import verify_all
 from tenants.management.base import TenantCommand
 from tenants.models import Tenant
@@ -12,12 +13,22 @@ from tenants.models import Tenant
 class Command(TenantCommand):
     help = (
         "監査ログのハッシュチェーンを検証します / Recompute the audit hash chains (all, or one --tenant); "
-        "exits non-zero and names the first broken seq on any break."
+        "exits non-zero and names the first broken seq on any break. Each chain's shipping and pruning "
+        "points are checked against the archive (S3 or the local folder) unless --no-archive."
     )
     tenant_required = False
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--no-archive",
+            action="store_true",
+            help="アーカイブを読まずに検証します / Do not read the archive (the database vouches for its anchors)",
+        )
+
     def handle_tenant(self, tenant: Tenant | None, *args: Any, **options: Any) -> None:
-        reports = verify_all(tenant=tenant)
+        archive = None if options["no_archive"] else archive_from_settings()
+        reports = verify_all(tenant=tenant, archive=archive)
         broken = [r for r in reports if not r.ok]
         for report in reports:
             if report.ok:

@@ -6,6 +6,7 @@ with it. Judgements are never overwritten: judging again (e.g. under a new crite
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -248,6 +249,8 @@ class PhysicianOpinion(TenantScopedModel):
     ]
 
     record = SameTenantForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="opinions")
+    # In the associated data of the sealed opinion: an opinion copied onto another record's row does not open.
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     fitness = models.CharField(_("就業判定"), max_length=12, choices=Fitness.choices)
     restrictions = models.JSONField(_("就業制限の内容"), default=list, blank=True)
     follow_up = models.CharField(_("事後措置"), max_length=10, choices=FollowUp.choices, default=FollowUp.NONE)

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from healthapp.crypto.files import SealingWriter, open_sealed
+from healthapp.crypto.files import SealingWriter, open_sealed, reseal, sealed_version
 from healthapp.errors import AppError
 from healthapp.models import Job
 from tenants.context import require_tenant, tenant_context
@@ -208,6 +208,56 @@ def side_piece(job: Job, chunk: int) -> Any:
         f.seek(offset)
         data = f.read(size)
     return marshal.loads(data) if job.plan.get("kept_as") == _PACKED else json.loads(data)  # noqa: S302 - AES-GCM-authenticated by open_sealed
+
+
+# Jobs in these states still keep their upload (and maybe a side file); the others deleted theirs.
+_KEEPING_FILES = (Job.State.UPLOADED, Job.State.VALIDATING, Job.State.VALIDATED, Job.State.APPLYING)
+_RESEALING = ".resealing"
+
+
+def job_files_stale(*, active_version: int) -> list[tuple[int, str]]:
+    """(job id, storage name) of the current tenant's kept job files, uploads and side files, sealed under
+    another data-key version than ``active_version`` (or stored in clear, from before uploads were sealed).
+    A file that an interrupted re-sealing left only under its temporary name is put back first."""
+    stale = []
+    for job in Job.objects.filter(state__in=_KEEPING_FILES).only("pk", "tenant", "file").order_by("pk"):
+        for name in (job.file, side_name(job)):
+            if not default_storage.exists(name) and default_storage.exists(name + _RESEALING):
+                with default_storage.open(name + _RESEALING, "rb") as kept:
+                    default_storage.save(name, kept)
+                default_storage.delete(name + _RESEALING)
+            if default_storage.exists(name):
+                with default_storage.open(name, "rb") as raw:
+                    if sealed_version(raw) != active_version:
+                        stale.append((job.pk, name))
+    return stale
+
+
+def job_files_reseal(*, active_version: int) -> int:
+    """Seal the current tenant's kept job files again under its active data key (after a key rotation),
+    each under its job's lock, so a worker step in progress finishes first and the next one reads the new
+    file under the same name (its plaintext, and the plan's offsets into it, unchanged). The new copy is
+    stored under a temporary name before the old one is deleted: an interruption loses nothing, and the
+    next run puts it back. Returns how many files were sealed again."""
+    done = 0
+    for job_id, name in job_files_stale(active_version=active_version):
+        with transaction.atomic():
+            job = job_lock(job_id=job_id)
+            if job is None or job.state not in _KEEPING_FILES or not default_storage.exists(name):
+                continue  # finished meanwhile: its files are gone
+            with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
+                # Side files were always sealed: bytes in clear there were put by someone else.
+                reseal(default_storage.open(name, "rb"), spool, job.tenant_id, sealed_only=name != job.file)
+                spool.seek(0)
+                default_storage.delete(name + _RESEALING)
+                default_storage.save(name + _RESEALING, File(spool, name=name))
+                spool.seek(0)
+                default_storage.delete(name)  # a storage never overwrites: it would pick another name
+                if default_storage.save(name, File(spool, name=name)) != name:
+                    raise RuntimeError("job file stored under another name")
+                default_storage.delete(name + _RESEALING)
+        done += 1
+    return done
 
 
 def job_get(*, job_id: int, kind: str) -> Job:

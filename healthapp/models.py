@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -42,6 +44,8 @@ class Job(TenantScopedModel):
     # run on without gaps and say nothing of other tenants' imports (the primary key is global).
     number = models.PositiveIntegerField(null=True, editable=False)
     state = models.CharField(max_length=12, choices=State.choices, default=State.UPLOADED)
+    # In the associated data of file_name: a sealed name copied onto another job does not open there.
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     file = models.CharField(max_length=255)  # name in private storage (STORAGES["default"])
     # As uploaded: it may name a person (山田太郎の健診.xml), so it is sealed like the file itself, and
     # pages show it to the uploader only.

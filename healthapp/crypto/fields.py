@@ -45,18 +45,22 @@ class Verbatim(Sealed):
 
 class PlainText(str):
     """A decrypted string that remembers the ciphertext it came from: saving it unchanged (also a raw
-    save, as loaddata does) writes that ciphertext back instead of encrypting again."""
+    save, as loaddata does) into the row and field it came from writes that ciphertext back instead of
+    encrypting again. Copied into another row or field, it is sealed anew (that ciphertext would not
+    open there: the row and field are in its associated data)."""
 
     sealed: bytes
+    sealed_in: tuple[int, bytes, bytes]  # tenant id, row uid, field AAD part
 
 
 class PlainDate(dt.date):
     """A decrypted date that remembers its ciphertext (see PlainText)."""
 
     sealed: bytes
+    sealed_in: tuple[int, bytes, bytes]
 
 
-def _remember(value: Any, sealed: bytes) -> Any:
+def _remember(value: Any, sealed: bytes, field: EncryptedMixin, tenant_id: int, uid: bytes) -> Any:
     if isinstance(value, str):
         value = PlainText(value)
     elif isinstance(value, dt.date):
@@ -64,7 +68,13 @@ def _remember(value: Any, sealed: bytes) -> Any:
     else:
         return value  # JSON values are mutable: they are re-encrypted on every save
     value.sealed = sealed
+    value.sealed_in = (tenant_id, uid, field._aad_suffix)
     return value
+
+
+def _sealed_here(value: Any, field: EncryptedMixin, tenant_id: int, uid: bytes) -> bool:
+    """Whether ``value`` is a remembered plaintext opened from this very row and field."""
+    return isinstance(value, PlainText | PlainDate) and value.sealed_in == (tenant_id, uid, field._aad_suffix)
 
 
 def fresh(value: Any) -> Any:
@@ -97,7 +107,8 @@ class EncryptedAttribute(DeferredAttribute):
             return self
         value = super().__get__(instance, cls)
         if isinstance(value, Sealed) and not isinstance(value, Verbatim):
-            value = _remember(self.field.decrypt_for(instance, value), bytes(value))
+            plain = self.field.decrypt_for(instance, value)
+            value = _remember(plain, bytes(value), self.field, *_row_aad(instance))
             instance.__dict__[self.field.attname] = value
         return value
 
@@ -152,7 +163,7 @@ class EncryptedMixin:
             return value  # untouched since loading: keep the stored ciphertext (and its key version)
         if value == "" and self.empty_as_null:
             return None
-        if isinstance(value, PlainText | PlainDate):
+        if isinstance(value, PlainText | PlainDate) and _sealed_here(value, self, *_row_aad(model_instance)):
             return value.sealed  # read but not changed
         if isinstance(value, str | dt.date):
             # The first new value of a save seals every new value of the row in one pass.
@@ -173,10 +184,10 @@ class EncryptedMixin:
         raw = obj.__dict__.get(self.attname)
         if raw is None:
             return None
-        if isinstance(raw, PlainText | PlainDate):
+        if isinstance(raw, PlainText | PlainDate) and _sealed_here(raw, self, *_row_aad(obj)):
             raw = raw.sealed
         elif not isinstance(raw, Sealed):
-            raw = self.encrypt_for(obj, raw)
+            raw = self.encrypt_for(obj, fresh(raw))
         return "sealed:" + base64.b64encode(raw).decode()
 
     def value_to_string(self, obj) -> str:
@@ -300,20 +311,24 @@ def open_row(tenant_id: int, uid: bytes, items: Sequence[tuple[EncryptedMixin, b
 
 def seal_instance(instance: models.Model) -> None:
     """Seal every new text and date value of ``instance`` in one pass; each becomes a remembered
-    plaintext, so the save writes its ciphertext without sealing again."""
+    plaintext, so the save writes its ciphertext without sealing again. A plaintext remembered from
+    another row or field counts as new."""
     state = instance.__dict__
+    fields = encrypted_fields(type(instance))
+    if not any(isinstance(state.get(f.attname), str | dt.date) for f in fields):
+        return
+    tenant_id, uid = _row_aad(instance)
     todo = [
-        (f, v)
-        for f in encrypted_fields(type(instance))
+        (f, fresh(v))
+        for f in fields
         if (v := state.get(f.attname)) is not None
         and isinstance(v, str | dt.date)
-        and not isinstance(v, PlainText | PlainDate)
+        and not _sealed_here(v, f, tenant_id, uid)
         and not (v == "" and f.empty_as_null)
     ]
     if todo:
-        tenant_id, uid = _row_aad(instance)
         for (f, value), sealed in zip(todo, seal_row(tenant_id, uid, todo), strict=True):
-            state[f.attname] = _remember(value, sealed)
+            state[f.attname] = _remember(value, sealed, f, tenant_id, uid)
 
 
 def open_instance(instance: models.Model) -> None:
@@ -328,4 +343,4 @@ def open_instance(instance: models.Model) -> None:
     if todo:
         tenant_id, uid = _row_aad(instance)
         for (f, sealed), value in zip(todo, open_row(tenant_id, uid, todo), strict=True):
-            state[f.attname] = _remember(value, bytes(sealed))
+            state[f.attname] = _remember(value, bytes(sealed), f, tenant_id, uid)

@@ -39,14 +39,18 @@ def rows_to_reencrypt(*, tenant: Tenant) -> int:
 def tenant_keys_rotate(
     *, tenant: Tenant, batch_size: int = 500, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, int]:
-    """Rotate ``tenant``'s data key and re-encrypt its rows.
+    """Rotate ``tenant``'s data key and re-encrypt its rows, then seal its kept job files again.
 
     If an earlier run was interrupted (rows still under an older version), it resumes that rotation
     instead of starting another one. Each batch commits on its own; old key versions stay readable
     throughout, so the tenant keeps working while this runs. Returns counts.
     """
+    from healthapp.jobs import job_files_reseal, job_files_stale
+
     started_new = False
-    if rows_to_reencrypt(tenant=tenant) == 0:
+    with tenant_context(tenant):
+        files_left = job_files_stale(active_version=keyring.active_version(tenant.pk))
+    if rows_to_reencrypt(tenant=tenant) == 0 and not files_left:
         keyring.data_key_rotate(tenant=tenant)
         started_new = True
     with tenant_context(tenant):
@@ -77,7 +81,12 @@ def tenant_keys_rotate(
             done += len(batch)
             if progress:
                 progress(done, total)
-    result = {"new_version": active, "started_new": int(started_new), "rows": done, "rewritten": rewritten}
+    # The uploads and side files that unfinished imports keep (personal and health data) too.
+    with tenant_context(tenant):
+        files = job_files_reseal(active_version=active)
+    result = {
+        "new_version": active, "started_new": int(started_new), "rows": done, "rewritten": rewritten, "files": files,
+    }  # fmt: skip
     import audit
 
     audit.record(action="tenant.keys_rotated", tenant=tenant, actor=None, target_type="tenant", target_id=tenant.pk,

@@ -1,5 +1,5 @@
-"""Migration 0014: a physician's opinion text stored in clear is sealed in place, opens as it was, and goes
-back to clear text when the migration is reversed."""
+"""Migrations 0014 and 0015: a physician's opinion text stored in clear is sealed in place, then sealed again
+under the row's new uid; it opens as it was, and goes back to clear text when the migrations are reversed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.db import connection
 from tests.checkups.test_results_migration import ON_SQLITE, _migrate
 
 BEFORE = [("checkups", "0013_grade_snapshot_merged")]
-AFTER = [("checkups", "0014_opinion_sealed")]
+AFTER = [("checkups", "0015_opinion_uid")]
 TEXT = "残業は月20時間まで。三か月後に再検査。"
 
 
@@ -52,6 +52,7 @@ def test_an_opinion_in_clear_is_sealed_by_the_migration_and_opened_back(transact
         assert isinstance(stored[0], bytes) and TEXT.encode() not in stored[0] and "残業".encode() not in stored[0]
         with tenant_context(tenant):
             assert [str(o.opinion) for o in PhysicianOpinion.objects.order_by("pk")] == [TEXT, ""]
+            assert len({o.uid for o in PhysicianOpinion.objects.all()}) == 2
         _migrate(BEFORE)
         with connection.cursor() as cursor:
             cursor.execute("SELECT opinion FROM checkups_physicianopinion ORDER BY id")

@@ -224,3 +224,43 @@ def test_row_sealing_under_a_rotated_key_stays_readable_with_mixed_versions(worl
         again = Member.objects.get(pk=member.pk)
         open_instance(again)
         assert again.phone == "03-1111-2222" and again.name == CANARY["name"]
+
+
+def test_a_value_read_from_one_row_and_saved_into_another_opens_there(world, secret_member):
+    """A decrypted value remembers its ciphertext; copied into another row or field it is sealed anew
+    (the remembered ciphertext is bound to its own row and field and would not open there)."""
+    other = world.roster_a[1]
+    with tenant_context(world.tenant_a):
+        source = Member.objects.get(pk=secret_member.pk)
+        target = Member.objects.get(pk=other.pk)
+        target.name = source.name
+        target.save()
+        source.address = source.name
+        source.save(update_fields=["address"])
+        assert Member.objects.get(pk=other.pk).name == CANARY["name"]
+        assert Member.objects.get(pk=secret_member.pk).address == CANARY["name"]
+
+
+def test_every_model_with_sealed_columns_binds_them_to_the_row(db):
+    """Without a row uid in the associated data, a ciphertext copied between two rows of one tenant and
+    field opens in either: a name, an opinion or a file name could be moved onto someone else's row."""
+    from healthapp.crypto.rotation import encrypted_models
+
+    unbound = [m._meta.label for m, _names in encrypted_models() if "uid" not in {f.name for f in m._meta.fields}]
+    assert unbound == []
+
+
+def test_a_job_file_name_moved_to_another_job_does_not_open(world):
+    from healthapp.models import Job
+
+    with tenant_context(world.tenant_a):
+        first, second = (
+            Job.objects.create(kind=Job.Kind.ROSTER, file=f"jobs/{n}.sealed", file_name=f"山田{n}.csv", file_sha256="0")
+            for n in (1, 2)
+        )
+        with connection.cursor() as cur:
+            cur.execute("SELECT file_name FROM healthapp_job WHERE id = %s", [first.pk])
+            cur.execute("UPDATE healthapp_job SET file_name = %s WHERE id = %s", [cur.fetchone()[0], second.pk])
+        assert Job.objects.get(pk=first.pk).file_name == "山田1.csv"
+        with pytest.raises(DecryptionError):
+            _ = Job.objects.get(pk=second.pk).file_name

@@ -114,3 +114,53 @@ def test_a_side_file_swapped_in_storage_for_unsealed_bytes_is_refused_not_unmars
         job.plan = {"kept": [[0, len(forged)]], "kept_as": jobs._PACKED}
         with pytest.raises(DecryptionError):
             jobs.side_piece(job, 0)
+
+
+def test_a_key_rotation_seals_the_files_of_unfinished_imports_again(world):
+    """rotate_keys --tenant: a preview's upload and the rows its dry run kept move to the new data key
+    (the old one could otherwise never be retired) and still read as they were."""
+    from healthapp.crypto import keyring
+    from healthapp.crypto.files import sealed_version
+    from healthapp.crypto.rotation import tenant_keys_rotate
+
+    text = "社員番号,氏名\r\nE-1,回転 一郎\r\n" * 3000
+    piece = [{"employee_number": "E-1", "name": "回転 一郎"}]
+    with tenant_context(world.tenant_a):
+        job = jobs.job_create(kind="roster", upload=io.BytesIO(text.encode("cp932")), file_name="r.csv",
+                              max_bytes=10**6, options={}, acting_user=None)  # fmt: skip
+        with jobs.SideFile(job) as side:
+            side.keep(piece)
+            side.save(job.plan)
+        job.state = Job.State.VALIDATED
+        job.save()
+        done = jobs.job_create(kind="roster", upload=io.BytesIO(b"a\n"), file_name="d.csv", max_bytes=10**6,
+                               options={}, acting_user=None)  # fmt: skip
+        jobs.job_finish(done)  # its file is deleted after the commit: not a file rotation looks at
+    names = (job.file, jobs.side_name(job))
+
+    def versions() -> list:
+        out = []
+        for name in names:
+            with default_storage.open(name, "rb") as raw:
+                out.append(sealed_version(raw))
+        return out
+
+    assert versions() == [1, 1]
+    result = tenant_keys_rotate(tenant=world.tenant_a)
+    assert result["files"] == 2 and versions() == [2, 2]
+    keyring.forget_cached_keys()
+    with tenant_context(world.tenant_a):
+        job.refresh_from_db()
+        with jobs.job_open(job) as f:
+            assert f.read().decode("cp932") == text
+        assert jobs.side_piece(job, 0) == piece
+
+    # Interrupted after the old copy was deleted, before the new one was saved under its name: the
+    # next run puts the kept copy back, and seals it under the version after.
+    kept = default_storage.open(job.file, "rb").read()
+    default_storage.delete(job.file)
+    default_storage.save(job.file + ".resealing", io.BytesIO(kept))
+    assert tenant_keys_rotate(tenant=world.tenant_a)["new_version"] == 3
+    assert versions() == [3, 3]
+    with tenant_context(world.tenant_a), jobs.job_open(job) as f:
+        assert f.read().decode("cp932") == text

@@ -127,7 +127,7 @@ def test_tenant_rotation_reencrypts_every_row_and_keeps_them_readable(world, fre
         states = dict(TenantKey.objects.filter(purpose="data").values_list("version", "state"))
     assert states == {1: "retired", 2: "active"}
     (rotated,) = events_of(world.tenant_a, action="tenant.keys_rotated")
-    assert rotated.details == {"new_version": 2, "started_new": 1, "rows": 3, "rewritten": 3}
+    assert rotated.details == {"new_version": 2, "started_new": 1, "rows": 3, "rewritten": 3, "files": 0}
 
 
 def test_interrupted_rotation_resumes_and_old_versions_stay_readable(world, fresh_keys):

@@ -13,7 +13,7 @@ class Command(OperatorCommand):
     help = (
         "Rotate encryption keys. 暗号鍵を更新します。 --kek re-wraps every tenant data key under the current "
         "master key (rows untouched). --tenant SLUG starts a new data-key version and re-encrypts that "
-        "tenant's rows in batches; re-run it after an interruption to resume."
+        "tenant's rows in batches, and the files unfinished imports keep; re-run it after an interruption to resume."
     )
 
     def add_arguments(self, parser):
@@ -49,7 +49,8 @@ class Command(OperatorCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"{verb} data key v{result['new_version']} for {tenant.slug}: "
-                f"{result['rewritten']} of {result['rows']} rows re-encrypted"
+                f"{result['rewritten']} of {result['rows']} rows re-encrypted, "
+                f"{result['files']} kept import file(s) sealed again"
             )
         )
 

@@ -1,0 +1,59 @@
+"""Migration healthapp 0007: every job gets a uid and its sealed file name is sealed again under it (a name
+copied onto another job no longer opens there); reversed, the names open without the uid again."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from tests.checkups.test_results_migration import ON_SQLITE, _migrate
+
+BEFORE = [("healthapp", "0006_job_number")]
+AFTER = [("healthapp", "0007_job_uid")]
+
+
+def _file_names() -> list:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT file_name FROM healthapp_job ORDER BY id")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason=ON_SQLITE)
+def test_stored_file_names_are_sealed_again_under_each_jobs_new_uid_and_back(transactional_db):
+    from django.db.migrations.executor import MigrationExecutor
+
+    from healthapp.crypto.errors import DecryptionError
+    from healthapp.crypto.fields import encrypted_fields, open_row, seal_row
+    from healthapp.models import Job
+    from tenants.context import tenant_context
+    from tenants.services import tenant_create
+
+    field = encrypted_fields(Job)[0]
+    _migrate(BEFORE)
+    try:
+        tenant = tenant_create(kind="company", name="移行テスト", slug="job-mig")
+        with tenant_context(tenant), connection.cursor() as cursor:
+            for n, name in enumerate(("山田太郎の健診.xml", None), start=1):
+                sealed = seal_row(tenant.pk, b"", [(field, name)])[0] if name else None
+                cursor.execute(
+                    "INSERT INTO healthapp_job (tenant_id, kind, number, state, file, file_name, file_size, "
+                    "file_sha256, options, plan, rows_total, rows_done, next_chunk, counts, errors, error_code, "
+                    "created_at, updated_at) VALUES (%s, 'checkup', %s, 'done', 'f', %s, 1, '0', '{}', '{}', 0, 0, "
+                    "0, '{}', '[]', '', '2026-12-01', '2026-12-01')",
+                    [tenant.pk, n, sealed],
+                )
+        before = _file_names()
+        _migrate(AFTER)
+        with tenant_context(tenant):
+            jobs = list(Job.objects.order_by("pk"))
+            assert [str(job.file_name) for job in jobs] == ["山田太郎の健診.xml", ""]
+            assert jobs[0].uid != jobs[1].uid
+            sealed = _file_names()[0]
+            assert sealed != before[0]
+            with pytest.raises(DecryptionError):
+                open_row(tenant.pk, b"", [(field, bytes(sealed))])  # bound to the uid now
+        _migrate(BEFORE)
+        with tenant_context(tenant):
+            assert open_row(tenant.pk, b"", [(field, bytes(_file_names()[0]))]) == ["山田太郎の健診.xml"]
+    finally:
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -17,14 +17,16 @@ from tenants.context import tenant_context
 def seal_under_new_uids(apps, schema_editor, *, model: str, fields: tuple[str, ...], reverse: bool = False) -> None:
     """Give every row of ``model`` (``"app_label.ModelName"``) a fresh uid and re-seal its ``fields``
     under it; ``reverse``: re-seal them without the uid (the uid column is dropped next). Tenant by
-    tenant, since row-level security shows a row only inside its tenant."""
+    tenant: each value is sealed under its tenant's key."""
     rows_of = apps.get_model(model)
     sealed_fields = [rows_of._meta.get_field(name) for name in fields]
     for f in sealed_fields:
         _aad_parts(f)
     for tenant in apps.get_model("tenants", "Tenant").objects.order_by("pk"):
         with tenant_context(tenant):
-            for pk, uid, *values in list(rows_of.objects.values_list("pk", "uid", *fields)):
+            # Filtered by tenant as well: migrations run as the owner role, which row-level security lets through.
+            rows = rows_of.objects.filter(tenant_id=tenant.pk).values_list("pk", "uid", *fields)
+            for pk, uid, *values in list(rows):
                 new_uid = None if reverse else uuid.uuid4()
                 # NULL reads as "" on fields that store "" as NULL
                 sealed = [(f, bytes(v)) for f, v in zip(sealed_fields, values, strict=True) if isinstance(v, bytes)]

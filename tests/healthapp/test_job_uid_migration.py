@@ -31,29 +31,33 @@ def test_stored_file_names_are_sealed_again_under_each_jobs_new_uid_and_back(tra
     field = encrypted_fields(Job)[0]
     _migrate(BEFORE)
     try:
+        # Two tenants, the first one's jobs last: each value is opened under its own tenant's key.
         tenant = tenant_create(kind="company", name="移行テスト", slug="job-mig")
-        with tenant_context(tenant), connection.cursor() as cursor:
-            for n, name in enumerate(("山田太郎の健診.xml", None), start=1):
-                sealed = seal_row(tenant.pk, b"", [(field, name)])[0] if name else None
+        other = tenant_create(kind="company", name="移行テスト2", slug="job-mig-2")
+        for owner, n, name in ((other, 1, "他社.csv"), (tenant, 1, "山田太郎の健診.xml"), (tenant, 2, None)):
+            with tenant_context(owner), connection.cursor() as cursor:
+                sealed = seal_row(owner.pk, b"", [(field, name)])[0] if name else None
                 cursor.execute(
                     "INSERT INTO healthapp_job (tenant_id, kind, number, state, file, file_name, file_size, "
                     "file_sha256, options, plan, rows_total, rows_done, next_chunk, counts, errors, error_code, "
                     "created_at, updated_at) VALUES (%s, 'checkup', %s, 'done', 'f', %s, 1, '0', '{}', '{}', 0, 0, "
                     "0, '{}', '[]', '', '2026-12-01', '2026-12-01')",
-                    [tenant.pk, n, sealed],
+                    [owner.pk, n, sealed],
                 )
-        before = _file_names()
+        before = _file_names()[1]
         _migrate(AFTER)
+        with tenant_context(other):
+            assert [str(job.file_name) for job in Job.objects.filter(tenant=other)] == ["他社.csv"]
         with tenant_context(tenant):
-            jobs = list(Job.objects.order_by("pk"))
+            jobs = list(Job.objects.filter(tenant=tenant).order_by("pk"))
             assert [str(job.file_name) for job in jobs] == ["山田太郎の健診.xml", ""]
             assert jobs[0].uid != jobs[1].uid
-            sealed = _file_names()[0]
-            assert sealed != before[0]
+            sealed = _file_names()[1]
+            assert sealed != before
             with pytest.raises(DecryptionError):
                 open_row(tenant.pk, b"", [(field, bytes(sealed))])  # bound to the uid now
         _migrate(BEFORE)
         with tenant_context(tenant):
-            assert open_row(tenant.pk, b"", [(field, bytes(_file_names()[0]))]) == ["山田太郎の健診.xml"]
+            assert open_row(tenant.pk, b"", [(field, bytes(_file_names()[1]))]) == ["山田太郎の健診.xml"]
     finally:
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

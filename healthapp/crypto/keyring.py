@@ -24,7 +24,7 @@ _cache: dict[tuple[int, str, int], tuple[float, bytes, AESGCM | None]] = {}
 _active: dict[tuple[int, str], tuple[float, int]] = {}
 _active_cipher: dict[int, tuple[float, AESGCM, bytes]] = {}
 _ciphers: dict[tuple[int, int], tuple[float, AESGCM]] = {}
-_index_keys: dict[tuple[int, str], tuple[float, bytes]] = {}
+_index_keys: dict[tuple[int, str, int], tuple[float, bytes]] = {}
 _lock = threading.Lock()
 _ttl_seconds: float | None = None
 
@@ -125,7 +125,7 @@ def aead_for(tenant_id: int, version: int) -> AESGCM:
 def index_key(tenant_id: int, purpose: str, *, version: int = 1) -> bytes:
     """The blind-index key of one purpose, derived with HKDF from the tenant's index secret, so the
     same value has unrelated index entries for different purposes and tenants."""
-    hit = _index_keys.get((tenant_id, purpose))
+    hit = _index_keys.get((tenant_id, purpose, version))
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
     expires, secret, _ = _entry(tenant_id, TenantKey.Purpose.INDEX, version)
@@ -133,7 +133,7 @@ def index_key(tenant_id: int, purpose: str, *, version: int = 1) -> bytes:
         secret
     )
     with _lock:
-        _index_keys[(tenant_id, purpose)] = (expires, derived)
+        _index_keys[(tenant_id, purpose, version)] = (expires, derived)
     return derived
 
 

@@ -232,3 +232,18 @@ def test_the_master_keys_repr_does_not_show_the_key():
     secret = os.urandom(32)
     shown = repr(kek.LocalKek(secret))
     assert secret.hex() not in shown and repr(secret) not in shown and "LocalKek" in shown
+
+
+def test_each_index_key_version_is_its_own_key_even_when_cached(world, fresh_keys):
+    """The cache of derived index keys is per version: asking for version 2 after version 1 (as a future
+    index-secret rotation will, to read old and new entries side by side) must not return version 1."""
+    from tenants.models import TenantKey
+
+    with tenant_context(world.tenant_a):
+        TenantKey.objects.filter(purpose=TenantKey.Purpose.INDEX).update(state=TenantKey.State.RETIRED)
+        keyring._new_key(world.tenant_a, TenantKey.Purpose.INDEX, version=2)
+    first = keyring.index_key(world.tenant_a.pk, "employee_number", version=1)
+    second = keyring.index_key(world.tenant_a.pk, "employee_number", version=2)
+    assert first != second
+    keyring.forget_cached_keys()
+    assert keyring.index_key(world.tenant_a.pk, "employee_number", version=2) == second

@@ -870,3 +870,106 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
         if overall.suppressed or 0 < hidden_follow_ups < MIN_GROUP_SIZE:  # the whole minus what is shown
             overall = None
     return Distribution(fiscal_year, rows, overall, years)
+
+
+# --- 特定健診・特定保健指導の集計 ---------------------------------------------------------------------------
+
+GUIDANCE_AGE_BANDS = [(40, 44), (45, 49), (50, 54), (55, 59), (60, 64), (65, 69), (70, 74)]
+GUIDANCE_LEVELS = [level.label for level in sorted(stratification.Level, reverse=True)]  # 積極的支援 … 対象外
+NOT_JUDGED = "未判定"
+METABOLIC_COUNTED = [stratification.MetabolicSyndrome.MEETS.value, stratification.MetabolicSyndrome.PRELIMINARY.value]
+
+
+@dataclass
+class GuidanceRow:
+    """One line of the summary: an age band (``ages``), one sex's total (``sex``) or everyone."""
+
+    ages: tuple[int, int] | None = None
+    sex: str = ""
+    eligible: int = 0  # 対象者: on the roster through the fiscal year, 40-74 at its end
+    examined: int = 0  # 受診者: of those, people with a checkup in the fiscal year
+    levels: dict[str, int] = field(default_factory=dict)  # 保健指導 level (or 未判定) → people
+    metabolic: dict[str, int] = field(default_factory=dict)  # 基準該当 / 予備群 → people
+
+    @property
+    def rate(self) -> float | None:
+        """受診率 in percent, one decimal (None without anyone eligible)."""
+        return round(100 * self.examined / self.eligible, 1) if self.eligible else None
+
+    @property
+    def targeted(self) -> int:
+        """特定保健指導の対象者: 積極的支援 and 動機付け支援."""
+        return sum(self.levels.get(level, 0) for level in GUIDANCE_LEVELS[:2])
+
+    @property
+    def targeted_share(self) -> float | None:
+        return round(100 * self.targeted / self.examined, 1) if self.examined else None
+
+    def count(self, level: str, metabolic: str) -> None:
+        self.examined += 1
+        self.levels[level] = self.levels.get(level, 0) + 1
+        if metabolic in METABOLIC_COUNTED:
+            self.metabolic[metabolic] = self.metabolic.get(metabolic, 0) + 1
+
+
+@dataclass(frozen=True)
+class GuidanceSummary:
+    fiscal_year: int | None
+    rows: list[GuidanceRow]  # the age bands, then 男性, 女性, then everyone
+    years: list[int] = field(default_factory=list)
+    unknown_age: int = 0  # people in scope whose birth date is not on file: not counted anywhere
+
+
+def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary:
+    """特定健診の受診率 and 特定保健指導の階層化 of one fiscal year (the latest when none, or one without
+    checkups, is asked for), over the people whose results the user may read (checkup.view scope, not
+    themself), as the MHLW's 法定報告 counts them: 対象者 are on the roster through the year (no 資格喪失
+    before its end) and 40-74 at its end (年度末年齢); 受診者 are those of them with a checkup that year. Each
+    person is counted once, by their 特定健診 of the year if they had one, else their latest checkup, read by
+    its newest judgement (未判定 while there is none). Aggregates of what the user can read person by person,
+    so nothing is suppressed."""
+    from checkups.services import age_in_fiscal_year
+    from healthapp.crypto.fields import open_row
+
+    records = _view_scope(user)
+    years = list(records.order_by("-fiscal_year").values_list("fiscal_year", flat=True).distinct())
+    if not years:
+        return GuidanceSummary(None, [])
+    if fiscal_year not in years:
+        fiscal_year = years[0]
+    year_end = dt.date(fiscal_year + 1, 3, 31)
+    members = policy.scope(user, Perm.CHECKUP_VIEW, Member.objects.all()).exclude(user_id=user.pk)
+    members = members.filter(Q(qualification_end__gt=year_end) | Q(qualification_end__isnull=True, is_active=True))
+    fields = [Member._meta.get_field(name) for name in ("birth_date", "sex")]
+    tenant_id = user.tenant_id
+    people: dict[int, tuple[int, str]] = {}  # member → (age at the year's end, sex)
+    unknown_age = 0
+    for pk, uid, birth, sex in members.values_list("pk", "uid", "birth_date", "sex"):
+        if not isinstance(birth, bytes):
+            unknown_age += 1
+            continue
+        sealed = [(f, value) for f, value in zip(fields, (birth, sex), strict=True) if isinstance(value, bytes)]
+        opened = open_row(tenant_id, uid.bytes, sealed)
+        age = age_in_fiscal_year(opened[0], fiscal_year)
+        if 40 <= age <= 74:
+            people[pk] = (age, opened[1] if len(opened) > 1 else "")
+    chosen: dict[int, tuple] = {}
+    for member_id, program, exam_date, pk, level, metabolic in (
+        records.filter(fiscal_year=fiscal_year, member_id__in=list(people))
+        .annotate(level=_newest(Judgement, "judged_at", "guidance_level"),
+                  metabolic=_newest(Judgement, "judged_at", "metabolic_syndrome"))
+        .values_list("member_id", "program", "exam_date", "pk", "level", "metabolic")
+    ):  # fmt: skip
+        rank = (program == CheckupRecord.Program.SPECIFIC, exam_date, pk)
+        if member_id not in chosen or rank > chosen[member_id][0]:
+            chosen[member_id] = (rank, level or NOT_JUDGED, metabolic or "")
+    bands = [GuidanceRow(ages=band) for band in GUIDANCE_AGE_BANDS]
+    by_sex = {sex: GuidanceRow(sex=sex) for sex in (Member.Sex.MALE, Member.Sex.FEMALE)}
+    everyone = GuidanceRow()
+    for member_id, (age, sex) in people.items():
+        rows = [bands[(age - 40) // 5], everyone, *([by_sex[sex]] if sex in by_sex else [])]
+        for row in rows:
+            row.eligible += 1
+            if member_id in chosen:
+                row.count(*chosen[member_id][1:])
+    return GuidanceSummary(fiscal_year, [*bands, *by_sex.values(), everyone], years, unknown_age)

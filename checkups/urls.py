@@ -15,4 +15,5 @@ urlpatterns = [
     path("checkups/conclusions/", views.conclusions, name="conclusions"),
     path("checkups/conclusions/<int:record_id>/follow-up/", views.conclusion_follow_up, name="conclusion-follow-up"),
     path("checkups/dashboard/", views.dashboard, name="dashboard"),
+    path("checkups/guidance/", views.guidance_summary, name="guidance-summary"),
 ]

@@ -280,6 +280,25 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )  # fmt: skip
 
 
+@login_required
+def guidance_summary(request: HttpRequest) -> HttpResponse:
+    summary = selectors.guidance_summary(user=request.user, fiscal_year=_year(request.GET.get("year", "")))
+    if summary.fiscal_year is not None:
+        audit.record(
+            action="checkup.guidance_summary_viewed", target_type="checkup",
+            details={"fiscal_year": summary.fiscal_year, "eligible": summary.rows[-1].eligible},
+        )  # fmt: skip
+    return render(
+        request,
+        "checkups/guidance_summary.html",
+        {
+            "summary": summary, "fiscal_year": summary.fiscal_year, "years": summary.years,
+            "levels": [*selectors.GUIDANCE_LEVELS[:4], selectors.NOT_JUDGED],
+            "metabolic": selectors.METABOLIC_COUNTED,
+        },
+    )  # fmt: skip
+
+
 def _follow_up_post(request: HttpRequest, record) -> RowError | None:
     """Record (or, with ``undo``, take back) a follow-up visit. Success goes to the messages; a refusal is
     returned, to be shown beside the record's row with the date as typed."""

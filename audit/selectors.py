@@ -128,7 +128,25 @@ def events_page(
         qs = qs.filter(Q(occurred_at__lt=at) | Q(occurred_at=at, id__lt=pk))
     rows = list(qs.order_by("-occurred_at", "-id")[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else ""
-    return list(_for_reader(rows[:limit], user)), next_cursor
+    return _with_job_labels(list(_for_reader(rows[:limit], user))), next_cursor
+
+
+def _with_job_labels(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Events about an import job get ``job_label``: the job as its pages name it (名簿の取り込み #3, the
+    tenant's own count), since the target id is the job's global primary key."""
+    from healthapp.models import Job
+
+    ids = {int(e.target_id) for e in events if e.target_type == "job" and e.target_id.isdigit()}
+    if ids:
+        jobs = {
+            pk: (kind, number)
+            for pk, kind, number in Job.objects.filter(pk__in=ids).values_list("pk", "kind", "number")
+        }
+        for event in events:
+            if event.target_type == "job" and event.target_id.isdigit() and int(event.target_id) in jobs:
+                kind, number = jobs[int(event.target_id)]
+                event.job_label = f"{Job.Kind(kind).label} #{number or event.target_id}"
+    return events
 
 
 def events_for_export(*, user, since: dt.date, until: dt.date) -> Iterator[AuditEvent]:

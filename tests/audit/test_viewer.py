@@ -221,3 +221,19 @@ def test_every_action_the_code_records_has_a_name_in_the_viewer():
             recorded.add(f"auth.{scope}.rate_limited")
     assert {"auth.login.succeeded", "checkup.judged", "auth.registration.rate_limited"} <= recorded
     assert sorted(recorded - set(ACTION_LABELS)) == []
+
+
+def test_an_import_job_is_named_as_its_pages_name_it(admin_client, world):
+    """Job events carry the job's global id; the log shows 名簿の取り込み #n, the tenant's own count, beside it."""
+    import io as _io
+
+    from healthapp import jobs
+
+    with tenant_context(world.tenant_a):
+        job = jobs.job_create(kind="roster", upload=_io.BytesIO(b"a\n1\n"), file_name="r.csv", max_bytes=10**6,
+                              options={}, acting_user=None)  # fmt: skip
+        audit.record(action="roster.imported", target_type="job", target_id=job.pk, details={"rows": 1})
+    assert job.number == 1
+    page = admin_client.get("/audit/?target_type=job").content.decode()
+    label = re.search(r'data-testid="job-label">([^<]+)</span> <span class="muted">([^<]+)<', page)
+    assert label and label.groups() == ("名簿の取り込み #1", f"（ID {job.pk}）")

@@ -136,8 +136,12 @@ class Member(TenantScopedModel):
         Department, on_delete=models.PROTECT, null=True, blank=True, related_name="members", within="office"
     )
     relationship = models.CharField(_("続柄"), max_length=8, choices=Relationship.choices, default=Relationship.SELF)
+    qualification_start = models.DateField(_("資格取得日"), null=True, blank=True)
     qualification_end = models.DateField(_("資格喪失日"), null=True, blank=True)
     is_active = models.BooleanField(default=True)
+    # The day the entry was turned off (a full import missing it, an edit) when no 資格喪失日 says when: the
+    # years before it still count the person (特定健診の対象者); set and cleared by every save of is_active.
+    inactive_since = models.DateField(null=True, blank=True, editable=False)
 
     employee_number = EncryptedTextField(_("社員番号"), null=True, blank=True)
     name = EncryptedTextField(_("氏名"))
@@ -206,13 +210,17 @@ class Member(TenantScopedModel):
     )  # fmt: skip
 
     # What a roster row sets and the import compares through ``roster_digest``.
-    ROSTER_COMPARED = frozenset({*PERSONAL_FIELDS, "relationship", "qualification_end"})
+    ROSTER_COMPARED = frozenset({*PERSONAL_FIELDS, "relationship", "qualification_start", "qualification_end"})
 
     def before_save(self, *, update_fields=None) -> tuple[str, ...]:
         cleared: tuple[str, ...] = ()
         fields = set(update_fields or ())
+        if update_fields is None or "is_active" in fields:
+            since = None if self.is_active else self.inactive_since or timezone.localdate()
+            if since != self.inactive_since:
+                self.inactive_since, cleared = since, ("inactive_since",)
         if update_fields is None or ("roster_digest" not in fields and self.ROSTER_COMPARED & fields):
-            self.roster_digest, cleared = None, ("roster_digest",)  # changed outside the import: compare in full
+            self.roster_digest, cleared = None, (*cleared, "roster_digest")  # changed outside the import
         if update_fields is not None and not self._INDEXED & set(update_fields):
             return cleared
         derived = member_indexes(self.tenant_id, self.__dict__ | {f: getattr(self, f) for f in self._INDEXED})

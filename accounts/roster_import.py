@@ -80,6 +80,7 @@ COLUMNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "relationship": ("続柄", "relationship", ("本人家族区分",)),
     "office": ("事業所", "office", ("事業所名",)),
     "department": ("部署", "department", ("部署名", "所属")),
+    "qualification_start": ("資格取得日", "qualification_start", ("取得日", "加入日")),
     "qualification_end": ("資格喪失日", "qualification_end", ("喪失日",)),
     "email": ("メールアドレス", "email", ("e-mail", "mail", "メール")),
 }
@@ -96,6 +97,7 @@ COLUMN_LABELS = {
     "relationship": gettext_lazy("続柄"),
     "office": gettext_lazy("事業所"),
     "department": gettext_lazy("部署"),
+    "qualification_start": gettext_lazy("資格取得日"),
     "qualification_end": gettext_lazy("資格喪失日"),
     "email": gettext_lazy("メールアドレス"),
 }
@@ -156,6 +158,7 @@ ERROR_MESSAGES = {
     ),
     "date_range": gettext_lazy("生年月日は %(min)s から今日までの日付で入力してください。"),
     "too_young": gettext_lazy("生年月日から数えると15歳未満です。元号や年の誤りがないか確認してください。"),
+    "start_after_end": gettext_lazy("資格取得日が資格喪失日と同じか、それより後です。"),
     "sex": gettext_lazy(
         "性別が読めません。男/女、male/female など（使える値は「ファイルの書き方」にあります）で入力してください。"
     ),
@@ -373,8 +376,8 @@ class Context:
 # Columns with few distinct values in a roster (a few offices and departments, two sexes, ~16,000 birth
 # dates among any number of people): each distinct cell text is cleaned once per job step. Bounded, so
 # memory stays flat however long the file is. Not names or numbers, which hardly repeat.
-_REPEATING = frozenset({"sex", "relationship", "office", "department", "birth_date", "qualification_end",
-                        "insurance_symbol"})  # fmt: skip
+_REPEATING = frozenset({"sex", "relationship", "office", "department", "birth_date", "qualification_start",
+                        "qualification_end", "insurance_symbol"})  # fmt: skip
 _MEMO_LIMIT = 20_000
 _MISS = object()
 
@@ -421,6 +424,9 @@ def clean_row(cells: list[str], number: int, ctx: Context) -> Row:
         return row
     if not values.get("name"):
         row.errors.append(("name", "required"))
+    start, end = values.get("qualification_start"), values.get("qualification_end")
+    if start and end and start >= end:
+        row.errors.append(("qualification_start", "start_after_end"))
     _resolve_office(row, ctx)
     if ctx.insurer and not values.get("employee_number"):
         if missing := [c for c in INSURER_CARD if not values.get(c)]:
@@ -575,6 +581,7 @@ _CLEANERS = {
     "relationship": _choice(_RELATIONSHIP, "relationship", ""),  # blank: 本人 for a new entry, kept on update
     "office": _text(200),
     "department": _text(200),
+    "qualification_start": _date,
     "qualification_end": _date,
     "email": _email,
 }
@@ -818,7 +825,7 @@ def _office_ids(row: Row, ctx: Context, *, create: bool = True) -> tuple[int | N
     return office.pk, department.pk
 
 
-_COMPARED_PLAIN = ("relationship", "qualification_end")
+_COMPARED_PLAIN = ("relationship", "qualification_start", "qualification_end")
 
 
 @dataclass
@@ -1559,7 +1566,7 @@ def _chunk_rows(
     return rows
 
 
-_DATES = frozenset({"birth_date", "qualification_end"})
+_DATES = frozenset({"birth_date", "qualification_start", "qualification_end"})
 
 
 def _kept_layout(columns: list[str | None]) -> tuple[list[str], list[int]]:
@@ -1705,7 +1712,8 @@ def _new_members(rows: list[Row], ctx: Context) -> tuple[tuple, list]:
         office_id, department_id = places.get(place) or places.setdefault(place, _office_ids(row, ctx))
         indexes = ctx.indexes(values, known={row.key_field: row.key})
         record = [
-            uid, office_id, department_id, values.get("relationship") or _SELF, values.get("qualification_end"),
+            uid, office_id, department_id, values.get("relationship") or _SELF, values.get("qualification_start"),
+            values.get("qualification_end"),
             _target_active(values, today), indexes["employee_number_index"], indexes["name_index"],
             indexes["email_index"], indexes["insurance_card_index"], row_digest(row, ctx),
         ]  # fmt: skip
@@ -1736,7 +1744,7 @@ _PLAIN = [f for f in _MEMBER_FIELDS if f.attname not in _MEMBER_ENCRYPTED]
 _COLUMNS = tuple(f.column for f in _PLAIN + _ENCRYPTED)
 _VARYING = tuple(
     Member._meta.get_field(name)
-    for name in ("uid", "office", "department", "relationship", "qualification_end", "is_active",
+    for name in ("uid", "office", "department", "relationship", "qualification_start", "qualification_end", "is_active",
                  "employee_number_index", "name_index", "email_index", "insurance_card_index", "roster_digest")
 )  # fmt: skip
 _SELF = Member.Relationship.SELF.value
@@ -1812,7 +1820,7 @@ def _deactivate(pairs: Iterable[tuple[int, int | None]]) -> int:
     count = 0
     for start in range(0, len(member_ids), 1000):
         count += Member.objects.filter(pk__in=member_ids[start : start + 1000]).update(
-            is_active=False, updated_at=timezone.now()
+            is_active=False, inactive_since=timezone.localdate(), updated_at=timezone.now()
         )
     _logins_off(user_ids)
     return count

@@ -70,7 +70,7 @@ ACTION_LABELS = {
     "checkup.conclusions_viewed": _("就業判定の閲覧"),
     "checkup.queue_viewed": _("就業判定の待ち一覧の閲覧"),
     "checkup.results_listed": _("健診結果の一覧の閲覧"),
-    "checkup.guidance_summary_viewed": _("特定保健指導の集計の閲覧"),
+    "checkup.guidance_summary_viewed": _("特定健診の受診率と階層化の閲覧"),
     "checkup.imported": _("健診結果の取り込み"),
     "checkup.import_failed": _("健診結果の取り込みの中断（反映済みの分は残ります）"),
     "checkup.judged": _("健診結果の判定"),

@@ -872,24 +872,27 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
     return Distribution(fiscal_year, rows, overall, years)
 
 
-# --- 特定健診・特定保健指導の集計 ---------------------------------------------------------------------------
+# --- 特定健診の受診率と階層化 -------------------------------------------------------------------------------
 
 GUIDANCE_AGE_BANDS = [(40, 44), (45, 49), (50, 54), (55, 59), (60, 64), (65, 69), (70, 74)]
 GUIDANCE_LEVELS = [level.label for level in sorted(stratification.Level, reverse=True)]  # 積極的支援 … 対象外
 NOT_JUDGED = "未判定"
 METABOLIC_COUNTED = [stratification.MetabolicSyndrome.MEETS.value, stratification.MetabolicSyndrome.PRELIMINARY.value]
+MEDICATION_ANSWERS = ("medication_bp", "medication_glucose", "medication_lipid")
 
 
 @dataclass
 class GuidanceRow:
-    """One line of the summary: an age band (``ages``), one sex's total (``sex``) or everyone."""
+    """One line of the summary: an age band (``ages``), one sex's or one relationship's total, or everyone."""
 
     ages: tuple[int, int] | None = None
     sex: str = ""
-    eligible: int = 0  # 対象者: on the roster through the fiscal year, 40-74 at its end
+    relationship: str = ""
+    eligible: int = 0  # 対象者: insured through the fiscal year, 40-74 at its end
     examined: int = 0  # 受診者: of those, people with a checkup in the fiscal year
     levels: dict[str, int] = field(default_factory=dict)  # 保健指導 level (or 未判定) → people
     metabolic: dict[str, int] = field(default_factory=dict)  # 基準該当 / 予備群 → people
+    medicated: int = 0  # of the examined, on blood-pressure, glucose or lipid medication (情報提供 by rule)
 
     @property
     def rate(self) -> float | None:
@@ -905,46 +908,58 @@ class GuidanceRow:
     def targeted_share(self) -> float | None:
         return round(100 * self.targeted / self.examined, 1) if self.examined else None
 
-    def count(self, level: str, metabolic: str) -> None:
+    def count(self, level: str, metabolic: str, medicated: bool) -> None:
         self.examined += 1
         self.levels[level] = self.levels.get(level, 0) + 1
         if metabolic in METABOLIC_COUNTED:
             self.metabolic[metabolic] = self.metabolic.get(metabolic, 0) + 1
+        self.medicated += medicated
 
 
 @dataclass(frozen=True)
 class GuidanceSummary:
     fiscal_year: int | None
-    rows: list[GuidanceRow]  # the age bands, then 男性, 女性, then everyone
+    rows: list[GuidanceRow]  # the age bands, 男性, 女性, 本人, 家族, then everyone
     years: list[int] = field(default_factory=list)
     unknown_age: int = 0  # people in scope whose birth date is not on file: not counted anywhere
+    asked_for: int | None = None  # a year asked for that has nothing to count (another one is shown)
+    as_of: dt.date | None = None  # the roster as of this day decides who was insured
 
 
 def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary:
-    """特定健診の受診率 and 特定保健指導の階層化 of one fiscal year (the latest when none, or one without
-    checkups, is asked for), over the people whose results the user may read (checkup.view scope, not
-    themself), as the MHLW's 法定報告 counts them: 対象者 are on the roster through the year (no 資格喪失
-    before its end) and 40-74 at its end (年度末年齢); 受診者 are those of them with a checkup that year. Each
-    person is counted once, by their 特定健診 of the year if they had one, else their latest checkup, read by
-    its newest judgement (未判定 while there is none). Aggregates of what the user can read person by person,
-    so nothing is suppressed."""
-    from checkups.services import age_in_fiscal_year
+    """特定健診の受診率 and 特定保健指導の階層化 of one fiscal year (the current one when none is asked for; a
+    year before any checkup in scope falls back to the latest), over the people whose results the user may read
+    (checkup.view scope, not themself), as the MHLW's 法定報告 counts them: 対象者 are insured on 1 April (no
+    資格取得日 after it) and through the year (no 資格喪失日 before its end; an entry turned off without one counts
+    in the years before that day) and 40-74 at its end (年度末年齢); 受診者 are those of them with a checkup that
+    year. Each person is counted once, by their 特定健診 of the year if they had one, else their latest checkup,
+    read by its newest judgement (未判定 while there is none). Aggregates of what the user can read person by
+    person, so nothing is suppressed."""
+    from checkups.services import age_in_fiscal_year, fiscal_year_of
     from healthapp.crypto.fields import open_row
 
     records = _view_scope(user)
-    years = list(records.order_by("-fiscal_year").values_list("fiscal_year", flat=True).distinct())
-    if not years:
-        return GuidanceSummary(None, [])
-    if fiscal_year not in years:
+    today = timezone.localdate()
+    years = sorted(
+        {fiscal_year_of(today), *records.order_by().values_list("fiscal_year", flat=True).distinct()}, reverse=True
+    )
+    asked_for = None
+    if fiscal_year is None:
         fiscal_year = years[0]
-    year_end = dt.date(fiscal_year + 1, 3, 31)
+    elif fiscal_year not in years:
+        asked_for, fiscal_year = fiscal_year, years[0]
+    year_start, year_end = dt.date(fiscal_year, 4, 1), dt.date(fiscal_year + 1, 3, 31)
     members = policy.scope(user, Perm.CHECKUP_VIEW, Member.objects.all()).exclude(user_id=user.pk)
-    members = members.filter(Q(qualification_end__gt=year_end) | Q(qualification_end__isnull=True, is_active=True))
+    members = members.filter(
+        Q(qualification_start__isnull=True) | Q(qualification_start__lte=year_start),
+        Q(qualification_end__gt=year_end)
+        | Q(qualification_end__isnull=True) & (Q(is_active=True) | Q(inactive_since__gt=year_end)),
+    )
     fields = [Member._meta.get_field(name) for name in ("birth_date", "sex")]
     tenant_id = user.tenant_id
-    people: dict[int, tuple[int, str]] = {}  # member → (age at the year's end, sex)
+    people: dict[int, tuple[int, str, str]] = {}  # member → (age at the year's end, sex, relationship)
     unknown_age = 0
-    for pk, uid, birth, sex in members.values_list("pk", "uid", "birth_date", "sex"):
+    for pk, uid, relationship, birth, sex in members.values_list("pk", "uid", "relationship", "birth_date", "sex"):
         if not isinstance(birth, bytes):
             unknown_age += 1
             continue
@@ -952,24 +967,31 @@ def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary
         opened = open_row(tenant_id, uid.bytes, sealed)
         age = age_in_fiscal_year(opened[0], fiscal_year)
         if 40 <= age <= 74:
-            people[pk] = (age, opened[1] if len(opened) > 1 else "")
+            people[pk] = (age, opened[1] if len(opened) > 1 else "", relationship)
     chosen: dict[int, tuple] = {}
-    for member_id, program, exam_date, pk, level, metabolic in (
+    for member_id, program, exam_date, pk, answers, level, metabolic in (
         records.filter(fiscal_year=fiscal_year, member_id__in=list(people))
         .annotate(level=_newest(Judgement, "judged_at", "guidance_level"),
                   metabolic=_newest(Judgement, "judged_at", "metabolic_syndrome"))
-        .values_list("member_id", "program", "exam_date", "pk", "level", "metabolic")
+        .values_list("member_id", "program", "exam_date", "pk", "questionnaire", "level", "metabolic")
     ):  # fmt: skip
         rank = (program == CheckupRecord.Program.SPECIFIC, exam_date, pk)
         if member_id not in chosen or rank > chosen[member_id][0]:
-            chosen[member_id] = (rank, level or NOT_JUDGED, metabolic or "")
+            medicated = any((answers or {}).get(answer) for answer in MEDICATION_ANSWERS)
+            chosen[member_id] = (rank, level or NOT_JUDGED, metabolic or "", medicated)
     bands = [GuidanceRow(ages=band) for band in GUIDANCE_AGE_BANDS]
     by_sex = {sex: GuidanceRow(sex=sex) for sex in (Member.Sex.MALE, Member.Sex.FEMALE)}
+    by_relationship = {kind: GuidanceRow(relationship=kind) for kind in Member.Relationship.values}
     everyone = GuidanceRow()
-    for member_id, (age, sex) in people.items():
-        rows = [bands[(age - 40) // 5], everyone, *([by_sex[sex]] if sex in by_sex else [])]
+    for member_id, (age, sex, relationship) in people.items():
+        rows = [bands[(age - 40) // 5], everyone, by_relationship[relationship]]
+        if sex in by_sex:
+            rows.append(by_sex[sex])
         for row in rows:
             row.eligible += 1
             if member_id in chosen:
                 row.count(*chosen[member_id][1:])
-    return GuidanceSummary(fiscal_year, [*bands, *by_sex.values(), everyone], years, unknown_age)
+    return GuidanceSummary(
+        fiscal_year, [*bands, *by_sex.values(), *by_relationship.values(), everyone], years, unknown_age,
+        asked_for, today,
+    )  # fmt: skip

@@ -283,18 +283,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 def guidance_summary(request: HttpRequest) -> HttpResponse:
     summary = selectors.guidance_summary(user=request.user, fiscal_year=_year(request.GET.get("year", "")))
-    if summary.fiscal_year is not None:
-        audit.record(
-            action="checkup.guidance_summary_viewed", target_type="checkup",
-            details={"fiscal_year": summary.fiscal_year, "eligible": summary.rows[-1].eligible},
-        )  # fmt: skip
+    audit.record(
+        action="checkup.guidance_summary_viewed", target_type="checkup",
+        details={"fiscal_year": summary.fiscal_year, "eligible": summary.rows[-1].eligible},
+    )  # fmt: skip
+    rows = summary.rows
+    bands = len(selectors.GUIDANCE_AGE_BANDS)
     return render(
         request,
         "checkups/guidance_summary.html",
         {
             "summary": summary, "fiscal_year": summary.fiscal_year, "years": summary.years,
-            "levels": [*selectors.GUIDANCE_LEVELS[:4], selectors.NOT_JUDGED],
-            "metabolic": selectors.METABOLIC_COUNTED,
+            "bands": rows[:bands], "groups": rows[bands:-1], "overall": rows[-1],
+            "levels": [*selectors.GUIDANCE_LEVELS, selectors.NOT_JUDGED], "metabolic": selectors.METABOLIC_COUNTED,
         },
     )  # fmt: skip
 

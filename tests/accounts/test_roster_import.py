@@ -1128,3 +1128,26 @@ def test_a_blank_relationship_keeps_family_and_makes_a_new_entry_self(world):
     with tenant_context(world.tenant_b):
         relationships = {m.name: m.relationship for m in Member.objects.all() if m.insurance_symbol == "12"}
     assert relationships == {"乙山 子": "family", "乙山 新": "self"}
+
+
+def test_the_coverage_start_date_is_read_stored_and_checked_against_the_end(world):
+    """資格取得日 decides whether someone was insured from a fiscal year's 1 April (特定健診の対象者)."""
+    header = ["社員番号", "氏名", "生年月日", "性別", "資格取得日", "資格喪失日"]
+    rows = [["S1", "取得 一郎", "1970-01-01", "男", "令和7年10月1日", ""],
+            ["S2", "取得 二郎", "1970-01-01", "男", "2025-10-01", "2025-10-01"]]  # fmt: skip
+    job = validate(world.tenant_a, roster_csv(rows, header=header))
+    assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [(3, "qualification_start", "start_after_end")]
+    run(world.tenant_a, roster_csv(rows[:1], header=header))
+    assert members(world.tenant_a)["S1"].qualification_start == dt.date(2025, 10, 1)
+    run(world.tenant_a, roster_csv([["S1", "取得 一郎", "1970-01-01", "男", "", ""]], header=header))
+    assert members(world.tenant_a)["S1"].qualification_start == dt.date(2025, 10, 1)  # a blank keeps it
+
+
+def test_an_entry_turned_off_without_an_end_date_remembers_the_day_and_forgets_it_when_listed_again(world):
+    run(world.tenant_a, roster_csv([person("T1"), person("T2")]))
+    run(world.tenant_a, roster_csv([person("A0", "甲野 0"), person("T1")]), mode="full")  # T2 missing from the file
+    today = timezone.localdate()
+    roster = members(world.tenant_a)
+    assert (roster["T2"].is_active, roster["T2"].inactive_since, roster["T1"].inactive_since) == (False, today, None)
+    run(world.tenant_a, roster_csv([person("T2")]))
+    assert (members(world.tenant_a)["T2"].is_active, members(world.tenant_a)["T2"].inactive_since) == (True, None)

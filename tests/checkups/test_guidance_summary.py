@@ -1,6 +1,6 @@
-"""特定健診・特定保健指導の集計: a 保健師 sees, for the people whose results she may read, how many were due
-a 特定健診 (40-74 at the fiscal year's end, insured through it), how many had one, and how they were
-stratified, by age band and sex, counted as the MHLW's 法定報告 counts them."""
+"""特定健診の受診率と階層化: a 保健師 sees, for the people whose results she may read, how many were due a
+特定健診 (40-74 at the fiscal year's end, insured from its 1 April through its end), how many had one, and how
+they were stratified, by age band, sex and 本人/家族, counted as the MHLW's 法定報告 counts them."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import re
 from decimal import Decimal as D
 
 import pytest
+from django.utils import timezone
 
-from accounts.models import Role
+from accounts.models import Member, Role
 from accounts.services import member_create
 from audit.models import AuditEvent
 from checkups import selectors
-from checkups.services import checkup_judge, checkup_record_save
+from checkups.services import checkup_judge, checkup_record_save, fiscal_year_of
 from tenants.context import tenant_context
 from tenants.services import department_create
 from tests.checkups.test_results_for_health_staff import MILD, VALUES, _client, _staff
@@ -52,6 +53,17 @@ def unit(world):
                       qualification_end=dt.date(2025, 12, 31))  # fmt: skip  # left during the year
         _record(left, dt.date(2025, 6, 4), ACTIVE)
         person("G-6", sex="male")  # no birth date on file
+        # Joined in the middle of FY2025: due from FY2026 on. Turned off by a full import in May 2026 (no
+        # 資格喪失日): still due in FY2025. A dependant on medication.
+        person("G-8", sex="male", birth_date=dt.date(1970, 1, 1), qualification_start=dt.date(2025, 10, 1))
+        dropped = person("G-9", sex="female", birth_date=dt.date(1960, 1, 1))
+        dropped.is_active = False
+        dropped.save()
+        Member.objects.filter(pk=dropped.pk).update(inactive_since=dt.date(2026, 5, 1))
+        family = person("G-10", sex="female", birth_date=dt.date(1966, 2, 2), relationship="family")
+        record = checkup_record_save(member=family, exam_date=dt.date(2025, 9, 1), program="specific",
+                                     values=ACTIVE, questionnaire={"medication_bp": True})  # fmt: skip
+        checkup_judge(record=record)
         _record(active, dt.date(2024, 6, 3), INFORMATION)  # another fiscal year
         nurse = _staff(world, "nurse", Role.HEALTH_STAFF, "health_staff", "department", department=room)
         nurse.member.birth_date = dt.date(1975, 1, 1)
@@ -63,7 +75,7 @@ def unit(world):
 
 def _rows(summary) -> dict[str, selectors.GuidanceRow]:
     def key(row) -> str:
-        return f"{row.ages[0]}-{row.ages[1]}" if row.ages else row.sex or "all"
+        return f"{row.ages[0]}-{row.ages[1]}" if row.ages else row.sex or row.relationship or "all"
 
     return {key(row): row for row in summary.rows}
 
@@ -72,31 +84,36 @@ def test_people_due_examined_and_stratified_by_age_band_and_sex(world, unit):
     with tenant_context(world.tenant_a):
         summary = selectors.guidance_summary(user=unit["nurse"], fiscal_year=2025)
     rows = _rows(summary)
-    assert summary.fiscal_year == 2025 and summary.years == [2025, 2024]
+    current = fiscal_year_of(timezone.localdate())
+    assert summary.fiscal_year == 2025 and summary.years == sorted({current, 2025, 2024}, reverse=True)
     assert summary.unknown_age == 1
     everyone = rows["all"]
-    assert (everyone.eligible, everyone.examined, everyone.rate) == (3, 2, 66.7)
-    assert everyone.levels == {"積極的支援": 1, "情報提供": 1}
-    assert (everyone.targeted, everyone.targeted_share) == (1, 50.0)
-    assert everyone.metabolic == {"基準該当": 1}
+    # G-1, G-2, G-3, G-9 (turned off after the year), G-10; not G-8 (joined in October)
+    assert (everyone.eligible, everyone.examined, everyone.rate) == (5, 3, 60.0)
+    assert everyone.levels == {"積極的支援": 1, "情報提供": 2}  # G-10 on medication: 情報提供 by rule
+    assert (everyone.targeted, everyone.targeted_share, everyone.medicated) == (1, 33.3, 1)
+    assert everyone.metabolic == {"基準該当": 2}
     assert (rows["55-59"].eligible, rows["55-59"].examined, rows["55-59"].levels) == (1, 1, {"積極的支援": 1})
-    assert (rows["65-69"].eligible, rows["65-69"].levels) == (1, {"情報提供": 1})
+    assert (rows["65-69"].eligible, rows["65-69"].levels) == (2, {"情報提供": 1})
     assert (rows["45-49"].eligible, rows["45-49"].examined, rows["45-49"].rate) == (1, 0, 0.0)
     assert (rows["40-44"].eligible, rows["40-44"].rate) == (0, None)
-    assert (rows["male"].eligible, rows["female"].eligible, rows["female"].examined) == (1, 2, 1)
+    assert (rows["male"].eligible, rows["female"].eligible, rows["female"].examined) == (1, 4, 2)
+    assert (rows["self"].eligible, rows["family"].eligible, rows["family"].medicated) == (4, 1, 1)
 
 
 def test_an_earlier_year_and_a_record_not_yet_judged(world, unit):
     with tenant_context(world.tenant_a):
         earlier = _rows(selectors.guidance_summary(user=unit["nurse"], fiscal_year=2024))["all"]
-        # G-1 54 (checked in FY2025 only), G-2 67, G-3 45, G-5 59 (insured through FY2024)
-        assert (earlier.eligible, earlier.examined, earlier.levels) == (4, 1, {"情報提供": 1})
+        # G-1 54 (checked in FY2025 only), G-2 67, G-3 45, G-5 59 (insured through FY2024), G-9 65, G-10 59
+        assert (earlier.eligible, earlier.examined, earlier.levels) == (6, 1, {"情報提供": 1})
+        later = _rows(selectors.guidance_summary(user=unit["nurse"], fiscal_year=2026))["all"]
+        assert (later.eligible, later.examined, later.rate) == (5, 0, 0.0)  # G-8 due now, G-9 no longer
         fresh = member_create(employee_number="G-7", name="対象 G-7", office=world.office_a, sex="female",
                               birth_date=dt.date(1972, 8, 8),
                               department=unit["nurse"].member.department)  # fmt: skip
         checkup_record_save(member=fresh, exam_date=dt.date(2025, 8, 1), program="specific", values=INFORMATION)
         now = _rows(selectors.guidance_summary(user=unit["nurse"], fiscal_year=2025))["all"]
-    assert (now.eligible, now.examined, now.levels.get("未判定")) == (4, 3, 1)
+    assert (now.eligible, now.examined, now.levels.get("未判定")) == (6, 4, 1)
 
 
 def test_the_page_for_a_health_nurse_audited_and_404_without_checkup_view(world, unit):
@@ -104,19 +121,25 @@ def test_the_page_for_a_health_nurse_audited_and_404_without_checkup_view(world,
     page = nurse.get("/checkups/guidance/?year=2025")
     assert page.status_code == 200
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.content.decode()))
-    assert "特定健診・特定保健指導の集計（2025年度）" in text
-    assert "合計 3 2 66.7% 1 0 1 0 0 1 (50.0%) 1 0" in text
+    assert "特定健診の受診率と階層化（2025年度）" in text
+    # 対象者 受診者 受診率 | 積極的 動機付け 情報提供 判定不能 対象外 未判定 | 指導対象 服薬中 | 該当 予備群
+    assert "合計 5 3 60.0% 1 0 2 0 0 0 1 (33.3%) 1 2 0" in text
+    assert "家族（被扶養者） 計 1 1 100.0%" in text
     assert "生年月日が名簿にない 1 人は数えていません。" in text
+    fallback = nurse.get("/checkups/guidance/?year=2019").content.decode()
+    current = fiscal_year_of(timezone.localdate())
+    assert f"2019年度の健診はないため、{current}年度を表示しています。" in fallback
     assert 'data-testid="nav-guidance-summary"' in page.content.decode()
     with tenant_context(world.tenant_a):
-        (event,) = AuditEvent.objects.filter(action="checkup.guidance_summary_viewed")
-    assert event.actor_id == unit["nurse"].pk and event.details == {"fiscal_year": 2025, "eligible": 3}
+        event = AuditEvent.objects.filter(action="checkup.guidance_summary_viewed").order_by("seq").first()
+    assert event.actor_id == unit["nurse"].pk and event.details == {"fiscal_year": 2025, "eligible": 5}
     assert _client("hr@a.example").get("/checkups/guidance/").status_code == 404
 
 
 def test_in_english(world, unit):
     nurse = _client("nurse@a.example")
     nurse.cookies["django_language"] = "en"
-    text = nurse.get("/checkups/guidance/").content.decode()
-    assert "Specific health checkups and guidance (FY2025)" in text
-    assert "Ages 55–59" in text and "Intensive support" in text and "Metabolic syndrome: Meets the criteria" in text
+    text = nurse.get("/checkups/guidance/?year=2025").content.decode()
+    assert "Checkup rate and stratification (FY2025)" in text
+    assert "Ages 55–59" in text and "Intensive support" in text and "Dependants, total" in text
+    assert '<th scope="col" rowspan="2">Due</th>' in text

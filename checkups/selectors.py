@@ -927,8 +927,8 @@ class GuidanceSummary:
 
 
 def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary:
-    """特定健診の受診率 and 特定保健指導の階層化 of one fiscal year (the current one when none is asked for; a
-    year before any checkup in scope falls back to the latest), over the people whose results the user may read
+    """特定健診の受診率 and 特定保健指導の階層化 of one fiscal year (the latest with checkups in scope when none,
+    or one that is neither that nor the current year, is asked for), over the people whose results the user may read
     (checkup.view scope, not themself), as the MHLW's 法定報告 counts them: 対象者 are insured on 1 April (no
     資格取得日 after it) and through the year (no 資格喪失日 before its end; an entry turned off without one counts
     in the years before that day) and 40-74 at its end (年度末年齢); 受診者 are those of them with a checkup that
@@ -940,14 +940,14 @@ def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary
 
     records = _view_scope(user)
     today = timezone.localdate()
-    years = sorted(
-        {fiscal_year_of(today), *records.order_by().values_list("fiscal_year", flat=True).distinct()}, reverse=True
-    )
+    checked = set(records.order_by().values_list("fiscal_year", flat=True).distinct())
+    years = sorted({fiscal_year_of(today), *checked}, reverse=True)  # this year too, to follow it as it fills
+    latest = max(checked) if checked else years[0]
     asked_for = None
     if fiscal_year is None:
-        fiscal_year = years[0]
+        fiscal_year = latest
     elif fiscal_year not in years:
-        asked_for, fiscal_year = fiscal_year, years[0]
+        asked_for, fiscal_year = fiscal_year, latest
     year_start, year_end = dt.date(fiscal_year, 4, 1), dt.date(fiscal_year + 1, 3, 31)
     members = policy.scope(user, Perm.CHECKUP_VIEW, Member.objects.all()).exclude(user_id=user.pk)
     members = members.filter(

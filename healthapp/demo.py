@@ -100,6 +100,17 @@ def _seed_roster(tenant: Tenant, spec: dict, fake: Faker, rng: random.Random) ->
             else:
                 last, first = fake.last_name_pair(), fake.first_name_female_pair()
             family = i % 7 == 6
+            birth = dt.date(1960, 1, 1) + dt.timedelta(days=rng.randint(0, 365 * 42))
+            coverage = {}
+            if spec["kind"] == Tenant.Kind.INSURER:
+                # A 健保's roster as 特定健診 sees it: dependants of 40 and over among them, one person who
+                # joined in the middle of a year and one who left in the middle of the last one.
+                if family:
+                    birth = dt.date(min(birth.year, 1975), birth.month, min(birth.day, 28))
+                if i == 9:
+                    coverage = {"qualification_start": dt.date(2024, 10, 1)}
+                elif i == 11:
+                    coverage = {"qualification_end": dt.date(2025, 9, 30), "is_active": False}
             member_create(
                 employee_number=f"E{i + 1:05d}",
                 office=office,
@@ -107,13 +118,14 @@ def _seed_roster(tenant: Tenant, spec: dict, fake: Faker, rng: random.Random) ->
                 relationship=Member.Relationship.FAMILY if family else Member.Relationship.SELF,
                 name=f"{last[0]} {first[0]}",
                 kana_name=f"{last[1]} {first[1]}",
-                birth_date=dt.date(1960, 1, 1) + dt.timedelta(days=rng.randint(0, 365 * 42)),
+                birth_date=birth,
                 sex=sex,
                 insurance_symbol=symbol,
                 insurance_number=str(rng.randint(1, 99999)),
                 insurance_branch="01" if family else "00",
                 address=fake.address(),
                 phone=fake.phone_number(),
+                **coverage,
             )
 
 
@@ -124,10 +136,15 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
     from checkups import items
     from checkups.mhlw_sample import bmi_of
     from checkups.models import CheckupRecord
-    from checkups.services import checkup_judge, checkup_record_save
+    from checkups.services import age_in_fiscal_year, checkup_judge, checkup_record_save
 
     catalogue = items.load().items
     bodies = _sample_csv_bodies() if tenant.slug == SAMPLE_CSV_TENANT else {}
+    # A 健保's checkups are 特定健診; in the last year some people have not had theirs, and one awaits its
+    # judgement, so 特定健診の受診率と階層化 shows a rate under 100 % and a 未判定.
+    insurer = tenant.kind == Tenant.Kind.INSURER
+    program = CheckupRecord.Program.SPECIFIC if insurer else CheckupRecord.Program.REGULAR
+    awaiting = None  # the one record left unjudged: someone due (40-74) in the last year
 
     with tenant_context(tenant):
         for index, member in enumerate(Member.objects.order_by("pk")):
@@ -143,6 +160,8 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
             if body := bodies.get(member.employee_number):  # the shipped sample CSV's autumn checkup continues
                 base["height"], base["weight"] = body[0], body[1] / 1.04  # the spring one of the last year here
             for years_ago in (2, 1, 0):
+                if insurer and years_ago == 0 and index % 6 == 5 and member.user_id is None:
+                    continue
                 drift = 1 + 0.02 * (2 - years_ago)
                 values = {  # as a provider reports them: to each item's own decimals (blood pressure in mmHg)
                     item: items.round_half_up(Decimal(value * (1 if item == "height" else drift)),
@@ -150,11 +169,18 @@ def _seed_checkups(tenant: Tenant, rng: random.Random) -> None:
                     for item, value in base.items()
                 }  # fmt: skip
                 values["bmi"] = bmi_of(values["weight"], values["height"])
+                exam_date = dt.date(2025 - years_ago, 5, 10 + rng.randint(0, 15))
+                answers = {"hours_since_meal": "12", "smoker": rng.random() < 0.2}
+                if insurer and index % 5 == 3:
+                    answers["medication_bp"] = True  # on blood-pressure medication: 情報提供 by rule
                 record = checkup_record_save(
-                    member=member, exam_date=dt.date(2025 - years_ago, 5, 10 + rng.randint(0, 15)), program="regular",
-                    values=values, questionnaire={"hours_since_meal": "12", "smoker": rng.random() < 0.2},
+                    member=member, exam_date=exam_date, program=program, values=values, questionnaire=answers,
                     institution="デモ健診センター", source="demo",
                 )  # fmt: skip
+                due = member.birth_date and 40 <= age_in_fiscal_year(member.birth_date, 2025) <= 74
+                if insurer and years_ago == 0 and awaiting is None and member.user_id is None and due:
+                    awaiting = record
+                    continue
                 checkup_judge(record=record)
         # One correction by the provider, so 結果の訂正履歴 and the note on マイ健診結果 have something to show.
         record = (

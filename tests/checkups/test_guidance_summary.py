@@ -127,8 +127,8 @@ def test_the_page_for_a_health_nurse_audited_and_404_without_checkup_view(world,
     assert "家族（被扶養者） 計 1 1 100.0%" in text
     assert "生年月日が名簿にない 1 人は数えていません。" in text
     fallback = nurse.get("/checkups/guidance/?year=2019").content.decode()
-    current = fiscal_year_of(timezone.localdate())
-    assert f"2019年度の健診はないため、{current}年度を表示しています。" in fallback
+    assert "2019年度の健診はないため、2025年度を表示しています。" in fallback
+    assert "特定健診の受診率と階層化（2025年度）" in nurse.get("/checkups/guidance/").content.decode()  # the latest
     assert 'data-testid="nav-guidance-summary"' in page.content.decode()
     with tenant_context(world.tenant_a):
         event = AuditEvent.objects.filter(action="checkup.guidance_summary_viewed").order_by("seq").first()

@@ -209,3 +209,20 @@ def test_the_demo_has_people_in_good_health_too(db):
         overall = list(Judgement.objects.values_list("overall", flat=True))
     share = sum(1 for grade in overall if grade in "AB" and grade) / len(overall)
     assert 0.2 <= share <= 0.5, share
+
+
+def test_the_demo_insurer_has_a_checkup_year_to_follow_up(db):
+    """特定健診の受診率と階層化 of the demo 健保 is not all 100 %: someone due had no checkup, one awaits its
+    judgement, some are on medication, one joined and one left in the middle of a year."""
+    from accounts.models import User
+    from checkups import selectors
+
+    run("seed_demo")
+    nurse = User.objects.get(email="health-staff@demo-kenpo.example")
+    with tenant_context(nurse.tenant):
+        latest = selectors.guidance_summary(user=nurse, fiscal_year=2025).rows[-1]
+        earlier = selectors.guidance_summary(user=nurse, fiscal_year=2024).rows[-1]
+        insured = set(Member.objects.exclude(qualification_start=None).values_list("pk", flat=True))
+        left = set(Member.objects.exclude(qualification_end=None).values_list("pk", flat=True))
+    assert latest.examined < latest.eligible and latest.levels.get("未判定") == 1 and latest.medicated > 0
+    assert len(insured) == len(left) == 1 and earlier.examined == earlier.eligible

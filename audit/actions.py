@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 # details so the hash gives nothing away.
 HEALTH_READS = frozenset({
     "checkup.viewed", "checkup.queue_viewed", "checkup.results_listed", "checkup.conclusions_viewed",
-    "checkup.follow_up_recorded", "checkup.follow_up_undone",
+    "checkup.follow_up_recorded", "checkup.follow_up_undone", "checkup.unexamined_listed",
 })  # fmt: skip
 # Of those, the events a person records about themself ("受診しました": they were asked to see a doctor):
 # there the actor is the person, withheld too.
@@ -71,6 +71,7 @@ ACTION_LABELS = {
     "checkup.queue_viewed": _("就業判定の待ち一覧の閲覧"),
     "checkup.results_listed": _("健診結果の一覧の閲覧"),
     "checkup.guidance_summary_viewed": _("特定健診の受診率と階層化の閲覧"),
+    "checkup.unexamined_listed": _("特定健診の未受診者の一覧の閲覧"),
     "checkup.imported": _("健診結果の取り込み"),
     "checkup.import_failed": _("健診結果の取り込みの中断（反映済みの分は残ります）"),
     "checkup.judged": _("健診結果の判定"),

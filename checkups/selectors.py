@@ -900,6 +900,10 @@ class GuidanceRow:
         return round(100 * self.examined / self.eligible, 1) if self.eligible else None
 
     @property
+    def unexamined(self) -> int:
+        return self.eligible - self.examined
+
+    @property
     def targeted(self) -> int:
         """特定保健指導の対象者: 積極的支援 and 動機付け支援."""
         return sum(self.levels.get(level, 0) for level in GUIDANCE_LEVELS[:2])
@@ -926,15 +930,20 @@ class GuidanceSummary:
     as_of: dt.date | None = None  # the roster as of this day decides who was insured
 
 
-def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary:
-    """特定健診の受診率 and 特定保健指導の階層化 of one fiscal year (the latest with checkups in scope when none,
-    or one that is neither that nor the current year, is asked for), over the people whose results the user may read
-    (checkup.view scope, not themself), as the MHLW's 法定報告 counts them: 対象者 are insured on 1 April (no
-    資格取得日 after it) and through the year (no 資格喪失日 before its end; an entry turned off without one counts
-    in the years before that day) and 40-74 at its end (年度末年齢); 受診者 are those of them with a checkup that
-    year. Each person is counted once, by their 特定健診 of the year if they had one, else their latest checkup,
-    read by its newest judgement (未判定 while there is none). Aggregates of what the user can read person by
-    person, so nothing is suppressed."""
+@dataclass(frozen=True)
+class _Due:
+    """Who was due a 特定健診 in a fiscal year (in the user's scope) and the checkup each examined one counts by."""
+
+    fiscal_year: int
+    years: list[int]
+    asked_for: int | None
+    today: dt.date
+    people: dict[int, tuple[int, str, str]]  # member → (age at the year's end, sex, relationship)
+    chosen: dict[int, tuple]  # member → (rank, 保健指導 level, metabolic syndrome, on medication)
+    unknown_age: int
+
+
+def _due(user, fiscal_year: int | None) -> _Due:
     from checkups.services import age_in_fiscal_year, fiscal_year_of
     from healthapp.crypto.fields import open_row
 
@@ -957,7 +966,7 @@ def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary
     )
     fields = [Member._meta.get_field(name) for name in ("birth_date", "sex")]
     tenant_id = user.tenant_id
-    people: dict[int, tuple[int, str, str]] = {}  # member → (age at the year's end, sex, relationship)
+    people: dict[int, tuple[int, str, str]] = {}
     unknown_age = 0
     for pk, uid, relationship, birth, sex in members.values_list("pk", "uid", "relationship", "birth_date", "sex"):
         if not isinstance(birth, bytes):
@@ -979,19 +988,57 @@ def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary
         if member_id not in chosen or rank > chosen[member_id][0]:
             medicated = any((answers or {}).get(answer) for answer in MEDICATION_ANSWERS)
             chosen[member_id] = (rank, level or NOT_JUDGED, metabolic or "", medicated)
+    return _Due(fiscal_year, years, asked_for, today, people, chosen, unknown_age)
+
+
+def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary:
+    """特定健診の受診率 and 特定保健指導の階層化 of one fiscal year (the latest with checkups in scope when none,
+    or one that is neither that nor the current year, is asked for), over the people whose results the user may
+    read (checkup.view scope, not themself), as the MHLW's 法定報告 counts them: 対象者 are insured on 1 April (no
+    資格取得日 after it) and through the year (no 資格喪失日 before its end; an entry turned off without one counts
+    in the years before that day) and 40-74 at its end (年度末年齢); 受診者 are those of them with a checkup that
+    year. Each person is counted once, by their 特定健診 of the year if they had one, else their latest checkup,
+    read by its newest judgement (未判定 while there is none). Aggregates of what the user can read person by
+    person, so nothing is suppressed."""
+    due = _due(user, fiscal_year)
     bands = [GuidanceRow(ages=band) for band in GUIDANCE_AGE_BANDS]
     by_sex = {sex: GuidanceRow(sex=sex) for sex in (Member.Sex.MALE, Member.Sex.FEMALE)}
     by_relationship = {kind: GuidanceRow(relationship=kind) for kind in Member.Relationship.values}
     everyone = GuidanceRow()
-    for member_id, (age, sex, relationship) in people.items():
+    for member_id, (age, sex, relationship) in due.people.items():
         rows = [bands[(age - 40) // 5], everyone, by_relationship[relationship]]
         if sex in by_sex:
             rows.append(by_sex[sex])
         for row in rows:
             row.eligible += 1
-            if member_id in chosen:
-                row.count(*chosen[member_id][1:])
+            if member_id in due.chosen:
+                row.count(*due.chosen[member_id][1:])
     return GuidanceSummary(
-        fiscal_year, [*bands, *by_sex.values(), *by_relationship.values(), everyone], years, unknown_age,
-        asked_for, today,
+        due.fiscal_year, [*bands, *by_sex.values(), *by_relationship.values(), everyone], due.years,
+        due.unknown_age, due.asked_for, due.today,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UnexaminedEntry:
+    member: Member
+    age: int  # at the fiscal year's end
+
+
+@dataclass(frozen=True)
+class Unexamined:
+    fiscal_year: int
+    years: list[int]
+    page: Page  # of UnexaminedEntry, oldest first (the order a 保健師 calls them in makes no difference here)
+    asked_for: int | None = None
+
+
+def unexamined(*, user, fiscal_year: int | None = None, page: int | str | None = 1) -> Unexamined:
+    """未受診者: the people due a 特定健診 in the fiscal year (as ``guidance_summary`` counts them) with no checkup
+    in it, a page at a time, for 受診勧奨: by age at the year's end, oldest first, then roster order."""
+    due = _due(user, fiscal_year)
+    missing = sorted((pk for pk in due.people if pk not in due.chosen), key=lambda pk: (-due.people[pk][0], pk))
+    found = Paginator(missing, PAGE_SIZE).get_page(page)
+    loaded = Member.objects.select_related("office", "department").in_bulk(list(found.object_list))
+    found.object_list = [UnexaminedEntry(loaded[pk], due.people[pk][0]) for pk in found.object_list if pk in loaded]
+    return Unexamined(due.fiscal_year, due.years, found, due.asked_for)

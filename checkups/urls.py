@@ -16,4 +16,5 @@ urlpatterns = [
     path("checkups/conclusions/<int:record_id>/follow-up/", views.conclusion_follow_up, name="conclusion-follow-up"),
     path("checkups/dashboard/", views.dashboard, name="dashboard"),
     path("checkups/guidance/", views.guidance_summary, name="guidance-summary"),
+    path("checkups/guidance/unexamined/", views.unexamined, name="unexamined"),
 ]

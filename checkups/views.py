@@ -300,6 +300,25 @@ def guidance_summary(request: HttpRequest) -> HttpResponse:
     )  # fmt: skip
 
 
+@login_required
+def unexamined(request: HttpRequest) -> HttpResponse:
+    found = selectors.unexamined(
+        user=request.user, fiscal_year=_year(request.GET.get("year", "")), page=request.GET.get("page", 1)
+    )
+    # Who had no checkup is about their health care: a health read, withheld from log readers without checkup.view.
+    audit.record(
+        action="checkup.unexamined_listed", target_type="member",
+        details={"fiscal_year": found.fiscal_year, "page": found.page.number,
+                 "members": [entry.member.pk for entry in found.page]},
+    )  # fmt: skip
+    return render(
+        request,
+        "checkups/unexamined.html",
+        {"found": found, "page": found.page, "fiscal_year": found.fiscal_year, "years": found.years,
+         "pager_query": f"year={found.fiscal_year}&"},
+    )  # fmt: skip
+
+
 def _follow_up_post(request: HttpRequest, record) -> RowError | None:
     """Record (or, with ``undo``, take back) a follow-up visit. Success goes to the messages; a refusal is
     returned, to be shown beside the record's row with the date as typed."""

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 import pytest
 from django.utils import timezone
 
-from accounts.models import Member, Role
+from accounts.models import Member, Role, member_indexes
 from accounts.services import member_create
 from audit.models import AuditEvent
 from checkups import selectors
@@ -143,3 +143,23 @@ def test_in_english(world, unit):
     assert "Checkup rate and stratification (FY2025)" in text
     assert "Ages 55–59" in text and "Intensive support" in text and "Dependants, total" in text
     assert '<th scope="col" rowspan="2">Due</th>' in text
+
+
+def test_the_people_due_and_not_examined_are_listed_oldest_first_as_a_health_read(world, unit):
+    nurse = _client("nurse@a.example")
+    summary = nurse.get("/checkups/guidance/?year=2025").content.decode()
+    assert "未受診の対象者 2 人の一覧" in summary
+    page = nurse.get("/checkups/guidance/unexamined/?year=2025").content.decode()
+    rows = page.split('data-testid="unexamined"', 1)[1].split("</table>")[0]
+    names = re.findall(r">(対象 G-\d+)<", rows)
+    assert names == ["対象 G-9", "対象 G-3"]  # 66 and 46 at the end of FY2025
+    assert "66歳" in rows and "女性" in rows
+    with tenant_context(world.tenant_a):
+        event = AuditEvent.objects.filter(action="checkup.unexamined_listed").get()
+        g3 = Member.objects.get(employee_number_index=member_indexes(world.tenant_a.pk, {"employee_number": "G-3"})[
+            "employee_number_index"])  # fmt: skip
+    assert g3.pk in event.details["members"] and event.details["fiscal_year"] == 2025
+    from audit.actions import HEALTH_READS
+
+    assert "checkup.unexamined_listed" in HEALTH_READS
+    assert _client("hr@a.example").get("/checkups/guidance/unexamined/").status_code == 404

@@ -904,6 +904,15 @@ class GuidanceRow:
         return self.eligible - self.examined
 
     @property
+    def label(self) -> str:
+        """The row's name, in the reader's language."""
+        if self.ages:
+            return _("%(low)s〜%(high)s歳") % {"low": self.ages[0], "high": self.ages[1]}
+        names = {"male": _("男性 計"), "female": _("女性 計"), "self": _("本人（被保険者） 計"),
+                 "family": _("家族（被扶養者） 計")}  # fmt: skip
+        return names.get(self.sex or self.relationship, _("合計"))
+
+    @property
     def targeted(self) -> int:
         """特定保健指導の対象者: 積極的支援 and 動機付け支援."""
         return sum(self.levels.get(level, 0) for level in GUIDANCE_LEVELS[:2])

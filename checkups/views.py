@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_http_methods, require_safe
 
 import audit
@@ -27,7 +28,8 @@ from checkups import disclosure, items, selectors, services
 from checkups.charts import trend_svg
 from checkups.forms import FollowUpVisitForm, OpinionForm
 from checkups.models import CheckupRecord
-from checkups.templatetags.checkup_tags import unit_label
+from checkups.templatetags.checkup_tags import judged_label, unit_label
+from healthapp.csvsafe import csv_response
 from healthapp.errors import AppError
 
 
@@ -285,17 +287,30 @@ def guidance_summary(request: HttpRequest) -> HttpResponse:
     summary = selectors.guidance_summary(user=request.user, fiscal_year=_year(request.GET.get("year", "")))
     audit.record(
         action="checkup.guidance_summary_viewed", target_type="checkup",
-        details={"fiscal_year": summary.fiscal_year, "eligible": summary.rows[-1].eligible},
+        details={"fiscal_year": summary.fiscal_year, "eligible": summary.rows[-1].eligible,
+                 "format": "csv" if request.GET.get("format") == "csv" else "page"},
     )  # fmt: skip
     rows = summary.rows
     bands = len(selectors.GUIDANCE_AGE_BANDS)
+    levels = [*selectors.GUIDANCE_LEVELS, selectors.NOT_JUDGED]
+    if request.GET.get("format") == "csv":  # for the 法定報告 and the insurer's own spreadsheets
+        words = [judged_label(word) for word in (*levels, *selectors.METABOLIC_COUNTED)]
+        header = [_("区分"), pgettext("guidance summary", "対象者"), _("受診者"), _("受診率"), *words[: len(levels)],
+                  _("特定保健指導の対象者"), _("服薬中"), *words[len(levels) :]]  # fmt: skip
+        table = [
+            [row.label, row.eligible, row.examined, "" if row.rate is None else row.rate,
+             *(row.levels.get(level, 0) for level in levels), row.targeted, row.medicated,
+             *(row.metabolic.get(m, 0) for m in selectors.METABOLIC_COUNTED)]
+            for row in rows
+        ]  # fmt: skip
+        return csv_response(f"checkup-rate-{summary.fiscal_year}.csv", header, table)
     return render(
         request,
         "checkups/guidance_summary.html",
         {
             "summary": summary, "fiscal_year": summary.fiscal_year, "years": summary.years,
             "bands": rows[:bands], "groups": rows[bands:-1], "overall": rows[-1],
-            "levels": [*selectors.GUIDANCE_LEVELS, selectors.NOT_JUDGED], "metabolic": selectors.METABOLIC_COUNTED,
+            "levels": levels, "metabolic": selectors.METABOLIC_COUNTED,
         },
     )  # fmt: skip
 

@@ -132,7 +132,8 @@ def test_the_page_for_a_health_nurse_audited_and_404_without_checkup_view(world,
     assert 'data-testid="nav-guidance-summary"' in page.content.decode()
     with tenant_context(world.tenant_a):
         event = AuditEvent.objects.filter(action="checkup.guidance_summary_viewed").order_by("seq").first()
-    assert event.actor_id == unit["nurse"].pk and event.details == {"fiscal_year": 2025, "eligible": 5}
+    assert event.actor_id == unit["nurse"].pk
+    assert event.details == {"fiscal_year": 2025, "eligible": 5, "format": "page"}
     assert _client("hr@a.example").get("/checkups/guidance/").status_code == 404
 
 
@@ -163,3 +164,24 @@ def test_the_people_due_and_not_examined_are_listed_oldest_first_as_a_health_rea
 
     assert "checkup.unexamined_listed" in HEALTH_READS
     assert _client("hr@a.example").get("/checkups/guidance/unexamined/").status_code == 404
+
+
+def test_the_summary_as_csv_for_a_spreadsheet(world, unit):
+    import csv as _csv
+    import io
+
+    response = _client("nurse@a.example").get("/checkups/guidance/?year=2025&format=csv")
+    assert (
+        response["Content-Type"].startswith("text/csv") and "checkup-rate-2025.csv" in response["Content-Disposition"]
+    )
+    rows = list(_csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert (
+        rows[0][:4] == ["区分", "対象者", "受診者", "受診率"]
+        and "積極的支援" in rows[0]
+        and rows[0][-2:] == ["基準該当", "予備群"]
+    )
+    assert rows[-1][:4] == ["合計", "5", "3", "60.0"] and rows[4][0] == "55〜59歳"
+    with tenant_context(world.tenant_a):
+        formats = list(AuditEvent.objects.filter(action="checkup.guidance_summary_viewed").values_list(
+            "details__format", flat=True))  # fmt: skip
+    assert formats == ["csv"]

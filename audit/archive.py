@@ -80,20 +80,36 @@ class S3Archive:
         return True
 
     def keys(self, prefix: str) -> Iterator[str]:
+        """Every key that has a version under ``prefix``, one hidden by a delete marker too (a plain DELETE
+        on a versioned bucket only adds a marker; the locked version stays and is what counts)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        seen: set[str] = set()
         try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    yield item["Key"]
+            for page in self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
+                for version in page.get("Versions", []):
+                    if version["Key"] not in seen:
+                        seen.add(version["Key"])
+                        yield version["Key"]
         except (BotoCoreError, ClientError) as exc:
             raise ArchiveUnavailable(type(exc).__name__) from exc
 
     def get(self, key: str) -> bytes:
+        """The key's first version: the one shipped and locked. A later PUT under the same key adds a version
+        (Object Lock keeps versions, not keys) and must not replace what was archived."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            versions = [
+                v
+                for page in self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key)
+                for v in page.get("Versions", [])
+                if v["Key"] == key
+            ]
+            if not versions:
+                raise ArchiveUnavailable("NoSuchKey")
+            first = versions[-1]  # S3 lists a key's versions newest first
+            return self.client.get_object(Bucket=self.bucket, Key=key, VersionId=first["VersionId"])["Body"].read()
         except (BotoCoreError, ClientError) as exc:
             raise ArchiveUnavailable(type(exc).__name__) from exc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import itertools
 import json
 import logging
 import re
@@ -297,6 +298,12 @@ def verify_chain(chain: str, *, archive: Archive | None = None) -> ChainReport:
     prev = head.pruned_hash if head else GENESIS_HASH
     shipped_seen = head is None or head.shipped_seq <= (head.pruned_seq if head else 0)
     report.last_seq = expected_seq - 1  # a chain pruned through its head verifies from its pruning point
+    with connection.cursor() as cur:
+        # Nothing below the pruning point (or at seq 0 or less): the walk starts above it and would not see it.
+        cur.execute("SELECT min(seq) FROM audit_auditevent WHERE chain = %s AND seq <= %s", [chain, expected_seq - 1])
+        below = cur.fetchone()[0]
+    if below is not None:
+        return _broken(report, below, "events at or below the pruning point")
     archived = ArchivedHead(seq=0, hashes={})
     if archive is not None and head is not None:
         try:
@@ -343,17 +350,19 @@ _BATCH_NAME = re.compile(r"/(\d{12})-(\d{12})\.jsonl\.gz$")
 
 @dataclass(frozen=True)
 class ArchivedHead:
-    """The newest archived seq of a chain, and the archived hashes of that seq and of those asked for."""
+    """The newest archived seq of a chain, the archived hashes of that seq and of those asked for, and what
+    is wrong with the archive itself, if anything: (seq, problem)."""
 
     seq: int
     hashes: dict[int, str]
+    problem: tuple[int, str] | None = None
 
     def disagreement(self, head: AuditChain) -> tuple[int, str] | None:
+        if self.problem:
+            return self.problem
         if head.shipped_seq > self.seq:
-            return (
-                self.seq + 1,
-                f"head says shipped through seq {head.shipped_seq} but the archive ends at seq {self.seq}",
-            )
+            shipped = head.shipped_seq
+            return self.seq + 1, f"head says shipped through seq {shipped} but the archive ends at seq {self.seq}"
         if self.seq > head.seq:
             return head.seq + 1, f"the archive holds events through seq {self.seq}, past the head ({head.seq})"
         for seq, kept, what in (
@@ -365,30 +374,74 @@ class ArchivedHead:
         return None
 
 
-def archived_head(archive: Archive, chain: str, *, also: set[int] = frozenset()) -> ArchivedHead:
-    """Read the chain's archived batches by name; open only those holding the newest seq or ``also``.
+class _ArchiveBroken(Exception):
+    def __init__(self, seq: int, problem: str) -> None:
+        super().__init__(problem)
+        self.seq, self.problem = seq, problem
 
-    Each archived event read is checked against its own hash, so a batch cannot vouch for a head it
-    does not hold.
-    """
+
+def archived_head(archive: Archive, chain: str, *, also: set[int] = frozenset()) -> ArchivedHead:
+    """What the archive holds of a chain, read by the batches' names and checked as a chain itself: the
+    batches tile their range of seqs without a gap or an overlap, two copies of one batch are the same bytes,
+    and each batch opened (those holding the newest seq or ``also``, and the batch before each) holds exactly
+    the seqs its name says, each event matching its own hash and linked to the one before, across batches
+    too. So a batch added under another name, or one that holds less than its name says, cannot vouch for a
+    head."""
     owner = "none" if chain == NO_TENANT_CHAIN else chain
-    batches = sorted(
-        (int(found[1]), int(found[2]), key)
-        for key in archive.keys(f"audit/{owner}/")
-        if (found := _BATCH_NAME.search(key))
-    )
-    newest = batches[-1][1] if batches else 0
-    wanted = {seq for seq in {*also, newest} if seq}
-    hashes: dict[int, str] = {}
-    for first, last, key in batches:
-        if not any(first <= seq <= last for seq in wanted):
-            continue
-        for line in gzip.decompress(archive.get(key)).splitlines():
-            event = json.loads(line)
-            if event["seq"] in wanted:
-                kept = event.pop("hash")
-                hashes[event["seq"]] = kept if event_hash(event) == kept else "(altered in the archive)"
-    return ArchivedHead(seq=newest, hashes=hashes)
+    copies: dict[tuple[int, int], list[str]] = {}
+    for key in archive.keys(f"audit/{owner}/"):
+        if found := _BATCH_NAME.search(key):
+            copies.setdefault((int(found[1]), int(found[2])), []).append(key)
+    if not copies:
+        return ArchivedHead(seq=0, hashes={})
+    ranges = sorted(copies)
+    newest = ranges[-1][1]
+    try:
+        for (first, last), (following, _end) in itertools.pairwise(ranges):
+            if first > last or following != last + 1:
+                raise _ArchiveBroken(min(following, last + 1), "archived batches leave a gap or overlap")
+        bodies: dict[tuple[int, int], bytes] = {}
+
+        def body(span: tuple[int, int]) -> bytes:
+            if span not in bodies:
+                read = {archive.get(key) for key in copies[span]}
+                if len(read) > 1:
+                    raise _ArchiveBroken(span[0], "two archived copies of one batch differ")
+                bodies[span] = read.pop()
+            return bodies[span]
+
+        wanted = {seq for seq in {*also, newest} if seq}
+        hashes: dict[int, str] = {}
+        for at, span in enumerate(ranges):
+            if not any(span[0] <= seq <= span[1] for seq in wanted):
+                continue
+            previous = _batch_events(body(ranges[at - 1]), ranges[at - 1])[-1]["hash"] if at else None
+            for event in _batch_events(body(span), span, prev_hash=previous):
+                if event["seq"] in wanted:
+                    hashes[event["seq"]] = event["hash"]
+        return ArchivedHead(seq=newest, hashes=hashes)
+    except _ArchiveBroken as broken:
+        return ArchivedHead(seq=newest, hashes={}, problem=(broken.seq, broken.problem))
+
+
+def _batch_events(data: bytes, span: tuple[int, int], *, prev_hash: str | None = None) -> list[dict[str, Any]]:
+    """The events of one archived batch, checked: exactly the seqs of ``span``, each matching its own hash and
+    linked to the previous one (to ``prev_hash`` for the first, when the batch before it is known; to the
+    genesis hash for seq 1)."""
+    first, last = span
+    try:
+        events = [json.loads(line) for line in gzip.decompress(data).splitlines()]
+        if [event["seq"] for event in events] != list(range(first, last + 1)):
+            raise _ArchiveBroken(first, "an archived batch does not hold the seqs its name says")
+        expected = GENESIS_HASH if first == 1 else prev_hash
+        for event in events:
+            kept = event.pop("hash")
+            if event_hash(event) != kept or (expected is not None and event["prev_hash"] != expected):
+                raise _ArchiveBroken(event["seq"], "an archived event does not match its hash or link")
+            event["hash"] = expected = kept
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:  # gzip, JSON, missing fields
+        raise _ArchiveBroken(first, f"an archived batch cannot be read ({type(exc).__name__})") from None
+    return events
 
 
 def _broken(report: ChainReport, seq: int, problem: str) -> ChainReport:

@@ -59,6 +59,9 @@ def main() -> int:
     names = [c.strip() for c in columns.split(",")]
     insert = f"INSERT INTO audit_auditevent ({columns}) VALUES ({', '.join(['%s'] * 16)})"  # noqa: S608
     with transaction.atomic(), connection.cursor() as cur:
+        # Written in bulk, not appended one by one: the scratch database drops the guard that makes each new
+        # event continue its head (audit/migrations/0004_event_insert_guard.py); verification is what is timed.
+        cur.execute("DROP TRIGGER IF EXISTS audit_event_continues_head")
         for seq in range(1, n + 1):
             values = {
                 "chain": chain,

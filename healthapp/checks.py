@@ -3,10 +3,11 @@ row-level security, and relations between tenant tables that are not same-tenant
 
 from __future__ import annotations
 
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
+from healthapp.env import env_secret
 from tenants import keys
 from tenants.rls import rls_violations
 
@@ -71,3 +72,28 @@ def check_master_key(app_configs=None, **kwargs) -> list[Error]:
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_audit_archive_apart(app_configs=None, **kwargs) -> list[Warning]:
+    """The audit archive in its own bucket under its own credentials: in the uploads' bucket (versioned for
+    Object Lock) deleted uploads would keep their versions, and the application's file credentials could add
+    batches to the archive (verify_audit reads each key's first version, but should not have to)."""
+    from django.conf import settings
+
+    if not settings.AUDIT_S3_BUCKET:
+        return []
+    problems = []
+    if settings.AUDIT_S3_BUCKET == settings.S3_BUCKET:
+        problems.append("AUDIT_S3_BUCKET is the uploads' bucket (S3_BUCKET)")
+    if settings.S3_BUCKET and settings.AUDIT_S3_ACCESS_KEY_ID == env_secret("S3_ACCESS_KEY_ID"):
+        problems.append("the audit archive is written with the file store's credentials")
+    return [
+        Warning(
+            problem,
+            hint="Give the archive its own Object Lock bucket (AUDIT_S3_BUCKET) and a key that may only put and "
+            "read objects there (AUDIT_S3_ACCESS_KEY_ID / AUDIT_S3_SECRET_ACCESS_KEY).",
+            id="healthapp.W010",
+        )
+        for problem in problems
+    ]

@@ -344,8 +344,10 @@ AUDIT_SHIP_BATCH_SIZE = env_int("AUDIT_SHIP_BATCH_SIZE", 5000)
 AUDIT_S3_BUCKET = env_str("AUDIT_S3_BUCKET", S3_BUCKET)  # needs Object Lock enabled; unset → local folder
 AUDIT_S3_ENDPOINT_URL = env_str("AUDIT_S3_ENDPOINT_URL", "") or env_str("S3_ENDPOINT_URL", "")
 AUDIT_S3_REGION = env_str("S3_REGION", "ap-northeast-1")
-AUDIT_S3_ACCESS_KEY_ID = env_secret("S3_ACCESS_KEY_ID")
-AUDIT_S3_SECRET_ACCESS_KEY = env_secret("S3_SECRET_ACCESS_KEY")
+# Its own credentials where the archive is its own bucket (the deploy check asks for both): the application's
+# file credentials could otherwise write into the archive. Fall back to the file store's.
+AUDIT_S3_ACCESS_KEY_ID = env_secret("AUDIT_S3_ACCESS_KEY_ID") or env_secret("S3_ACCESS_KEY_ID")
+AUDIT_S3_SECRET_ACCESS_KEY = env_secret("AUDIT_S3_SECRET_ACCESS_KEY") or env_secret("S3_SECRET_ACCESS_KEY")
 AUDIT_ARCHIVE_DIR = VAR_DIR / "audit-archive"
 CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
 CELERY_BEAT_SCHEDULE["audit-ship"] = {"task": "audit.tasks.ship_audit_log", "schedule": 60.0}

@@ -76,16 +76,18 @@ def _owner_execute(statements: list[str], params: list) -> None:
         with pg_connect("owner", autocommit=False) as conn, conn.cursor() as cur:
             cur.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_update_delete")
             cur.execute("ALTER TABLE audit_auditchain DISABLE TRIGGER audit_chain_guard")
+            cur.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_continues_head")
             for statement in statements:
                 cur.execute(statement, params)
             cur.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_no_update_delete")
             cur.execute("ALTER TABLE audit_auditchain ENABLE TRIGGER audit_chain_guard")
+            cur.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_continues_head")
         return
     import importlib
 
     migrations = [
         importlib.import_module(f"audit.migrations.{name}")
-        for name in ("0002_append_only_and_rls", "0003_chain_head_guard")
+        for name in ("0002_append_only_and_rls", "0003_chain_head_guard", "0004_event_insert_guard")
     ]
     with connection.cursor() as cur:
         for migration in migrations:

@@ -131,13 +131,15 @@ def _verify(tenant, *flags: str) -> str:
 
 
 def test_a_head_marked_shipped_without_shipping_is_caught_by_the_archive(tamperable):
-    """The owner (or anyone past the guard) marks everything shipped and pruned: the database alone agrees."""
+    """The owner (or anyone past the guard) marks everything shipped and pruned, and deletes the events: the
+    database alone agrees."""
     hashes = _hashes(tamperable)
     tamper(
         "UPDATE audit_auditchain SET shipped_seq = 5, shipped_hash = %s, pruned_seq = 5, pruned_hash = %s "
         "WHERE chain = %s",
         [hashes[5], hashes[5], str(tamperable.pk)],
     )
+    tamper("DELETE FROM audit_auditevent WHERE chain = %s", [str(tamperable.pk)])
     assert "OK (0 events, last seq 5)" in _verify(tamperable, "--no-archive")
     report = _verify(tamperable)
     assert "BROKEN at seq 1: head says shipped through seq 5 but the archive ends at seq 0" in report
@@ -190,3 +192,110 @@ def test_prune_refuses_a_chain_the_archive_does_not_hold(tamperable, settings):
     call_command("prune_audit", stdout=StringIO(), stderr=err)
     assert f"chain {tamperable.pk}: refused: chain does not verify at seq 1" in err.getvalue()
     assert sorted(_hashes(tamperable)) == [1, 2, 3, 4, 5]
+
+
+_EVENT = (
+    "INSERT INTO audit_auditevent (chain, seq, occurred_at, tenant_id, actor_role, action, target_type, target_id, "
+    "outcome, client_ip, user_agent, request_id, details, prev_hash, hash) VALUES "
+    "(%(c)s, {seq}, '2026-12-05 00:00:00', %(t)s, '', 'member.viewed', '', '', 'success', '', '', '', '{{}}', "
+    "{prev}, %(g)s)"
+)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        _EVENT.format(seq=0, prev="%(g)s"),  # verify_audit starts above the pruning point: never read, yet listed
+        _EVENT.format(seq=-7, prev="%(g)s"),
+        _EVENT.format(seq=6, prev="%(g)s"),  # the next seq, but not linked to the head
+        _EVENT.format(seq=9, prev="%(h5)s"),  # linked, but not the next seq
+        "INSERT INTO audit_auditchain (chain, tenant_id, seq, hash, shipped_seq, shipped_hash, pruned_seq, "
+        "pruned_hash) VALUES ('999999', NULL, 0, %(g)s, 0, %(g)s, 0, %(g)s)",  # a head for a tenant to come
+    ],
+    ids=["seq-0", "negative", "unlinked", "gap", "planted-head"],
+)
+def test_the_application_cannot_insert_beside_the_chain(tamperable, statement):
+    hashes = _hashes(tamperable)
+    values = {"c": str(tamperable.pk), "t": tamperable.pk, "g": "0" * 64, "h5": hashes[5]}
+    with pytest.raises(DatabaseError, match="audit_audit"):
+        _as_app(tamperable, statement, values)
+    assert sorted(_hashes(tamperable)) == [1, 2, 3, 4, 5]
+
+
+def test_an_event_below_the_pruning_point_is_reported(tamperable):
+    """Put there past the guards (the owner): verification walks from the pruning point up and must not
+    leave what the log page and the export would still show unchecked."""
+    tamper(_EVENT.format(seq=0, prev="%(g)s"), {"c": str(tamperable.pk), "t": tamperable.pk, "g": "0" * 64})
+    assert "BROKEN at seq 0: events at or below the pruning point" in _verify(tamperable, "--no-archive")
+
+
+# --- the archive checked as a chain of its own ----------------------------------------------------------------
+
+
+def _archived(settings, chain: str) -> list:
+    return sorted((settings.AUDIT_ARCHIVE_DIR / "audit" / chain).rglob("*.jsonl.gz"))
+
+
+def _forge(settings, chain: str, name: str, lines: list[dict]) -> None:
+    import gzip
+    import json
+
+    path = settings.AUDIT_ARCHIVE_DIR / "audit" / chain / "2099" / "12" / "31" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(b"".join(json.dumps(line).encode() + b"\n" for line in lines)))
+
+
+def _lines(path) -> list[dict]:
+    import gzip
+    import json
+
+    return [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+
+
+def test_a_batch_holding_less_than_its_name_says_cannot_vouch_for_a_shipping_point(tamperable, settings):
+    """The application marks seqs 6-10 shipped (the head guard allows it: it is the shipper) and writes one
+    batch named 6-10 holding seq 10 alone; pruning would then delete 6-9 archived nowhere."""
+    chain = str(tamperable.pk)
+    ship_pending()
+    with tenant_context(tamperable):
+        for i in range(5):
+            audit.record(action="member.viewed", target_type="member", target_id=100 + i)
+    with chain_scope(tamperable):
+        rows = {row["seq"]: row for row in iter_chain_rows(chain)}
+    _as_app(
+        tamperable,
+        "UPDATE audit_auditchain SET shipped_seq = 10, shipped_hash = %(h)s WHERE chain = %(c)s",
+        {"h": rows[10]["hash"], "c": chain},
+    )
+    from audit.canonical import event_document
+
+    _forge(
+        settings, chain, "000000000006-000000000010.jsonl.gz", [{**event_document(rows[10]), "hash": rows[10]["hash"]}]
+    )
+    assert "BROKEN at seq 6: an archived batch does not hold the seqs its name says" in _verify(tamperable)
+
+
+def test_a_second_copy_of_a_batch_with_other_content_is_reported(tamperable, settings):
+    chain = str(tamperable.pk)
+    ship_pending()
+    (shipped,) = _archived(settings, chain)
+    lines = _lines(shipped)
+    lines[2]["target_id"] = "999"  # what the owner would like seq 3 to have said
+    _forge(settings, chain, shipped.name, lines)
+    assert "BROKEN at seq 1: two archived copies of one batch differ" in _verify(tamperable)
+
+
+def test_a_missing_or_unreadable_batch_is_reported_not_a_crash(tamperable, settings):
+    chain = str(tamperable.pk)
+    ship_pending(batch_size=2)  # 1-2, 3-4, 5
+    batches = _archived(settings, chain)
+    assert [p.name[:25] for p in batches] == ["000000000001-000000000002", "000000000003-000000000004",
+                                              "000000000005-000000000005"]  # fmt: skip
+    batches[0].chmod(0o644)
+    batches[0].write_bytes(b"not gzip")  # opened by no check: neither the newest batch nor the one before it
+    assert f"chain {chain}: OK (5 events, last seq 5)" in _verify(tamperable)
+    batches[1].chmod(0o644)
+    batches[1].write_bytes(b"not gzip")  # the one before the newest: its last hash links the newest batch
+    assert "BROKEN at seq 3: an archived batch cannot be read (BadGzipFile)" in _verify(tamperable)
+    batches[1].unlink()
+    assert "BROKEN at seq 3: archived batches leave a gap or overlap" in _verify(tamperable)

@@ -51,14 +51,16 @@ def test_with_tenant_a_set_an_event_of_b_cannot_be_written(committed_world):
     from psycopg import errors
 
     a, b = committed_world.tenant_a.pk, committed_world.tenant_b.pk
+    with pg_connect("owner") as owner:  # an event that continues b's chain, so only row-level security refuses it
+        seq, head = owner.execute("SELECT seq, hash FROM audit_auditchain WHERE chain = %s", [str(b)]).fetchone()
     with pg_connect() as conn:
         with pytest.raises(errors.InsufficientPrivilege), conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT set_config('app.tenant_id', %s, true)", [str(a)])
             cur.execute(
                 "INSERT INTO audit_auditevent (chain, seq, occurred_at, tenant_id, actor_role, action, target_type, "
                 "target_id, outcome, client_ip, user_agent, request_id, details, prev_hash, hash) VALUES "
-                "(%s, 999, now(), %s, '', 'x.y', '', '', 'success', '', '', '', '{}', '', '')",
-                [str(b), b],
+                "(%s, %s, now(), %s, '', 'x.y', '', '', 'success', '', '', '', '{}', %s, '')",
+                [str(b), seq + 1, b, head],
             )
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT set_config('app.tenant_id', %s, true)", [str(a)])

@@ -164,3 +164,26 @@ def test_boto3_talks_http_to_the_server(s3_endpoint):
         "s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
     )
     assert "Buckets" in plain.list_buckets()
+
+
+def test_what_was_shipped_counts_even_after_a_later_put_or_delete_under_its_key(world, bucket):
+    """Object Lock keeps versions, not keys: a second PUT under a batch's key adds a version and a DELETE adds a
+    marker. The archive reads the first version, and lists the key still."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from audit.archive import archive_from_settings
+
+    client, name = bucket
+    ship_pending()
+    key = next(k for k in _objects(client, name) if k.startswith(f"audit/{world.tenant_a.pk}/"))
+    original = client.get_object(Bucket=name, Key=key)["Body"].read()
+    client.put_object(Bucket=name, Key=key, Body=b"forged", ChecksumAlgorithm="SHA256")
+    client.delete_object(Bucket=name, Key=key)
+    assert key not in _objects(client, name)  # gone from a plain listing
+    archive = archive_from_settings()
+    assert key in list(archive.keys(f"audit/{world.tenant_a.pk}/")) and archive.get(key) == original
+    out = StringIO()
+    call_command("verify_audit", "--tenant", world.tenant_a.slug, stdout=out)
+    assert f"chain {world.tenant_a.pk}: OK" in out.getvalue()

@@ -239,11 +239,11 @@ def test_each_index_key_version_is_its_own_key_even_when_cached(world, fresh_key
     index-secret rotation will, to read old and new entries side by side) must not return version 1."""
     from tenants.models import TenantKey
 
-    with tenant_context(world.tenant_a):
+    with tenant_context(world.tenant_a):  # row-level security shows the key rows inside the tenant only
         TenantKey.objects.filter(purpose=TenantKey.Purpose.INDEX).update(state=TenantKey.State.RETIRED)
         keyring._new_key(world.tenant_a, TenantKey.Purpose.INDEX, version=2)
-    first = keyring.index_key(world.tenant_a.pk, "employee_number", version=1)
-    second = keyring.index_key(world.tenant_a.pk, "employee_number", version=2)
-    assert first != second
-    keyring.forget_cached_keys()
-    assert keyring.index_key(world.tenant_a.pk, "employee_number", version=2) == second
+        first = keyring.index_key(world.tenant_a.pk, "employee_number", version=1)
+        second = keyring.index_key(world.tenant_a.pk, "employee_number", version=2)
+        assert first != second
+        keyring.forget_cached_keys()
+        assert keyring.index_key(world.tenant_a.pk, "employee_number", version=2) == second

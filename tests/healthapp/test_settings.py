@@ -100,3 +100,18 @@ def test_postgresql_connections_run_without_jit(db):
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone()[0] == "off"
+
+
+def test_the_deploy_check_asks_for_an_audit_archive_apart_from_the_uploads(settings, monkeypatch):
+    from healthapp.checks import check_audit_archive_apart
+
+    monkeypatch.setenv("S3_ACCESS_KEY_ID", "files-key")
+    settings.S3_BUCKET, settings.AUDIT_S3_BUCKET, settings.AUDIT_S3_ACCESS_KEY_ID = "files", "files", "files-key"
+    assert [w.msg for w in check_audit_archive_apart()] == [
+        "AUDIT_S3_BUCKET is the uploads' bucket (S3_BUCKET)",
+        "the audit archive is written with the file store's credentials",
+    ]
+    settings.AUDIT_S3_BUCKET, settings.AUDIT_S3_ACCESS_KEY_ID = "audit-archive", "archive-key"
+    assert check_audit_archive_apart() == []
+    settings.AUDIT_S3_BUCKET = ""  # the local folder of the embedded default
+    assert check_audit_archive_apart() == []

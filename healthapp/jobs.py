@@ -12,6 +12,7 @@ import datetime as dt
 import gc
 import hashlib
 import json
+import logging
 import marshal
 import tempfile
 import uuid
@@ -29,6 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from healthapp.crypto.errors import DecryptionError
 from healthapp.crypto.files import SealingWriter, open_sealed, reseal, sealed_version
 from healthapp.errors import AppError
 from healthapp.models import Job
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from tenants.models import Tenant
 
 READ_BLOCK = 64 * 1024
+logger = logging.getLogger(__name__)
 
 
 class FileTooLarge(AppError):
@@ -135,7 +138,11 @@ def chunk_done() -> None:
 
 def side_name(job: Job) -> str:
     """The storage name of the side file of ``job`` (see ``SideFile``)."""
-    return job.file.removesuffix(".sealed") + ".side.sealed"
+    return side_name_of(job.file)
+
+
+def side_name_of(upload: str) -> str:
+    return upload.removesuffix(".sealed") + ".side.sealed"
 
 
 # How a side file's pieces are written: marshal, for lists, dicts, text, numbers and None only. It reads
@@ -212,52 +219,62 @@ def side_piece(job: Job, chunk: int) -> Any:
 
 # Jobs in these states still keep their upload (and maybe a side file); the others deleted theirs.
 _KEEPING_FILES = (Job.State.UPLOADED, Job.State.VALIDATING, Job.State.VALIDATED, Job.State.APPLYING)
-_RESEALING = ".resealing"
 
 
-def job_files_stale(*, active_version: int) -> list[tuple[int, str]]:
-    """(job id, storage name) of the current tenant's kept job files, uploads and side files, sealed under
-    another data-key version than ``active_version`` (or stored in clear, from before uploads were sealed).
-    A file that an interrupted re-sealing left only under its temporary name is put back first."""
+def job_files_stale(*, active_version: int) -> list[int]:
+    """The current tenant's jobs that keep a file (the upload, a side file) sealed under another data-key
+    version than ``active_version``, or stored in clear from before uploads were sealed."""
     stale = []
     for job in Job.objects.filter(state__in=_KEEPING_FILES).only("pk", "tenant", "file").order_by("pk"):
         for name in (job.file, side_name(job)):
-            if not default_storage.exists(name) and default_storage.exists(name + _RESEALING):
-                with default_storage.open(name + _RESEALING, "rb") as kept:
-                    default_storage.save(name, kept)
-                default_storage.delete(name + _RESEALING)
             if default_storage.exists(name):
                 with default_storage.open(name, "rb") as raw:
                     if sealed_version(raw) != active_version:
-                        stale.append((job.pk, name))
+                        stale.append(job.pk)
+                        break
     return stale
 
 
 def job_files_reseal(*, active_version: int) -> int:
-    """Seal the current tenant's kept job files again under its active data key (after a key rotation),
-    each under its job's lock, so a worker step in progress finishes first and the next one reads the new
-    file under the same name (its plaintext, and the plan's offsets into it, unchanged). The new copy is
-    stored under a temporary name before the old one is deleted: an interruption loses nothing, and the
-    next run puts it back. Returns how many files were sealed again."""
+    """Seal the current tenant's kept job files again under its active data key (after a key rotation). Each
+    job's files are written anew under a new name and the job is switched to it under its lock, in one
+    transaction; the old files stay until the job ends (``job_discard_file``), so a worker step that read the
+    old name meanwhile still finds them, and an interruption leaves the job on its old, complete files. A
+    file that no longer opens fails its job (a preview nobody can apply), rather than stopping the rotation.
+    Returns how many files were sealed again."""
     done = 0
-    for job_id, name in job_files_stale(active_version=active_version):
+    for job_id in job_files_stale(active_version=active_version):
         with transaction.atomic():
             job = job_lock(job_id=job_id)
-            if job is None or job.state not in _KEEPING_FILES or not default_storage.exists(name):
+            if job is None or job.state not in _KEEPING_FILES:
                 continue  # finished meanwhile: its files are gone
-            with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
-                # Side files were always sealed: bytes in clear there were put by someone else.
-                reseal(default_storage.open(name, "rb"), spool, job.tenant_id, sealed_only=name != job.file)
-                spool.seek(0)
-                default_storage.delete(name + _RESEALING)
-                default_storage.save(name + _RESEALING, File(spool, name=name))
-                spool.seek(0)
-                default_storage.delete(name)  # a storage never overwrites: it would pick another name
-                if default_storage.save(name, File(spool, name=name)) != name:
-                    raise RuntimeError("job file stored under another name")
-                default_storage.delete(name + _RESEALING)
-        done += 1
+            old = [name for name in (job.file, side_name(job)) if default_storage.exists(name)]
+            if job.file not in old:
+                job_fail(job, code="file_missing")
+                continue
+            new_file = f"jobs/{job.tenant_id}/{job.kind}/{uuid.uuid4().hex}.sealed"
+            try:
+                for name, new in zip((job.file, side_name(job)), (new_file, side_name_of(new_file)), strict=True):
+                    if name in old:
+                        _store_resealed(job, name, new)
+            except DecryptionError:
+                logger.warning("job %s: a kept file does not open under its tenant's keys; the job fails", job.pk)
+                job_fail(job, code="file_missing")
+                continue
+            job.plan = {**job.plan, "superseded": [*job.plan.get("superseded", []), *old]}
+            job.file = new_file
+            job.save(update_fields=["file", "plan", "updated_at"])
+            done += len(old)
     return done
+
+
+def _store_resealed(job: Job, name: str, new: str) -> None:
+    with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
+        # Side files were always sealed: bytes in clear there were put by someone else.
+        reseal(default_storage.open(name, "rb"), spool, job.tenant_id, sealed_only=name != job.file)
+        spool.seek(0)
+        if default_storage.save(new, File(spool, name=new)) != new:
+            raise RuntimeError("job file stored under another name")
 
 
 def job_get(*, job_id: int, kind: str) -> Job:
@@ -428,7 +445,8 @@ def job_finish(job: Job) -> None:
 def job_discard_file(job: Job) -> None:
     """Delete the uploaded file, and the side file its dry run kept, once the job no longer needs them
     (personal data, if sealed); after the commit, so a rolled-back step still finds them on the retry."""
-    names = [job.file, side_name(job)]  # a side file too, if the dry run kept one
+    # A side file too, if the dry run kept one, and the files a key rotation sealed again under new names.
+    names = [job.file, side_name(job), *job.plan.get("superseded", [])]
 
     def delete() -> None:
         for name in names:

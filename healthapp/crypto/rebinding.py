@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 
+from healthapp.crypto.errors import KeyDestroyedError
 from healthapp.crypto.fields import _aad_parts, open_row, seal_row
 from tenants.context import tenant_context
 
@@ -26,17 +27,24 @@ def seal_under_new_uids(apps, schema_editor, *, model: str, fields: tuple[str, .
         with tenant_context(tenant):
             # Filtered by tenant as well: migrations run as the owner role, which row-level security lets through.
             rows = rows_of.objects.filter(tenant_id=tenant.pk).values_list("pk", "uid", *fields)
+            shredded = False
             for pk, uid, *values in list(rows):
                 new_uid = None if reverse else uuid.uuid4()
                 # NULL reads as "" on fields that store "" as NULL
                 sealed = [(f, bytes(v)) for f, v in zip(sealed_fields, values, strict=True) if isinstance(v, bytes)]
                 changes: dict = {"uid": new_uid}
-                if sealed:
+                if sealed and not shredded:
                     old_aad = uid.bytes if reverse else b""
-                    plain = open_row(tenant.pk, old_aad, sealed)
-                    items = [(f, value) for (f, _v), value in zip(sealed, plain, strict=True)]
-                    resealed = seal_row(tenant.pk, new_uid.bytes if new_uid else b"", items)
-                    changes.update({f.attname: value for (f, _v), value in zip(sealed, resealed, strict=True)})
+                    try:
+                        plain = open_row(tenant.pk, old_aad, sealed)
+                    except KeyDestroyedError:
+                        # A crypto-shredded tenant: its values open nowhere, under any associated data. They stay as
+                        # they are (unreadable either way); its rows get their uids all the same.
+                        shredded = True
+                    else:
+                        items = [(f, value) for (f, _v), value in zip(sealed, plain, strict=True)]
+                        resealed = seal_row(tenant.pk, new_uid.bytes if new_uid else b"", items)
+                        changes.update({f.attname: value for (f, _v), value in zip(sealed, resealed, strict=True)})
                 rows_of.objects.filter(pk=pk).update(**changes)
     if schema_editor.connection.vendor == "postgresql":
         # Same-tenant keys are deferred; PostgreSQL refuses to alter a table with checks pending.

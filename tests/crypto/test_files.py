@@ -116,9 +116,10 @@ def test_a_side_file_swapped_in_storage_for_unsealed_bytes_is_refused_not_unmars
             jobs.side_piece(job, 0)
 
 
-def test_a_key_rotation_seals_the_files_of_unfinished_imports_again(world):
-    """rotate_keys --tenant: a preview's upload and the rows its dry run kept move to the new data key
-    (the old one could otherwise never be retired) and still read as they were."""
+def test_a_key_rotation_seals_the_files_of_unfinished_imports_again(world, django_capture_on_commit_callbacks):
+    """rotate_keys --tenant: a preview's upload and the rows its dry run kept move to the new data key (the old
+    one could otherwise never be retired), under new names, and still read as they were; the old copies go
+    when the job ends (a worker step that read the old name meanwhile still finds them)."""
     from healthapp.crypto import keyring
     from healthapp.crypto.files import sealed_version
     from healthapp.crypto.rotation import tenant_keys_rotate
@@ -136,31 +137,43 @@ def test_a_key_rotation_seals_the_files_of_unfinished_imports_again(world):
         done = jobs.job_create(kind="roster", upload=io.BytesIO(b"a\n"), file_name="d.csv", max_bytes=10**6,
                                options={}, acting_user=None)  # fmt: skip
         jobs.job_finish(done)  # its file is deleted after the commit: not a file rotation looks at
-    names = (job.file, jobs.side_name(job))
 
-    def versions() -> list:
+    def versions(names) -> list:
         out = []
         for name in names:
             with default_storage.open(name, "rb") as raw:
                 out.append(sealed_version(raw))
         return out
 
-    assert versions() == [1, 1]
+    old = (job.file, jobs.side_name(job))
+    assert versions(old) == [1, 1]
     result = tenant_keys_rotate(tenant=world.tenant_a)
-    assert result["files"] == 2 and versions() == [2, 2]
     keyring.forget_cached_keys()
     with tenant_context(world.tenant_a):
         job.refresh_from_db()
+        new = (job.file, jobs.side_name(job))
+        assert result["files"] == 2 and new != old and versions(new) == [2, 2]
+        assert versions(old) == [1, 1]  # kept until the job ends
         with jobs.job_open(job) as f:
             assert f.read().decode("cp932") == text
         assert jobs.side_piece(job, 0) == piece
+        with django_capture_on_commit_callbacks(execute=True):
+            jobs.job_cancel(job_id=job.pk)
+    assert not any(default_storage.exists(name) for name in (*old, *new))
 
-    # Interrupted after the old copy was deleted, before the new one was saved under its name: the
-    # next run puts the kept copy back, and seals it under the version after.
-    kept = default_storage.open(job.file, "rb").read()
+
+def test_a_kept_file_that_no_longer_opens_fails_its_job_and_the_rotation_goes_on(world):
+    from healthapp.crypto.rotation import tenant_keys_rotate
+
+    with tenant_context(world.tenant_a):
+        job = jobs.job_create(kind="roster", upload=io.BytesIO(b"a,b\n1,2\n"), file_name="r.csv", max_bytes=10**6,
+                              options={}, acting_user=None)  # fmt: skip
+    raw = bytearray(default_storage.open(job.file, "rb").read())
+    raw[-1] ^= 1
     default_storage.delete(job.file)
-    default_storage.save(job.file + ".resealing", io.BytesIO(kept))
-    assert tenant_keys_rotate(tenant=world.tenant_a)["new_version"] == 3
-    assert versions() == [3, 3]
-    with tenant_context(world.tenant_a), jobs.job_open(job) as f:
-        assert f.read().decode("cp932") == text
+    default_storage.save(job.file, io.BytesIO(bytes(raw)))
+    assert tenant_keys_rotate(tenant=world.tenant_a)["new_version"] == 2
+    with tenant_context(world.tenant_a):
+        job.refresh_from_db()
+    assert (job.state, job.error_code) == (Job.State.FAILED, "file_missing")
+    assert tenant_keys_rotate(tenant=world.tenant_a)["new_version"] == 3  # nothing left over blocks the next

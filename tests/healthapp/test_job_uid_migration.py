@@ -31,10 +31,13 @@ def test_stored_file_names_are_sealed_again_under_each_jobs_new_uid_and_back(tra
     field = encrypted_fields(Job)[0]
     _migrate(BEFORE)
     try:
-        # Two tenants, the first one's jobs last: each value is opened under its own tenant's key.
+        # Two tenants, the first one's jobs last: each value is opened under its own tenant's key. A third one
+        # was crypto-shredded: its name opens nowhere and must not stop the migration.
         tenant = tenant_create(kind="company", name="移行テスト", slug="job-mig")
         other = tenant_create(kind="company", name="移行テスト2", slug="job-mig-2")
-        for owner, n, name in ((other, 1, "他社.csv"), (tenant, 1, "山田太郎の健診.xml"), (tenant, 2, None)):
+        shredded = tenant_create(kind="company", name="移行テスト3", slug="job-mig-3")
+        for owner, n, name in ((other, 1, "他社.csv"), (shredded, 1, "消去済み.csv"), (tenant, 1, "山田太郎の健診.xml"),
+                               (tenant, 2, None)):  # fmt: skip
             with tenant_context(owner), connection.cursor() as cursor:
                 sealed = seal_row(owner.pk, b"", [(field, name)])[0] if name else None
                 cursor.execute(
@@ -44,20 +47,25 @@ def test_stored_file_names_are_sealed_again_under_each_jobs_new_uid_and_back(tra
                     "0, '{}', '[]', '', '2026-12-01', '2026-12-01')",
                     [owner.pk, n, sealed],
                 )
-        before = _file_names()[1]
+        from healthapp.crypto.keyring import tenant_keys_destroy
+
+        tenant_keys_destroy(tenant=shredded)
+        before = _file_names()[2]
         _migrate(AFTER)
+        with tenant_context(shredded):
+            assert Job.objects.filter(tenant=shredded).get().uid is not None
         with tenant_context(other):
             assert [str(job.file_name) for job in Job.objects.filter(tenant=other)] == ["他社.csv"]
         with tenant_context(tenant):
             jobs = list(Job.objects.filter(tenant=tenant).order_by("pk"))
             assert [str(job.file_name) for job in jobs] == ["山田太郎の健診.xml", ""]
             assert jobs[0].uid != jobs[1].uid
-            sealed = _file_names()[1]
+            sealed = _file_names()[2]
             assert sealed != before
             with pytest.raises(DecryptionError):
                 open_row(tenant.pk, b"", [(field, bytes(sealed))])  # bound to the uid now
         _migrate(BEFORE)
         with tenant_context(tenant):
-            assert open_row(tenant.pk, b"", [(field, bytes(_file_names()[1]))]) == ["山田太郎の健診.xml"]
+            assert open_row(tenant.pk, b"", [(field, bytes(_file_names()[2]))]) == ["山田太郎の健診.xml"]
     finally:
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

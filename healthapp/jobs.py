@@ -261,9 +261,8 @@ def job_files_reseal(*, active_version: int) -> int:
                 logger.warning("job %s: a kept file does not open under its tenant's keys; the job fails", job.pk)
                 job_fail(job, code="file_missing")
                 continue
-            job.plan = {**job.plan, "superseded": [*job.plan.get("superseded", []), *old]}
-            job.file = new_file
-            job.save(update_fields=["file", "plan", "updated_at"])
+            job.superseded, job.file = [*job.superseded, *old], new_file
+            job.save(update_fields=["file", "superseded", "updated_at"])
             done += len(old)
     return done
 
@@ -446,7 +445,7 @@ def job_discard_file(job: Job) -> None:
     """Delete the uploaded file, and the side file its dry run kept, once the job no longer needs them
     (personal data, if sealed); after the commit, so a rolled-back step still finds them on the retry."""
     # A side file too, if the dry run kept one, and the files a key rotation sealed again under new names.
-    names = [job.file, side_name(job), *job.plan.get("superseded", [])]
+    names = [job.file, side_name(job), *job.superseded]
 
     def delete() -> None:
         for name in names:

@@ -54,6 +54,9 @@ class Job(TenantScopedModel):
     file_sha256 = models.CharField(max_length=64)
     options = models.JSONField(default=dict, blank=True)
     plan = models.JSONField(default=dict, blank=True)
+    # Storage names of files a key rotation sealed again under new ones (``jobs.job_files_reseal``): kept until
+    # the job ends, for a worker step that read the old name; apart from ``plan``, which a dry run rewrites.
+    superseded = models.JSONField(default=list, blank=True, editable=False)
     rows_total = models.PositiveIntegerField(default=0)
     rows_done = models.PositiveIntegerField(default=0)
     next_chunk = models.PositiveIntegerField(default=0)

@@ -157,6 +157,8 @@ def test_a_key_rotation_seals_the_files_of_unfinished_imports_again(world, djang
         with jobs.job_open(job) as f:
             assert f.read().decode("cp932") == text
         assert jobs.side_piece(job, 0) == piece
+        job.plan = {}  # a dry run run again rewrites its plan: the old copies are still let go at the end
+        job.save()
         with django_capture_on_commit_callbacks(execute=True):
             jobs.job_cancel(job_id=job.pk)
     assert not any(default_storage.exists(name) for name in (*old, *new))

@@ -29,6 +29,11 @@ def test_stored_file_names_are_sealed_again_under_each_jobs_new_uid_and_back(tra
     from tenants.services import tenant_create
 
     field = encrypted_fields(Job)[0]
+
+    # The columns the table has at 0007 (later migrations add others the current model reads).
+    def at_0007():
+        return Job.objects.only("pk", "tenant", "uid", "file_name")
+
     _migrate(BEFORE)
     try:
         # Two tenants, the first one's jobs last: each value is opened under its own tenant's key. A third one
@@ -53,11 +58,11 @@ def test_stored_file_names_are_sealed_again_under_each_jobs_new_uid_and_back(tra
         before = _file_names()[2]
         _migrate(AFTER)
         with tenant_context(shredded):
-            assert Job.objects.filter(tenant=shredded).get().uid is not None
+            assert at_0007().filter(tenant=shredded).get().uid is not None
         with tenant_context(other):
-            assert [str(job.file_name) for job in Job.objects.filter(tenant=other)] == ["他社.csv"]
+            assert [str(job.file_name) for job in at_0007().filter(tenant=other)] == ["他社.csv"]
         with tenant_context(tenant):
-            jobs = list(Job.objects.filter(tenant=tenant).order_by("pk"))
+            jobs = list(at_0007().filter(tenant=tenant).order_by("pk"))
             assert [str(job.file_name) for job in jobs] == ["山田太郎の健診.xml", ""]
             assert jobs[0].uid != jobs[1].uid
             sealed = _file_names()[2]

@@ -13,6 +13,8 @@ either setting sees no audit row at all.
 
 from django.db import migrations
 
+from audit.migrations._vendor_sql import run_for_vendor
+
 _TENANT = "nullif((select current_setting('app.tenant_id', true)), '')::bigint"
 _NO_TENANT = "(select current_setting('app.audit_chain', true)) = '-'"
 PREDICATE = f"(tenant_id = {_TENANT} OR (tenant_id IS NULL AND {_NO_TENANT}))"
@@ -78,21 +80,13 @@ SQLITE_BACKWARD = [
 ]
 
 
-def _run(statements: dict[str, list[str]]):
-    def run(apps, schema_editor) -> None:
-        for statement in statements.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(statement, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("audit", "0001_initial")]
 
     operations = [
         migrations.RunPython(
-            _run({"postgresql": PG_FORWARD, "sqlite": SQLITE_FORWARD}),
-            _run({"postgresql": PG_BACKWARD, "sqlite": SQLITE_BACKWARD}),
+            run_for_vendor({"postgresql": PG_FORWARD, "sqlite": SQLITE_FORWARD}),
+            run_for_vendor({"postgresql": PG_BACKWARD, "sqlite": SQLITE_BACKWARD}),
         ),
         migrations.AlterModelOptions(
             name="auditchain",

@@ -17,6 +17,8 @@ pruning points with the archive itself, which no database role can rewrite.
 
 from django.db import migrations
 
+from audit.migrations._vendor_sql import run_for_vendor
+
 _GENESIS = "repeat('0', 64)"
 
 PG_FORWARD = [
@@ -113,20 +115,12 @@ SQLITE_BACKWARD = [
 ]
 
 
-def _run(statements: dict[str, list[str]]):
-    def run(apps, schema_editor) -> None:
-        for statement in statements.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(statement, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("audit", "0002_append_only_and_rls")]
 
     operations = [
         migrations.RunPython(
-            _run({"postgresql": PG_FORWARD, "sqlite": SQLITE_FORWARD}),
-            _run({"postgresql": PG_BACKWARD, "sqlite": SQLITE_BACKWARD}),
+            run_for_vendor({"postgresql": PG_FORWARD, "sqlite": SQLITE_FORWARD}),
+            run_for_vendor({"postgresql": PG_BACKWARD, "sqlite": SQLITE_BACKWARD}),
         ),
     ]

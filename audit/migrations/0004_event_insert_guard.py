@@ -14,6 +14,8 @@ chain is still refused by row-level security, not by a head this session cannot 
 
 from django.db import migrations
 
+from audit.migrations._vendor_sql import run_for_vendor
+
 PG_FORWARD = [
     """
     CREATE OR REPLACE FUNCTION audit_event_continues_head() RETURNS trigger
@@ -72,20 +74,12 @@ SQLITE_FORWARD = [
 SQLITE_BACKWARD = ["DROP TRIGGER IF EXISTS audit_event_continues_head", "DROP TRIGGER IF EXISTS audit_chain_is_its_tenants"]
 
 
-def _run(statements: dict[str, list[str]]):
-    def run(apps, schema_editor) -> None:
-        for statement in statements.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(statement, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("audit", "0003_chain_head_guard")]
 
     operations = [
         migrations.RunPython(
-            _run({"postgresql": PG_FORWARD, "sqlite": SQLITE_FORWARD}),
-            _run({"postgresql": PG_BACKWARD, "sqlite": SQLITE_BACKWARD}),
+            run_for_vendor({"postgresql": PG_FORWARD, "sqlite": SQLITE_FORWARD}),
+            run_for_vendor({"postgresql": PG_BACKWARD, "sqlite": SQLITE_BACKWARD}),
         ),
     ]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import itertools
 import json
 import logging
 import re
 import secrets
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -328,7 +328,7 @@ def verify_chain(chain: str, *, archive: Archive | None = None) -> ChainReport:
             shipped_seen = True
             if values["hash"] != head.shipped_hash:
                 return _broken(report, seq, "event differs from the shipped (archived) head")
-        if seq == archived.seq and values["hash"] != archived.hashes[seq]:
+        if seq == archived.seq and values["hash"] != archived.hashes.get(seq):
             return _broken(report, seq, "event differs from its archived copy")
         prev = values["hash"]
         report.events += 1
@@ -380,68 +380,125 @@ class _ArchiveBroken(Exception):
         self.seq, self.problem = seq, problem
 
 
+# An archived batch is at most AUDIT_SHIP_BATCH_SIZE events of a few hundred bytes: names claiming more, or
+# bodies inflating past this, are refused before they are read into memory.
+_BATCH_MAX_EVENTS = 1_000_000
+_BATCH_MAX_BYTES = 256 * 2**20
+
+
+class ArchivedChain:
+    """One chain as the archive holds it, read by its batches' names and opened batch by batch on demand, each
+    checked as it is opened: exactly the seqs its name says, each event matching its own hash and linked to
+    the one before, and to the archived event before its first (from whichever batch holds it); two copies of
+    one batch must be the same bytes, and batches that overlap (a shipper that died after writing a batch and
+    wrote a longer one on its retry) must agree on every event they share. The batches must cover their range
+    of seqs without a gap."""
+
+    def __init__(self, archive: Archive, chain: str) -> None:
+        self.archive = archive
+        owner = "none" if chain == NO_TENANT_CHAIN else chain
+        self.copies: dict[tuple[int, int], list[str]] = {}
+        for key in archive.keys(f"audit/{owner}/"):
+            if found := _BATCH_NAME.search(key):
+                first, last = int(found[1]), int(found[2])
+                if not 0 < first <= last or last - first >= _BATCH_MAX_EVENTS:
+                    raise _ArchiveBroken(first, "an archived batch's name gives an impossible range")
+                self.copies.setdefault((first, last), []).append(key)
+        self.spans = sorted(self.copies)
+        self.newest = max((last for _first, last in self.spans), default=0)
+        self._opened: dict[tuple[int, int], tuple[dict[int, str], str]] = {}
+        self._linked: set[tuple[int, int]] = set()
+        covered = 0
+        for first, last in self.spans:
+            if covered and first > covered + 1:
+                raise _ArchiveBroken(covered + 1, "archived batches leave a gap")
+            covered = max(covered, last)
+
+    def hash_of(self, seq: int) -> str:
+        """The archived hash of ``seq``, from every batch that holds it (they must agree)."""
+        found = {self._events(span)[seq] for span in self.spans if span[0] <= seq <= span[1]}
+        if len(found) != 1:
+            raise _ArchiveBroken(seq, "archived batches disagree on an event" if found else "not in the archive")
+        return found.pop()
+
+    def hashes(self, first: int, last: int) -> dict[int, str]:
+        """The archived hashes of ``first``..``last``, every batch holding any of them opened and checked."""
+        found: dict[int, str] = {}
+        for span in self.spans:
+            if span[0] <= last and first <= span[1]:
+                for seq, kept in self._events(span).items():
+                    if first <= seq <= last and found.setdefault(seq, kept) != kept:
+                        raise _ArchiveBroken(seq, "archived batches disagree on an event")
+        if len(found) != last - first + 1:
+            raise _ArchiveBroken(min(set(range(first, last + 1)) - found.keys()), "not in the archive")
+        return found
+
+    def _events(self, span: tuple[int, int]) -> dict[int, str]:
+        """The batch's events, checked, and linked to the archived event before its first: read from the batch
+        holding it, which is checked itself but not linked further back (one batch back, not the whole archive)."""
+        if span not in self._linked:
+            prev_hash = self._parsed(span)[1]
+            first = span[0]
+            before = [s for s in self.spans if s[0] <= first - 1 <= s[1]]
+            if first == 1:
+                linked = prev_hash == GENESIS_HASH
+            else:  # the archive may begin later (batches past their retention): nothing to link to then
+                linked = all(self._parsed(s)[0][first - 1] == prev_hash for s in before)
+            if not linked:
+                raise _ArchiveBroken(first, "an archived batch does not link to the event before it")
+            self._linked.add(span)
+        return self._parsed(span)[0]
+
+    def _parsed(self, span: tuple[int, int]) -> tuple[dict[int, str], str]:
+        if span not in self._opened:
+            read = {self.archive.get(key) for key in self.copies[span]}
+            if len(read) > 1:
+                raise _ArchiveBroken(span[0], "two archived copies of one batch differ")
+            self._opened[span] = _batch_events(read.pop(), span)
+        return self._opened[span]
+
+
 def archived_head(archive: Archive, chain: str, *, also: set[int] = frozenset()) -> ArchivedHead:
-    """What the archive holds of a chain, read by the batches' names and checked as a chain itself: the
-    batches tile their range of seqs without a gap or an overlap, two copies of one batch are the same bytes,
-    and each batch opened (those holding the newest seq or ``also``, and the batch before each) holds exactly
-    the seqs its name says, each event matching its own hash and linked to the one before, across batches
-    too. So a batch added under another name, or one that holds less than its name says, cannot vouch for a
-    head."""
-    owner = "none" if chain == NO_TENANT_CHAIN else chain
-    copies: dict[tuple[int, int], list[str]] = {}
-    for key in archive.keys(f"audit/{owner}/"):
-        if found := _BATCH_NAME.search(key):
-            copies.setdefault((int(found[1]), int(found[2])), []).append(key)
-    if not copies:
-        return ArchivedHead(seq=0, hashes={})
-    ranges = sorted(copies)
-    newest = ranges[-1][1]
+    """What the archive holds of a chain (``ArchivedChain``): its newest seq and the archived hashes of that
+    seq and of ``also``, each batch opened for them checked, and the batch before it. So a batch added under
+    another name, or one that holds less than its name says, cannot vouch for a head."""
     try:
-        for (first, last), (following, _end) in itertools.pairwise(ranges):
-            if first > last or following != last + 1:
-                raise _ArchiveBroken(min(following, last + 1), "archived batches leave a gap or overlap")
-        bodies: dict[tuple[int, int], bytes] = {}
-
-        def body(span: tuple[int, int]) -> bytes:
-            if span not in bodies:
-                read = {archive.get(key) for key in copies[span]}
-                if len(read) > 1:
-                    raise _ArchiveBroken(span[0], "two archived copies of one batch differ")
-                bodies[span] = read.pop()
-            return bodies[span]
-
-        wanted = {seq for seq in {*also, newest} if seq}
-        hashes: dict[int, str] = {}
-        for at, span in enumerate(ranges):
-            if not any(span[0] <= seq <= span[1] for seq in wanted):
-                continue
-            previous = _batch_events(body(ranges[at - 1]), ranges[at - 1])[-1]["hash"] if at else None
-            for event in _batch_events(body(span), span, prev_hash=previous):
-                if event["seq"] in wanted:
-                    hashes[event["seq"]] = event["hash"]
-        return ArchivedHead(seq=newest, hashes=hashes)
+        archived = ArchivedChain(archive, chain)
+        if not archived.spans:
+            return ArchivedHead(seq=0, hashes={})
+        hashes = {seq: archived.hash_of(seq) for seq in {*also, archived.newest} if seq and seq <= archived.newest}
+        return ArchivedHead(seq=archived.newest, hashes=hashes)
     except _ArchiveBroken as broken:
-        return ArchivedHead(seq=newest, hashes={}, problem=(broken.seq, broken.problem))
+        return ArchivedHead(seq=0, hashes={}, problem=(broken.seq, broken.problem))
 
 
-def _batch_events(data: bytes, span: tuple[int, int], *, prev_hash: str | None = None) -> list[dict[str, Any]]:
-    """The events of one archived batch, checked: exactly the seqs of ``span``, each matching its own hash and
-    linked to the previous one (to ``prev_hash`` for the first, when the batch before it is known; to the
-    genesis hash for seq 1)."""
+def _batch_events(data: bytes, span: tuple[int, int]) -> tuple[dict[int, str], str]:
+    """The events of one archived batch as seq → hash, checked: exactly the seqs of ``span``, each matching its
+    own hash and linked to the one before it; and the first one's prev_hash (linked by the caller)."""
     first, last = span
     try:
-        events = [json.loads(line) for line in gzip.decompress(data).splitlines()]
-        if [event["seq"] for event in events] != list(range(first, last + 1)):
+        inflate = zlib.decompressobj(wbits=31)  # gzip, inflated no further than a batch can be
+        text = inflate.decompress(data, _BATCH_MAX_BYTES)
+        if inflate.unconsumed_tail or not inflate.eof:
+            raise _ArchiveBroken(first, "an archived batch is larger than any batch shipped, or cut short")
+        lines = text.splitlines()
+        if len(lines) != last - first + 1:
             raise _ArchiveBroken(first, "an archived batch does not hold the seqs its name says")
-        expected = GENESIS_HASH if first == 1 else prev_hash
-        for event in events:
+        events: dict[int, str] = {}
+        expected = first_prev = None
+        for seq, line in enumerate(lines, start=first):
+            event = json.loads(line)
             kept = event.pop("hash")
+            if event["seq"] != seq:
+                raise _ArchiveBroken(first, "an archived batch does not hold the seqs its name says")
             if event_hash(event) != kept or (expected is not None and event["prev_hash"] != expected):
-                raise _ArchiveBroken(event["seq"], "an archived event does not match its hash or link")
-            event["hash"] = expected = kept
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:  # gzip, JSON, missing fields
+                raise _ArchiveBroken(seq, "an archived event does not match its hash or link")
+            if first_prev is None:
+                first_prev = event["prev_hash"]
+            events[seq] = expected = kept
+    except (zlib.error, ValueError, KeyError, TypeError, AttributeError, RecursionError, MemoryError) as exc:
         raise _ArchiveBroken(first, f"an archived batch cannot be read ({type(exc).__name__})") from None
-    return events
+    return events, first_prev
 
 
 def _broken(report: ChainReport, seq: int, problem: str) -> ChainReport:
@@ -600,6 +657,10 @@ def prune_expired(
         if found is None:
             continue
         result.through_seq = found[0]
+        problem = _unarchived(archive, chain, head.pruned_seq + 1, found[0])
+        if problem:
+            result.refused = problem
+            continue
         if dry_run:
             continue
         with transaction.atomic():
@@ -618,6 +679,26 @@ def prune_expired(
             details={"through_seq": found[0], "deleted": result.deleted},
         )
     return results
+
+
+def _unarchived(archive: Archive, chain: str, first: int, last: int) -> str:
+    """Why events ``first``..``last`` may not be deleted: some are not in the archive as they are here ('' when
+    every one is). Every batch holding them is opened and checked, not only those verification reads: after
+    pruning the archive is their only record."""
+    try:
+        archived = ArchivedChain(archive, chain).hashes(first, last)
+    except _ArchiveBroken as broken:
+        return f"the archive does not hold seq {broken.seq} as shipped: {broken.problem}"
+    except (ArchiveUnavailable, ArchiveConflict) as exc:
+        return f"archive unreadable ({type(exc).__name__})"
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT seq, hash FROM audit_auditevent WHERE chain = %s AND seq BETWEEN %s AND %s", [chain, first, last]
+        )
+        for seq, kept in cur.fetchall():
+            if archived.get(seq) != kept:
+                return f"the archive does not hold seq {seq} as it is here"
+    return ""
 
 
 # --- disclosure export ----------------------------------------------------------------------------

@@ -253,18 +253,39 @@ def job_files_reseal(*, active_version: int) -> int:
                 job_fail(job, code="file_missing")
                 continue
             new_file = f"jobs/{job.tenant_id}/{job.kind}/{uuid.uuid4().hex}.sealed"
+            written: list[str] = []
             try:
                 for name, new in zip((job.file, side_name(job)), (new_file, side_name_of(new_file)), strict=True):
                     if name in old:
                         _store_resealed(job, name, new)
+                        written.append(new)
             except DecryptionError:
                 logger.warning("job %s: a kept file does not open under its tenant's keys; the job fails", job.pk)
-                job_fail(job, code="file_missing")
+                _delete(written)
+                _fail_kept(job)
                 continue
+            except BaseException:
+                _delete(written)  # the job stays on its old files
+                raise
             job.superseded, job.file = [*job.superseded, *old], new_file
             job.save(update_fields=["file", "superseded", "updated_at"])
             done += len(old)
     return done
+
+
+def _delete(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
+def _fail_kept(job: Job) -> None:
+    """A job whose kept file no longer opens ends; one being applied as its worker's error would end it
+    (``job_apply_failed``: what its committed chunks changed stays, and is audited)."""
+    if job.state == Job.State.APPLYING:
+        action = {Job.Kind.ROSTER: "roster.import_failed", Job.Kind.CHECKUP: "checkup.import_failed"}[job.kind]
+        job_apply_failed(tenant=job.tenant, job_id=job.pk, action=action, code="file_missing")
+    else:
+        job_fail(job, code="file_missing")
 
 
 def _store_resealed(job: Job, name: str, new: str) -> None:

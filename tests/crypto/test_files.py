@@ -179,3 +179,31 @@ def test_a_kept_file_that_no_longer_opens_fails_its_job_and_the_rotation_goes_on
         job.refresh_from_db()
     assert (job.state, job.error_code) == (Job.State.FAILED, "file_missing")
     assert tenant_keys_rotate(tenant=world.tenant_a)["new_version"] == 3  # nothing left over blocks the next
+
+
+def test_an_applying_import_whose_side_file_no_longer_opens_ends_audited_and_leaves_no_new_copy(world):
+    """Its upload is sealed again first, then its side file fails to open: the new copy is deleted at once,
+    and the import ends as a failed apply does (audited with what its committed chunks changed)."""
+    from audit.models import AuditEvent
+    from healthapp.crypto.rotation import tenant_keys_rotate
+
+    with tenant_context(world.tenant_a):
+        job = jobs.job_create(kind="roster", upload=io.BytesIO(b"a,b\\n1,2\\n"), file_name="r.csv", max_bytes=10**6,
+                              options={}, acting_user=None)  # fmt: skip
+        with jobs.SideFile(job) as side:
+            side.keep([{"a": 1}])
+            side.save(job.plan)
+        job.state = Job.State.APPLYING
+        job.save()
+    side_file = jobs.side_name(job)
+    raw = bytearray(default_storage.open(side_file, "rb").read())
+    raw[-1] ^= 1
+    default_storage.delete(side_file)
+    default_storage.save(side_file, io.BytesIO(bytes(raw)))
+    before = set(default_storage.listdir(f"jobs/{world.tenant_a.pk}/roster")[1])
+    tenant_keys_rotate(tenant=world.tenant_a)
+    with tenant_context(world.tenant_a):
+        job.refresh_from_db()
+        failed = AuditEvent.objects.filter(action="roster.import_failed", target_id=str(job.pk)).count()
+    assert (job.state, job.error_code, failed) == (Job.State.FAILED, "file_missing", 1)
+    assert set(default_storage.listdir(f"jobs/{world.tenant_a.pk}/roster")[1]) <= before  # no new copy left

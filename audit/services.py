@@ -508,7 +508,17 @@ def _broken(report: ChainReport, seq: int, problem: str) -> ChainReport:
 
 
 def verify_all(*, tenant: Tenant | None = None, archive: Archive | None = None) -> list[ChainReport]:
-    return [verify_chain(key, archive=archive) for key in chain_keys(tenant=tenant)]
+    return [_verify_guarded(key, archive) for key in chain_keys(tenant=tenant)]
+
+
+def _verify_guarded(chain: str, archive: Archive | None) -> ChainReport:
+    """One chain's verification; an error nobody foresaw reports that chain broken instead of stopping the
+    others' (its class only: texts of exceptions can carry data)."""
+    try:
+        return verify_chain(chain, archive=archive)
+    except Exception as exc:
+        logger.exception("audit verification of chain %s failed", chain)
+        return _broken(ChainReport(chain=chain), 0, f"verification failed ({type(exc).__name__})")
 
 
 # --- shipping -------------------------------------------------------------------------------------
@@ -642,7 +652,7 @@ def prune_expired(
     for chain in chain_keys():
         result = PruneResult(chain=chain)
         results.append(result)
-        report = verify_chain(chain, archive=archive)
+        report = _verify_guarded(chain, archive)
         if not report.ok:
             result.refused = f"chain does not verify at seq {report.broken_seq}"
             continue

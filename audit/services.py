@@ -691,12 +691,32 @@ def prune_expired(
     return results
 
 
-def _unarchived(archive: Archive, chain: str, first: int, last: int) -> str:
+def verify_archive_fully(chain: str, archive: Archive) -> ChainReport:
+    """Every archived batch of the chain opened and checked as a chain (``ArchivedChain``), and each archived
+    event still in the database compared with it: ``verify_audit --full-archive``, for an auditor who wants the
+    whole archive read, not only the batches that anchor the head."""
+    report = ChainReport(chain=chain)
+    try:
+        archived = ArchivedChain(archive, chain)
+        if not archived.spans:
+            return report
+        problem = _unarchived(archive, chain, archived.spans[0][0], archived.newest, archived=archived)
+    except _ArchiveBroken as broken:
+        return _broken(report, broken.seq, broken.problem)
+    except (ArchiveUnavailable, ArchiveConflict) as exc:
+        return _broken(report, 0, f"archive unreadable ({type(exc).__name__})")
+    if problem:
+        return _broken(report, 0, problem)
+    report.events, report.last_seq = archived.newest - archived.spans[0][0] + 1, archived.newest
+    return report
+
+
+def _unarchived(archive: Archive, chain: str, first: int, last: int, *, archived: ArchivedChain | None = None) -> str:
     """Why events ``first``..``last`` may not be deleted: some are not in the archive as they are here ('' when
     every one is). Every batch holding them is opened and checked, not only those verification reads: after
     pruning the archive is their only record."""
     try:
-        archived = ArchivedChain(archive, chain).hashes(first, last)
+        archived_hashes = (archived or ArchivedChain(archive, chain)).hashes(first, last)
     except _ArchiveBroken as broken:
         return f"the archive does not hold seq {broken.seq} as shipped: {broken.problem}"
     except (ArchiveUnavailable, ArchiveConflict) as exc:
@@ -706,7 +726,7 @@ def _unarchived(archive: Archive, chain: str, first: int, last: int) -> str:
             "SELECT seq, hash FROM audit_auditevent WHERE chain = %s AND seq BETWEEN %s AND %s", [chain, first, last]
         )
         for seq, kept in cur.fetchall():
-            if archived.get(seq) != kept:
+            if archived_hashes.get(seq) != kept:
                 return f"the archive does not hold seq {seq} as it is here"
     return ""
 

@@ -314,6 +314,7 @@ def test_a_longer_batch_shipped_again_after_a_crash_agrees_with_the_first_and_pa
         "000000000001-000000000006",
     ]
     assert f"chain {chain}: OK (6 events, last seq 6)" in _verify(tamperable)
+    assert f"chain {chain}: archive OK (6 events archived)" in _verify(tamperable, "--full-archive")
 
 
 def test_prune_opens_every_batch_it_would_leave_as_the_only_record(tamperable, settings):
@@ -338,6 +339,7 @@ def test_prune_opens_every_batch_it_would_leave_as_the_only_record(tamperable, s
 
     first.write_bytes(gzip.compress(b"".join(json.dumps(line).encode() + b"\n" for line in lines)))
     assert f"chain {chain}: OK (5 events, last seq 5)" in _verify(tamperable)
+    assert "does not link to the event before it" in _verify(tamperable, "--full-archive")  # every batch read
     err = StringIO()
     call_command("prune_audit", stdout=StringIO(), stderr=err)
     assert (

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from audit.archive import archive_from_settings
-from audit.services import verify_all
+from audit.services import verify_all, verify_archive_fully
 from tenants.management.base import TenantCommand
 from tenants.models import Tenant
 
@@ -26,9 +26,24 @@ class Command(TenantCommand):
             help="アーカイブを読まずに検証します / Do not read the archive (the database vouches for its anchors)",
         )
 
+        parser.add_argument(
+            "--full-archive",
+            action="store_true",
+            help="アーカイブの全バッチを読んで検証します / Read and check every archived batch, and compare the "
+            "archived events still in the database",
+        )
+
     def handle_tenant(self, tenant: Tenant | None, *args: Any, **options: Any) -> None:
         archive = None if options["no_archive"] else archive_from_settings()
         reports = verify_all(tenant=tenant, archive=archive)
+        if options["full_archive"] and archive is not None:
+            for at, report in enumerate(reports):
+                if report.ok:
+                    whole = verify_archive_fully(report.chain, archive)
+                    if not whole.ok:
+                        reports[at] = whole
+                    else:
+                        self.stdout.write(f"chain {report.chain}: archive OK ({whole.events} events archived)")
         broken = [r for r in reports if not r.ok]
         for report in reports:
             if report.ok:

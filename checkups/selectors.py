@@ -938,6 +938,15 @@ class GuidanceSummary:
     asked_for: int | None = None  # a year asked for that has nothing to count (another one is shown)
     as_of: dt.date | None = None  # the roster as of this day decides who was insured
 
+    @property
+    def year_end(self) -> dt.date | None:
+        return dt.date(self.fiscal_year + 1, 3, 31) if self.fiscal_year else None
+
+    @property
+    def in_progress(self) -> bool:
+        """The year shown has not ended: its 受診者 and 未受診者 are counts so far."""
+        return bool(self.as_of and self.year_end and self.as_of <= self.year_end)
+
 
 @dataclass(frozen=True)
 class _Due:
@@ -1040,6 +1049,10 @@ class Unexamined:
     years: list[int]
     page: Page  # of UnexaminedEntry, oldest first (the order a 保健師 calls them in makes no difference here)
     asked_for: int | None = None
+    as_of: dt.date | None = None
+
+    year_end = GuidanceSummary.year_end
+    in_progress = GuidanceSummary.in_progress
 
 
 def unexamined(*, user, fiscal_year: int | None = None, page: int | str | None = 1) -> Unexamined:
@@ -1050,4 +1063,4 @@ def unexamined(*, user, fiscal_year: int | None = None, page: int | str | None =
     found = Paginator(missing, PAGE_SIZE).get_page(page)
     loaded = Member.objects.select_related("office", "department").in_bulk(list(found.object_list))
     found.object_list = [UnexaminedEntry(loaded[pk], due.people[pk][0]) for pk in found.object_list if pk in loaded]
-    return Unexamined(due.fiscal_year, due.years, found, due.asked_for)
+    return Unexamined(due.fiscal_year, due.years, found, due.asked_for, due.today)

@@ -294,12 +294,14 @@ def guidance_summary(request: HttpRequest) -> HttpResponse:
     bands = len(selectors.GUIDANCE_AGE_BANDS)
     levels = [*selectors.GUIDANCE_LEVELS, selectors.NOT_JUDGED]
     if request.GET.get("format") == "csv":  # for the 法定報告 and the insurer's own spreadsheets
-        words = [judged_label(word) for word in (*levels, *selectors.METABOLIC_COUNTED)]
-        header = [_("区分"), pgettext("guidance summary", "対象者"), _("受診者"), _("受診率"), *words[: len(levels)],
-                  _("特定保健指導の対象者"), _("服薬中"), *words[len(levels) :]]  # fmt: skip
+        metabolic = [_("メタボ %(judged)s") % {"judged": judged_label(m)} for m in selectors.METABOLIC_COUNTED]
+        header = [_("年度"), _("集計日"), _("区分"), pgettext("guidance summary", "対象者"), _("受診者"),
+                  _("受診率（%）"), *(judged_label(level) for level in levels), _("特定保健指導の対象者"),
+                  _("特定保健指導の対象者の割合（%）"), _("服薬中"), *metabolic]  # fmt: skip
         table = [
-            [row.label, row.eligible, row.examined, "" if row.rate is None else row.rate,
-             *(row.levels.get(level, 0) for level in levels), row.targeted, row.medicated,
+            [summary.fiscal_year, summary.as_of.isoformat(), row.label, row.eligible, row.examined,
+             "" if row.rate is None else row.rate, *(row.levels.get(level, 0) for level in levels), row.targeted,
+             "" if row.targeted_share is None else row.targeted_share, row.medicated,
              *(row.metabolic.get(m, 0) for m in selectors.METABOLIC_COUNTED)]
             for row in rows
         ]  # fmt: skip

@@ -123,9 +123,14 @@ def test_the_page_for_a_health_nurse_audited_and_404_without_checkup_view(world,
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.content.decode()))
     assert "特定健診の受診率と階層化（2025年度）" in text
     # 対象者 受診者 受診率 | 積極的 動機付け 情報提供 判定不能 対象外 未判定 | 指導対象 服薬中 | 該当 予備群
-    assert "合計 5 3 60.0% 1 0 2 0 0 0 1 (33.3%) 1 2 0" in text
-    assert "家族（被扶養者） 計 1 1 100.0%" in text
+    assert "合計 5 3 60.0 1 0 2 0 0 0 1 (33.3%) 1 2 0" in text
+    assert "家族（被扶養者） 計 1 1 100.0 " in text
     assert "生年月日が名簿にない 1 人は数えていません。" in text
+    assert 'data-testid="year-in-progress"' not in page.content.decode()  # FY2025 has ended
+    current = fiscal_year_of(timezone.localdate())
+    ongoing = nurse.get(f"/checkups/guidance/?year={current}").content.decode()
+    assert f"{current}年度は年度の途中です（{current + 1}-03-31 まで）。" in ongoing
+    assert "まだ受診していない対象者" in ongoing
     fallback = nurse.get("/checkups/guidance/?year=2019").content.decode()
     assert "2019年度の健診はないため、2025年度を表示しています。" in fallback
     assert "特定健診の受診率と階層化（2025年度）" in nurse.get("/checkups/guidance/").content.decode()  # the latest
@@ -175,12 +180,10 @@ def test_the_summary_as_csv_for_a_spreadsheet(world, unit):
         response["Content-Type"].startswith("text/csv") and "checkup-rate-2025.csv" in response["Content-Disposition"]
     )
     rows = list(_csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert (
-        rows[0][:4] == ["区分", "対象者", "受診者", "受診率"]
-        and "積極的支援" in rows[0]
-        and rows[0][-2:] == ["基準該当", "予備群"]
-    )
-    assert rows[-1][:4] == ["合計", "5", "3", "60.0"] and rows[4][0] == "55〜59歳"
+    assert rows[0][:6] == ["年度", "集計日", "区分", "対象者", "受診者", "受診率（%）"]
+    assert "積極的支援" in rows[0] and rows[0][-2:] == ["メタボ 基準該当", "メタボ 予備群"]
+    today = timezone.localdate().isoformat()
+    assert rows[-1][:6] == ["2025", today, "合計", "5", "3", "60.0"] and rows[4][2] == "55〜59歳"
     with tenant_context(world.tenant_a):
         formats = list(AuditEvent.objects.filter(action="checkup.guidance_summary_viewed").values_list(
             "details__format", flat=True))  # fmt: skip

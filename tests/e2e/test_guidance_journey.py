@@ -77,13 +77,13 @@ def test_health_staff_reads_the_checkup_rate_and_lists_who_was_not_examined(page
     expect(headers.nth(0)).to_have_text("区分")
     expect(headers.nth(1)).to_have_text("対象者")
     expect(headers.nth(2)).to_have_text("受診者")
-    expect(headers.nth(3)).to_have_text("受診率")
+    expect(headers.nth(3)).to_have_text("受診率（%）")
     total = _total_row(page)
     expect(total).to_have_count(1)
     cells = total.locator("td")
     expect(cells.nth(0)).to_have_text(str(overall.eligible))
     expect(cells.nth(1)).to_have_text(str(overall.examined))
-    expect(cells.nth(2)).to_have_text(f"{overall.rate}%")
+    expect(cells.nth(2)).to_have_text(str(overall.rate))
 
     # The link says how many were due and not examined, and lists exactly them, by name.
     link = page.get_by_role("link", name=f"未受診の対象者 {len(names)} 人の一覧", exact=True)
@@ -101,7 +101,7 @@ def test_health_staff_reads_the_checkup_rate_and_lists_who_was_not_examined(page
     expect(page).to_have_url(re.compile(re.escape(live_server.url + SUMMARY_PATH) + rf"\?year={DEMO_YEAR}$"))
     expect(page.get_by_role("heading", level=1)).to_have_text(f"{TITLE}（{DEMO_YEAR}年度）")
     expect(page.get_by_label("年度", exact=True)).to_have_value(str(DEMO_YEAR))
-    expect(_total_row(page).locator("td").nth(2)).to_have_text(f"{overall.rate}%")
+    expect(_total_row(page).locator("td").nth(2)).to_have_text(str(overall.rate))
     assert csp == []
 
 

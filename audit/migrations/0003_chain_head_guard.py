@@ -11,8 +11,10 @@ a head. Now, for every role:
   owner with ``audit.prune = on`` (the operator's prune_audit);
 - chain and tenant never change; DELETE and TRUNCATE are refused.
 
-The owner could still disable the trigger (it owns the table): verify_audit compares the shipping and
-pruning points with the archive itself, which no database role can rewrite.
+The owner could still disable the trigger (it owns the table), and the application, which ships, could mark
+events shipped that it never shipped: verify_audit compares the shipping and pruning points with the archive
+itself (an Object Lock bucket of its own, under credentials of its own: deploy check healthapp.W010), and
+prune_audit deletes only what the archive holds as the database does.
 """
 
 from django.db import migrations

@@ -937,6 +937,7 @@ class GuidanceSummary:
     unknown_age: int = 0  # people in scope whose birth date is not on file: not counted anywhere
     asked_for: int | None = None  # a year asked for that has nothing to count (another one is shown)
     as_of: dt.date | None = None  # the roster as of this day decides who was insured
+    by_sex: list[tuple[GuidanceRow, GuidanceRow]] = field(default_factory=list)  # (men, women) per band, then all
 
     @property
     def year_end(self) -> dt.date | None:
@@ -1020,13 +1021,19 @@ def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary
     person, so nothing is suppressed."""
     due = _due(user, fiscal_year)
     bands = [GuidanceRow(ages=band) for band in GUIDANCE_AGE_BANDS]
-    by_sex = {sex: GuidanceRow(sex=sex) for sex in (Member.Sex.MALE, Member.Sex.FEMALE)}
+    sexes = (Member.Sex.MALE, Member.Sex.FEMALE)
+    by_sex = {sex: GuidanceRow(sex=sex) for sex in sexes}
+    # The 法定報告's own table: each age band for men and for women.
+    band_sex = {
+        (at, sex): GuidanceRow(ages=band, sex=sex) for at, band in enumerate(GUIDANCE_AGE_BANDS) for sex in sexes
+    }
     by_relationship = {kind: GuidanceRow(relationship=kind) for kind in Member.Relationship.values}
     everyone = GuidanceRow()
     for member_id, (age, sex, relationship) in due.people.items():
-        rows = [bands[(age - 40) // 5], everyone, by_relationship[relationship]]
+        band = (age - 40) // 5
+        rows = [bands[band], everyone, by_relationship[relationship]]
         if sex in by_sex:
-            rows.append(by_sex[sex])
+            rows += [by_sex[sex], band_sex[band, sex]]
         for row in rows:
             row.eligible += 1
             if member_id in due.chosen:
@@ -1034,6 +1041,8 @@ def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary
     return GuidanceSummary(
         due.fiscal_year, [*bands, *by_sex.values(), *by_relationship.values(), everyone], due.years,
         due.unknown_age, due.asked_for, due.today,
+        [(band_sex[at, sexes[0]], band_sex[at, sexes[1]]) for at in range(len(GUIDANCE_AGE_BANDS))]
+        + [(by_sex[sexes[0]], by_sex[sexes[1]])],
     )  # fmt: skip
 
 

@@ -188,3 +188,19 @@ def test_the_summary_as_csv_for_a_spreadsheet(world, unit):
         formats = list(AuditEvent.objects.filter(action="checkup.guidance_summary_viewed").values_list(
             "details__format", flat=True))  # fmt: skip
     assert formats == ["csv"]
+
+
+def test_the_statutory_table_by_sex_and_age_band(world, unit):
+    """The 法定報告 counts 対象者 and 受診者 for men and women apart in each five-year band."""
+    with tenant_context(world.tenant_a):
+        summary = selectors.guidance_summary(user=unit["nurse"], fiscal_year=2025)
+    table = {(men.ages or "all"): ((men.eligible, men.examined), (women.eligible, women.examined))
+             for men, women in summary.by_sex}  # fmt: skip
+    # G-1 man 55 examined; G-2 woman 68 examined, G-9 woman 66 not; G-3 woman 46 not; G-10 woman 60 examined
+    assert table[(55, 59)] == ((1, 1), (0, 0)) and table[(60, 64)] == ((0, 0), (1, 1))
+    assert table[(65, 69)] == ((0, 0), (2, 1))
+    assert table[(45, 49)] == ((0, 0), (1, 0)) and table["all"] == ((1, 1), (4, 2))
+    page = _client("nurse@a.example").get("/checkups/guidance/?year=2025").content.decode()
+    rows = page.split('data-testid="by-sex"', 1)[1].split("</table>")[0]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", rows))
+    assert "65〜69歳 0 0 — 2 1 50.0" in text and "合計 1 1 100.0 4 2 50.0" in text

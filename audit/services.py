@@ -416,10 +416,7 @@ class ArchivedChain:
 
     def hash_of(self, seq: int) -> str:
         """The archived hash of ``seq``, from every batch that holds it (they must agree)."""
-        found = {self._events(span)[seq] for span in self.spans if span[0] <= seq <= span[1]}
-        if len(found) != 1:
-            raise _ArchiveBroken(seq, "archived batches disagree on an event" if found else "not in the archive")
-        return found.pop()
+        return self.hashes(seq, seq)[seq]
 
     def hashes(self, first: int, last: int) -> dict[int, str]:
         """The archived hashes of ``first``..``last``, every batch holding any of them opened and checked."""

@@ -107,9 +107,11 @@ class EncryptedAttribute(DeferredAttribute):
             return self
         value = super().__get__(instance, cls)
         if isinstance(value, Sealed) and not isinstance(value, Verbatim):
-            plain = self.field.decrypt_for(instance, value)
-            value = _remember(plain, bytes(value), self.field, *_row_aad(instance))
-            instance.__dict__[self.field.attname] = value
+            field = self.field
+            _aad_parts(field)  # a field outside its model's concrete fields is prepared here
+            row = _row_aad(instance)  # once: it opens the value and is remembered with it
+            value = _remember(open_row(*row, [(field, value)])[0], bytes(value), field, *row)
+            instance.__dict__[field.attname] = value
         return value
 
 

@@ -881,6 +881,10 @@ METABOLIC_COUNTED = [stratification.MetabolicSyndrome.MEETS.value, stratificatio
 MEDICATION_ANSWERS = ("medication_bp", "medication_glucose", "medication_lipid")
 
 
+def _year_end(fiscal_year: int) -> dt.date:
+    return dt.date(fiscal_year + 1, 3, 31)
+
+
 @dataclass
 class GuidanceRow:
     """One line of the summary: an age band (``ages``), one sex's or one relationship's total, or everyone."""
@@ -941,7 +945,7 @@ class GuidanceSummary:
 
     @property
     def year_end(self) -> dt.date | None:
-        return dt.date(self.fiscal_year + 1, 3, 31) if self.fiscal_year else None
+        return _year_end(self.fiscal_year) if self.fiscal_year else None
 
     @property
     def in_progress(self) -> bool:
@@ -976,7 +980,7 @@ def _due(user, fiscal_year: int | None) -> _Due:
         fiscal_year = latest
     elif fiscal_year not in years:
         asked_for, fiscal_year = fiscal_year, latest
-    year_start, year_end = dt.date(fiscal_year, 4, 1), dt.date(fiscal_year + 1, 3, 31)
+    year_start, year_end = dt.date(fiscal_year, 4, 1), _year_end(fiscal_year)
     members = policy.scope(user, Perm.CHECKUP_VIEW, Member.objects.all()).exclude(user_id=user.pk)
     members = members.filter(
         Q(qualification_start__isnull=True) | Q(qualification_start__lte=year_start),
@@ -998,11 +1002,13 @@ def _due(user, fiscal_year: int | None) -> _Due:
             people[pk] = (age, opened[1] if len(opened) > 1 else "", relationship)
     chosen: dict[int, tuple] = {}
     for member_id, program, exam_date, pk, answers, level, metabolic in (
-        records.filter(fiscal_year=fiscal_year, member_id__in=list(people))
+        records.filter(fiscal_year=fiscal_year)  # the same scope as the people; matched below, not by a list of ids
         .annotate(level=_newest(Judgement, "judged_at", "guidance_level"),
                   metabolic=_newest(Judgement, "judged_at", "metabolic_syndrome"))
         .values_list("member_id", "program", "exam_date", "pk", "questionnaire", "level", "metabolic")
     ):  # fmt: skip
+        if member_id not in people:
+            continue  # not due that year (age, coverage) or no birth date on file
         rank = (program == CheckupRecord.Program.SPECIFIC, exam_date, pk)
         if member_id not in chosen or rank > chosen[member_id][0]:
             medicated = any((answers or {}).get(answer) for answer in MEDICATION_ANSWERS)

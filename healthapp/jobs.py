@@ -87,7 +87,7 @@ def job_create(*, kind: str, upload: IO[bytes], file_name: str, max_bytes: int, 
             raise AppError("empty_file", _("ファイルが空です。"))
         sealing.finish()
         spool.seek(0)
-        name = f"jobs/{tenant.pk}/{kind}/{uuid.uuid4().hex}.sealed"
+        name = _new_file_name(tenant.pk, kind)
         stored = default_storage.save(name, File(spool, name=name))
     fields = {
         "kind": kind, "file": stored, "file_name": (file_name or "")[:255], "file_size": total,
@@ -103,6 +103,11 @@ def job_create(*, kind: str, upload: IO[bytes], file_name: str, max_bytes: int, 
             if attempt == 4:
                 raise
     raise AssertionError("unreachable")
+
+
+def _new_file_name(tenant_id: int, kind: str) -> str:
+    """A job file's storage name: random, so it says nothing of the file or its uploader."""
+    return f"jobs/{tenant_id}/{kind}/{uuid.uuid4().hex}.sealed"
 
 
 def job_open(job: Job) -> IO[bytes]:
@@ -252,7 +257,7 @@ def job_files_reseal(*, active_version: int) -> int:
             if job.file not in old:
                 job_fail(job, code="file_missing")
                 continue
-            new_file = f"jobs/{job.tenant_id}/{job.kind}/{uuid.uuid4().hex}.sealed"
+            new_file = _new_file_name(job.tenant_id, job.kind)
             written: list[str] = []
             try:
                 for name, new in zip((job.file, side_name(job)), (new_file, side_name_of(new_file)), strict=True):
@@ -468,11 +473,7 @@ def job_discard_file(job: Job) -> None:
     # A side file too, if the dry run kept one, and the files a key rotation sealed again under new names.
     names = [job.file, side_name(job), *job.superseded]
 
-    def delete() -> None:
-        for name in names:
-            default_storage.delete(name)
-
-    transaction.on_commit(delete)
+    transaction.on_commit(lambda: _delete(names))
 
 
 def job_status(job: Job) -> dict:

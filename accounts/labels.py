@@ -19,6 +19,7 @@ class Perm:
     CHECKUP_VIEW = "checkup.view"
     CHECKUP_JUDGE = "checkup.judge"
     CHECKUP_VIEW_CONCLUSION = "checkup.view_conclusion"
+    GUIDANCE_RECORD = "guidance.record"  # 特定保健指導の実施記録 (初回面接, 実績評価)
     LIFELOG_VIEW = "lifelog.view"
     POINTS_MANAGE = "points.manage"
     NOTICE_MANAGE = "notice.manage"
@@ -79,10 +80,14 @@ LABELS: dict[str, Label] = {
         Label(
             "physician",
             _("産業医"),
-            frozenset({Perm.MEMBER_VIEW, Perm.CHECKUP_VIEW, Perm.CHECKUP_JUDGE, Perm.LIFELOG_VIEW}),
+            frozenset(
+                {Perm.MEMBER_VIEW, Perm.CHECKUP_VIEW, Perm.CHECKUP_JUDGE, Perm.GUIDANCE_RECORD, Perm.LIFELOG_VIEW}
+            ),
         ),
         Label(
-            "health_staff", _("保健師・衛生管理者"), frozenset({Perm.MEMBER_VIEW, Perm.CHECKUP_VIEW, Perm.LIFELOG_VIEW})
+            "health_staff",
+            _("保健師・衛生管理者"),
+            frozenset({Perm.MEMBER_VIEW, Perm.CHECKUP_VIEW, Perm.GUIDANCE_RECORD, Perm.LIFELOG_VIEW}),
         ),
         Label("manager", _("所属長"), frozenset({Perm.MEMBER_VIEW, Perm.CHECKUP_VIEW_CONCLUSION})),
         Label("roster_viewer", _("名簿閲覧"), frozenset({Perm.MEMBER_VIEW})),

@@ -9,6 +9,8 @@ from django.utils.translation import gettext_lazy as _
 HEALTH_READS = frozenset({
     "checkup.viewed", "checkup.queue_viewed", "checkup.results_listed", "checkup.conclusions_viewed",
     "checkup.follow_up_recorded", "checkup.follow_up_undone", "checkup.unexamined_listed",
+    "checkup.guidance_targets_listed", "checkup.guidance_viewed", "checkup.guidance_recorded",
+    "checkup.guidance_withdrawn",
 })  # fmt: skip
 # Of those, the events a person records about themself ("受診しました": they were asked to see a doctor):
 # there the actor is the person, withheld too.
@@ -79,6 +81,10 @@ ACTION_LABELS = {
     "checkup.opinion_signed": _("医師の意見・就業判定の登録"),
     "checkup.follow_up_recorded": _("事後措置の記録"),
     "checkup.follow_up_undone": _("事後措置の記録の取り消し"),
+    "checkup.guidance_targets_listed": _("特定保健指導の対象者の一覧の閲覧"),
+    "checkup.guidance_viewed": _("特定保健指導の実施状況の閲覧"),
+    "checkup.guidance_recorded": _("特定保健指導の実施状況の記録"),
+    "checkup.guidance_withdrawn": _("特定保健指導の記録の取り消し"),
     "checkup.csv_mapping_saved": _("健診CSVの項目対応の保存"),
     "checkup.csv_mapping_deleted": _("健診CSVの項目対応の削除"),
     "criteria.version_created": _("判定基準の版の作成"),

@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from checkups import criteria as criteria_data
 from checkups import services
-from checkups.models import CriteriaSet, PhysicianOpinion
+from checkups.models import CriteriaSet, GuidanceSupport, PhysicianOpinion
 from healthapp.errors import AppError
 
 
@@ -55,6 +55,49 @@ class FollowUpVisitForm(forms.Form):
     """受診しました: the date of the follow-up visit (an undo posts ``undo`` instead)."""
 
     visited_on = forms.DateField(label=_("受診日"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class GuidanceSupportForm(forms.Form):
+    """特定保健指導の記録: its state with the 初回面接 and, once over, the 実績評価 (or the day it ended)."""
+
+    status = forms.ChoiceField(
+        label=_("実施状況"),
+        choices=[(s.value, s.label) for s in GuidanceSupport.Status if s != GuidanceSupport.Status.WITHDRAWN],
+        widget=forms.RadioSelect,
+    )
+    started_on = forms.DateField(label=_("初回面接日"), widget=forms.DateInput(attrs={"type": "date"}))
+    method = forms.ChoiceField(label=_("初回面接の形態"), choices=GuidanceSupport.Method.choices)
+    ended_on = forms.DateField(
+        label=_("実績評価日（途中終了の場合は終了日）"), required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )  # fmt: skip
+    goal_met = forms.NullBooleanField(
+        label=_("腹囲2cm・体重2kg減"), required=False,
+        widget=forms.Select(choices=[("unknown", _("記録しない")), ("true", _("達成")), ("false", _("未達成"))]),
+        help_text=_("実績評価のときだけ記録されます。"),
+    )  # fmt: skip
+
+    # The service's refusals, beside the field to change (focused when the form comes back).
+    ERROR_FIELDS = {
+        "start_required": "started_on",
+        "start_before_exam": "started_on",
+        "guidance_in_future": "started_on",
+        "end_required": "ended_on",
+        "evaluation_too_early": "ended_on",
+        "end_before_start": "ended_on",
+        "method_required": "method",
+        "invalid_status": "status",
+    }
+
+    @staticmethod
+    def initial_from(support: GuidanceSupport | None) -> dict:
+        """The form filled with the guidance as it stands (a first entry starts as 実施中)."""
+        if support is None:
+            return {"status": GuidanceSupport.Status.IN_PROGRESS}
+        return {
+            "status": support.status, "started_on": support.started_on, "method": support.method,
+            "ended_on": support.ended_on, "goal_met": support.goal_met,
+        }  # fmt: skip
 
 
 class CriteriaVersionForm(forms.ModelForm):

@@ -313,6 +313,51 @@ class FollowUpVisit(TenantScopedModel):
         return f"FollowUpVisit #{self.pk}"
 
 
+class GuidanceSupport(TenantScopedModel):
+    """特定保健指導の実施記録: the state of one person's 特定保健指導 after the checkup that made them a target.
+    Append-only: every save adds a row with the whole state, the newest row of a record is its current
+    state, and a mistaken entry is taken back by a ``withdrawn`` row (the earlier ones stay)."""
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress", _("実施中")  # 初回面接 held, 実績評価 not yet
+        COMPLETED = "completed", _("終了")  # 実績評価 held: counts as 終了者 in the 法定報告
+        DROPPED = "dropped", _("途中終了")  # started, then ended before the evaluation (脱落)
+        WITHDRAWN = "withdrawn", _("取消")  # the earlier entry was a mistake: back to 未実施
+
+    class Method(models.TextChoices):
+        INDIVIDUAL = "individual", _("個別支援")
+        GROUP = "group", _("グループ支援")
+        REMOTE = "remote", _("ICT（遠隔）")
+
+    record = SameTenantForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="guidance_supports")
+    level = models.CharField(_("支援の区分"), max_length=10)  # 積極的支援 / 動機付け支援, as judged at the time
+    status = models.CharField(_("実施状況"), max_length=12, choices=Status.choices)
+    started_on = models.DateField(_("初回面接日"), null=True, blank=True)
+    method = models.CharField(_("初回面接の形態"), max_length=10, choices=Method.choices, blank=True)
+    ended_on = models.DateField(_("実績評価日・終了日"), null=True, blank=True)
+    goal_met = models.BooleanField(_("腹囲2cm・体重2kg減の達成"), null=True, blank=True)  # None: not recorded
+    recorded_by = SameTenantForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("特定保健指導の実施記録")
+        verbose_name_plural = _("特定保健指導の実施記録")
+        indexes = [models.Index(fields=["tenant", "record", "-recorded_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status="withdrawn") | models.Q(started_on__isnull=False),
+                name="guidancesupport_started",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["in_progress", "withdrawn"]) | models.Q(ended_on__isnull=False),
+                name="guidancesupport_ended",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"GuidanceSupport #{self.pk}"
+
+
 class CheckupCsvMapping(TenantScopedModel):
     """How one checkup provider's CSV reads: ``mapping`` is {column header: item key or identity field}
     (``employee_number``, ``exam_date``, ``program``, ``institution``, questionnaire keys, or a catalogue item)."""

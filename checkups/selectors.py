@@ -40,6 +40,7 @@ from checkups.models import (
     CheckupCorrection,
     CheckupRecord,
     FollowUpVisit,
+    GuidanceSupport,
     Judgement,
     PhysicianOpinion,
     correction_results,
@@ -50,6 +51,7 @@ from tenants.models import Department, Office, Tenant
 REVIEW_GRADES = {"C", "D", "E"}
 REVIEW_GUIDANCE = {"積極的支援", "動機付け支援"}
 OPINION_DEADLINE_MONTHS = 3  # 安衛法 66条の4: the physician's opinion within 3 months of the checkup
+GUIDANCE_EVALUATION_MONTHS = 3  # 第4期 特定保健指導: the 実績評価 once 3 months have passed since the 初回面接
 CHART_ITEMS = ["weight", "bmi", "systolic", "diastolic", "hba1c", "ldl"]
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # "before any correction"
 PAGE_SIZE = 50  # rows per page of the physician's queue and HR's conclusions
@@ -70,6 +72,17 @@ def opinion_deadline(exam_date: dt.date) -> dt.date:
     the same date 3 months on, or at the end of that month when it has no such date): an exam on 4/30 has
     until 7/31, one on 5/20 until 8/20."""
     return add_months(exam_date + dt.timedelta(days=1), OPINION_DEADLINE_MONTHS) - dt.timedelta(days=1)
+
+
+def guidance_evaluation_from(started_on: dt.date) -> dt.date:
+    """The first day a 実績評価 may be held: 3 months after the 初回面接 (the same date, or the month's end)."""
+    return add_months(started_on, GUIDANCE_EVALUATION_MONTHS)
+
+
+def guidance_current(record: CheckupRecord) -> GuidanceSupport | None:
+    """The record's 特定保健指導 as it stands: its newest entry, None when there is none or it was taken back."""
+    newest = record.guidance_supports.order_by("-recorded_at", "-pk").first()
+    return None if newest is None or newest.status == GuidanceSupport.Status.WITHDRAWN else newest
 
 
 def _tenant_user(user) -> None:
@@ -876,6 +889,7 @@ def grade_distribution(*, user, fiscal_year: int | None = None) -> Distribution:
 
 GUIDANCE_AGE_BANDS = [(40, 44), (45, 49), (50, 54), (55, 59), (60, 64), (65, 69), (70, 74)]
 GUIDANCE_LEVELS = [level.label for level in sorted(stratification.Level, reverse=True)]  # 積極的支援 … 対象外
+GUIDANCE_TARGETED = GUIDANCE_LEVELS[:2]  # 特定保健指導の対象者: 積極的支援 and 動機付け支援
 NOT_JUDGED = "未判定"
 METABOLIC_COUNTED = [stratification.MetabolicSyndrome.MEETS.value, stratification.MetabolicSyndrome.PRELIMINARY.value]
 MEDICATION_ANSWERS = ("medication_bp", "medication_glucose", "medication_lipid")
@@ -897,6 +911,8 @@ class GuidanceRow:
     levels: dict[str, int] = field(default_factory=dict)  # 保健指導 level (or 未判定) → people
     metabolic: dict[str, int] = field(default_factory=dict)  # 基準該当 / 予備群 → people
     medicated: int = 0  # of the examined, on blood-pressure, glucose or lipid medication (情報提供 by rule)
+    started: int = 0  # of the targeted, people whose 特定保健指導 began (初回面接): 利用者
+    completed: int = 0  # of the targeted, people whose 実績評価 was held: 終了者
 
     @property
     def rate(self) -> float | None:
@@ -919,18 +935,26 @@ class GuidanceRow:
     @property
     def targeted(self) -> int:
         """特定保健指導の対象者: 積極的支援 and 動機付け支援."""
-        return sum(self.levels.get(level, 0) for level in GUIDANCE_LEVELS[:2])
+        return sum(self.levels.get(level, 0) for level in GUIDANCE_TARGETED)
 
     @property
     def targeted_share(self) -> float | None:
         return round(100 * self.targeted / self.examined, 1) if self.examined else None
 
-    def count(self, level: str, metabolic: str, medicated: bool) -> None:
+    @property
+    def completion_rate(self) -> float | None:
+        """特定保健指導の実施率 as the 法定報告 gives it: 終了者 over 対象者, in percent (None without targets)."""
+        return round(100 * self.completed / self.targeted, 1) if self.targeted else None
+
+    def count(self, chosen: _Chosen) -> None:
         self.examined += 1
-        self.levels[level] = self.levels.get(level, 0) + 1
-        if metabolic in METABOLIC_COUNTED:
-            self.metabolic[metabolic] = self.metabolic.get(metabolic, 0) + 1
-        self.medicated += medicated
+        self.levels[chosen.level] = self.levels.get(chosen.level, 0) + 1
+        if chosen.metabolic in METABOLIC_COUNTED:
+            self.metabolic[chosen.metabolic] = self.metabolic.get(chosen.metabolic, 0) + 1
+        self.medicated += chosen.medicated
+        if chosen.level in GUIDANCE_TARGETED and chosen.support is not None:
+            self.started += 1
+            self.completed += chosen.support.status == GuidanceSupport.Status.COMPLETED
 
 
 @dataclass(frozen=True)
@@ -953,6 +977,18 @@ class GuidanceSummary:
         return bool(self.as_of and self.year_end and self.as_of <= self.year_end)
 
 
+class _Chosen(NamedTuple):
+    """The checkup a person due in the year is counted by, as read for the summary."""
+
+    rank: tuple  # (a 特定健診, exam date, id): the highest is counted
+    level: str  # its newest judgement's 保健指導 level, or 未判定
+    metabolic: str
+    medicated: bool
+    record_id: int
+    exam_date: dt.date
+    support: GuidanceSupport | None = None  # the person's 特定保健指導 after a checkup of that year, as it stands
+
+
 @dataclass(frozen=True)
 class _Due:
     """Who was due a 特定健診 in a fiscal year (in the user's scope) and the checkup each examined one counts by."""
@@ -962,7 +998,7 @@ class _Due:
     asked_for: int | None
     today: dt.date
     people: dict[int, tuple[int, str, str]]  # member → (age at the year's end, sex, relationship)
-    chosen: dict[int, tuple]  # member → (rank, 保健指導 level, metabolic syndrome, on medication)
+    chosen: dict[int, _Chosen]  # member → the checkup they count by
     unknown_age: int
 
 
@@ -1000,7 +1036,7 @@ def _due(user, fiscal_year: int | None) -> _Due:
         age = age_in_fiscal_year(opened[0], fiscal_year)
         if 40 <= age <= 74:
             people[pk] = (age, opened[1] if len(opened) > 1 else "", relationship)
-    chosen: dict[int, tuple] = {}
+    chosen: dict[int, _Chosen] = {}
     for member_id, program, exam_date, pk, answers, level, metabolic in (
         records.filter(fiscal_year=fiscal_year)  # the same scope as the people; matched below, not by a list of ids
         .annotate(level=_newest(Judgement, "judged_at", "guidance_level"),
@@ -1010,9 +1046,20 @@ def _due(user, fiscal_year: int | None) -> _Due:
         if member_id not in people:
             continue  # not due that year (age, coverage) or no birth date on file
         rank = (program == CheckupRecord.Program.SPECIFIC, exam_date, pk)
-        if member_id not in chosen or rank > chosen[member_id][0]:
+        if member_id not in chosen or rank > chosen[member_id].rank:
             medicated = any((answers or {}).get(answer) for answer in MEDICATION_ANSWERS)
-            chosen[member_id] = (rank, level or NOT_JUDGED, metabolic or "", medicated)
+            chosen[member_id] = _Chosen(rank, level or NOT_JUDGED, metabolic or "", medicated, pk, exam_date)
+    # A person's 特定保健指導 follows a checkup of the year (whichever one it was recorded on): the newest entry.
+    supports: dict[int, GuidanceSupport] = {}
+    for support in (
+        GuidanceSupport.objects.filter(record__in=records.filter(fiscal_year=fiscal_year))
+        .annotate(member_id=F("record__member_id"))
+        .order_by("-recorded_at", "-pk")
+    ):
+        supports.setdefault(support.member_id, support)
+    for member_id, support in supports.items():
+        if member_id in chosen and support.status != GuidanceSupport.Status.WITHDRAWN:
+            chosen[member_id] = chosen[member_id]._replace(support=support)
     return _Due(fiscal_year, years, asked_for, today, people, chosen, unknown_age)
 
 
@@ -1043,7 +1090,7 @@ def guidance_summary(*, user, fiscal_year: int | None = None) -> GuidanceSummary
         for row in rows:
             row.eligible += 1
             if member_id in due.chosen:
-                row.count(*due.chosen[member_id][1:])
+                row.count(due.chosen[member_id])
     return GuidanceSummary(
         due.fiscal_year, [*bands, *by_sex.values(), *by_relationship.values(), everyone], due.years,
         due.unknown_age, due.asked_for, due.today,
@@ -1079,3 +1126,103 @@ def unexamined(*, user, fiscal_year: int | None = None, page: int | str | None =
     loaded = Member.objects.select_related("office", "department").in_bulk(list(found.object_list))
     found.object_list = [UnexaminedEntry(loaded[pk], due.people[pk][0]) for pk in found.object_list if pk in loaded]
     return Unexamined(due.fiscal_year, due.years, found, due.asked_for, due.today)
+
+
+GUIDANCE_STATUS_FILTERS = {
+    "none": gettext_lazy("未実施"),
+    GuidanceSupport.Status.IN_PROGRESS: GuidanceSupport.Status.IN_PROGRESS.label,
+    GuidanceSupport.Status.COMPLETED: GuidanceSupport.Status.COMPLETED.label,
+    GuidanceSupport.Status.DROPPED: GuidanceSupport.Status.DROPPED.label,
+}
+
+
+@dataclass(frozen=True)
+class GuidanceTarget:
+    member: Member
+    age: int  # at the fiscal year's end
+    level: str  # 積極的支援 / 動機付け支援
+    record_id: int  # the checkup its 特定保健指導 is recorded on
+    exam_date: dt.date
+    support: GuidanceSupport | None  # as it stands; None: 未実施
+
+
+@dataclass(frozen=True)
+class GuidanceTargets:
+    fiscal_year: int
+    years: list[int]
+    page: Page  # of GuidanceTarget
+    status: str  # the filter applied ("" for all)
+    counts: dict[str, int]  # status filter → people (before the filter)
+    asked_for: int | None = None
+    as_of: dt.date | None = None
+
+    year_end = GuidanceSummary.year_end
+    in_progress = GuidanceSummary.in_progress
+
+
+def guidance_targets(
+    *, user, fiscal_year: int | None = None, status: str = "", page: int | str | None = 1
+) -> GuidanceTargets:
+    """特定保健指導の対象者 of a fiscal year (the people ``guidance_summary`` counts as 積極的支援 or 動機付け支援)
+    with their 特定保健指導 as it stands, narrowed to one state (``GUIDANCE_STATUS_FILTERS``; anything else
+    narrows nothing), a page at a time: the earliest checkups first, as they have waited longest."""
+    due = _due(user, fiscal_year)
+    targeted = [(pk, chosen) for pk, chosen in due.chosen.items() if chosen.level in GUIDANCE_TARGETED]
+
+    def state(chosen: _Chosen) -> str:
+        return chosen.support.status if chosen.support else "none"
+
+    counts = {key: 0 for key in GUIDANCE_STATUS_FILTERS}
+    for _pk, chosen in targeted:
+        counts[state(chosen)] += 1
+    if status in GUIDANCE_STATUS_FILTERS:
+        targeted = [(pk, chosen) for pk, chosen in targeted if state(chosen) == status]
+    else:
+        status = ""
+    targeted.sort(key=lambda entry: (entry[1].exam_date, entry[0]))
+    found = Paginator(targeted, PAGE_SIZE).get_page(page)
+    loaded = Member.objects.select_related("office", "department").in_bulk([pk for pk, _c in found.object_list])
+    found.object_list = [
+        GuidanceTarget(
+            loaded[pk],
+            due.people[pk][0],
+            chosen.level,
+            chosen.support.record_id if chosen.support else chosen.record_id,
+            chosen.exam_date,
+            chosen.support,
+        )
+        for pk, chosen in found.object_list
+        if pk in loaded
+    ]
+    return GuidanceTargets(due.fiscal_year, due.years, found, status, counts, due.asked_for, due.today)
+
+
+@dataclass(frozen=True)
+class GuidanceRecord:
+    record: CheckupRecord  # with its member
+    level: str  # the newest judgement's 保健指導 level ("" before any judgement)
+    current: GuidanceSupport | None
+    history: list[GuidanceSupport]  # every entry, newest first
+    may_record: bool  # guidance.record for this person
+
+    @property
+    def evaluation_from(self) -> dt.date | None:
+        return guidance_evaluation_from(self.current.started_on) if self.current else None
+
+
+def guidance_record(*, user, record_id: int) -> GuidanceRecord:
+    """One checkup's 特定保健指導: the record in the user's checkup.view scope (not their own; else a 404), its
+    level, the guidance as it stands and every entry made, and whether the user may record it."""
+    record = (
+        _view_scope(user)
+        .defer("results")
+        .select_related("member", "member__office", "member__department")
+        .filter(pk=record_id)
+        .first()
+    )
+    if record is None:
+        raise Http404
+    level = record.judgements.order_by("-judged_at", "-pk").values_list("guidance_level", flat=True).first() or ""
+    history = list(record.guidance_supports.select_related("recorded_by").order_by("-recorded_at", "-pk"))
+    current = history[0] if history and history[0].status != GuidanceSupport.Status.WITHDRAWN else None
+    return GuidanceRecord(record, level, current, history, policy.can(user, Perm.GUIDANCE_RECORD, record.member))

@@ -27,6 +27,7 @@ from checkups.models import (
     CheckupRecord,
     CriteriaSet,
     FollowUpVisit,
+    GuidanceSupport,
     Judgement,
     PhysicianOpinion,
     correction_results,
@@ -386,6 +387,115 @@ def follow_up_visit_undo(*, record: CheckupRecord, acting_user) -> FollowUpVisit
         details={"visit": visit.pk, "replaces": previous.pk, "by_self": by_self}, actor=acting_user,
     )  # fmt: skip
     return visit
+
+
+# --- 特定保健指導の実施記録 ---------------------------------------------------------------------------
+
+
+def _guidance_recorder(record: CheckupRecord, acting_user) -> None:
+    """Only a holder of guidance.record for the record's roster entry, never for their own checkup; anyone
+    else gets a 404 (the record is not theirs to see or to write)."""
+    member = record.member
+    if member.user_id is not None and member.user_id == acting_user.pk:
+        raise Http404
+    if not policy.can(acting_user, Perm.GUIDANCE_RECORD, member):
+        raise Http404
+
+
+def _guidance_level(record: CheckupRecord, current: GuidanceSupport | None) -> str:
+    """The support level a new entry carries: the record's newest judgement's, when it makes the person a
+    target; else that of the guidance already under way (a re-judging does not erase the support given)."""
+    newest = record.judgements.order_by("-judged_at", "-pk").values_list("guidance_level", flat=True).first()
+    if newest in selectors.GUIDANCE_TARGETED:
+        return newest
+    if current is not None:
+        return current.level
+    raise AppError("not_targeted", _("この健診は特定保健指導の対象（積極的支援・動機付け支援）ではありません。"))
+
+
+def _guidance_dates(record: CheckupRecord, status: str, started_on: dt.date | None, ended_on: dt.date | None) -> None:
+    today = timezone.localdate()
+    if started_on is None:
+        raise AppError("start_required", _("初回面接日を入力してください。"))
+    if started_on < record.exam_date:
+        raise AppError("start_before_exam", _("初回面接日は健診の受診日以降の日付を指定してください。"))
+    if started_on > today or (ended_on is not None and ended_on > today):
+        raise AppError("guidance_in_future", _("未来の日付は指定できません。"))
+    if status == GuidanceSupport.Status.IN_PROGRESS:
+        return
+    if ended_on is None:
+        raise AppError("end_required", _("実績評価日（途中終了の場合は終了日）を入力してください。"))
+    earliest = selectors.guidance_evaluation_from(started_on)
+    if status == GuidanceSupport.Status.COMPLETED and ended_on < earliest:
+        raise AppError(
+            "evaluation_too_early",
+            _("実績評価は初回面接から3か月以上たってから行います（%(day)s 以降）。") % {"day": earliest.isoformat()},
+        )
+    if ended_on < started_on:
+        raise AppError("end_before_start", _("終了日は初回面接日以降の日付を指定してください。"))
+
+
+@transaction.atomic
+def guidance_support_record(
+    *,
+    record: CheckupRecord,
+    acting_user,
+    status: str,
+    started_on: dt.date | None,
+    method: str = "",
+    ended_on: dt.date | None = None,
+    goal_met: bool | None = None,
+) -> GuidanceSupport:
+    """Record the state of the person's 特定保健指導 after ``record``: 実施中 from the 初回面接 (its date and
+    form), 終了 at the 実績評価 (at least 3 months after the 初回面接, 第4期; with whether 腹囲2cm・体重2kg減 was
+    met, when known) or 途中終了. A change adds a row; the earlier ones stay (history)."""
+    _guidance_recorder(record, acting_user)
+    CheckupRecord.objects.select_for_update().filter(pk=record.pk).first()  # one writer at a time per record
+    current = selectors.guidance_current(record)
+    if status not in (GuidanceSupport.Status.IN_PROGRESS, GuidanceSupport.Status.COMPLETED,
+                      GuidanceSupport.Status.DROPPED):  # fmt: skip
+        raise AppError("invalid_status", _("実施状況を選んでください。"))
+    if method not in GuidanceSupport.Method.values:
+        raise AppError("method_required", _("初回面接の形態を選んでください。"))
+    level = _guidance_level(record, current)
+    if status == GuidanceSupport.Status.IN_PROGRESS:
+        ended_on = None
+    if status != GuidanceSupport.Status.COMPLETED:
+        goal_met = None
+    _guidance_dates(record, status, started_on, ended_on)
+    state = (level, status, started_on, method, ended_on, goal_met)
+    if current is not None and state == (current.level, current.status, current.started_on, current.method,
+                                         current.ended_on, current.goal_met):  # fmt: skip
+        raise AppError("guidance_unchanged", _("記録されている内容と同じです。"))
+    support = GuidanceSupport.objects.create(
+        record=record, level=level, status=status, started_on=started_on, method=method, ended_on=ended_on,
+        goal_met=goal_met, recorded_by=acting_user,
+    )  # fmt: skip
+    audit.record(
+        action="checkup.guidance_recorded", target_type="checkup", target_id=record.pk,
+        details={"support": support.pk, "replaces": current.pk if current else None, "status": status},
+        actor=acting_user,
+    )  # fmt: skip
+    return support
+
+
+@transaction.atomic
+def guidance_support_withdraw(*, record: CheckupRecord, acting_user) -> GuidanceSupport:
+    """Take back the recorded 特定保健指導 (entered for the wrong person, say): adds a 取消 row, the person is
+    未実施 again, and the earlier rows stay."""
+    _guidance_recorder(record, acting_user)
+    CheckupRecord.objects.select_for_update().filter(pk=record.pk).first()
+    current = selectors.guidance_current(record)
+    if current is None:
+        raise AppError("nothing_to_withdraw", _("取り消す特定保健指導の記録がありません。"))
+    support = GuidanceSupport.objects.create(
+        record=record, level=current.level, status=GuidanceSupport.Status.WITHDRAWN, recorded_by=acting_user
+    )
+    audit.record(
+        action="checkup.guidance_withdrawn", target_type="checkup", target_id=record.pk,
+        details={"support": support.pk, "replaces": current.pk}, actor=acting_user,
+    )  # fmt: skip
+    return support
 
 
 # --- Criteria versions (operators) ----------------------------------------------------------------

@@ -17,4 +17,6 @@ urlpatterns = [
     path("checkups/dashboard/", views.dashboard, name="dashboard"),
     path("checkups/guidance/", views.guidance_summary, name="guidance-summary"),
     path("checkups/guidance/unexamined/", views.unexamined, name="unexamined"),
+    path("checkups/guidance/targets/", views.guidance_targets, name="guidance-targets"),
+    path("checkups/guidance/targets/<int:record_id>/", views.guidance_record, name="guidance-record"),
 ]

@@ -26,7 +26,7 @@ from accounts import policy
 from accounts.labels import Perm
 from checkups import disclosure, items, selectors, services
 from checkups.charts import trend_svg
-from checkups.forms import FollowUpVisitForm, OpinionForm
+from checkups.forms import FollowUpVisitForm, GuidanceSupportForm, OpinionForm
 from checkups.models import CheckupRecord
 from checkups.templatetags.checkup_tags import judged_label, unit_label
 from healthapp.csvsafe import csv_response
@@ -297,11 +297,13 @@ def guidance_summary(request: HttpRequest) -> HttpResponse:
         metabolic = [_("メタボ %(judged)s") % {"judged": judged_label(m)} for m in selectors.METABOLIC_COUNTED]
         header = [_("年度"), _("集計日"), _("区分"), pgettext("guidance summary", "対象者"), _("受診者"),
                   _("受診率（%）"), *(judged_label(level) for level in levels), _("特定保健指導の対象者"),
-                  _("特定保健指導の対象者の割合（%）"), _("服薬中"), *metabolic]  # fmt: skip
+                  _("特定保健指導の対象者の割合（%）"), _("特定保健指導の利用者（初回面接）"),
+                  _("特定保健指導の終了者"), _("特定保健指導の実施率（%）"), _("服薬中"), *metabolic]  # fmt: skip
         table = [
             [summary.fiscal_year, summary.as_of.isoformat(), row.label, row.eligible, row.examined,
              "" if row.rate is None else row.rate, *(row.levels.get(level, 0) for level in levels), row.targeted,
-             "" if row.targeted_share is None else row.targeted_share, row.medicated,
+             "" if row.targeted_share is None else row.targeted_share, row.started, row.completed,
+             "" if row.completion_rate is None else row.completion_rate, row.medicated,
              *(row.metabolic.get(m, 0) for m in selectors.METABOLIC_COUNTED)]
             for row in rows
         ]  # fmt: skip
@@ -334,6 +336,54 @@ def unexamined(request: HttpRequest) -> HttpResponse:
         {"found": found, "page": found.page, "fiscal_year": found.fiscal_year, "years": found.years,
          "pager_query": f"year={found.fiscal_year}&"},
     )  # fmt: skip
+
+
+@login_required
+@require_safe
+def guidance_targets(request: HttpRequest) -> HttpResponse:
+    found = selectors.guidance_targets(
+        user=request.user, fiscal_year=_year(request.GET.get("year", "")), status=request.GET.get("status", ""),
+        page=request.GET.get("page", 1),
+    )  # fmt: skip
+    # Who is a target of 特定保健指導, and how far it went, is health data of named people: a health read.
+    audit.record(
+        action="checkup.guidance_targets_listed", target_type="member",
+        details={"fiscal_year": found.fiscal_year, "status": found.status, "page": found.page.number,
+                 "members": [entry.member.pk for entry in found.page]},
+    )  # fmt: skip
+    query = f"year={found.fiscal_year}&" + (f"status={found.status}&" if found.status else "")
+    return render(
+        request,
+        "checkups/guidance_targets.html",
+        {"found": found, "page": found.page, "fiscal_year": found.fiscal_year, "years": found.years,
+         "filters": selectors.GUIDANCE_STATUS_FILTERS, "pager_query": query},
+    )  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def guidance_record(request: HttpRequest, record_id: int) -> HttpResponse:
+    found = selectors.guidance_record(user=request.user, record_id=record_id)
+    record = found.record
+    form = GuidanceSupportForm(request.POST or None, initial=GuidanceSupportForm.initial_from(found.current))
+    if request.method == "POST":
+        if "withdraw" in request.POST:
+            try:
+                services.guidance_support_withdraw(record=record, acting_user=request.user)
+            except AppError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, _("特定保健指導の記録を取り消しました。"))
+            return redirect("checkups:guidance-record", record.pk)
+        try:
+            if form.is_valid():
+                services.guidance_support_record(record=record, acting_user=request.user, **form.cleaned_data)
+                messages.success(request, _("特定保健指導の実施状況を記録しました。"))
+                return redirect("checkups:guidance-record", record.pk)
+        except AppError as exc:
+            form.add_error(GuidanceSupportForm.ERROR_FIELDS.get(exc.code), exc.message)
+    audit.record(action="checkup.guidance_viewed", target_type="checkup", target_id=record.pk)
+    return render(request, "checkups/guidance_record.html", {"found": found, "record": record, "form": form})
 
 
 def _follow_up_post(request: HttpRequest, record) -> RowError | None:

@@ -130,7 +130,7 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
     from django.utils import timezone
 
     from accounts.services import label_grant_create, team_create
-    from checkups.models import CheckupCsvMapping, FollowUpVisit, GradeSnapshot, PhysicianOpinion
+    from checkups.models import CheckupCsvMapping, FollowUpVisit, GradeSnapshot, GuidanceSupport, PhysicianOpinion
     from checkups.services import checkup_judge, checkup_record_save
     from healthapp.models import Job
     from tenants.context import tenant_context
@@ -165,6 +165,10 @@ def _fill_every_tenant_table(tenant, roster, org_admin) -> None:
         FollowUpVisit.objects.create(
             record=record, opinion=opinion, status="done", visited_on=dt.date(2025, 6, 1), recorded_by=org_admin
         )
+        GuidanceSupport.objects.create(
+            record=record, level="動機付け支援", status="in_progress", started_on=dt.date(2025, 6, 2),
+            method="individual", recorded_by=org_admin,
+        )  # fmt: skip
         CheckupCsvMapping.objects.create(provider="B社の健診機関", mapping={"社員番号": "employee_number"})
         GradeSnapshot.objects.create(
             fiscal_year=2025, group=":", people=5, grades={"A": 5}, published_at=timezone.now()

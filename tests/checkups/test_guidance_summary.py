@@ -122,8 +122,9 @@ def test_the_page_for_a_health_nurse_audited_and_404_without_checkup_view(world,
     assert page.status_code == 200
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.content.decode()))
     assert "特定健診の受診率と階層化（2025年度）" in text
-    # 対象者 受診者 受診率 | 積極的 動機付け 情報提供 判定不能 対象外 未判定 | 指導対象 服薬中 | 該当 予備群
-    assert "合計 5 3 60.0 1 0 2 0 0 0 1 (33.3%) 1 2 0" in text
+    # 対象者 受診者 受診率 | 積極的 動機付け 情報提供 判定不能 対象外 未判定 | 指導の対象者 利用者 終了者 実施率 |
+    # 服薬中 | 該当 予備群
+    assert "合計 5 3 60.0 1 0 2 0 0 0 1 (33.3%) 0 0 0.0 1 2 0" in text
     assert "家族（被扶養者） 計 1 1 100.0 " in text
     assert "生年月日が名簿にない 1 人は数えていません。" in text
     assert 'data-testid="year-in-progress"' not in page.content.decode()  # FY2025 has ended

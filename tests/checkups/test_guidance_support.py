@@ -1,0 +1,215 @@
+"""特定保健指導の実施記録: a 保健師 records, for the people a checkup made targets of 特定保健指導, the 初回面接
+and then the 実績評価 (at least 3 months later, 第4期) or an early end; the checkup-rate summary counts 利用者,
+終了者 and the 実施率 from them as the 法定報告 does. Every entry is kept; a mistaken one is taken back."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from decimal import Decimal as D
+
+import pytest
+from django.http import Http404
+
+from accounts.services import member_create
+from audit.models import AuditEvent
+from checkups import selectors
+from checkups.models import CheckupRecord, GuidanceSupport
+from checkups.services import guidance_support_record, guidance_support_withdraw
+from healthapp.errors import AppError
+from tenants.context import tenant_context
+from tests.checkups.test_guidance_summary import ACTIVE, _record, _rows, unit  # noqa: F401  (fixture)
+from tests.checkups.test_results_for_health_staff import _client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def targets(world, unit):  # noqa: F811
+    """Two targets in the nurse's department in FY2025: G-1 (積極的支援, checkup 2025-06-02) and G-11, a woman of
+    50 with the same findings (2025-08-01); G-2 was stratified 情報提供."""
+    with tenant_context(world.tenant_a):
+        g1 = CheckupRecord.objects.get(exam_date=dt.date(2025, 6, 2))  # G-1's 特定健診
+        room = g1.member.department
+        woman = member_create(employee_number="G-11", name="対象 G-11", office=world.office_a, department=room,
+                              sex="female", birth_date=dt.date(1975, 4, 4))  # fmt: skip
+        g11 = _record(woman, dt.date(2025, 8, 1), {**ACTIVE, "waist": D("95")})
+        informed = CheckupRecord.objects.get(exam_date=dt.date(2025, 7, 1))  # G-2's
+    return {**unit, "g1": g1, "g11": g11, "informed": informed}
+
+
+def _summary(world, user):
+    with tenant_context(world.tenant_a):
+        return _rows(selectors.guidance_summary(user=user, fiscal_year=2025))
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+def test_the_nurse_records_the_first_interview_then_the_evaluation_and_the_rate_follows(world, targets):
+    everyone = _summary(world, targets["nurse"])["all"]
+    assert (everyone.targeted, everyone.started, everyone.completed, everyone.completion_rate) == (2, 0, 0, 0.0)
+    nurse = _client("nurse@a.example")
+    summary_page = nurse.get("/checkups/guidance/?year=2025").content.decode()
+    assert "/checkups/guidance/targets/?year=2025" in summary_page  # the way in from the summary
+    listing = nurse.get("/checkups/guidance/targets/?year=2025").content.decode()
+    assert listing.index("対象 G-1") < listing.index("対象 G-11")  # the longest waiting first
+    assert "対象 G-2" not in listing and _text(listing).count("未実施") >= 2
+
+    page = f"/checkups/guidance/targets/{targets['g1'].pk}/"
+    assert "積極的支援" in _text(nurse.get(page).content.decode())
+    started = nurse.post(page, {"status": "in_progress", "started_on": "2025-07-01", "method": "individual",
+                                "goal_met": "unknown"})  # fmt: skip
+    assert started.status_code == 302
+    shown = _text(nurse.get(page).content.decode())
+    assert "実施中" in shown and "初回面接 2025-07-01（個別支援）" in shown
+    assert "実績評価は 2025-10-01 以降" in shown  # 3 months on
+
+    # An evaluation before 3 months have passed is refused beside the date, and nothing is written.
+    early = nurse.post(page, {"status": "completed", "started_on": "2025-07-01", "method": "individual",
+                              "ended_on": "2025-09-30", "goal_met": "true"})  # fmt: skip
+    assert early.status_code == 200
+    assert "3か月以上たってから行います（2025-10-01 以降）" in early.content.decode()
+    assert 'id="id_ended_on_error"' in early.content.decode()
+    done = nurse.post(page, {"status": "completed", "started_on": "2025-07-01", "method": "individual",
+                             "ended_on": "2025-10-01", "goal_met": "true"})  # fmt: skip
+    assert done.status_code == 302
+    with tenant_context(world.tenant_a):
+        rows = list(GuidanceSupport.objects.filter(record=targets["g1"]).order_by("pk").values_list(
+            "status", "ended_on", "goal_met", "level"))  # fmt: skip
+    assert rows == [("in_progress", None, None, "積極的支援"), ("completed", dt.date(2025, 10, 1), True, "積極的支援")]
+
+    everyone = _summary(world, targets["nurse"])["all"]
+    assert (everyone.targeted, everyone.started, everyone.completed, everyone.completion_rate) == (2, 1, 1, 50.0)
+    assert _summary(world, targets["nurse"])["female"].started == 0
+    table = list(
+        csv.reader(io.StringIO(nurse.get("/checkups/guidance/?year=2025&format=csv").content.decode("utf-8-sig")))
+    )
+    at = table[0].index("特定保健指導の実施率（%）")
+    assert table[0][at - 2 : at] == ["特定保健指導の利用者（初回面接）", "特定保健指導の終了者"]
+    assert table[-1][at - 2 : at + 1] == ["1", "1", "50.0"]
+    history = nurse.get(page).content.decode().split('data-testid="guidance-history"')[1]
+    assert _text(history).count("nurse@a.example") == 2 and "達成" in history
+    filtered = _text(nurse.get("/checkups/guidance/targets/?year=2025&status=completed").content.decode())
+    assert "対象 G-1 " in filtered and "対象 G-11" not in filtered and "終了（2025-10-01）" in filtered
+
+    with tenant_context(world.tenant_a):
+        events = list(AuditEvent.objects.filter(action="checkup.guidance_recorded").order_by("seq").values_list(
+            "target_id", "details__status", "details__replaces"))  # fmt: skip
+        first = GuidanceSupport.objects.filter(record=targets["g1"]).order_by("pk").first()
+        listed = AuditEvent.objects.filter(action="checkup.guidance_targets_listed").values_list("details__members")
+    assert events == [(str(targets["g1"].pk), "in_progress", None), (str(targets["g1"].pk), "completed", first.pk)]
+    assert all(targets["g1"].member_id in members for (members,) in listed)
+
+
+def test_a_mistaken_entry_is_taken_back_and_the_history_stays(world, targets):
+    nurse = targets["nurse"]
+    with tenant_context(world.tenant_a):
+        record = targets["g11"]
+        guidance_support_record(record=record, acting_user=nurse, status="dropped", started_on=dt.date(2025, 8, 20),
+                                method="remote", ended_on=dt.date(2025, 9, 1))  # fmt: skip
+        assert _summary(world, nurse)["all"].started == 1  # 途中終了 is 利用者, not 終了者
+        assert _summary(world, nurse)["all"].completed == 0
+        with pytest.raises(AppError) as same:
+            guidance_support_record(record=record, acting_user=nurse, status="dropped", started_on=dt.date(2025, 8, 20),
+                                    method="remote", ended_on=dt.date(2025, 9, 1))  # fmt: skip
+        assert same.value.code == "guidance_unchanged"
+    client = _client("nurse@a.example")
+    page = f"/checkups/guidance/targets/{record.pk}/"
+    assert "記録を取り消す" in client.get(page).content.decode()  # behind a confirmation
+    assert client.post(page, {"withdraw": "1"}).status_code == 302
+    shown = _text(client.get(page).content.decode())
+    assert "実施状況: 未実施" in shown and "取消" in shown and "途中終了" in shown  # the history keeps both
+    assert _summary(world, nurse)["all"].started == 0
+    with tenant_context(world.tenant_a):
+        assert GuidanceSupport.objects.filter(record=record).count() == 2
+        assert AuditEvent.objects.filter(action="checkup.guidance_withdrawn", target_id=str(record.pk)).count() == 1
+        with pytest.raises(AppError) as nothing:
+            guidance_support_withdraw(record=record, acting_user=nurse)
+    assert nothing.value.code == "nothing_to_withdraw"
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"status": "in_progress", "started_on": dt.date(2025, 6, 1)}, "start_before_exam"),  # exam 2025-06-02
+        ({"status": "in_progress", "started_on": None}, "start_required"),
+        ({"status": "in_progress", "started_on": dt.date(2099, 1, 1)}, "guidance_in_future"),
+        ({"status": "completed", "started_on": dt.date(2025, 7, 1)}, "end_required"),
+        ({"status": "dropped", "started_on": dt.date(2025, 7, 1), "ended_on": dt.date(2025, 6, 30)},
+         "end_before_start"),
+        ({"status": "completed", "started_on": dt.date(2025, 7, 31), "ended_on": dt.date(2025, 10, 30)},
+         "evaluation_too_early"),
+        ({"status": "in_progress", "started_on": dt.date(2025, 7, 1), "method": ""}, "method_required"),
+        ({"status": "withdrawn", "started_on": dt.date(2025, 7, 1)}, "invalid_status"),
+    ],
+)  # fmt: skip
+def test_refused_entries_write_nothing(world, targets, fields, code):
+    with tenant_context(world.tenant_a), pytest.raises(AppError) as refused:
+        guidance_support_record(record=targets["g1"], acting_user=targets["nurse"], **{"method": "group", **fields})
+    assert refused.value.code == code and refused.value.message
+    with tenant_context(world.tenant_a):
+        assert not GuidanceSupport.objects.filter(record=targets["g1"]).exists()
+
+
+def test_the_evaluation_on_the_day_three_months_have_passed(world, targets):
+    """7/31 + 3 months: 10/31 (the same date); 11/30 + 3 months: the end of February."""
+    assert selectors.guidance_evaluation_from(dt.date(2025, 7, 31)) == dt.date(2025, 10, 31)
+    assert selectors.guidance_evaluation_from(dt.date(2025, 11, 30)) == dt.date(2026, 2, 28)
+    with tenant_context(world.tenant_a):
+        support = guidance_support_record(record=targets["g1"], acting_user=targets["nurse"], status="completed",
+                                          started_on=dt.date(2025, 7, 31), method="group",
+                                          ended_on=dt.date(2025, 10, 31), goal_met=False)  # fmt: skip
+    assert support.status == "completed" and support.goal_met is False
+
+
+def test_only_targets_of_guidance(world, targets):
+    with tenant_context(world.tenant_a), pytest.raises(AppError) as refused:
+        guidance_support_record(record=targets["informed"], acting_user=targets["nurse"], status="in_progress",
+                                started_on=dt.date(2025, 7, 2), method="individual")  # fmt: skip
+    assert refused.value.code == "not_targeted"
+
+
+def test_who_may_see_and_record_it(world, targets):
+    g1 = targets["g1"]
+    page = f"/checkups/guidance/targets/{g1.pk}/"
+    post = {"status": "in_progress", "started_on": "2025-07-01", "method": "individual"}
+    hr = _client("hr@a.example")  # 人事担当 for the whole tenant: no health data, no guidance
+    assert hr.get(page).status_code == 404 and hr.post(page, post).status_code == 404
+    assert hr.get("/checkups/guidance/targets/").status_code == 404
+    with tenant_context(world.tenant_b):
+        foreign = CheckupRecord.objects.first()
+    nurse = _client("nurse@a.example")
+    assert nurse.get(f"/checkups/guidance/targets/{foreign.pk}/").status_code == 404  # another tenant's id
+    with tenant_context(world.tenant_a):
+        own = CheckupRecord.objects.get(member=targets["nurse"].member)
+        outside = _record(world.roster_a[0], dt.date(2025, 6, 9), ACTIVE)  # 営業部: outside her department
+        with pytest.raises(Http404):
+            guidance_support_record(record=own, acting_user=targets["nurse"], status="in_progress",
+                                    started_on=dt.date(2025, 7, 1), method="individual")  # fmt: skip
+        with pytest.raises(Http404):
+            guidance_support_record(record=outside, acting_user=targets["nurse"], status="in_progress",
+                                    started_on=dt.date(2025, 7, 1), method="individual")  # fmt: skip
+        assert not GuidanceSupport.objects.filter(record__in=[own, outside]).exists()
+    assert nurse.get(f"/checkups/guidance/targets/{own.pk}/").status_code == 404
+    assert nurse.post(f"/checkups/guidance/targets/{outside.pk}/", post).status_code == 404
+
+
+def test_the_list_filters_by_state_in_english_too(world, targets):
+    with tenant_context(world.tenant_a):
+        guidance_support_record(record=targets["g11"], acting_user=targets["nurse"], status="in_progress",
+                                started_on=dt.date(2025, 8, 5), method="group")  # fmt: skip
+    nurse = _client("nurse@a.example")
+    nurse.cookies["django_language"] = "en"
+    listing = _text(nurse.get("/checkups/guidance/targets/?year=2025&status=none").content.decode())
+    assert "Not started 1" in listing and "In progress 1" in listing
+    assert "G-1 " in listing and "G-11" not in listing
+    with tenant_context(world.tenant_a):
+        found = selectors.guidance_targets(user=targets["nurse"], fiscal_year=2025, status="in_progress")
+        everyone = selectors.guidance_targets(user=targets["nurse"], fiscal_year=2025, status="bogus")
+    assert [entry.member.employee_number for entry in found.page] == ["G-11"]
+    assert found.counts == {"none": 1, "in_progress": 1, "completed": 0, "dropped": 0}
+    assert everyone.status == "" and len(everyone.page) == 2

@@ -80,6 +80,7 @@ def seed_demo() -> list[DemoLogin]:
             _seed_grants(tenant, spec["grants"])
             _seed_checkups(tenant, rng)
             _seed_follow_ups(tenant)
+            _seed_guidance(tenant)
     logins.append(_ensure_login(None, Role.OPERATOR))
     return logins
 
@@ -253,6 +254,34 @@ def _seed_follow_ups(tenant: Tenant) -> None:
             if i % 2 == 0:
                 visited = min(signed + dt.timedelta(days=rng.randint(14, 80)), today)
                 follow_up_visit_record(record=record, visited_on=visited, acting_user=hr)
+
+
+def _seed_guidance(tenant: Tenant) -> None:
+    """Where the tenant has a 保健師: 特定保健指導 recorded for most of the latest year's targets (some
+    evaluated, some under way, one ended early; the rest not started), so the targets list and the 実施率 on
+    特定健診の受診率と階層化 have something to show."""
+    from checkups import selectors
+    from checkups.models import CheckupRecord
+    from checkups.services import guidance_support_record
+
+    nurse = User.objects.filter(email=demo_email(tenant.slug, Role.HEALTH_STAFF)).first()
+    if nurse is None:
+        return
+    with tenant_context(tenant):
+        targets = selectors.guidance_targets(user=nurse, page=1).page
+        for i, target in enumerate(list(targets)[:12]):
+            started = target.exam_date + dt.timedelta(days=30 + 3 * i)
+            kind = ("completed", "in_progress", None, "completed", "dropped", None)[i % 6]
+            if kind is None:
+                continue
+            ended = {"completed": selectors.guidance_evaluation_from(started) + dt.timedelta(days=7),
+                     "dropped": started + dt.timedelta(days=40)}.get(kind)  # fmt: skip
+            record = CheckupRecord.objects.get(pk=target.record_id)
+            guidance_support_record(
+                record=record, acting_user=nurse, status=kind, started_on=started,
+                method=("individual", "remote")[i % 2], ended_on=ended,
+                goal_met=(i % 4 == 0) if kind == "completed" else None,
+            )  # fmt: skip
 
 
 def _seed_grants(tenant: Tenant, grants: dict[str, tuple[str, str]]) -> None:

@@ -226,3 +226,5 @@ def test_the_demo_insurer_has_a_checkup_year_to_follow_up(db):
         left = set(Member.objects.exclude(qualification_end=None).values_list("pk", flat=True))
     assert latest.examined < latest.eligible and latest.levels.get("未判定") == 1 and latest.medicated > 0
     assert len(insured) == len(left) == 1 and earlier.examined == earlier.eligible
+    # 特定保健指導 under way for some targets, evaluated for others, not started for the rest: a rate under 100 %.
+    assert 0 < latest.completed < latest.started < latest.targeted and 0 < latest.completion_rate < 100

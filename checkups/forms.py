@@ -81,7 +81,8 @@ class GuidanceSupportForm(forms.Form):
     ERROR_FIELDS = {
         "start_required": "started_on",
         "start_before_exam": "started_on",
-        "guidance_in_future": "started_on",
+        "start_in_future": "started_on",
+        "end_in_future": "ended_on",
         "end_required": "ended_on",
         "evaluation_too_early": "ended_on",
         "end_before_start": "ended_on",

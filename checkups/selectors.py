@@ -1209,6 +1209,12 @@ class GuidanceRecord:
     def evaluation_from(self) -> dt.date | None:
         return guidance_evaluation_from(self.current.started_on) if self.current else None
 
+    @property
+    def open_to_guidance(self) -> bool:
+        """A target of 特定保健指導 by its judgement, or one whose guidance is under way (a re-judging does not
+        take back the support given): what the form may record."""
+        return self.level in GUIDANCE_TARGETED or self.current is not None
+
 
 def guidance_record(*, user, record_id: int) -> GuidanceRecord:
     """One checkup's 特定保健指導: the record in the user's checkup.view scope (not their own; else a 404), its

@@ -419,8 +419,10 @@ def _guidance_dates(record: CheckupRecord, status: str, started_on: dt.date | No
         raise AppError("start_required", _("初回面接日を入力してください。"))
     if started_on < record.exam_date:
         raise AppError("start_before_exam", _("初回面接日は健診の受診日以降の日付を指定してください。"))
-    if started_on > today or (ended_on is not None and ended_on > today):
-        raise AppError("guidance_in_future", _("未来の日付は指定できません。"))
+    if started_on > today:
+        raise AppError("start_in_future", _("未来の日付は指定できません。"))
+    if ended_on is not None and ended_on > today:
+        raise AppError("end_in_future", _("未来の日付は指定できません。"))
     if status == GuidanceSupport.Status.IN_PROGRESS:
         return
     if ended_on is None:

@@ -137,7 +137,8 @@ def test_a_mistaken_entry_is_taken_back_and_the_history_stays(world, targets):
     [
         ({"status": "in_progress", "started_on": dt.date(2025, 6, 1)}, "start_before_exam"),  # exam 2025-06-02
         ({"status": "in_progress", "started_on": None}, "start_required"),
-        ({"status": "in_progress", "started_on": dt.date(2099, 1, 1)}, "guidance_in_future"),
+        ({"status": "in_progress", "started_on": dt.date(2099, 1, 1)}, "start_in_future"),
+        ({"status": "dropped", "started_on": dt.date(2025, 7, 1), "ended_on": dt.date(2099, 1, 1)}, "end_in_future"),
         ({"status": "completed", "started_on": dt.date(2025, 7, 1)}, "end_required"),
         ({"status": "dropped", "started_on": dt.date(2025, 7, 1), "ended_on": dt.date(2025, 6, 30)},
          "end_before_start"),
@@ -213,3 +214,9 @@ def test_the_list_filters_by_state_in_english_too(world, targets):
     assert [entry.member.employee_number for entry in found.page] == ["G-11"]
     assert found.counts == {"none": 1, "in_progress": 1, "completed": 0, "dropped": 0}
     assert everyone.status == "" and len(everyone.page) == 2
+
+
+def test_a_checkup_that_made_nobody_a_target_offers_no_form(world, targets):
+    page = _client("nurse@a.example").get(f"/checkups/guidance/targets/{targets['informed'].pk}/").content.decode()
+    assert 'data-testid="not-targeted"' in page and 'data-testid="guidance-form"' not in page
+    assert "情報提供" in _text(page)

@@ -167,13 +167,14 @@ def roster(request: HttpRequest) -> HttpResponse:
     query = searches.get(token, "")
     if token and not query:
         messages.info(request, _("この検索は期限が切れました（ログインし直すと消えます）。もう一度検索してください。"))
-    page = selectors.members_search(user=request.user, query=query, page=request.GET.get("page"))
+    search = selectors.members_search(user=request.user, query=query, page=request.GET.get("page"))
     pager_query = urlencode({"s": token}) + "&" if query else ""
     return render(
         request,
         "accounts/roster/list.html",
-        {"members": page, "page": page, "query": query, "pager_query": pager_query, "card": _card(request.user)},
-    )
+        {"members": search.page, "page": search.page, "search": search, "query": query, "pager_query": pager_query,
+         "card": _card(request.user), "partial_limit": selectors.PARTIAL_SEARCH_LIMIT},
+    )  # fmt: skip
 
 
 def _card(user) -> bool:

@@ -11,7 +11,8 @@ from django.utils import timezone
 from accounts import policy
 from accounts.labels import Perm
 from accounts.models import LabelGrant, Member, Team, TeamMembership, User
-from healthapp.crypto.blind_index import blind_index
+from healthapp.crypto.blind_index import blind_index, normalise
+from healthapp.crypto.fields import open_row
 from tenants.context import require_tenant
 from tenants.models import Department, Office, Tenant
 
@@ -76,18 +77,54 @@ def member_get_for_user(*, user: User, member_id: int, perm: str = Perm.MEMBER_V
 
 
 ROSTER_PAGE_SIZE = 100
+# A search by part of a name opens the names of everyone in scope (no index can find a part of a sealed
+# value without giving the part away): bounded so it answers in about a second on a 2-core machine.
+PARTIAL_SEARCH_LIMIT = 50_000
+_SEARCHED_FIELDS = ("name", "kana_name", "employee_number")
 
 
-def members_search(*, user: User, query: str, page: int | str | None = 1) -> Page:
-    """One page of the roster inside the user's scope, or of the exact matches of an employee number or
-    full name (blind indexes)."""
+@dataclass(frozen=True)
+class RosterSearch:
+    page: Page
+    partial: bool = False  # found by part of a name, フリガナ or number (nothing matched exactly)
+    too_many: bool = False  # nothing matched exactly, and the scope is too large to search by a part
+
+
+def members_search(*, user: User, query: str, page: int | str | None = 1) -> RosterSearch:
+    """One page of the roster inside the user's scope, or of the people a query finds: the exact matches of an
+    employee number or full name (blind indexes) when there are any, else those whose name, フリガナ or employee
+    number contains it (全角/半角, spaces, katakana/hiragana and case folded as for the exact match)."""
     found = members_visible_to(user=user)
-    if query := query.strip():
-        tenant = require_tenant()
-        by_number = blind_index(tenant.pk, "employee-number", query)
-        by_name = blind_index(tenant.pk, "name", query, kana=True)
-        found = found.filter(Q(employee_number_index=by_number) | Q(name_index=by_name))
-    return Paginator(found, ROSTER_PAGE_SIZE).get_page(page)
+    if not (query := query.strip()):
+        return RosterSearch(Paginator(found, ROSTER_PAGE_SIZE).get_page(page))
+    tenant = require_tenant()
+    by_number = blind_index(tenant.pk, "employee-number", query)
+    by_name = blind_index(tenant.pk, "name", query, kana=True)
+    exact = found.filter(Q(employee_number_index=by_number) | Q(name_index=by_name))
+    if exact.exists():
+        return RosterSearch(Paginator(exact, ROSTER_PAGE_SIZE).get_page(page))
+    hits = _containing(found, normalise(query, kana=True), tenant.pk)
+    if hits is None:
+        return RosterSearch(Paginator(exact, ROSTER_PAGE_SIZE).get_page(page), too_many=True)
+    result = Paginator(hits, ROSTER_PAGE_SIZE).get_page(page)
+    loaded = found.in_bulk(list(result.object_list))
+    result.object_list = [loaded[pk] for pk in result.object_list if pk in loaded]
+    return RosterSearch(result, partial=True)
+
+
+def _containing(found: QuerySet[Member], wanted: str, tenant_id: int) -> list[int] | None:
+    """The ids, in roster order, of the entries whose name, フリガナ or number contains ``wanted`` (normalised);
+    None when the scope holds more than PARTIAL_SEARCH_LIMIT entries."""
+    rows = list(found.order_by("pk").values_list("pk", "uid", *_SEARCHED_FIELDS)[: PARTIAL_SEARCH_LIMIT + 1])
+    if len(rows) > PARTIAL_SEARCH_LIMIT:
+        return None
+    fields = [Member._meta.get_field(name) for name in _SEARCHED_FIELDS]
+    hits = []
+    for pk, uid, *values in rows:
+        sealed = [(f, value) for f, value in zip(fields, values, strict=True) if isinstance(value, bytes)]
+        if any(wanted in normalise(text, kana=True) for text in open_row(tenant_id, uid.bytes, sealed)):
+            hits.append(pk)
+    return hits
 
 
 def offices_for_access_settings(*, user: User) -> QuerySet[Office]:

@@ -1161,11 +1161,12 @@ class GuidanceTargets:
 
 
 def guidance_targets(
-    *, user, fiscal_year: int | None = None, status: str = "", page: int | str | None = 1
+    *, user, fiscal_year: int | None = None, status: str = "", page: int | str | None = 1, everyone: bool = False
 ) -> GuidanceTargets:
     """特定保健指導の対象者 of a fiscal year (the people ``guidance_summary`` counts as 積極的支援 or 動機付け支援)
     with their 特定保健指導 as it stands, narrowed to one state (``GUIDANCE_STATUS_FILTERS``; anything else
-    narrows nothing), a page at a time: the earliest checkups first, as they have waited longest."""
+    narrows nothing), a page at a time (``everyone``: all on one page, for a download): the earliest checkups
+    first, as they have waited longest."""
     due = _due(user, fiscal_year)
     targeted = [(pk, chosen) for pk, chosen in due.chosen.items() if chosen.level in GUIDANCE_TARGETED]
 
@@ -1180,7 +1181,7 @@ def guidance_targets(
     else:
         status = ""
     targeted.sort(key=lambda entry: (entry[1].exam_date, entry[0]))
-    found = Paginator(targeted, PAGE_SIZE).get_page(page)
+    found = Paginator(targeted, max(len(targeted), 1) if everyone else PAGE_SIZE).get_page(1 if everyone else page)
     loaded = Member.objects.select_related("office", "department").in_bulk([pk for pk, _c in found.object_list])
     found.object_list = [
         GuidanceTarget(

@@ -341,16 +341,19 @@ def unexamined(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_safe
 def guidance_targets(request: HttpRequest) -> HttpResponse:
+    download = request.GET.get("format") == "csv"  # the list for a 保健指導機関 the insurer entrusts it to
     found = selectors.guidance_targets(
         user=request.user, fiscal_year=_year(request.GET.get("year", "")), status=request.GET.get("status", ""),
-        page=request.GET.get("page", 1),
+        page=request.GET.get("page", 1), everyone=download,
     )  # fmt: skip
     # Who is a target of 特定保健指導, and how far it went, is health data of named people: a health read.
     audit.record(
         action="checkup.guidance_targets_listed", target_type="member",
         details={"fiscal_year": found.fiscal_year, "status": found.status, "page": found.page.number,
-                 "members": [entry.member.pk for entry in found.page]},
+                 "format": "csv" if download else "page", "members": [entry.member.pk for entry in found.page]},
     )  # fmt: skip
+    if download:
+        return _guidance_targets_csv(found)
     query = f"year={found.fiscal_year}&" + (f"status={found.status}&" if found.status else "")
     return render(
         request,
@@ -358,6 +361,27 @@ def guidance_targets(request: HttpRequest) -> HttpResponse:
         {"found": found, "page": found.page, "fiscal_year": found.fiscal_year, "years": found.years,
          "filters": selectors.GUIDANCE_STATUS_FILTERS, "pager_query": query},
     )  # fmt: skip
+
+
+def _guidance_targets_csv(found: selectors.GuidanceTargets) -> HttpResponse:
+    header = [_("年度"), _("氏名"), _("社員番号"), _("続柄"), _("性別"), _("年度末の年齢"), _("事業所"), _("健診日"),
+              _("支援の区分"), _("実施状況"), _("初回面接日"), _("初回面接の形態"), _("実績評価日・終了日"),
+              _("腹囲2cm・体重2kg減")]  # fmt: skip
+    goal = {True: _("達成"), False: _("未達成"), None: ""}
+    rows = []
+    for entry in found.page:
+        member, support = entry.member, entry.support
+        rows.append([
+            found.fiscal_year, member.name, member.employee_number or "", member.get_relationship_display(),
+            member.get_sex_display() if member.sex else "", entry.age, member.office.name if member.office else "",
+            entry.exam_date.isoformat(), judged_label(entry.level),
+            support.get_status_display() if support else _("未実施"),
+            support.started_on.isoformat() if support else "", support.get_method_display() if support else "",
+            support.ended_on.isoformat() if support and support.ended_on else "",
+            goal[support.goal_met] if support else "",
+        ])  # fmt: skip
+    suffix = f"-{found.status}" if found.status else ""
+    return csv_response(f"guidance-targets-{found.fiscal_year}{suffix}.csv", header, rows)
 
 
 @login_required

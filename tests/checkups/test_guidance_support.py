@@ -220,3 +220,23 @@ def test_a_checkup_that_made_nobody_a_target_offers_no_form(world, targets):
     page = _client("nurse@a.example").get(f"/checkups/guidance/targets/{targets['informed'].pk}/").content.decode()
     assert 'data-testid="not-targeted"' in page and 'data-testid="guidance-form"' not in page
     assert "情報提供" in _text(page)
+
+
+def test_the_targets_as_csv_for_an_entrusted_provider(world, targets):
+    with tenant_context(world.tenant_a):
+        guidance_support_record(record=targets["g11"], acting_user=targets["nurse"], status="in_progress",
+                                started_on=dt.date(2025, 8, 5), method="group")  # fmt: skip
+    nurse = _client("nurse@a.example")
+    response = nurse.get("/checkups/guidance/targets/?year=2025&format=csv")
+    assert "guidance-targets-2025.csv" in response["Content-Disposition"]
+    table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert table[0][:2] == ["年度", "氏名"] and len(table) == 3  # both targets, not a page of them
+    assert table[1][1] == "対象 G-1" and table[1][8:10] == ["積極的支援", "未実施"]
+    assert table[2][1] == "対象 G-11" and table[2][9:12] == ["実施中", "2025-08-05", "グループ支援"]
+    only = list(csv.reader(io.StringIO(nurse.get("/checkups/guidance/targets/?year=2025&status=none&format=csv")
+                                       .content.decode("utf-8-sig"))))  # fmt: skip
+    assert [row[1] for row in only[1:]] == ["対象 G-1"]
+    with tenant_context(world.tenant_a):
+        event = AuditEvent.objects.filter(action="checkup.guidance_targets_listed").order_by("seq").first()
+    assert event.details["format"] == "csv" and len(event.details["members"]) == 2
+    assert "対象" not in str(event.details)  # ids, never names

@@ -57,6 +57,14 @@ class FollowUpVisitForm(forms.Form):
     visited_on = forms.DateField(label=_("受診日"), widget=forms.DateInput(attrs={"type": "date"}))
 
 
+class GoalSelect(forms.NullBooleanSelect):
+    """達成 / 未達成 / 記録しない, read back as it was stored (a plain Select would show True as no option)."""
+
+    def __init__(self, attrs=None) -> None:
+        super().__init__(attrs)
+        self.choices = [("unknown", _("記録しない")), ("true", _("達成")), ("false", _("未達成"))]
+
+
 class GuidanceSupportForm(forms.Form):
     """特定保健指導の記録: its state with the 初回面接 and, once over, the 実績評価 (or the day it ended)."""
 
@@ -66,14 +74,15 @@ class GuidanceSupportForm(forms.Form):
         widget=forms.RadioSelect,
     )
     started_on = forms.DateField(label=_("初回面接日"), widget=forms.DateInput(attrs={"type": "date"}))
-    method = forms.ChoiceField(label=_("初回面接の形態"), choices=GuidanceSupport.Method.choices)
+    method = forms.ChoiceField(
+        label=_("初回面接の形態"), choices=[("", _("選んでください")), *GuidanceSupport.Method.choices]
+    )
     ended_on = forms.DateField(
         label=_("実績評価日（途中終了の場合は終了日）"), required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
     )  # fmt: skip
     goal_met = forms.NullBooleanField(
-        label=_("腹囲2cm・体重2kg減"), required=False,
-        widget=forms.Select(choices=[("unknown", _("記録しない")), ("true", _("達成")), ("false", _("未達成"))]),
+        label=_("腹囲2cm・体重2kg減"), required=False, widget=GoalSelect,
         help_text=_("実績評価のときだけ記録されます。"),
     )  # fmt: skip
 
@@ -86,6 +95,7 @@ class GuidanceSupportForm(forms.Form):
         "end_required": "ended_on",
         "evaluation_too_early": "ended_on",
         "end_before_start": "ended_on",
+        "end_while_in_progress": "ended_on",
         "method_required": "method",
         "invalid_status": "status",
     }

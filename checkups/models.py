@@ -327,7 +327,7 @@ class GuidanceSupport(TenantScopedModel):
     class Method(models.TextChoices):
         INDIVIDUAL = "individual", _("個別支援")
         GROUP = "group", _("グループ支援")
-        REMOTE = "remote", _("ICT（遠隔）")
+        REMOTE = "remote", _("ICT・遠隔")
 
     record = SameTenantForeignKey(CheckupRecord, on_delete=models.CASCADE, related_name="guidance_supports")
     level = models.CharField(_("支援の区分"), max_length=10)  # 積極的支援 / 動機付け支援, as judged at the time

@@ -1153,6 +1153,7 @@ class GuidanceTargets:
     page: Page  # of GuidanceTarget
     status: str  # the filter applied ("" for all)
     counts: dict[str, int]  # status filter → people (before the filter)
+    total: int = 0  # every target of the year, whatever their status
     asked_for: int | None = None
     as_of: dt.date | None = None
 
@@ -1195,7 +1196,9 @@ def guidance_targets(
         for pk, chosen in found.object_list
         if pk in loaded
     ]
-    return GuidanceTargets(due.fiscal_year, due.years, found, status, counts, due.asked_for, due.today)
+    return GuidanceTargets(
+        due.fiscal_year, due.years, found, status, counts, sum(counts.values()), due.asked_for, due.today
+    )
 
 
 @dataclass(frozen=True)

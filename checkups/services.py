@@ -431,7 +431,8 @@ def _guidance_dates(record: CheckupRecord, status: str, started_on: dt.date | No
     if status == GuidanceSupport.Status.COMPLETED and ended_on < earliest:
         raise AppError(
             "evaluation_too_early",
-            _("実績評価は初回面接から3か月以上たってから行います（%(day)s 以降）。") % {"day": earliest.isoformat()},
+            _("実績評価日は初回面接日から3か月以上後（%(day)s 以降）の日付を指定してください。")
+            % {"day": earliest.isoformat()},
         )
     if ended_on < started_on:
         raise AppError("end_before_start", _("終了日は初回面接日以降の日付を指定してください。"))
@@ -460,8 +461,11 @@ def guidance_support_record(
     if method not in GuidanceSupport.Method.values:
         raise AppError("method_required", _("初回面接の形態を選んでください。"))
     level = _guidance_level(record, current)
-    if status == GuidanceSupport.Status.IN_PROGRESS:
-        ended_on = None
+    if status == GuidanceSupport.Status.IN_PROGRESS and ended_on is not None:
+        raise AppError(
+            "end_while_in_progress",
+            _("実績評価日・終了日を記録するときは、実施状況を「終了」か「途中終了」にしてください。"),
+        )
     if status != GuidanceSupport.Status.COMPLETED:
         goal_met = None
     _guidance_dates(record, status, started_on, ended_on)

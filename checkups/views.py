@@ -389,6 +389,10 @@ def _guidance_targets_csv(found: selectors.GuidanceTargets) -> HttpResponse:
 def guidance_record(request: HttpRequest, record_id: int) -> HttpResponse:
     found = selectors.guidance_record(user=request.user, record_id=record_id)
     record = found.record
+    # The list's filter the page was opened from, for the way back (and kept across a save).
+    back_status = request.GET.get("status", "")
+    back_status = back_status if back_status in selectors.GUIDANCE_STATUS_FILTERS else ""
+    here = reverse("checkups:guidance-record", args=[record.pk]) + (f"?status={back_status}" if back_status else "")
     form = GuidanceSupportForm(request.POST or None, initial=GuidanceSupportForm.initial_from(found.current))
     if request.method == "POST":
         if "withdraw" in request.POST:
@@ -398,16 +402,20 @@ def guidance_record(request: HttpRequest, record_id: int) -> HttpResponse:
                 messages.error(request, exc.message)
             else:
                 messages.success(request, _("特定保健指導の記録を取り消しました。"))
-            return redirect("checkups:guidance-record", record.pk)
+            return redirect(here)
         try:
             if form.is_valid():
                 services.guidance_support_record(record=record, acting_user=request.user, **form.cleaned_data)
                 messages.success(request, _("特定保健指導の実施状況を記録しました。"))
-                return redirect("checkups:guidance-record", record.pk)
+                return redirect(here)
         except AppError as exc:
             form.add_error(GuidanceSupportForm.ERROR_FIELDS.get(exc.code), exc.message)
     audit.record(action="checkup.guidance_viewed", target_type="checkup", target_id=record.pk)
-    return render(request, "checkups/guidance_record.html", {"found": found, "record": record, "form": form})
+    return render(
+        request,
+        "checkups/guidance_record.html",
+        {"found": found, "record": record, "form": form, "back_status": back_status},
+    )
 
 
 def _follow_up_post(request: HttpRequest, record) -> RowError | None:

@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                 ('level', models.CharField(max_length=10, verbose_name='支援の区分')),
                 ('status', models.CharField(choices=[('in_progress', '実施中'), ('completed', '終了'), ('dropped', '途中終了'), ('withdrawn', '取消')], max_length=12, verbose_name='実施状況')),
                 ('started_on', models.DateField(blank=True, null=True, verbose_name='初回面接日')),
-                ('method', models.CharField(blank=True, choices=[('individual', '個別支援'), ('group', 'グループ支援'), ('remote', 'ICT（遠隔）')], max_length=10, verbose_name='初回面接の形態')),
+                ('method', models.CharField(blank=True, choices=[('individual', '個別支援'), ('group', 'グループ支援'), ('remote', 'ICT・遠隔')], max_length=10, verbose_name='初回面接の形態')),
                 ('ended_on', models.DateField(blank=True, null=True, verbose_name='実績評価日・終了日')),
                 ('goal_met', models.BooleanField(blank=True, null=True, verbose_name='腹囲2cm・体重2kg減の達成')),
                 ('recorded_at', models.DateTimeField(auto_now_add=True)),

@@ -72,7 +72,7 @@ def test_the_nurse_records_the_first_interview_then_the_evaluation_and_the_rate_
     early = nurse.post(page, {"status": "completed", "started_on": "2025-07-01", "method": "individual",
                               "ended_on": "2025-09-30", "goal_met": "true"})  # fmt: skip
     assert early.status_code == 200
-    assert "3か月以上たってから行います（2025-10-01 以降）" in early.content.decode()
+    assert "3か月以上後（2025-10-01 以降）の日付を指定してください" in early.content.decode()
     assert 'id="id_ended_on_error"' in early.content.decode()
     done = nurse.post(page, {"status": "completed", "started_on": "2025-07-01", "method": "individual",
                              "ended_on": "2025-10-01", "goal_met": "true"})  # fmt: skip
@@ -94,7 +94,7 @@ def test_the_nurse_records_the_first_interview_then_the_evaluation_and_the_rate_
     history = nurse.get(page).content.decode().split('data-testid="guidance-history"')[1]
     assert _text(history).count("nurse@a.example") == 2 and "達成" in history
     filtered = _text(nurse.get("/checkups/guidance/targets/?year=2025&status=completed").content.decode())
-    assert "対象 G-1 " in filtered and "対象 G-11" not in filtered and "終了（2025-10-01）" in filtered
+    assert "対象 G-1 " in filtered and "対象 G-11" not in filtered and "終了（ 実績評価 2025-10-01 ）" in filtered
 
     with tenant_context(world.tenant_a):
         events = list(AuditEvent.objects.filter(action="checkup.guidance_recorded").order_by("seq").values_list(
@@ -145,6 +145,8 @@ def test_a_mistaken_entry_is_taken_back_and_the_history_stays(world, targets):
         ({"status": "completed", "started_on": dt.date(2025, 7, 31), "ended_on": dt.date(2025, 10, 30)},
          "evaluation_too_early"),
         ({"status": "in_progress", "started_on": dt.date(2025, 7, 1), "method": ""}, "method_required"),
+        ({"status": "in_progress", "started_on": dt.date(2025, 7, 1), "ended_on": dt.date(2025, 10, 1)},
+         "end_while_in_progress"),
         ({"status": "withdrawn", "started_on": dt.date(2025, 7, 1)}, "invalid_status"),
     ],
 )  # fmt: skip
@@ -240,3 +242,25 @@ def test_the_targets_as_csv_for_an_entrusted_provider(world, targets):
         event = AuditEvent.objects.filter(action="checkup.guidance_targets_listed").order_by("seq").first()
     assert event.details["format"] == "csv" and len(event.details["members"]) == 2
     assert "対象" not in str(event.details)  # ids, never names
+
+
+def test_a_saved_record_reads_back_as_it_was_and_saving_it_again_changes_nothing(world, targets):
+    """The form shows 達成 as stored (not 記録しない), so pressing 保存 untouched neither erases it nor adds a row."""
+    with tenant_context(world.tenant_a):
+        guidance_support_record(record=targets["g1"], acting_user=targets["nurse"], status="completed",
+                                started_on=dt.date(2025, 7, 1), method="remote", ended_on=dt.date(2025, 10, 2),
+                                goal_met=True)  # fmt: skip
+    nurse = _client("nurse@a.example")
+    page = f"/checkups/guidance/targets/{targets['g1'].pk}/?status=completed"
+    form = nurse.get(page).content.decode().split('data-testid="guidance-form"')[1].split("</form>")[0]
+    assert re.search(r'<option value="true" selected>', form) and 'value="2025-10-02"' in form
+    assert re.search(r'<option value="remote" selected>', form)
+    again = nurse.post(page, {"status": "completed", "started_on": "2025-07-01", "method": "remote",
+                              "ended_on": "2025-10-02", "goal_met": "true"})  # fmt: skip
+    assert again.status_code == 200 and "記録されている内容と同じです" in again.content.decode()
+    with tenant_context(world.tenant_a):
+        assert GuidanceSupport.objects.filter(record=targets["g1"]).count() == 1
+    # The way back leads to the filtered list it came from.
+    assert 'href="/checkups/guidance/targets/?year=2025&amp;status=completed"' in again.content.decode()
+    summary = _text(nurse.get("/checkups/guidance/?year=2025").content.decode())
+    assert "（利用者 1 人・終了者 1 人・実施率 50.0%）" in summary

@@ -85,6 +85,24 @@ def guidance_current(record: CheckupRecord) -> GuidanceSupport | None:
     return None if newest is None or newest.status == GuidanceSupport.Status.WITHDRAWN else newest
 
 
+def guidance_current_by_record(records: QuerySet[CheckupRecord]) -> dict[int, GuidanceSupport]:
+    """``guidance_current`` of each of ``records`` that has one, by record id, in one query."""
+    newest: dict[int, GuidanceSupport] = {}
+    for support in GuidanceSupport.objects.filter(record__in=records).order_by("-recorded_at", "-pk"):
+        newest.setdefault(support.record_id, support)
+    return {pk: support for pk, support in newest.items() if support.status != GuidanceSupport.Status.WITHDRAWN}
+
+
+def guidance_elsewhere(record: CheckupRecord) -> GuidanceSupport | None:
+    """The person's 特定保健指導 of the record's fiscal year recorded on another of their checkups (there is one
+    guidance per person and year, whichever checkup of the year it was recorded on), if any."""
+    others = CheckupRecord.objects.filter(member_id=record.member_id, fiscal_year=record.fiscal_year).exclude(
+        pk=record.pk
+    )
+    found = sorted(guidance_current_by_record(others).values(), key=lambda s: (s.recorded_at, s.pk), reverse=True)
+    return found[0] if found else None
+
+
 def _tenant_user(user) -> None:
     """Checkups are tenant data: an operator (no tenant) gets the same 404 as anyone out of scope, not a
     NoTenantError from the tenant-scoped managers."""
@@ -1049,16 +1067,16 @@ def _due(user, fiscal_year: int | None) -> _Due:
         if member_id not in chosen or rank > chosen[member_id].rank:
             medicated = any((answers or {}).get(answer) for answer in MEDICATION_ANSWERS)
             chosen[member_id] = _Chosen(rank, level or NOT_JUDGED, metabolic or "", medicated, pk, exam_date)
-    # A person's 特定保健指導 follows a checkup of the year (whichever one it was recorded on): the newest entry.
-    supports: dict[int, GuidanceSupport] = {}
-    for support in (
-        GuidanceSupport.objects.filter(record__in=records.filter(fiscal_year=fiscal_year))
-        .annotate(member_id=F("record__member_id"))
-        .order_by("-recorded_at", "-pk")
-    ):
-        supports.setdefault(support.member_id, support)
-    for member_id, support in supports.items():
-        if member_id in chosen and support.status != GuidanceSupport.Status.WITHDRAWN:
+    # A person's 特定保健指導 of the year is recorded on one of their checkups of the year (the service refuses a
+    # second one): the counted checkup's if it has one, else the newest on another.
+    current = guidance_current_by_record(records.filter(fiscal_year=fiscal_year))
+    by_member: dict[int, list[GuidanceSupport]] = {}
+    for record_id, member_id in CheckupRecord.objects.filter(pk__in=list(current)).values_list("pk", "member_id"):
+        by_member.setdefault(member_id, []).append(current[record_id])
+    for member_id, supports in by_member.items():
+        if member_id in chosen:
+            counted = chosen[member_id].record_id
+            support = max(supports, key=lambda s: (s.record_id == counted, s.recorded_at, s.pk))
             chosen[member_id] = chosen[member_id]._replace(support=support)
     return _Due(fiscal_year, years, asked_for, today, people, chosen, unknown_age)
 
@@ -1208,6 +1226,7 @@ class GuidanceRecord:
     current: GuidanceSupport | None
     history: list[GuidanceSupport]  # every entry, newest first
     may_record: bool  # guidance.record for this person
+    elsewhere: GuidanceSupport | None = None  # the person's guidance of the year, recorded on another checkup
 
     @property
     def evaluation_from(self) -> dt.date | None:
@@ -1217,7 +1236,7 @@ class GuidanceRecord:
     def open_to_guidance(self) -> bool:
         """A target of 特定保健指導 by its judgement, or one whose guidance is under way (a re-judging does not
         take back the support given): what the form may record."""
-        return self.level in GUIDANCE_TARGETED or self.current is not None
+        return (self.level in GUIDANCE_TARGETED or self.current is not None) and self.elsewhere is None
 
 
 def guidance_record(*, user, record_id: int) -> GuidanceRecord:
@@ -1235,4 +1254,5 @@ def guidance_record(*, user, record_id: int) -> GuidanceRecord:
     level = record.judgements.order_by("-judged_at", "-pk").values_list("guidance_level", flat=True).first() or ""
     history = list(record.guidance_supports.select_related("recorded_by").order_by("-recorded_at", "-pk"))
     current = history[0] if history and history[0].status != GuidanceSupport.Status.WITHDRAWN else None
-    return GuidanceRecord(record, level, current, history, policy.can(user, Perm.GUIDANCE_RECORD, record.member))
+    may_record = policy.can(user, Perm.GUIDANCE_RECORD, record.member)
+    return GuidanceRecord(record, level, current, history, may_record, guidance_elsewhere(record))

@@ -402,6 +402,24 @@ def _guidance_recorder(record: CheckupRecord, acting_user) -> None:
         raise Http404
 
 
+def _guidance_lock(record: CheckupRecord) -> None:
+    """One writer at a time per person: their guidance of a year may be recorded on any of that year's checkups,
+    and a second one must see the first."""
+    Member.objects.select_for_update().filter(pk=record.member_id).first()
+
+
+def _guidance_not_elsewhere(record: CheckupRecord) -> None:
+    """There is one 特定保健指導 per person and fiscal year: refused on a second checkup of the year while one
+    recorded on another stands (it is continued there)."""
+    other = selectors.guidance_elsewhere(record)
+    if other is not None:
+        raise AppError(
+            "guidance_elsewhere",
+            _("この人のこの年度の特定保健指導は、別の健診（%(day)s）で記録されています。そちらで記録してください。")
+            % {"day": other.record.exam_date.isoformat()},
+        )
+
+
 def _guidance_level(record: CheckupRecord, current: GuidanceSupport | None) -> str:
     """The support level a new entry carries: the record's newest judgement's, when it makes the person a
     target; else that of the guidance already under way (a re-judging does not erase the support given)."""
@@ -453,13 +471,14 @@ def guidance_support_record(
     form), 終了 at the 実績評価 (at least 3 months after the 初回面接, 第4期; with whether 腹囲2cm・体重2kg減 was
     met, when known) or 途中終了. A change adds a row; the earlier ones stay (history)."""
     _guidance_recorder(record, acting_user)
-    CheckupRecord.objects.select_for_update().filter(pk=record.pk).first()  # one writer at a time per record
+    _guidance_lock(record)
     current = selectors.guidance_current(record)
     if status not in (GuidanceSupport.Status.IN_PROGRESS, GuidanceSupport.Status.COMPLETED,
                       GuidanceSupport.Status.DROPPED):  # fmt: skip
         raise AppError("invalid_status", _("実施状況を選んでください。"))
     if method not in GuidanceSupport.Method.values:
         raise AppError("method_required", _("初回面接の形態を選んでください。"))
+    _guidance_not_elsewhere(record)
     level = _guidance_level(record, current)
     if status == GuidanceSupport.Status.IN_PROGRESS and ended_on is not None:
         raise AppError(
@@ -490,7 +509,7 @@ def guidance_support_withdraw(*, record: CheckupRecord, acting_user) -> Guidance
     """Take back the recorded 特定保健指導 (entered for the wrong person, say): adds a 取消 row, the person is
     未実施 again, and the earlier rows stay."""
     _guidance_recorder(record, acting_user)
-    CheckupRecord.objects.select_for_update().filter(pk=record.pk).first()
+    _guidance_lock(record)
     current = selectors.guidance_current(record)
     if current is None:
         raise AppError("nothing_to_withdraw", _("取り消す特定保健指導の記録がありません。"))

@@ -264,3 +264,44 @@ def test_a_saved_record_reads_back_as_it_was_and_saving_it_again_changes_nothing
     assert 'href="/checkups/guidance/targets/?year=2025&amp;status=completed"' in again.content.decode()
     summary = _text(nurse.get("/checkups/guidance/?year=2025").content.decode())
     assert "（利用者 1 人・終了者 1 人・実施率 50.0%）" in summary
+
+
+def test_one_guidance_per_person_and_year_whichever_checkup_it_was_recorded_on(world, targets):
+    """G-11 has a 定期健診 after her 特定健診: her guidance, recorded on the one, is not started again (or taken
+    back) on the other, and counts once."""
+    nurse = targets["nurse"]
+    with tenant_context(world.tenant_a):
+        g11 = targets["g11"]
+        sibling = _record(g11.member, dt.date(2025, 9, 1), {**ACTIVE, "waist": D("95")}, program="regular")
+        guidance_support_record(record=sibling, acting_user=nurse, status="completed", started_on=dt.date(2025, 9, 5),
+                                method="individual", ended_on=dt.date(2025, 12, 5), goal_met=True)  # fmt: skip
+        with pytest.raises(AppError) as refused:
+            guidance_support_record(record=g11, acting_user=nurse, status="in_progress",
+                                    started_on=dt.date(2025, 9, 10), method="group")  # fmt: skip
+        assert refused.value.code == "guidance_elsewhere" and "2025-09-01" in refused.value.message
+        with pytest.raises(AppError):
+            guidance_support_withdraw(record=g11, acting_user=nurse)  # nothing of hers to take back there
+        everyone = _rows(selectors.guidance_summary(user=nurse, fiscal_year=2025))["all"]
+        target = next(t for t in selectors.guidance_targets(user=nurse, fiscal_year=2025).page if t.record_id in
+                      (g11.pk, sibling.pk))  # fmt: skip
+    assert (everyone.started, everyone.completed) == (1, 1)  # counted by her 特定健診, guided after the other
+    assert target.record_id == sibling.pk and target.support.status == "completed"
+    page = _client("nurse@a.example").get(f"/checkups/guidance/targets/{g11.pk}/").content.decode()
+    assert 'data-testid="guidance-elsewhere"' in page and 'data-testid="guidance-form"' not in page
+    assert f'href="/checkups/guidance/targets/{sibling.pk}/"' in page
+
+
+def test_a_taken_back_entry_on_one_checkup_leaves_the_guidance_on_another(world, targets):
+    """Counting does not lean on the service's rule: an entry taken back on one checkup (written after the
+    guidance on another, as rows made before the rule could be) never hides that guidance."""
+    nurse = targets["nurse"]
+    with tenant_context(world.tenant_a):
+        g11 = targets["g11"]
+        sibling = _record(g11.member, dt.date(2025, 9, 1), {**ACTIVE, "waist": D("95")}, program="regular")
+        guidance_support_record(record=g11, acting_user=nurse, status="completed", started_on=dt.date(2025, 8, 5),
+                                method="individual", ended_on=dt.date(2025, 11, 5))  # fmt: skip
+        for status, started in (("in_progress", dt.date(2025, 9, 10)), ("withdrawn", None)):
+            GuidanceSupport.objects.create(record=sibling, level="積極的支援", status=status, started_on=started,
+                                           method="group" if started else "", recorded_by=nurse)  # fmt: skip
+        everyone = _rows(selectors.guidance_summary(user=nurse, fiscal_year=2025))["all"]
+    assert (everyone.started, everyone.completed) == (1, 1)

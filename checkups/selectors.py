@@ -1163,6 +1163,16 @@ class GuidanceTarget:
     exam_date: dt.date
     support: GuidanceSupport | None  # as it stands; None: 未実施
 
+    @property
+    def evaluation_due(self) -> bool:
+        """Under way, and 3 months have passed since the 初回面接: the 実績評価 may be held now."""
+        support = self.support
+        return bool(
+            support
+            and support.status == GuidanceSupport.Status.IN_PROGRESS
+            and guidance_evaluation_from(support.started_on) <= timezone.localdate()
+        )
+
 
 @dataclass(frozen=True)
 class GuidanceTargets:

@@ -12,6 +12,7 @@ from decimal import Decimal as D
 
 import pytest
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.services import member_create
 from audit.models import AuditEvent
@@ -305,3 +306,16 @@ def test_a_taken_back_entry_on_one_checkup_leaves_the_guidance_on_another(world,
                                            method="group" if started else "", recorded_by=nurse)  # fmt: skip
         everyone = _rows(selectors.guidance_summary(user=nurse, fiscal_year=2025))["all"]
     assert (everyone.started, everyone.completed) == (1, 1)
+
+
+def test_the_list_marks_who_is_due_an_evaluation(world, targets):
+    today = timezone.localdate()
+    with tenant_context(world.tenant_a):
+        guidance_support_record(record=targets["g1"], acting_user=targets["nurse"], status="in_progress",
+                                started_on=dt.date(2025, 7, 1), method="group")  # fmt: skip
+        guidance_support_record(record=targets["g11"], acting_user=targets["nurse"], status="in_progress",
+                                started_on=today, method="group")  # fmt: skip
+    rows = _client("nurse@a.example").get("/checkups/guidance/targets/?year=2025").content.decode()
+    rows = rows.split('data-testid="target-row"')[1:]
+    assert 'data-testid="evaluation-due"' in rows[0] and "実績評価の時期です" in rows[0]  # 3 months on
+    assert 'data-testid="evaluation-due"' not in rows[1]  # started today

@@ -54,6 +54,8 @@ def test_the_nurse_records_the_first_interview_then_the_evaluation_and_the_rate_
     everyone = _summary(world, targets["nurse"])["all"]
     assert (everyone.targeted, everyone.started, everyone.completed, everyone.completion_rate) == (2, 0, 0, 0.0)
     nurse = _client("nurse@a.example")
+    assert 'data-testid="nav-guidance-targets"' in nurse.get("/").content.decode()  # in her menu
+    assert 'data-testid="nav-guidance-targets"' not in _client("hr@a.example").get("/").content.decode()
     summary_page = nurse.get("/checkups/guidance/?year=2025").content.decode()
     assert "/checkups/guidance/targets/?year=2025" in summary_page  # the way in from the summary
     listing = nurse.get("/checkups/guidance/targets/?year=2025").content.decode()

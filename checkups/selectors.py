@@ -88,7 +88,8 @@ def guidance_current(record: CheckupRecord) -> GuidanceSupport | None:
 def guidance_current_by_record(records: QuerySet[CheckupRecord]) -> dict[int, GuidanceSupport]:
     """``guidance_current`` of each of ``records`` that has one, by record id, in one query."""
     newest: dict[int, GuidanceSupport] = {}
-    for support in GuidanceSupport.objects.filter(record__in=records).order_by("-recorded_at", "-pk"):
+    supports = GuidanceSupport.objects.filter(record__in=records).select_related("record").defer("record__results")
+    for support in supports.order_by("-recorded_at", "-pk"):
         newest.setdefault(support.record_id, support)
     return {pk: support for pk, support in newest.items() if support.status != GuidanceSupport.Status.WITHDRAWN}
 
@@ -549,8 +550,14 @@ def my_records(*, user) -> list[CheckupRecord]:
         .order_by("-exam_date")
     )
     rules: dict[int, dict] = {}  # criteria version → its parsed data, read once for all the records
+    # Their 特定保健指導 of each year, shown with the year's checkups (one per year, on any of them).
+    guidance: dict[int, GuidanceSupport] = {}
+    for support in sorted(guidance_current_by_record(CheckupRecord.objects.filter(member=member)).values(),
+                          key=lambda s: (s.recorded_at, s.pk)):  # fmt: skip
+        guidance[support.record.fiscal_year] = support
     for record in records:
         record.follow_up = follow_up_state(record)
+        record.guidance = guidance.get(record.fiscal_year)
         judgement = record.judgements_newest_first[0] if record.judgements_newest_first else None
         if judgement is None:
             record.bands = {}

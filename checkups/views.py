@@ -77,7 +77,13 @@ def _my_checkups_page(request: HttpRequest, row_error: RowError | None = None) -
     return render(
         request,
         "checkups/mine.html",
-        {"records": records, "charts": charts, "labels": labels, "row_error": row_error},
+        {
+            "records": records,
+            "charts": charts,
+            "labels": labels,
+            "row_error": row_error,
+            "targeted_levels": selectors.GUIDANCE_TARGETED,
+        },
     )
 
 

@@ -321,3 +321,27 @@ def test_the_list_marks_who_is_due_an_evaluation(world, targets):
     rows = rows.split('data-testid="target-row"')[1:]
     assert 'data-testid="evaluation-due"' in rows[0] and "実績評価の時期です" in rows[0]  # 3 months on
     assert 'data-testid="evaluation-due"' not in rows[1]  # started today
+
+
+def test_the_person_reads_that_they_are_a_target_and_how_far_their_guidance_went(world, targets):
+    """マイ健診結果: the checkup that made them a target says so in plain words, with their guidance's status."""
+    from tests.conftest import TEST_PASSWORD
+
+    with tenant_context(world.tenant_a):
+        patient = world.roster_a[0]  # member@a.example
+        patient.sex, patient.birth_date = "male", dt.date(1970, 1, 1)
+        patient.save()
+        record = _record(patient, dt.date(2025, 6, 20), ACTIVE)
+        _record(patient, dt.date(2024, 6, 20), {**ACTIVE, "waist": D("70"), "bmi": D("21")})  # not a target
+        nurse = _client("nurse@a.example")  # her department does not hold him: HR's 保健師 for the tenant does
+    employee = _client("member@a.example", TEST_PASSWORD)
+    page = employee.get("/checkups/mine/").content.decode()
+    assert page.count('data-testid="my-guidance"') == 1 and "特定保健指導（積極的支援）の対象になりました" in page
+    assert "まだ始まっていません" in page
+    with tenant_context(world.tenant_a):
+        GuidanceSupport.objects.create(record=record, level="積極的支援", status="in_progress",
+                                       started_on=dt.date(2025, 7, 10), method="individual",
+                                       recorded_by=targets["nurse"])  # fmt: skip
+    shown = _text(employee.get("/checkups/mine/").content.decode())
+    assert "実施状況: 実施中（初回面接 2025-07-10）" in shown
+    assert nurse.get(f"/checkups/guidance/targets/{record.pk}/").status_code == 404  # outside her department

@@ -167,7 +167,7 @@ def roster(request: HttpRequest) -> HttpResponse:
     query = searches.get(token, "")
     if token and not query:
         messages.info(request, _("この検索は期限が切れました（ログインし直すと消えます）。もう一度検索してください。"))
-    search = selectors.members_search(user=request.user, query=query, page=request.GET.get("page"))
+    search = selectors.members_search(user=request.user, query=query, page=request.GET.get("page"), search_id=token)
     pager_query = urlencode({"s": token}) + "&" if query else ""
     return render(
         request,

@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
@@ -90,10 +91,15 @@ class RosterSearch:
     too_many: bool = False  # nothing matched exactly, and the scope is too large to search by a part
 
 
-def members_search(*, user: User, query: str, page: int | str | None = 1) -> RosterSearch:
+PARTIAL_HITS_SECONDS = 300  # how long a search's matches (ids only) serve its further pages
+
+
+def members_search(*, user: User, query: str, page: int | str | None = 1, search_id: str = "") -> RosterSearch:
     """One page of the roster inside the user's scope, or of the people a query finds: the exact matches of an
     employee number or full name (blind indexes) when there are any, else those whose name, フリガナ or employee
-    number contains it (全角/半角, spaces, katakana/hiragana and case folded as for the exact match)."""
+    number contains it (全角/半角, spaces, katakana/hiragana and case folded as for the exact match). With a
+    ``search_id`` (the page's random search token) the matches' ids are kept a few minutes for the next pages,
+    which then open nothing; each page still reads only what the scope lets through."""
     found = members_visible_to(user=user)
     if not (query := query.strip()):
         return RosterSearch(Paginator(found, ROSTER_PAGE_SIZE).get_page(page))
@@ -103,7 +109,12 @@ def members_search(*, user: User, query: str, page: int | str | None = 1) -> Ros
     exact = found.filter(Q(employee_number_index=by_number) | Q(name_index=by_name))
     if exact.exists():
         return RosterSearch(Paginator(exact, ROSTER_PAGE_SIZE).get_page(page))
-    hits = _containing(found, normalise(query, kana=True), tenant.pk)
+    key = f"roster-search:{tenant.pk}:{user.pk}:{search_id}" if search_id else ""
+    hits = cache.get(key) if key else None
+    if hits is None:
+        hits = _containing(found, normalise(query, kana=True), tenant.pk)
+        if key and hits is not None:
+            cache.set(key, hits, PARTIAL_HITS_SECONDS)
     if hits is None:
         return RosterSearch(Paginator(exact, ROSTER_PAGE_SIZE).get_page(page), too_many=True)
     result = Paginator(hits, ROSTER_PAGE_SIZE).get_page(page)

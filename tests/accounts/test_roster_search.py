@@ -4,6 +4,8 @@ person; a scope too large to open every name says so instead of answering slowly
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from django.test import Client
 
@@ -80,3 +82,27 @@ def test_the_page_tells_how_the_people_were_found(world, people, monkeypatch):
     monkeypatch.setattr(selectors, "PARTIAL_SEARCH_LIMIT", 3)
     refused = client.get(client.post("/roster/", {"q": "やまだ"}).url).content.decode()
     assert 'data-testid="search-too-many"' in refused and "山田 花子" not in refused
+
+
+def test_the_next_pages_of_a_search_open_nothing_again_and_still_keep_to_the_scope(world, people, monkeypatch):
+    token = secrets.token_urlsafe(9)  # as the page makes one: nothing kept under it by an earlier run
+    opened = []
+    containing = selectors._containing
+    monkeypatch.setattr(selectors, "_containing", lambda *args: opened.append(1) or containing(*args))
+    with tenant_context(world.tenant_a):
+        label_grant_create(office=world.office_a, target_kind="department", target="営業部", labels=["roster_viewer"],
+                           scope_="department", acting_user=world.admin_a)  # fmt: skip
+        sales = user_create(email="sales@a.example", role=Role.EMPLOYEE, tenant=world.tenant_a,
+                            password=TEST_PASSWORD, member=world.roster_a[1])  # fmt: skip
+        first = selectors.members_search(user=world.admin_a, query="山田", search_id=token)
+        again = selectors.members_search(user=world.admin_a, query="山田", search_id=token, page=1)
+        assert [m.name for m in first.page] == [m.name for m in again.page] == ["山田 太郎", "山田 花子"]
+        assert len(opened) == 1  # the second read used the kept ids
+        # Another user with the same token keeps nothing of the first one's: their own scope, opened anew.
+        assert [m.name for m in selectors.members_search(user=sales, query="山田", search_id=token).page] == [
+            "山田 太郎"
+        ]
+        assert len(opened) == 2
+        people["taro"].department = None  # moved out of 営業部 after the search
+        people["taro"].save()
+        assert [m.name for m in selectors.members_search(user=sales, query="山田", search_id=token).page] == []

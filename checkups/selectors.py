@@ -938,6 +938,9 @@ class GuidanceRow:
     medicated: int = 0  # of the examined, on blood-pressure, glucose or lipid medication (情報提供 by rule)
     started: int = 0  # of the targeted, people whose 特定保健指導 began (初回面接): 利用者
     completed: int = 0  # of the targeted, people whose 実績評価 was held: 終了者
+    # the same by 支援の区分 (積極的支援 / 動機付け支援), as the 法定報告 gives them
+    started_by_level: dict[str, int] = field(default_factory=dict)
+    completed_by_level: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float | None:
@@ -979,7 +982,10 @@ class GuidanceRow:
         self.medicated += chosen.medicated
         if chosen.level in GUIDANCE_TARGETED and chosen.support is not None:
             self.started += 1
-            self.completed += chosen.support.status == GuidanceSupport.Status.COMPLETED
+            self.started_by_level[chosen.level] = self.started_by_level.get(chosen.level, 0) + 1
+            if chosen.support.status == GuidanceSupport.Status.COMPLETED:
+                self.completed += 1
+                self.completed_by_level[chosen.level] = self.completed_by_level.get(chosen.level, 0) + 1
 
 
 @dataclass(frozen=True)

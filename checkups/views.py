@@ -304,12 +304,18 @@ def guidance_summary(request: HttpRequest) -> HttpResponse:
         header = [_("年度"), _("集計日"), _("区分"), pgettext("guidance summary", "対象者"), _("受診者"),
                   _("受診率（%）"), *(judged_label(level) for level in levels), _("特定保健指導の対象者"),
                   _("特定保健指導の対象者の割合（%）"), _("特定保健指導の利用者（初回面接）"),
-                  _("特定保健指導の終了者"), _("特定保健指導の実施率（%）"), _("服薬中"), *metabolic]  # fmt: skip
+                  _("特定保健指導の終了者"), _("特定保健指導の実施率（%）"),
+                  *(_("%(level)s %(count)s") % {"level": judged_label(level), "count": count}
+                    for level in selectors.GUIDANCE_TARGETED for count in (_("利用者"), _("終了者"))),
+                  _("服薬中"), *metabolic]  # fmt: skip
         table = [
             [summary.fiscal_year, summary.as_of.isoformat(), row.label, row.eligible, row.examined,
              "" if row.rate is None else row.rate, *(row.levels.get(level, 0) for level in levels), row.targeted,
              "" if row.targeted_share is None else row.targeted_share, row.started, row.completed,
-             "" if row.completion_rate is None else row.completion_rate, row.medicated,
+             "" if row.completion_rate is None else row.completion_rate,
+             *(counts.get(level, 0) for level in selectors.GUIDANCE_TARGETED
+               for counts in (row.started_by_level, row.completed_by_level)),
+             row.medicated,
              *(row.metabolic.get(m, 0) for m in selectors.METABOLIC_COUNTED)]
             for row in rows
         ]  # fmt: skip

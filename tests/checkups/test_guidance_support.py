@@ -94,6 +94,11 @@ def test_the_nurse_records_the_first_interview_then_the_evaluation_and_the_rate_
     at = table[0].index("特定保健指導の実施率（%）")
     assert table[0][at - 2 : at] == ["特定保健指導の利用者（初回面接）", "特定保健指導の終了者"]
     assert table[-1][at - 2 : at + 1] == ["1", "1", "50.0"]
+    by_level = table[0].index("積極的支援 利用者")  # the 法定報告 gives each level apart
+    assert table[0][by_level : by_level + 4] == ["積極的支援 利用者", "積極的支援 終了者", "動機付け支援 利用者",
+                                                 "動機付け支援 終了者"]  # fmt: skip
+    assert table[-1][by_level : by_level + 4] == ["1", "1", "0", "0"]
+    assert everyone.started_by_level == everyone.completed_by_level == {"積極的支援": 1}
     history = nurse.get(page).content.decode().split('data-testid="guidance-history"')[1]
     assert _text(history).count("nurse@a.example") == 2 and "達成" in history
     filtered = _text(nurse.get("/checkups/guidance/targets/?year=2025&status=completed").content.decode())

@@ -19,7 +19,8 @@ import re
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.test_login_journeys import enrol_totp, submit_login, watch_csp
+from tests.e2e.test_guidance_journey import _log_in, _total_row
+from tests.e2e.test_login_journeys import watch_csp
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +34,6 @@ PHONE = {"width": 320, "height": 800}
 ENDED_ON_LABEL = "実績評価日（途中終了の場合は終了日）"
 RECORDED = "特定保健指導の実施状況を記録しました。"
 WITHDRAWN = "特定保健指導の記録を取り消しました。"
-
-
-def _log_in(page: Page, live_server, account) -> None:
-    """Password, then the TOTP enrolment every privileged demo login goes through on its first login."""
-    page.goto("/accounts/login/")
-    submit_login(page, account.email, account.password)
-    enrol_totp(page, live_server)
-    expect(page.get_by_test_id("header-email")).to_have_text(account.email)
 
 
 def _nurse(account):
@@ -78,12 +71,6 @@ def _guidance(nurse, record_id: int):
 
     with tenant_context(nurse.tenant):
         return selectors.guidance_record(user=nurse, record_id=record_id)
-
-
-def _total_row(page: Page) -> Locator:
-    """The 合計 row of the summary, found by its row header as a reader finds it."""
-    table = page.get_by_test_id("guidance-summary")
-    return table.locator("tbody tr").filter(has=page.get_by_role("rowheader", name="合計", exact=True))
 
 
 def _guidance_cells(page: Page) -> dict[str, Locator]:

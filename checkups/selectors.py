@@ -79,19 +79,23 @@ def guidance_evaluation_from(started_on: dt.date) -> dt.date:
     return add_months(started_on, GUIDANCE_EVALUATION_MONTHS)
 
 
-def guidance_current(record: CheckupRecord) -> GuidanceSupport | None:
-    """The record's 特定保健指導 as it stands: its newest entry, None when there is none or it was taken back."""
-    newest = record.guidance_supports.order_by("-recorded_at", "-pk").first()
+def _standing(newest: GuidanceSupport | None) -> GuidanceSupport | None:
+    """A record's 特定保健指導 as it stands, from its newest entry: None when there is none or it was taken back."""
     return None if newest is None or newest.status == GuidanceSupport.Status.WITHDRAWN else newest
 
 
+def guidance_current(record: CheckupRecord) -> GuidanceSupport | None:
+    """The record's 特定保健指導 as it stands."""
+    return _standing(record.guidance_supports.order_by("-recorded_at", "-pk").first())
+
+
 def guidance_current_by_record(records: QuerySet[CheckupRecord]) -> dict[int, GuidanceSupport]:
-    """``guidance_current`` of each of ``records`` that has one, by record id, in one query."""
+    """``guidance_current`` of each of ``records`` that has one, by record id, in one query (with its record)."""
     newest: dict[int, GuidanceSupport] = {}
     supports = GuidanceSupport.objects.filter(record__in=records).select_related("record").defer("record__results")
     for support in supports.order_by("-recorded_at", "-pk"):
         newest.setdefault(support.record_id, support)
-    return {pk: support for pk, support in newest.items() if support.status != GuidanceSupport.Status.WITHDRAWN}
+    return {pk: support for pk, entry in newest.items() if (support := _standing(entry))}
 
 
 def guidance_elsewhere(record: CheckupRecord) -> GuidanceSupport | None:
@@ -100,8 +104,12 @@ def guidance_elsewhere(record: CheckupRecord) -> GuidanceSupport | None:
     others = CheckupRecord.objects.filter(member_id=record.member_id, fiscal_year=record.fiscal_year).exclude(
         pk=record.pk
     )
-    found = sorted(guidance_current_by_record(others).values(), key=lambda s: (s.recorded_at, s.pk), reverse=True)
-    return found[0] if found else None
+    return max(guidance_current_by_record(others).values(), key=lambda s: (s.recorded_at, s.pk), default=None)
+
+
+def guidance_level_of(record: CheckupRecord) -> str:
+    """The 保健指導 level of the record's newest judgement ("" before any judgement)."""
+    return record.judgements.order_by("-judged_at", "-pk").values_list("guidance_level", flat=True).first() or ""
 
 
 def _tenant_user(user) -> None:
@@ -936,9 +944,8 @@ class GuidanceRow:
     levels: dict[str, int] = field(default_factory=dict)  # 保健指導 level (or 未判定) → people
     metabolic: dict[str, int] = field(default_factory=dict)  # 基準該当 / 予備群 → people
     medicated: int = 0  # of the examined, on blood-pressure, glucose or lipid medication (情報提供 by rule)
-    started: int = 0  # of the targeted, people whose 特定保健指導 began (初回面接): 利用者
-    completed: int = 0  # of the targeted, people whose 実績評価 was held: 終了者
-    # the same by 支援の区分 (積極的支援 / 動機付け支援), as the 法定報告 gives them
+    # of the targeted, by 支援の区分 (積極的支援 / 動機付け支援) as the 法定報告 gives them: people whose 特定保健指導
+    # began (初回面接: 利用者), and whose 実績評価 was held (終了者)
     started_by_level: dict[str, int] = field(default_factory=dict)
     completed_by_level: dict[str, int] = field(default_factory=dict)
 
@@ -970,6 +977,16 @@ class GuidanceRow:
         return round(100 * self.targeted / self.examined, 1) if self.examined else None
 
     @property
+    def started(self) -> int:
+        """利用者: the targeted whose 特定保健指導 began."""
+        return sum(self.started_by_level.values())
+
+    @property
+    def completed(self) -> int:
+        """終了者: the targeted whose 実績評価 was held."""
+        return sum(self.completed_by_level.values())
+
+    @property
     def completion_rate(self) -> float | None:
         """特定保健指導の実施率 as the 法定報告 gives it: 終了者 over 対象者, in percent (None without targets)."""
         return round(100 * self.completed / self.targeted, 1) if self.targeted else None
@@ -981,10 +998,8 @@ class GuidanceRow:
             self.metabolic[chosen.metabolic] = self.metabolic.get(chosen.metabolic, 0) + 1
         self.medicated += chosen.medicated
         if chosen.level in GUIDANCE_TARGETED and chosen.support is not None:
-            self.started += 1
             self.started_by_level[chosen.level] = self.started_by_level.get(chosen.level, 0) + 1
             if chosen.support.status == GuidanceSupport.Status.COMPLETED:
-                self.completed += 1
                 self.completed_by_level[chosen.level] = self.completed_by_level.get(chosen.level, 0) + 1
 
 
@@ -1082,10 +1097,9 @@ def _due(user, fiscal_year: int | None) -> _Due:
             chosen[member_id] = _Chosen(rank, level or NOT_JUDGED, metabolic or "", medicated, pk, exam_date)
     # A person's 特定保健指導 of the year is recorded on one of their checkups of the year (the service refuses a
     # second one): the counted checkup's if it has one, else the newest on another.
-    current = guidance_current_by_record(records.filter(fiscal_year=fiscal_year))
     by_member: dict[int, list[GuidanceSupport]] = {}
-    for record_id, member_id in CheckupRecord.objects.filter(pk__in=list(current)).values_list("pk", "member_id"):
-        by_member.setdefault(member_id, []).append(current[record_id])
+    for support in guidance_current_by_record(records.filter(fiscal_year=fiscal_year)).values():
+        by_member.setdefault(support.record.member_id, []).append(support)
     for member_id, supports in by_member.items():
         if member_id in chosen:
             counted = chosen[member_id].record_id
@@ -1194,12 +1208,16 @@ class GuidanceTargets:
     page: Page  # of GuidanceTarget
     status: str  # the filter applied ("" for all)
     counts: dict[str, int]  # status filter → people (before the filter)
-    total: int = 0  # every target of the year, whatever their status
     asked_for: int | None = None
     as_of: dt.date | None = None
 
     year_end = GuidanceSummary.year_end
     in_progress = GuidanceSummary.in_progress
+
+    @property
+    def total(self) -> int:
+        """Every target of the year, whatever their status."""
+        return sum(self.counts.values())
 
 
 def guidance_targets(
@@ -1237,9 +1255,7 @@ def guidance_targets(
         for pk, chosen in found.object_list
         if pk in loaded
     ]
-    return GuidanceTargets(
-        due.fiscal_year, due.years, found, status, counts, sum(counts.values()), due.asked_for, due.today
-    )
+    return GuidanceTargets(due.fiscal_year, due.years, found, status, counts, due.asked_for, due.today)
 
 
 @dataclass(frozen=True)
@@ -1274,8 +1290,7 @@ def guidance_record(*, user, record_id: int) -> GuidanceRecord:
     )
     if record is None:
         raise Http404
-    level = record.judgements.order_by("-judged_at", "-pk").values_list("guidance_level", flat=True).first() or ""
     history = list(record.guidance_supports.select_related("recorded_by").order_by("-recorded_at", "-pk"))
-    current = history[0] if history and history[0].status != GuidanceSupport.Status.WITHDRAWN else None
+    current = _standing(history[0] if history else None)
     may_record = policy.can(user, Perm.GUIDANCE_RECORD, record.member)
-    return GuidanceRecord(record, level, current, history, may_record, guidance_elsewhere(record))
+    return GuidanceRecord(record, guidance_level_of(record), current, history, may_record, guidance_elsewhere(record))

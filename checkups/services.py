@@ -423,7 +423,7 @@ def _guidance_not_elsewhere(record: CheckupRecord) -> None:
 def _guidance_level(record: CheckupRecord, current: GuidanceSupport | None) -> str:
     """The support level a new entry carries: the record's newest judgement's, when it makes the person a
     target; else that of the guidance already under way (a re-judging does not erase the support given)."""
-    newest = record.judgements.order_by("-judged_at", "-pk").values_list("guidance_level", flat=True).first()
+    newest = selectors.guidance_level_of(record)
     if newest in selectors.GUIDANCE_TARGETED:
         return newest
     if current is not None:
